@@ -1,0 +1,97 @@
+"""Domain errors and the one table that maps them to HTTP and CLI behaviour.
+
+Every failure a user can cause (bad payload, unknown channel, bad config) is an
+``OrderGuardError`` carrying a stable ``code``, the HTTP status it maps to and the
+``field`` it is about, so the API, the CLI and batch ingest all report it the same
+way: ``{"code", "message", "field"}`` over HTTP, one line and exit code 2 on the CLI.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Exit code of the CLI for any user-caused error (bad input, bad config).
+CLI_EXIT_CODE = 2
+
+
+class OrderGuardError(Exception):
+    """Base of every domain error.
+
+    Args:
+        message: human-readable text; by convention
+            "`<field>` must be <constraint>; got <value!r>".
+        field: dotted path of the offending input field, when there is one.
+    """
+
+    code: str = "orderguard_error"
+    http_status: int = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form rendered by the API error handler."""
+        return {"code": self.code, "message": self.message, "field": self.field}
+
+    def one_line(self) -> str:
+        """The CLI form: one line, field first when known."""
+        return f"error[{self.code}]: {self.message}"
+
+
+class InvalidInputError(OrderGuardError):
+    """A payload, file row or argument breaks a constraint."""
+
+    code = "invalid_input"
+    http_status = 422
+
+
+class UnknownChannelError(OrderGuardError):
+    """The channel name is not one orderguard has an adapter for."""
+
+    code = "unknown_channel"
+    http_status = 404
+
+
+class UnknownStatusError(InvalidInputError):
+    """A channel sent a status code its adapter does not map (mappings are total)."""
+
+    code = "unknown_status"
+
+
+class EventConflictError(OrderGuardError):
+    """Same event key, different content: the first accepted version is kept."""
+
+    code = "event_conflict"
+    http_status = 409
+
+
+class NotFoundError(OrderGuardError):
+    """The referenced order, label or model does not exist."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class ConfigError(OrderGuardError):
+    """Settings, rule packs or feature definitions are invalid; raised at load time."""
+
+    code = "config_error"
+    http_status = 500
+
+
+class ServiceUnavailableError(OrderGuardError):
+    """A backing service (database, Redis, model registry) cannot be reached."""
+
+    code = "service_unavailable"
+    http_status = 503
+
+
+def must(field: str, constraint: str, value: object) -> str:
+    """Format the conventional error message.
+
+    >>> must("qty", "a positive integer", -1)
+    '`qty` must be a positive integer; got -1'
+    """
+    return f"`{field}` must be {constraint}; got {value!r}"

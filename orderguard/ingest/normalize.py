@@ -1,0 +1,212 @@
+"""Pure helpers every channel adapter uses to normalise a payload.
+
+Time: channels stamp local Beijing time (``Asia/Shanghai``) as strings, epoch seconds
+or epoch milliseconds; everything becomes tz-aware UTC here. Money: yuan strings,
+yuan floats or integer fen all become integer fen, rounded half-up on the fen so that
+``"19.90"`` is exactly 1990. Identity: ``event_version`` turns the channel's update
+time into the version that makes ingest idempotent. Privacy: personal identifiers are
+keyed-hashed (HMAC-SHA256) before they enter the domain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
+
+from orderguard.errors import InvalidInputError, UnknownStatusError, must
+from orderguard.schema import LIFECYCLE_RANK, EventKind, OrderStatus, Phone
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+#: Epoch values above this are milliseconds (2001-09-09 in seconds is 1e9; in ms 1e12).
+_MS_THRESHOLD = 10_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class PiiHasher:
+    """Keyed hashing of personal identifiers (phone, id card, WiFi BSSID, names).
+
+    A plain SHA-256 of a phone number is reversible by enumerating the ~10^11 numbers;
+    an HMAC with a deployment secret is not. The same key must be used everywhere in a
+    deployment so hashes match across channels.
+
+    >>> h = PiiHasher(b"k")
+    >>> h.hash("phone", "13800138000") == h.hash("phone", "138 0013 8000")
+    True
+    >>> len(h.hash("phone", "13800138000"))
+    32
+    """
+
+    key: bytes
+
+    def hash(self, kind: str, value: str) -> str:
+        """HMAC of ``value`` with whitespace and dashes removed, namespaced by ``kind``."""
+        clean = re.sub(r"[\s\-]", "", value).upper()
+        mac = hmac.new(self.key, f"{kind}:{clean}".encode(), hashlib.sha256)
+        return mac.hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class ParseContext:
+    """What an adapter needs besides the payload: receive time and the PII key."""
+
+    received_at: datetime
+    hasher: PiiHasher
+
+
+def parse_time(value: object, *, field: str) -> datetime:
+    """Channel timestamp → tz-aware UTC.
+
+    Accepts ``"YYYY-MM-DD HH:MM:SS"`` (Beijing time), ISO-8601 with an offset, epoch
+    seconds or epoch milliseconds (int, or digits in a string).
+
+    >>> parse_time("2024-11-11 08:00:00", field="t").isoformat()
+    '2024-11-11T00:00:00+00:00'
+    >>> parse_time(1731283200000, field="t") == parse_time(1731283200, field="t")
+    True
+    """
+    if isinstance(value, bool) or value is None or value == "":
+        raise InvalidInputError(must(field, "a timestamp", value), field=field)
+    if isinstance(value, int | float) or (isinstance(value, str) and value.isdigit()):
+        number = int(value)
+        if number <= 0:
+            raise InvalidInputError(must(field, "a positive epoch time", value), field=field)
+        seconds = number / 1000 if number > _MS_THRESHOLD else number
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            parsed = datetime.fromisoformat(text.replace("/", "-"))
+        except ValueError as e:
+            raise InvalidInputError(must(field, "a 'YYYY-MM-DD HH:MM:SS' time", value), field=field) from e
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=SHANGHAI)
+        return parsed.astimezone(UTC)
+    raise InvalidInputError(must(field, "a timestamp", value), field=field)
+
+
+def parse_optional_time(value: object, *, field: str) -> datetime | None:
+    """Like :func:`parse_time` but empty values (None, "", 0, "0") mean "not yet"."""
+    if value in (None, "", 0, "0") or value == "0000-00-00 00:00:00":
+        return None
+    return parse_time(value, field=field)
+
+
+def yuan_to_fen(value: object, *, field: str) -> int:
+    """Yuan amount (string or number) → integer fen, half-up on the fen.
+
+    >>> yuan_to_fen("19.90", field="p"), yuan_to_fen(0.1 + 0.2, field="p"), yuan_to_fen(5, field="p")
+    (1990, 30, 500)
+    """
+    if isinstance(value, bool) or value is None or value == "":
+        raise InvalidInputError(must(field, "an amount in yuan", value), field=field)
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation as e:
+        raise InvalidInputError(must(field, "an amount in yuan", value), field=field) from e
+    if not amount.is_finite() or amount < 0:
+        raise InvalidInputError(must(field, "a non-negative amount in yuan", value), field=field)
+    return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def fen(value: object, *, field: str) -> int:
+    """An amount already in fen (int or digit string) → int, refusing negatives.
+
+    >>> fen("1990", field="p")
+    1990
+    """
+    if isinstance(value, bool):
+        raise InvalidInputError(must(field, "an integer amount in fen", value), field=field)
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        number = int(value)
+    else:
+        raise InvalidInputError(must(field, "an integer amount in fen", value), field=field)
+    if number < 0:
+        raise InvalidInputError(must(field, "a non-negative amount in fen", value), field=field)
+    return number
+
+
+def event_version(update_time: datetime, *, kind: EventKind, status: OrderStatus) -> int:
+    """Version of an event from the channel's update time.
+
+    ``epoch ms × 1000 + kind × 100 + lifecycle rank``: newer updates always win; two
+    documents stamped in the same millisecond are ordered by kind and then by how far
+    along the life cycle they are, deterministically, so arrival order never matters.
+
+    >>> t = parse_time(1731283200000, field="t")
+    >>> event_version(t, kind=EventKind.ORDER, status=OrderStatus.PAID) < event_version(
+    ...     t, kind=EventKind.ORDER, status=OrderStatus.SHIPPED)
+    True
+    """
+    ms = int(update_time.timestamp() * 1000)
+    kind_rank = list(EventKind).index(kind)
+    return ms * 1000 + kind_rank * 100 + LIFECYCLE_RANK[status]
+
+
+def map_status(table: Mapping[str, OrderStatus], code: object, *, field: str) -> OrderStatus:
+    """Look up a channel status code in the adapter's total mapping table.
+
+    An unknown code is an error, never a silent default: a new platform status must be
+    mapped deliberately.
+
+    >>> map_status({"1": OrderStatus.PAID}, 1, field="status")
+    <OrderStatus.PAID: 'paid'>
+    """
+    try:
+        return table[str(code)]
+    except KeyError as e:
+        known = ", ".join(sorted(table))
+        raise UnknownStatusError(must(field, f"one of the channel's status codes ({known})", code),
+                            field=field) from e
+
+
+_MASK = re.compile(r"[*＊xX]+")
+
+
+def phone_from(value: str | None, *, hasher: PiiHasher, encrypted_token: str | None = None) -> Phone | None:
+    """Build a :class:`Phone` from what a channel reveals.
+
+    * a clear mobile number: hash of the digits, prefix = first 7 digits;
+    * a masked number (``138****1234``) with an encrypted token: hash of the token
+      (stable within that channel), prefix = the clear leading digits;
+    * a masked number alone: hash of the masked form (weak identity, still useful).
+
+    >>> h = PiiHasher(b"k")
+    >>> phone_from("+86 138-0013-8000", hasher=h).prefix
+    '1380013'
+    >>> p = phone_from("138****8000", hasher=h, encrypted_token="~AbC~")
+    >>> (p.prefix, p.masked)
+    ('138', '138****8000')
+    """
+    if not value and not encrypted_token:
+        return None
+    text = (value or "").strip()
+    digits = re.sub(r"\D", "", text)
+    if digits.startswith("86") and len(digits) == 13:
+        digits = digits[2:]
+    if text and not _MASK.search(text) and len(digits) >= 7:
+        return Phone(hash=hasher.hash("phone", digits), prefix=digits[:7],
+                     masked=f"{digits[:3]}****{digits[-4:]}")
+    lead = re.match(r"\D*(\d+)", text)
+    prefix = lead.group(1) if lead and _MASK.search(text) else None
+    if prefix is not None and (prefix.startswith("86") and len(prefix) > 3):
+        prefix = prefix[2:]
+    identity = encrypted_token or text
+    return Phone(hash=hasher.hash("phone-token" if encrypted_token else "phone-masked", identity),
+                 prefix=prefix[:7] if prefix else None, masked=text or None)
+
+
+def require(payload: Mapping[str, object], name: str, *, prefix: str = "") -> object:
+    """A required payload field, or an ``InvalidInputError`` naming it."""
+    field = f"{prefix}{name}"
+    if name not in payload or payload[name] is None or payload[name] == "":
+        raise InvalidInputError(f"`{field}` is required", field=field)
+    return payload[name]
