@@ -47,8 +47,8 @@ def validate(model: type[M], payload: object, *, prefix: str = "") -> M:
     into an :class:`InvalidInputError` that names the field by its dotted path.
     """
     if not isinstance(payload, Mapping):
-        raise InvalidInputError(f"`{prefix or 'payload'}` must be a JSON object; got {type(payload).__name__}",
-                           field=prefix or "payload")
+        name = prefix or "payload"
+        raise InvalidInputError(f"`{name}` must be a JSON object; got {type(payload).__name__}", field=name)
     try:
         return model.model_validate(payload)
     except ValidationError as e:
