@@ -1,0 +1,175 @@
+"""The ``orderguard`` command line (Typer).
+
+The CLI is the composition root: it builds the one :class:`Settings` in the callback
+and passes it down. Commands that belong to other packages (``serve`` → ``serving``)
+import them inside the command, so the kernel itself never imports them at load time.
+Every user error prints one line ``error[code]: message`` and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+from contextlib import closing
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from typer.core import TyperGroup
+
+from orderguard.errors import CLI_EXIT_CODE, InvalidInputError, OrderGuardError
+from orderguard.settings import Settings
+
+if TYPE_CHECKING:
+    from orderguard.ingest.orderlog import OrderLog
+
+
+
+class _Group(TyperGroup):
+    """Renders any domain error as one line on stderr and exits 2, for every command."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except OrderGuardError as e:
+            typer.echo(e.one_line(), err=True)
+            raise typer.Exit(CLI_EXIT_CODE) from e
+
+
+app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True,
+                  help="orderguard: order-risk service for multi-channel shops.")
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    settings: Settings = ctx.obj
+    return settings
+
+
+@app.callback()
+def main_callback(
+    ctx: typer.Context,
+    data_dir: Annotated[Path | None, typer.Option(help="Where embedded databases live (default: ./var).")] = None,
+    database_url: Annotated[str | None, typer.Option(
+        help="Order log URL, e.g. postgresql+psycopg://user@127.0.0.1/orderguard (default: SQLite in data dir).")
+    ] = None,
+) -> None:
+    """Build the settings once (environment ORDERGUARD_*, then these options)."""
+    settings = Settings()
+    if data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": data_dir})
+    if database_url is not None:
+        settings = settings.model_copy(
+            update={"database": settings.database.model_copy(update={"url": database_url})})
+    ctx.obj = settings
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=console, transient=True)
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="Export files: .jsonl, .csv or .xlsx.")],
+    channel: Annotated[str | None, typer.Option(
+        help="Channel of the payloads (tmall, jd, douyin, kuaishou, wechat, site). "
+             "Default: the file name, e.g. jd.jsonl.")] = None,
+    mapping: Annotated[Path | None, typer.Option(help="YAML mapping export columns to payload fields.")] = None,
+    all_or_nothing: Annotated[bool, typer.Option(
+        "--all-or-nothing", help="Store nothing from a file that has any bad row.")] = False,
+    rejects: Annotated[Path | None, typer.Option(
+        help="Write every refused row (line, field, reason) to this JSONL file.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows per database transaction.")] = 1000,
+) -> None:
+    """Import exported order files into the order log, idempotently.
+
+    Bad rows are reported with their line number and reason; good rows are kept (unless
+    --all-or-nothing). Exits 2 when any row was refused.
+    """
+    from orderguard.ingest.importer import import_file  # keeps `orderguard --help` fast
+
+    settings = _settings(ctx)
+    console = Console(stderr=True)
+    table = Table("file", "channel", "rows", "inserted", "duplicates", "conflicts", "refused")
+    refused_total = 0
+    with _open_log(settings) as log, _progress(console) as progress:
+        for path in files:
+            result = import_file(path, channel=channel, mapping=mapping, log=log, settings=settings,
+                                 all_or_nothing=all_or_nothing, batch_size=batch_size, progress=progress)
+            table.add_row(path.name, result.channel, str(result.rows), str(result.report.inserted),
+                          str(result.report.duplicates), str(result.report.conflicts),
+                          str(len(result.report.errors)))
+            refused_total += len(result.report.errors)
+            for error in result.report.errors[:20]:
+                console.print(f"{path.name}:{error.position}: {error.error.one_line()}", markup=False,
+                              highlight=False)
+            if len(result.report.errors) > 20:
+                console.print(f"{path.name}: … and {len(result.report.errors) - 20} more refused rows")
+            if rejects is not None:
+                result.write_rejects(rejects)
+    Console().print(table)
+    if refused_total:
+        kept = "nothing stored from files with bad rows" if all_or_nothing else "good rows were stored"
+        console.print(f"error[invalid_input]: {refused_total} row(s) refused; {kept}", markup=False)
+        raise typer.Exit(CLI_EXIT_CODE)
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option(help="Output folder for channel payload files and ground truth.")],
+    days: Annotated[int, typer.Option(min=1, max=3650)] = 90,
+    seed: Annotated[int, typer.Option()] = 1,
+    orders_per_day: Annotated[int, typer.Option(min=1)] = 500,
+    start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD.")] = "2024-09-01",
+) -> None:
+    """Simulate a Hangzhou pet-products shop on all six channels (deterministic per seed)."""
+    from orderguard.simulate import SimConfig, simulate, write_simulation
+    from orderguard.simulate.encoders import encode
+
+    try:
+        first_day = date.fromisoformat(start)
+    except ValueError as e:
+        raise InvalidInputError(f"`--start` must be a date YYYY-MM-DD; got {start!r}", field="start") from e
+    config = SimConfig(seed=seed, days=days, orders_per_day=orders_per_day, start=first_day)
+    sim = simulate(config)
+    secret = f"orderguard-sim-{seed}".encode()
+    files = write_simulation(sim, out, encode=functools.partial(encode, secret=secret))
+    console = Console()
+    console.print(f"wrote {files.describe()}")
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Bind address (default from settings: 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from settings: 8000).")] = None,
+) -> None:
+    """Run the HTTP service (one worker; see README for production settings)."""
+    import uvicorn
+
+    from serving.app import create_app
+
+    settings = _settings(ctx)
+    uvicorn.run(create_app(settings), host=host or settings.api.host, port=port or settings.api.port,
+                log_level="info", access_log=False)
+
+
+def _open_log(settings: Settings) -> closing[OrderLog]:
+    from orderguard.ingest.orderlog import OrderLog
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return closing(OrderLog.open(settings.database_url))
+
+
+def main() -> None:
+    """Console entry point (errors are rendered by the command group)."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Parse payloads of one channel and append them to the order log, item by item.
+
+Shared by the HTTP ingest route and the file importer so both report bad input the
+same way: each rejected item keeps its position (batch index or file line), the field
+and the reason, and every good item is stored. ``all_or_nothing`` stores nothing when
+any item is bad, for shops that prefer to fix a file and re-run it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from orderguard.errors import OrderGuardError
+from orderguard.ingest.channels.base import ChannelAdapter
+from orderguard.ingest.normalize import ParseContext
+from orderguard.ingest.orderlog import OrderLog
+from orderguard.schema import OrderEvent
+
+
+@dataclass(frozen=True, slots=True)
+class ItemError:
+    """Why one payload was refused.
+
+    Attributes:
+        position: batch index (0-based) or file line number (1-based), as the caller numbers them.
+    """
+
+    position: int
+    error: OrderGuardError
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"position": self.position, **self.error.to_dict()}
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    """What happened to one accepted payload."""
+
+    position: int
+    order_key: str
+    event_version: int
+    status: str
+    outcome: str  # "inserted" | "duplicate" | "conflict"
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """Totals and per-item outcomes of one ingest call."""
+
+    items: list[ItemResult] = field(default_factory=list)
+    errors: list[ItemError] = field(default_factory=list)
+
+    @property
+    def inserted(self) -> int:
+        return sum(1 for i in self.items if i.outcome == "inserted")
+
+    @property
+    def duplicates(self) -> int:
+        return sum(1 for i in self.items if i.outcome == "duplicate")
+
+    @property
+    def conflicts(self) -> int:
+        return sum(1 for i in self.items if i.outcome == "conflict")
+
+    def merge(self, other: IngestReport) -> None:
+        self.items.extend(other.items)
+        self.errors.extend(other.errors)
+
+
+def parse_items(
+    adapter: ChannelAdapter, payloads: Iterable[tuple[int, Mapping[str, Any] | OrderGuardError]],
+    *, ctx: ParseContext,
+) -> tuple[list[tuple[int, OrderEvent]], list[ItemError]]:
+    """Parse numbered payloads; a pre-failed item (an ``OrderGuardError`` from the reader) passes through."""
+    events: list[tuple[int, OrderEvent]] = []
+    errors: list[ItemError] = []
+    for position, payload in payloads:
+        if isinstance(payload, OrderGuardError):
+            errors.append(ItemError(position, payload))
+            continue
+        try:
+            events.append((position, adapter.parse(payload, ctx=ctx)))
+        except OrderGuardError as e:
+            errors.append(ItemError(position, e))
+    return events, errors
+
+
+def store(log: OrderLog, events: list[tuple[int, OrderEvent]]) -> list[ItemResult]:
+    """Append parsed events and say, per item, whether it was new, a duplicate or a conflict."""
+    if not events:
+        return []
+    result = log.append([e for _, e in events])
+    conflicted = {(str(c.key), c.event_version) for c in result.conflicts}
+    duplicate_keys = {(str(k), v) for k, v in result.duplicate_keys}
+    items: list[ItemResult] = []
+    seen: set[tuple[str, int]] = set()
+    for position, event in events:
+        ident = (str(event.key), event.event_version)
+        if ident in conflicted:
+            outcome = "conflict"
+        elif ident in duplicate_keys or ident in seen:
+            outcome = "duplicate"
+        else:
+            outcome = "inserted"
+        seen.add(ident)
+        items.append(ItemResult(position, str(event.key), event.event_version, event.status.value, outcome))
+    return items
+
+
+def ingest_payloads(
+    log: OrderLog, adapter: ChannelAdapter,
+    payloads: Iterable[tuple[int, Mapping[str, Any] | OrderGuardError]],
+    *, ctx: ParseContext, all_or_nothing: bool = False,
+) -> IngestReport:
+    """Parse and store one batch; see the module docstring for the error policy."""
+    events, errors = parse_items(adapter, payloads, ctx=ctx)
+    if all_or_nothing and errors:
+        return IngestReport(items=[], errors=errors)
+    return IngestReport(items=store(log, events), errors=errors)

@@ -1,0 +1,28 @@
+"""Request-scoped access to the objects the lifespan opened (no module globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+from orderguard.ingest.orderlog import OrderLog
+
+from orderguard.clock import Clock
+from orderguard.ingest.normalize import PiiHasher
+from orderguard.settings import Settings
+
+
+@dataclass(slots=True)
+class Services:
+    """Everything a route may use; built once by ``create_app``'s lifespan."""
+
+    settings: Settings
+    clock: Clock
+    hasher: PiiHasher
+    order_log: OrderLog
+
+
+def services(request: Request) -> Services:
+    """FastAPI dependency returning the app's :class:`Services`."""
+    found: Services = request.app.state.services
+    return found
