@@ -1,0 +1,195 @@
+"""Risk-relevant attributes derived from an order's phone and delivery address.
+
+Uses maintained data instead of hand-typed tables where it exists:
+* ``phonenumbers`` (libphonenumber's geocoder) gives a mobile number's home
+  province/city from its first 7 digits;
+* ``cpca`` ships China's administrative divisions (adcodes) with coordinates, used to
+  place both the phone's home city and the delivery district on the map.
+
+The only hand-kept lists are the ones no library publishes: the mobile virtual-network
+operator (MVNO) number segments assigned by the MIIT, and pick-up-point keywords.
+
+A :class:`Gazetteer` is built once per process by the entry point (it indexes ~3,500
+divisions, ~50 ms) and passed down; lookups are memoised per instance.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+import cpca
+import phonenumbers
+from phonenumbers import geocoder
+
+from orderguard.schema import Address, Phone
+
+#: MVNO (虚拟运营商) mobile segments: 170/171 and 162/165/167 (MIIT numbering plan).
+VIRTUAL_SEGMENTS: tuple[str, ...] = ("170", "171", "162", "165", "167")
+
+#: Words marking pick-up stations, parcel lockers and temporary addresses.
+PICKUP_KEYWORDS: tuple[str, ...] = ("驿站", "代收点", "代收", "菜鸟", "快递柜", "丰巢", "自提", "临时", "暂住")
+
+_EARTH_KM = 6371.0
+
+
+def is_virtual_phone(phone: Phone | None) -> bool:
+    """True when the number's segment belongs to a virtual operator.
+
+    >>> is_virtual_phone(Phone(hash="h", prefix="1701234"))
+    True
+    >>> is_virtual_phone(Phone(hash="h", prefix="138")) or is_virtual_phone(None)
+    False
+    """
+    return bool(phone and phone.prefix and phone.prefix[:3] in VIRTUAL_SEGMENTS)
+
+
+def pickup_keyword(address: Address | None) -> str | None:
+    """The first pick-up / temporary keyword found in the address detail, if any.
+
+    >>> pickup_keyword(Address("浙江省", "杭州市", "西湖区", "文三路菜鸟驿站"))
+    '驿站'
+    """
+    if address is None:
+        return None
+    text = normalize_text(address.detail)
+    return next((k for k in PICKUP_KEYWORDS if k in text), None)
+
+
+def normalize_text(text: str) -> str:
+    """Full-width to half-width, no whitespace, lower case: the form addresses are compared in.
+
+    >>> normalize_text("文三路 １００号 Ａ座")
+    '文三路100号a座'
+    """
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).lower()
+
+
+def address_text(address: Address) -> str:
+    """Canonical one-line form of an address, the basis of the address entity key.
+
+    >>> address_text(Address("浙江省", "杭州市", "西湖区", " 文三路100号 "))
+    '浙江省|杭州市|西湖区|文三路100号'
+    """
+    return "|".join(normalize_text(p) for p in (address.province, address.city, address.district, address.detail))
+
+
+def distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle distance between two (latitude, longitude) points in km.
+
+    >>> round(distance_km((30.26, 120.13), (39.90, 116.40)))  # Hangzhou - Beijing
+    1124
+    """
+    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return 2 * _EARTH_KM * math.asin(math.sqrt(h))
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """An administrative division with its coordinates."""
+
+    name: str
+    adcode: str
+    lat: float
+    lng: float
+
+
+@dataclass(slots=True)
+class Gazetteer:
+    """Name → coordinates for provinces, cities and districts (from cpca's adcodes).
+
+    >>> g = Gazetteer.build()
+    >>> g.locate("浙江省", "杭州市", "西湖区").adcode
+    '330106'
+    >>> g.phone_home("1596811").name
+    '杭州市'
+    """
+
+    provinces: dict[str, Place]
+    children: dict[str, dict[str, Place]]  # parent adcode prefix -> short name -> place
+    _phone_cache: dict[str, Place | None] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls) -> Gazetteer:
+        provinces: dict[str, Place] = {}
+        children: dict[str, dict[str, Place]] = {}
+        for info in cpca.ad_2_addr_dict.values():
+            if not info.latitude or not info.longitude:
+                continue  # a few divisions ship without coordinates
+            place = Place(info.name, info.adcode, float(info.latitude), float(info.longitude))
+            if info.rank == 0:
+                provinces[_short(info.name)] = place
+            elif info.rank == 1:
+                children.setdefault(info.adcode[:2], {})[_short(info.name)] = place
+            elif info.rank == 2:
+                children.setdefault(info.adcode[:4], {})[_short(info.name)] = place
+                children.setdefault(info.adcode[:2], {}).setdefault(_short(info.name), place)
+        return cls(provinces=provinces, children=children)
+
+    def locate(self, province: str, city: str = "", district: str = "") -> Place | None:
+        """The most precise known place for the given names (district, else city, else province)."""
+        prov = self.provinces.get(_short(province))
+        if prov is None:
+            return None
+        best = prov
+        city_place = self.children.get(prov.adcode[:2], {}).get(_short(city)) if city else None
+        if city_place is not None:
+            best = city_place
+        if district:
+            scope = city_place.adcode[:4] if city_place is not None else prov.adcode[:2]
+            found = self.children.get(scope, {}).get(_short(district))
+            if found is not None:
+                best = found
+        return best
+
+    def phone_home(self, prefix: str | None) -> Place | None:
+        """Home city (or province) of a mobile number from its first 7 digits, via libphonenumber."""
+        if not prefix or len(prefix) < 7:
+            return None
+        key = prefix[:7]
+        if key not in self._phone_cache:
+            self._phone_cache[key] = self._lookup_phone(key)
+        return self._phone_cache[key]
+
+    def _lookup_phone(self, prefix7: str) -> Place | None:
+        try:
+            number = phonenumbers.parse(prefix7 + "0000", "CN")
+        except phonenumbers.NumberParseException:
+            return None
+        text = geocoder.description_for_number(number, "zh")
+        for short, prov in self.provinces.items():
+            if text.startswith(prov.name) or text.startswith(short):
+                rest = text[len(prov.name):] if text.startswith(prov.name) else text[len(short):]
+                return self.locate(prov.name, rest) if rest else prov
+        return None
+
+    def phone_to_delivery_km(self, phone: Phone | None, address: Address | None) -> float | None:
+        """Distance between the phone's home city and the delivery district, km (None if unknown)."""
+        if phone is None or address is None:
+            return None
+        home = self.phone_home(phone.prefix)
+        target = self.locate(address.province, address.city, address.district)
+        if home is None or target is None:
+            return None
+        return distance_km((home.lat, home.lng), (target.lat, target.lng))
+
+
+_SUFFIXES = (
+    "维吾尔自治区", "壮族自治区", "回族自治区", "特别行政区", "自治区", "自治州", "地区", "省", "市", "区", "县", "盟",
+)
+
+
+def _short(name: str) -> str:
+    """Division name without its administrative suffix, so 浙江 matches 浙江省.
+
+    >>> _short("广西壮族自治区"), _short("杭州市"), _short("西湖区")
+    ('广西', '杭州', '西湖')
+    """
+    name = name.strip()
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix) + 1:
+            return name[: -len(suffix)]
+    return name
