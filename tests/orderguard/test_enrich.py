@@ -20,7 +20,8 @@ def test_virtual_segments(segment: str, virtual: bool) -> None:
 
 
 @pytest.mark.parametrize(("detail", "keyword"), [
-    ("文三路 100 号", None), ("XX小区菜鸟驿站", "驿站"), ("丰巢快递柜", "快递柜"), ("临时住址", "临时"), ("代收点3号", "代收点"),
+    ("文三路 100 号", None), ("XX小区菜鸟驿站", "驿站"), ("丰巢快递柜", "快递柜"),
+    ("临时住址", "临时"), ("代收点3号", "代收点"),
 ])
 def test_pickup_keywords(detail: str, keyword: str | None) -> None:
     assert pickup_keyword(Address("浙江省", "杭州市", "西湖区", detail)) == keyword
