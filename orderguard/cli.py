@@ -9,17 +9,16 @@ Every user error prints one line ``error[code]: message`` and exits with code 2.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from contextlib import closing
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
-from typer.core import TyperGroup
 
 from orderguard.errors import CLI_EXIT_CODE, InvalidInputError, OrderGuardError
 from orderguard.settings import Settings
@@ -29,18 +28,25 @@ if TYPE_CHECKING:
 
 
 
-class _Group(TyperGroup):
-    """Renders any domain error as one line on stderr and exits 2, for every command."""
+P = ParamSpec("P")
+R = TypeVar("R")
 
-    def invoke(self, ctx: click.Context) -> object:
+
+def user_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Render any domain error as one line on stderr and exit 2 (wraps every command)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return super().invoke(ctx)
+            return command(*args, **kwargs)
         except OrderGuardError as e:
             typer.echo(e.one_line(), err=True)
             raise typer.Exit(CLI_EXIT_CODE) from e
 
+    return wrapper
 
-app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True,
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="orderguard: order-risk service for multi-channel shops.")
 
 
@@ -73,6 +79,7 @@ def _progress(console: Console) -> Progress:
 
 
 @app.command()
+@user_errors
 def ingest(
     ctx: typer.Context,
     files: Annotated[list[Path], typer.Argument(help="Export files: .jsonl, .csv or .xlsx.")],
@@ -120,6 +127,7 @@ def ingest(
 
 
 @app.command()
+@user_errors
 def generate(
     out: Annotated[Path, typer.Option(help="Output folder for channel payload files and ground truth.")],
     days: Annotated[int, typer.Option(min=1, max=3650)] = 90,
@@ -144,6 +152,7 @@ def generate(
 
 
 @app.command()
+@user_errors
 def serve(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Bind address (default from settings: 127.0.0.1).")] = None,

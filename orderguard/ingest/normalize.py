@@ -15,7 +15,7 @@ import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
@@ -24,8 +24,13 @@ from orderguard.schema import LIFECYCLE_RANK, EventKind, OrderStatus, Phone
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 #: Epoch values above this are milliseconds (2001-09-09 in seconds is 1e9; in ms 1e12).
 _MS_THRESHOLD = 10_000_000_000
+
+
+_CASE_INSENSITIVE = frozenset({"phone", "id_card", "wifi"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +51,14 @@ class PiiHasher:
     key: bytes
 
     def hash(self, kind: str, value: str) -> str:
-        """HMAC of ``value`` with whitespace and dashes removed, namespaced by ``kind``."""
-        clean = re.sub(r"[\s\-]", "", value).upper()
+        """HMAC of ``value`` with whitespace and dashes removed, namespaced by ``kind``.
+
+        Case is folded only for identifiers that are case-insensitive by nature (id-card
+        check letter ``X``, hexadecimal BSSIDs); channel ciphertext tokens keep their case.
+        """
+        clean = re.sub(r"[\s\-]", "", value)
+        if kind in _CASE_INSENSITIVE:
+            clean = clean.upper()
         mac = hmac.new(self.key, f"{kind}:{clean}".encode(), hashlib.sha256)
         return mac.hexdigest()[:32]
 
@@ -146,7 +157,7 @@ def event_version(update_time: datetime, *, kind: EventKind, status: OrderStatus
     ...     t, kind=EventKind.ORDER, status=OrderStatus.SHIPPED)
     True
     """
-    ms = int(update_time.timestamp() * 1000)
+    ms = (update_time - _EPOCH) // timedelta(milliseconds=1)  # exact, unlike float timestamps
     kind_rank = list(EventKind).index(kind)
     return ms * 1000 + kind_rank * 100 + LIFECYCLE_RANK[status]
 

@@ -7,15 +7,26 @@ only ever parses one error shape.
 
 from __future__ import annotations
 
+import re
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from orderguard.errors import OrderGuardError
 
+_UNION_TAG = re.compile(r"^(dict|list|str|int|float|bool|function-\w+)(\[.*\])?$")
+
 
 def _field_from_loc(loc: tuple[int | str, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    """Dotted field path from a pydantic location, without the union-member tags it inserts.
+
+    >>> _field_from_loc(("body", "dict[str,any]"))
+    'body'
+    >>> _field_from_loc(("query", "atomic"))
+    'atomic'
+    """
+    parts = [str(p) for p in loc if p not in ("body", "query", "path") and not _UNION_TAG.match(str(p))]
     return ".".join(parts) if parts else ("body" if loc and loc[0] == "body" else "request")
 
 

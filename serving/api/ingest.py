@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Depends, Response
 
 from orderguard.errors import InvalidInputError
 from orderguard.ingest.channels import get_adapter
+from orderguard.ingest.files import Record
 from orderguard.ingest.normalize import ParseContext
 from orderguard.ingest.service import ingest_payloads
 from serving.api.deps import Services, services
@@ -51,7 +52,7 @@ def ingest_orders(
         raise InvalidInputError(f"`body` must hold at most {svc.settings.api.max_batch} payloads; got {len(items)}",
                                 field="body")
     ctx = ParseContext(received_at=svc.clock.now(), hasher=svc.hasher)
-    numbered = []
+    numbered: list[Record] = []
     for i, item in enumerate(items):
         if isinstance(item, dict):
             numbered.append((i, item))

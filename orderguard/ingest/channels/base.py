@@ -58,7 +58,9 @@ def validate(model: type[M], payload: object, *, prefix: str = "") -> M:
         if first["type"] == "missing":
             message = f"`{field}` is required"
         else:
-            message = f"`{field}` must be valid: {first['msg']}; got {first.get('input')!r}"
+            shown = repr(first.get("input"))
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."  # keep personal data out of logs
+            message = f"`{field}` must be valid: {first['msg']}; got {shown}"
         raise InvalidInputError(message, field=field) from e
 
 
