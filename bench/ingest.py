@@ -18,7 +18,6 @@ Run: ``python -m bench.ingest [--days 7] [--pg-url postgresql+psycopg://postgres
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import socket
 import subprocess
@@ -35,16 +34,16 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from orderguard.ingest.codec import content_hash, event_to_dict
-from orderguard.ingest.orderlog import OrderLog
-from orderguard.simulate.encoders import encode
 
 from orderguard.ingest.channels import get_adapter
+from orderguard.ingest.codec import content_hash, event_to_dict
 from orderguard.ingest.importer import import_file
 from orderguard.ingest.normalize import ParseContext, PiiHasher
+from orderguard.ingest.orderlog import OrderLog
 from orderguard.schema import OrderEvent
 from orderguard.settings import DatabaseSettings, Settings
-from orderguard.simulate import SimConfig, simulate, write_simulation
+from orderguard.simulate import SimConfig
+from orderguard.simulate.export import export_shop
 
 RESULTS = Path(__file__).parent / "results"
 BATCH = 500
@@ -69,14 +68,13 @@ class Figure:
 
 
 def _payload_files(out: Path, days: int) -> list[Path]:
-    sim = simulate(SimConfig(seed=11, days=days))
-    files = write_simulation(sim, out, encode=functools.partial(encode, secret=b"bench"))
-    return sorted(p for p in files.payload_files)
+    files = export_shop(SimConfig(seed=11, days=days), out, secret=b"bench")
+    return sorted(files.channels.values())
 
 
 def _parsed_events(files: list[Path]) -> list[OrderEvent]:
     ctx = ParseContext(received_at=datetime.now(UTC), hasher=PiiHasher(b"bench"))
-    events = []
+    events: list[OrderEvent] = []
     for path in files:
         adapter = get_adapter(path.stem)
         with path.open(encoding="utf-8") as fh:
@@ -217,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
         n_events, n_orders = len(events), len({e.key for e in events})
         backends: list[str] = ["sqlite"] + (["postgresql"] if args.pg_url else [])
         for backend in backends:
-            urls = []
+            urls: list[tuple[str, str | None]] = []
             for run in ("file", "http"):
                 if backend == "sqlite":
                     urls.append((f"sqlite:///{root / f'{run}.db'}", None))

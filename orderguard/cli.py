@@ -135,20 +135,32 @@ def generate(
     orders_per_day: Annotated[int, typer.Option(min=1)] = 500,
     start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD.")] = "2024-09-01",
 ) -> None:
-    """Simulate a Hangzhou pet-products shop on all six channels (deterministic per seed)."""
-    from orderguard.simulate import SimConfig, simulate, write_simulation
-    from orderguard.simulate.encoders import encode
+    """Simulate a Hangzhou pet-products shop on all six channels (deterministic per seed).
+
+    One promotion day runs at ~10x volume: 11.11 when the period covers it, else the middle day.
+    """
+    import json
+
+    from orderguard.simulate import SimConfig
+    from orderguard.simulate.export import export_shop
 
     try:
         first_day = date.fromisoformat(start)
     except ValueError as e:
         raise InvalidInputError(f"`--start` must be a date YYYY-MM-DD; got {start!r}", field="start") from e
-    config = SimConfig(seed=seed, days=days, orders_per_day=orders_per_day, start=first_day)
-    sim = simulate(config)
-    secret = f"orderguard-sim-{seed}".encode()
-    files = write_simulation(sim, out, encode=functools.partial(encode, secret=secret))
+    singles_day = date(first_day.year, 11, 11)
+    offset = (singles_day - first_day).days
+    promo_day = offset if 0 <= offset < days else days // 2  # 11.11 when in range, else mid-period
+    config = SimConfig(seed=seed, days=days, orders_per_day=orders_per_day, start=first_day, promo_day=promo_day)
+    files = export_shop(config, out, secret=f"orderguard-sim-{seed}".encode())
+    manifest = json.loads(files.manifest.read_text(encoding="utf-8"))
+    table = Table("channel", "file")
+    for channel, path in files.channels.items():
+        table.add_row(channel.value, str(path))
     console = Console()
-    console.print(f"wrote {files.describe()}")
+    console.print(table)
+    console.print(f"orders: {manifest['orders']['total']}  events: {manifest['events']['total']}  "
+                  f"abnormal share: {manifest['abnormal_share']}  ground truth: {files.ground_truth}")
 
 
 @app.command()
