@@ -92,21 +92,8 @@ def store(log: OrderLog, events: list[tuple[int, OrderEvent]]) -> list[ItemResul
     if not events:
         return []
     result = log.append([e for _, e in events])
-    conflicted = {(str(c.key), c.event_version) for c in result.conflicts}
-    duplicate_keys = {(str(k), v) for k, v in result.duplicate_keys}
-    items: list[ItemResult] = []
-    seen: set[tuple[str, int]] = set()
-    for position, event in events:
-        ident = (str(event.key), event.event_version)
-        if ident in conflicted:
-            outcome = "conflict"
-        elif ident in duplicate_keys or ident in seen:
-            outcome = "duplicate"
-        else:
-            outcome = "inserted"
-        seen.add(ident)
-        items.append(ItemResult(position, str(event.key), event.event_version, event.status.value, outcome))
-    return items
+    return [ItemResult(position, str(event.key), event.event_version, event.status.value, outcome.value)
+            for (position, event), outcome in zip(events, result.outcomes, strict=True)]
 
 
 def ingest_payloads(

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from orderguard.simulate.encoders import encode
 
 from orderguard.schema import Amounts, Channel, EventKind, OrderLine, OrderStatus
 from orderguard.settings import Settings
+from orderguard.simulate.encoders import encode
 from orderguard.simulate.plain import PlainAddress, PlainBuyer, PlainEvent
 from serving.app import create_app
 

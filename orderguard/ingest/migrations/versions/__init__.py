@@ -1,0 +1,1 @@
+"""Revisions of the order log schema (a package only so that it ships with the wheel)."""

@@ -1,0 +1,769 @@
+"""The order log: append-only, idempotent store of order events and their current state.
+
+The log is the source of truth of ingest (DESIGN.md §3.1). Two tables:
+
+``order_events``
+    Every accepted event, never updated or deleted, keyed by
+    ``(channel, channel_order_id, event_version)``. The full event is kept as JSON
+    (:mod:`orderguard.ingest.codec`) next to the columns queries need, with the
+    ``content_hash`` that tells a harmless re-send from a conflicting one.
+``orders``
+    The current state of each order, :func:`~orderguard.ingest.state.derive_order`
+    applied to all its stored events. Rewritten from the full history whenever an event
+    of the order is accepted, so an older version arriving late never overwrites a newer
+    state and the result never depends on arrival order.
+
+Append semantics:
+
+* same key, same content hash → duplicate, a no-op;
+* same key, different content → conflict: the event stored first is kept, the newcomer
+  is reported in :attr:`AppendResult.conflicts` (the batch itself never fails for it);
+* an order known only through after-sale events (the refund document overtook the order
+  document) has its events stored but **no** ``orders`` row: ``derive_order`` cannot
+  build an order without its document, such an order cannot be scored or shown, and
+  :meth:`OrderLog.get` returns ``None``. The row appears, with the full status timeline,
+  as soon as the order document arrives. :attr:`AppendResult.pending` lists such keys.
+
+Time: every datetime is stored and returned as tz-aware UTC. Reads are ordered by event
+time with ties broken by the order key; receive time is stored, never used for ordering.
+Key columns sort by code point on every backend (binary collation), like Python strings.
+
+Backends: SQLite (default, a file under ``data_dir``; WAL journal, ``synchronous=NORMAL``
+so a power cut may lose the last commits but never corrupts the file) and PostgreSQL
+through psycopg 3 (``postgresql+psycopg://…``). The schema is created and upgraded by the
+Alembic environment in ``orderguard/ingest/migrations`` on :meth:`OrderLog.open`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event as sa_event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.pool import StaticPool
+
+from orderguard.errors import ConfigError, EventConflictError, InvalidInputError, ServiceUnavailableError, must
+from orderguard.ingest import codec
+from orderguard.ingest.state import derive_order
+from orderguard.schema import Channel, Order, OrderEvent, OrderKey, OrderStatus
+
+#: Most composite keys bound in one ``IN`` list (3 parameters each; SQLite allows 32766).
+_IN_CHUNK = 1000
+
+#: Seconds a SQLite writer waits for another process's write transaction.
+_SQLITE_BUSY_TIMEOUT_S = 30
+
+#: Seconds to wait for a PostgreSQL connection before reporting the service down.
+_PG_CONNECT_TIMEOUT_S = 5
+
+
+def _advisory_lock_id(name: str) -> int:
+    """A stable signed 64-bit id for ``pg_advisory_xact_lock``, namespaced to the log.
+
+    >>> _advisory_lock_id("site:SO1") == _advisory_lock_id("site:SO1") != _advisory_lock_id("site:SO2")
+    True
+    """
+    digest = hashlib.blake2b(name.encode(), digest_size=8, person=b"og-orderlog").digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """Timestamp column that only accepts and only returns tz-aware UTC datetimes.
+
+    PostgreSQL stores ``timestamptz``; SQLite stores fixed-width UTC text
+    (``YYYY-MM-DD HH:MM:SS.ffffff``), which sorts chronologically as text.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(must("datetime", "tz-aware", value))
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _key_text() -> sa.types.TypeEngine[str]:
+    return sa.String().with_variant(postgresql.VARCHAR(collation="C"), "postgresql")
+
+
+def _json() -> sa.types.TypeEngine[Any]:
+    return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+#: Table definitions used by the queries; the schema itself is owned by the migrations
+#: (``migrations/versions``), which a test compares against these.
+METADATA = sa.MetaData()
+
+ORDER_EVENTS = sa.Table(
+    "order_events",
+    METADATA,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("channel", _key_text(), nullable=False),
+    sa.Column("channel_order_id", _key_text(), nullable=False),
+    sa.Column("event_version", sa.BigInteger(), nullable=False),
+    sa.Column("event_time", UtcDateTime(), nullable=False),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
+    sa.Column("kind", sa.String(), nullable=False),
+    sa.Column("status", sa.String(), nullable=False),
+    sa.Column("channel_status", sa.String(), nullable=False),
+    sa.Column("content_hash", sa.String(), nullable=False),
+    sa.Column("payload", _json(), nullable=False),
+    sa.UniqueConstraint("channel", "channel_order_id", "event_version", name="uq_order_events_key"),
+    sa.Index("ix_order_events_time", "event_time", "channel", "channel_order_id", "event_version"),
+)
+
+ORDERS = sa.Table(
+    "orders",
+    METADATA,
+    sa.Column("channel", _key_text(), nullable=False),
+    sa.Column("channel_order_id", _key_text(), nullable=False),
+    sa.Column("status", sa.String(), nullable=False),
+    sa.Column("event_version", sa.BigInteger(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("shop_id", sa.String(), nullable=False),
+    sa.Column("account_id", sa.String(), nullable=False),
+    sa.Column("state", _json(), nullable=False),
+    sa.PrimaryKeyConstraint("channel", "channel_order_id", name="pk_orders"),
+    sa.Index("ix_orders_created", "created_at", "channel", "channel_order_id"),
+    sa.Index("ix_orders_status", "status"),
+)
+
+_EVENT_ORDER = (ORDER_EVENTS.c.event_time, ORDER_EVENTS.c.channel, ORDER_EVENTS.c.channel_order_id,
+                ORDER_EVENTS.c.event_version)
+_ORDER_ORDER = (ORDERS.c.created_at, ORDERS.c.channel, ORDERS.c.channel_order_id)
+
+_Ident = tuple[str, str, int]  # (channel, channel_order_id, event_version)
+_Key = tuple[str, str]  # (channel, channel_order_id)
+
+#: Columns written by :meth:`OrderLog.append`, in insert order.
+_EVENT_COLUMNS = ("channel", "channel_order_id", "event_version", "event_time", "received_at", "kind",
+                  "status", "channel_status", "content_hash", "payload")
+
+# PostgreSQL bulk statements. A batch travels as ONE parameter: a JSON array of rows
+# expanded server-side by ``jsonb_to_recordset`` (inserts) or as one array per key column
+# expanded by ``unnest`` (lookups). No per-row placeholders to render, escape and parse,
+# and the key joins use the unique index; ``COLLATE "C"`` matches the key columns.
+_PG_INSERT_EVENTS = sa.text(
+    "INSERT INTO order_events (channel, channel_order_id, event_version, event_time, received_at, kind,"
+    " status, channel_status, content_hash, payload)"
+    " SELECT r.channel, r.channel_order_id, r.event_version, r.event_time, r.received_at, r.kind, r.status,"
+    " r.channel_status, r.content_hash, r.payload"
+    " FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(channel text, channel_order_id text,"
+    " event_version bigint, event_time timestamptz, received_at timestamptz, kind text, status text,"
+    " channel_status text, content_hash text, payload jsonb)"
+    " ON CONFLICT (channel, channel_order_id, event_version) DO NOTHING"
+    " RETURNING channel, channel_order_id, event_version")
+_PG_IDENT_JOIN = (
+    " FROM unnest(CAST(:channel AS text[]), CAST(:channel_order_id AS text[]), CAST(:event_version AS bigint[]))"
+    " AS k(channel, channel_order_id, event_version)"
+    ' JOIN order_events e ON e.channel = k.channel COLLATE "C"'
+    ' AND e.channel_order_id = k.channel_order_id COLLATE "C" AND e.event_version = k.event_version')
+_PG_STORED_HASHES = sa.text(
+    "SELECT e.channel, e.channel_order_id, e.event_version, e.content_hash" + _PG_IDENT_JOIN)
+_PG_PAYLOADS = sa.text("SELECT e.channel, e.channel_order_id, e.payload" + _PG_IDENT_JOIN)
+_PG_KEY_VERSIONS = sa.text(
+    "SELECT e.channel, e.channel_order_id, e.event_version"
+    " FROM unnest(CAST(:channel AS text[]), CAST(:channel_order_id AS text[])) AS k(channel, channel_order_id)"
+    ' JOIN order_events e ON e.channel = k.channel COLLATE "C"'
+    ' AND e.channel_order_id = k.channel_order_id COLLATE "C"')
+_PG_LOCK_KEYS = sa.text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:ids AS bigint[])) AS k")
+
+
+def _columns(tuples: Sequence[tuple[Any, ...]], names: Sequence[str]) -> dict[str, list[Any]]:
+    """Tuples → one list per column, the parameters of the ``unnest`` statements.
+
+    >>> _columns([("jd", "1"), ("site", "2")], ("channel", "channel_order_id"))
+    {'channel': ['jd', 'site'], 'channel_order_id': ['1', '2']}
+    """
+    return {name: [t[i] for t in tuples] for i, name in enumerate(names)}
+
+
+class AppendOutcome(StrEnum):
+    """What happened to one event handed to :meth:`OrderLog.append`."""
+
+    INSERTED = "inserted"
+    DUPLICATE = "duplicate"  # same key and content already stored (or earlier in the batch)
+    CONFLICT = "conflict"  # same key, different content: rejected, the stored one is kept
+
+
+@dataclass(frozen=True, slots=True)
+class EventConflict:
+    """An event rejected because its key is taken by an event with other content.
+
+    Attributes:
+        key: the order.
+        event_version: the version both events claim.
+        kept_hash: content hash of the event the log keeps (the first accepted).
+        rejected_hash: content hash of the rejected newcomer.
+    """
+
+    key: OrderKey
+    event_version: int
+    kept_hash: str
+    rejected_hash: str
+
+    @property
+    def reason(self) -> str:
+        """One line for logs and API responses."""
+        return (f"{self.key} version {self.event_version} is already stored with different content "
+                f"(kept {self.kept_hash[:12]}, rejected {self.rejected_hash[:12]})")
+
+    def to_error(self) -> EventConflictError:
+        """The domain error (HTTP 409) for callers that report conflicts as errors."""
+        return EventConflictError(
+            must("event_version", f"new for {self.key} or carry identical content", self.event_version),
+            field="event_version")
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """Outcome of one :meth:`OrderLog.append` call.
+
+    Attributes:
+        outcomes: one per input event, in input order.
+        conflicts: the rejected events, in input order.
+        orders: current state of every order that gained an event, sorted by key.
+        pending: orders that gained an event but have no order document yet (only
+            after-sale events), sorted by key; they have no ``orders`` row.
+    """
+
+    outcomes: tuple[AppendOutcome, ...]
+    conflicts: tuple[EventConflict, ...]
+    orders: tuple[Order, ...]
+    pending: tuple[OrderKey, ...]
+
+    @property
+    def inserted(self) -> int:
+        """Number of events newly stored."""
+        return self.outcomes.count(AppendOutcome.INSERTED)
+
+    @property
+    def duplicates(self) -> int:
+        """Number of events that were already stored with the same content."""
+        return self.outcomes.count(AppendOutcome.DUPLICATE)
+
+
+@dataclass(frozen=True, slots=True)
+class LogSnapshot:
+    """Deterministic dump of a log's content, for comparing two logs.
+
+    Receive times and ``raw`` are left out (they legitimately differ between two
+    deliveries of one event); everything that defines state is in.
+
+    Attributes:
+        events: ``(order key, event_version, content_hash)`` sorted by key and version.
+        orders: ``(order key, canonical JSON of the Order)`` sorted by key.
+    """
+
+    events: tuple[tuple[str, int, str], ...]
+    orders: tuple[tuple[str, str], ...]
+
+
+def redacted(url: str | URL) -> str:
+    """The URL with its password masked, safe for messages and logs.
+
+    >>> redacted("postgresql+psycopg://og:secret@db:5432/og")
+    'postgresql+psycopg://og:***@db:5432/og'
+    """
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except sa_exc.ArgumentError:
+        return "<unparseable database URL>"
+    return parsed.render_as_string(hide_password=True)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _sqlite_on_connect(*, memory: bool) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            if not memory:
+                cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+            cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL; fsync at checkpoints
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA temp_store=MEMORY")
+            cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_S * 1000}")
+        finally:
+            cursor.close()
+
+    return on_connect
+
+
+def create_log_engine(url: str, *, echo: bool = False) -> Engine:
+    """Build the engine of an order log URL (no connection is made yet).
+
+    SQLite: the parent directory is created and every connection gets the WAL journal
+    and busy timeout; ``sqlite://`` (in memory) shares one connection. PostgreSQL:
+    ``postgresql://`` is read as ``postgresql+psycopg://``; connections are pinged
+    before use so a database restart costs one failed check, not a failed request.
+
+    Raises:
+        ConfigError: the URL is malformed or names an unsupported backend.
+        ServiceUnavailableError: the SQLite directory cannot be created.
+    """
+    try:
+        parsed = make_url(url)
+    except sa_exc.ArgumentError as e:
+        raise ConfigError(must("database.url", "a SQLAlchemy URL", redacted(url)), field="database.url") from e
+    backend = parsed.get_backend_name()
+    common: dict[str, Any] = {"echo": echo, "json_serializer": codec.dumps, "json_deserializer": codec.loads}
+    if backend == "sqlite":
+        database = parsed.database or ""
+        memory = database in ("", ":memory:") or parsed.query.get("mode") == "memory"
+        if not memory:
+            try:
+                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ServiceUnavailableError(
+                    f"order log database {redacted(parsed)} is unavailable: cannot create its directory ({e})",
+                    field="database.url") from e
+        connect_args: dict[str, Any] = {"timeout": _SQLITE_BUSY_TIMEOUT_S}
+        if memory:
+            connect_args["check_same_thread"] = False
+            engine = sa.create_engine(parsed, connect_args=connect_args, poolclass=StaticPool, **common)
+        else:
+            engine = sa.create_engine(parsed, connect_args=connect_args, **common)
+        sa_event.listen(engine, "connect", _sqlite_on_connect(memory=memory))
+        return engine
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        if parsed.get_driver_name() != "psycopg":
+            raise ConfigError(must("database.url", "a postgresql+psycopg:// URL (psycopg 3)", redacted(parsed)),
+                              field="database.url")
+        return sa.create_engine(parsed, pool_pre_ping=True,
+                                connect_args={"connect_timeout": _PG_CONNECT_TIMEOUT_S}, **common)
+    raise ConfigError(must("database.url", "a sqlite:/// or postgresql+psycopg:// URL", redacted(parsed)),
+                      field="database.url")
+
+
+def migration_config(*, connection: Connection | None = None, url: str | None = None) -> Config:
+    """Alembic configuration of the order log, built in code (no ``alembic.ini``).
+
+    Works from an installed package: the script location is the ``migrations`` folder
+    next to this module. Pass ``connection`` to migrate inside a caller's transaction,
+    or ``url`` for Alembic commands that open their own connection.
+    """
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).resolve().parent / "migrations"))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """Consecutive slices of at most ``size`` items.
+
+    >>> [list(c) for c in _chunks([1, 2, 3], 2)]
+    [[1, 2], [3]]
+    """
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _order_row(order: Order) -> dict[str, Any]:
+    return {
+        "channel": order.key.channel.value,
+        "channel_order_id": order.key.channel_order_id,
+        "status": order.status.value,
+        "event_version": order.event_version,
+        "updated_at": order.updated_at,
+        "created_at": order.details.created_at,
+        "shop_id": order.details.shop_id,
+        "account_id": order.details.buyer.account_id,
+        "state": codec.order_to_dict(order),
+    }
+
+
+def _aware(value: datetime | None, *, field: str) -> datetime | None:
+    """A query bound must be tz-aware: a naive one would silently mean local time."""
+    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+        raise InvalidInputError(must(field, "a tz-aware datetime", value), field=field)
+    return value
+
+
+def _okey(channel: str, channel_order_id: str) -> OrderKey:
+    return OrderKey(Channel(channel), channel_order_id)
+
+
+class OrderLog:
+    """The order log over one SQLAlchemy engine (SQLite or PostgreSQL).
+
+    Thread-safe to the extent of the engine's pool: every method checks a connection
+    out for its own short transaction. Use :meth:`open` to get a migrated log.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        """Wrap an engine, preferably one from :func:`create_log_engine` (pragmas, JSON
+        codec); the schema is not touched (see :meth:`migrate`)."""
+        if engine.dialect.name not in ("sqlite", "postgresql"):
+            raise ConfigError(must("database.url", "a SQLite or PostgreSQL database", redacted(engine.url)),
+                              field="database.url")
+        self._engine = engine
+        self._dialect = engine.dialect.name
+        self._where = redacted(engine.url)
+
+    # ------------------------------------------------------------------ life cycle
+
+    @classmethod
+    def open(cls, url: str, *, echo: bool = False) -> OrderLog:
+        """Create the engine for ``url`` and migrate the schema to head.
+
+        Safe to call concurrently from several processes and on an up-to-date database
+        (then it only checks the version).
+
+        Raises:
+            ConfigError: unsupported or malformed URL.
+            ServiceUnavailableError: the database cannot be reached (the message names the
+                URL without its password).
+        """
+        log = cls(create_log_engine(url, echo=echo))
+        try:
+            log.migrate()
+        except BaseException:
+            log.close()
+            raise
+        return log
+
+    @property
+    def engine(self) -> Engine:
+        """The underlying engine, for read-only SQL by batch jobs (e.g. feature backfills)."""
+        return self._engine
+
+    def migrate(self) -> None:
+        """Run the Alembic migrations to head in one transaction under a migration lock.
+
+        The lock (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL) makes a
+        second process wait and then find the schema already at head.
+        """
+        with self._guard(), self._engine.connect() as conn:
+            if self._dialect == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"),
+                             {"k": _advisory_lock_id("orderlog-migrations")})
+            command.upgrade(migration_config(connection=conn), "head")
+            conn.commit()
+
+    def close(self) -> None:
+        """Release every pooled connection; the log must not be used afterwards."""
+        self._engine.dispose()
+
+    def __enter__(self) -> OrderLog:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turn a lost or refused connection into :class:`ServiceUnavailableError`."""
+        try:
+            yield
+        except (sa_exc.OperationalError, sa_exc.InterfaceError) as e:
+            raise ServiceUnavailableError(
+                f"order log database {self._where} is unavailable: {_first_line(e)}",
+                field="database.url") from e
+
+    # ------------------------------------------------------------------ writing
+
+    def append(self, events: Sequence[OrderEvent]) -> AppendResult:
+        """Store new events and bring the touched orders' current state up to date.
+
+        One transaction: insert with ``ON CONFLICT DO NOTHING`` (rows sorted by key, so two
+        concurrent writers cannot deadlock), read back the stored content hash only for
+        keys that were already taken, then re-derive the touched orders from all their
+        stored events with one query. Conflicts are reported, never raised.
+
+        Raises:
+            InvalidInputError: an event cannot be encoded (naive datetime, non-JSON
+                ``raw``); nothing of the batch is stored then.
+            ServiceUnavailableError: the database cannot be reached; nothing is stored.
+        """
+        encoded: list[tuple[_Ident, str]] = []
+        first: dict[_Ident, int] = {}
+        rows: list[dict[str, Any]] = []
+        for i, event in enumerate(events):
+            data = codec.event_to_dict(event)
+            digest = codec.content_hash_of(data)
+            ident = (event.key.channel.value, event.key.channel_order_id, event.event_version)
+            encoded.append((ident, digest))
+            if ident in first:
+                continue
+            first[ident] = i
+            rows.append({
+                "channel": ident[0], "channel_order_id": ident[1], "event_version": ident[2],
+                "event_time": event.event_time, "received_at": event.received_at,
+                "kind": event.kind.value, "status": event.status.value,
+                "channel_status": event.channel_status, "content_hash": digest, "payload": data,
+            })
+        if not rows:
+            return AppendResult((), (), (), ())
+        rows.sort(key=lambda r: (r["channel"], r["channel_order_id"], r["event_version"]))
+
+        with self._guard(), self._engine.begin() as conn:
+            inserted = self._insert_events(conn, rows)
+            collided = [ident for ident in first if ident not in inserted]
+            stored = self._stored_hashes(conn, collided)
+            fresh = {ident: events[first[ident]] for ident in inserted}
+            orders, pending = self._refresh_orders(conn, fresh)
+
+        kept = {ident: stored.get(ident, encoded[i][1]) for ident, i in first.items()}
+        outcomes: list[AppendOutcome] = []
+        conflicts: list[EventConflict] = []
+        for i, (ident, digest) in enumerate(encoded):
+            if ident in inserted and first[ident] == i:
+                outcomes.append(AppendOutcome.INSERTED)
+            elif digest == kept[ident]:
+                outcomes.append(AppendOutcome.DUPLICATE)
+            else:
+                outcomes.append(AppendOutcome.CONFLICT)
+                conflicts.append(EventConflict(events[i].key, ident[2], kept[ident], digest))
+        return AppendResult(tuple(outcomes), tuple(conflicts), orders, pending)
+
+    def _insert_events(self, conn: Connection, rows: list[dict[str, Any]]) -> set[_Ident]:
+        """Insert, skipping taken keys; the keys actually inserted come back via RETURNING."""
+        if self._dialect == "postgresql":
+            # Times as the payload's UTC ISO text; PostgreSQL parses them into timestamptz.
+            doc = [{**r, "event_time": r["payload"]["event_time"], "received_at": r["payload"]["received_at"]}
+                   for r in rows]
+            return {(r[0], r[1], r[2]) for r in conn.execute(_PG_INSERT_EVENTS, {"rows": codec.dumps(doc)})}
+        c = ORDER_EVENTS.c
+        stmt = sqlite.insert(ORDER_EVENTS).on_conflict_do_nothing(
+            index_elements=[c.channel, c.channel_order_id, c.event_version],
+        ).returning(c.channel, c.channel_order_id, c.event_version)
+        return {(r[0], r[1], r[2]) for r in conn.execute(stmt, rows)}
+
+    def _select_by_ident(self, conn: Connection, pg_stmt: sa.TextClause,
+                         columns: Sequence[sa.ColumnElement[Any]], idents: Sequence[_Ident],
+                         ) -> list[tuple[Any, ...]]:
+        """Rows of ``order_events`` for exact event keys (one array query on PostgreSQL,
+        chunked ``IN`` lists on SQLite)."""
+        if not idents:
+            return []
+        if self._dialect == "postgresql":
+            return [tuple(r) for r in conn.execute(pg_stmt, _columns(idents, _EVENT_COLUMNS[:3]))]
+        c = ORDER_EVENTS.c
+        out: list[tuple[Any, ...]] = []
+        for chunk in _chunks(idents, _IN_CHUNK):
+            stmt = sa.select(*columns).where(
+                sa.tuple_(c.channel, c.channel_order_id, c.event_version).in_(list(chunk)))
+            out.extend(tuple(r) for r in conn.execute(stmt))
+        return out
+
+    def _stored_hashes(self, conn: Connection, idents: Sequence[_Ident]) -> dict[_Ident, str]:
+        c = ORDER_EVENTS.c
+        rows = self._select_by_ident(conn, _PG_STORED_HASHES,
+                                     (c.channel, c.channel_order_id, c.event_version, c.content_hash), idents)
+        return {(r[0], r[1], r[2]): r[3] for r in rows}
+
+    def _versions_of(self, conn: Connection, keys: Sequence[_Key]) -> list[_Ident]:
+        """Every stored ``(channel, channel_order_id, event_version)`` of the given orders."""
+        if self._dialect == "postgresql":
+            rows = conn.execute(_PG_KEY_VERSIONS, _columns(keys, _EVENT_COLUMNS[:2]))
+            return [(r[0], r[1], r[2]) for r in rows]
+        c = ORDER_EVENTS.c
+        out: list[_Ident] = []
+        for chunk in _chunks(keys, _IN_CHUNK):
+            stmt = sa.select(c.channel, c.channel_order_id, c.event_version).where(
+                sa.tuple_(c.channel, c.channel_order_id).in_(list(chunk)))
+            out.extend((r[0], r[1], r[2]) for r in conn.execute(stmt))
+        return out
+
+    def _refresh_orders(self, conn: Connection, fresh: Mapping[_Ident, OrderEvent],
+                        ) -> tuple[tuple[Order, ...], tuple[OrderKey, ...]]:
+        """Re-derive and store the current state of every order that gained an event.
+
+        Events inserted by this call are taken from memory; only older events of the same
+        orders are read back (and decoded). On PostgreSQL a per-order advisory lock makes
+        concurrent appenders to one order re-derive one after the other, each seeing the
+        other's committed events (SQLite has a single writer anyway).
+        """
+        keys = sorted({(ident[0], ident[1]) for ident in fresh})
+        if not keys:
+            return (), ()
+        if self._dialect == "postgresql":
+            conn.execute(_PG_LOCK_KEYS, {"ids": sorted({_advisory_lock_id(f"{ch}:{oid}") for ch, oid in keys})})
+        by_key: dict[_Key, list[OrderEvent]] = defaultdict(list)
+        missing: list[_Ident] = []
+        for ident in self._versions_of(conn, keys):
+            known = fresh.get(ident)
+            if known is None:
+                missing.append(ident)
+            else:
+                by_key[(ident[0], ident[1])].append(known)
+        c = ORDER_EVENTS.c
+        for ch, oid, payload in self._select_by_ident(conn, _PG_PAYLOADS, (c.channel, c.channel_order_id,
+                                                                             c.payload), missing):
+            by_key[(ch, oid)].append(codec.event_from_dict(payload if isinstance(payload, Mapping)
+                                                            else codec.loads(payload)))
+
+        orders: list[Order] = []
+        pending: list[_Key] = []
+        for key in keys:
+            order = derive_order(by_key[key])
+            if order is None:
+                pending.append(key)
+            else:
+                orders.append(order)
+        if orders:
+            self._upsert_orders(conn, [_order_row(o) for o in orders])
+        for chunk in _chunks(pending, _IN_CHUNK):  # normally a no-op: state never un-derives
+            conn.execute(ORDERS.delete().where(
+                sa.tuple_(ORDERS.c.channel, ORDERS.c.channel_order_id).in_(list(chunk))))
+        return tuple(orders), tuple(_okey(ch, oid) for ch, oid in pending)
+
+    def _upsert_orders(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        if self._dialect == "sqlite":
+            sqlite_insert = sqlite.insert(ORDERS)
+            excluded = sqlite_insert.excluded
+            stmt: Any = sqlite_insert
+        else:
+            pg_insert = postgresql.insert(ORDERS)
+            excluded = pg_insert.excluded
+            stmt = pg_insert
+        updates = {col.name: excluded[col.name] for col in ORDERS.c
+                   if col.name not in ("channel", "channel_order_id")}
+        conn.execute(stmt.on_conflict_do_update(index_elements=[ORDERS.c.channel, ORDERS.c.channel_order_id],
+                                                set_=updates), rows)
+
+    # ------------------------------------------------------------------ reading
+
+    def get(self, key: OrderKey) -> Order | None:
+        """Current state of one order, or ``None`` when unknown or still without its order document."""
+        stmt = sa.select(ORDERS.c.state).where(ORDERS.c.channel == key.channel.value,
+                                                ORDERS.c.channel_order_id == key.channel_order_id)
+        with self._guard(), self._engine.connect() as conn:
+            state = conn.execute(stmt).scalar_one_or_none()
+        return None if state is None else codec.order_from_dict(state)
+
+    def history(self, key: OrderKey) -> list[OrderEvent]:
+        """Every stored event of one order by ``event_version`` (empty when unknown)."""
+        c = ORDER_EVENTS.c
+        stmt = sa.select(c.payload).where(c.channel == key.channel.value,
+                                          c.channel_order_id == key.channel_order_id).order_by(c.event_version)
+        with self._guard(), self._engine.connect() as conn:
+            payloads = conn.execute(stmt).scalars().all()
+        return [codec.event_from_dict(p) for p in payloads]
+
+    def _pages(self, base: sa.Select[Any], order: Sequence[sa.ColumnElement[Any]], *,
+               batch_size: int) -> Iterator[sa.Row[Any]]:
+        """Keyset pagination: short read transactions, stable order, no server cursor held open.
+
+        Rows appended while iterating appear if they sort after the current position.
+        """
+        if batch_size < 1:
+            raise InvalidInputError(must("batch_size", "a positive integer", batch_size), field="batch_size")
+        after: tuple[Any, ...] | None = None
+        width = len(order)
+        while True:
+            stmt = base.order_by(*order).limit(batch_size)
+            if after is not None:
+                stmt = stmt.where(sa.tuple_(*order) > sa.tuple_(
+                    *(sa.literal(v, type_=col.type) for v, col in zip(after, order, strict=True))))
+            with self._guard(), self._engine.connect() as conn:
+                rows = conn.execute(stmt).all()
+            yield from rows
+            if len(rows) < batch_size:
+                return
+            after = tuple(rows[-1][-width:])
+
+    def iter_events(self, *, start: datetime | None = None, end: datetime | None = None,
+                    batch_size: int = 5000) -> Iterator[OrderEvent]:
+        """Stored events with ``start <= event_time < end`` (UTC; either bound optional).
+
+        Ordered by ``(event_time, channel, channel_order_id, event_version)``: event time,
+        ties broken by the order key, never by receive time. Read page by page
+        (``batch_size`` events per query).
+        """
+        c = ORDER_EVENTS.c
+        base = sa.select(c.payload, *_EVENT_ORDER)
+        start, end = _aware(start, field="start"), _aware(end, field="end")
+        if start is not None:
+            base = base.where(c.event_time >= start)
+        if end is not None:
+            base = base.where(c.event_time < end)
+        for row in self._pages(base, _EVENT_ORDER, batch_size=batch_size):
+            yield codec.event_from_dict(row[0])
+
+    def iter_orders(self, *, start: datetime | None = None, end: datetime | None = None,
+                    batch_size: int = 5000) -> Iterator[Order]:
+        """Current orders created in ``start <= created_at < end`` (UTC; bounds optional).
+
+        Ordered by ``(details.created_at, channel, channel_order_id)``. Orders still
+        without their order document are not included (see the module docstring).
+        """
+        base = sa.select(ORDERS.c.state, *_ORDER_ORDER)
+        start, end = _aware(start, field="start"), _aware(end, field="end")
+        if start is not None:
+            base = base.where(ORDERS.c.created_at >= start)
+        if end is not None:
+            base = base.where(ORDERS.c.created_at < end)
+        for row in self._pages(base, _ORDER_ORDER, batch_size=batch_size):
+            yield codec.order_from_dict(row[0])
+
+    def _scalar_int(self, stmt: sa.Select[Any]) -> int:
+        with self._guard(), self._engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def count_events(self) -> int:
+        """Number of stored events."""
+        return self._scalar_int(sa.select(sa.func.count()).select_from(ORDER_EVENTS))
+
+    def count_orders(self) -> int:
+        """Number of orders with a current state (orders awaiting their document excluded)."""
+        return self._scalar_int(sa.select(sa.func.count()).select_from(ORDERS))
+
+    def status_counts(self) -> dict[OrderStatus, int]:
+        """Orders per current status; statuses no order is in are absent."""
+        stmt = sa.select(ORDERS.c.status, sa.func.count()).group_by(ORDERS.c.status)
+        with self._guard(), self._engine.connect() as conn:
+            return {OrderStatus(status): int(n) for status, n in conn.execute(stmt)}
+
+    def snapshot(self) -> LogSnapshot:
+        """Every event identity and content hash plus every current order, sorted in Python
+        (code point order), so logs on different backends compare equal when they hold the
+        same content."""
+        c = ORDER_EVENTS.c
+        with self._guard(), self._engine.connect() as conn:
+            event_rows = conn.execute(sa.select(c.channel, c.channel_order_id, c.event_version,
+                                                c.content_hash)).all()
+            order_rows = conn.execute(sa.select(ORDERS.c.channel, ORDERS.c.channel_order_id,
+                                                ORDERS.c.state)).all()
+        events = sorted((ch, oid, int(v), h) for ch, oid, v, h in event_rows)
+        orders = sorted((ch, oid, state) for ch, oid, state in order_rows)
+        return LogSnapshot(
+            events=tuple((str(_okey(ch, oid)), v, h) for ch, oid, v, h in events),
+            orders=tuple((str(_okey(ch, oid)), codec.canonical_json(codec.order_to_dict(
+                codec.order_from_dict(state))).decode()) for ch, oid, state in orders),
+        )
