@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from orderguard.ingest.orderlog import OrderLog
 
 from orderguard.clock import Clock, SystemClock
 from orderguard.ingest.normalize import PiiHasher
+from orderguard.ingest.orderlog import OrderLog
 from orderguard.settings import Settings
 from serving.api import health, ingest
 from serving.api.deps import Services

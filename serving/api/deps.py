@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastapi import Request
-from orderguard.ingest.orderlog import OrderLog
 
 from orderguard.clock import Clock
 from orderguard.ingest.normalize import PiiHasher
+from orderguard.ingest.orderlog import OrderLog
 from orderguard.settings import Settings
 
 
