@@ -68,7 +68,7 @@ class Figure:
 
 
 def _payload_files(out: Path, days: int) -> list[Path]:
-    files = export_shop(SimConfig(seed=11, days=days), out, secret=b"bench")
+    files = export_shop(SimConfig.for_period(seed=11, days=days), out, secret=b"bench")
     return sorted(files.channels.values())
 
 

@@ -148,10 +148,7 @@ def generate(
         first_day = date.fromisoformat(start)
     except ValueError as e:
         raise InvalidInputError(f"`--start` must be a date YYYY-MM-DD; got {start!r}", field="start") from e
-    singles_day = date(first_day.year, 11, 11)
-    offset = (singles_day - first_day).days
-    promo_day = offset if 0 <= offset < days else days // 2  # 11.11 when in range, else mid-period
-    config = SimConfig(seed=seed, days=days, orders_per_day=orders_per_day, start=first_day, promo_day=promo_day)
+    config = SimConfig.for_period(seed=seed, days=days, orders_per_day=orders_per_day, start=first_day)
     files = export_shop(config, out, secret=f"orderguard-sim-{seed}".encode())
     manifest = json.loads(files.manifest.read_text(encoding="utf-8"))
     table = Table("channel", "file")

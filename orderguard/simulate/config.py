@@ -64,6 +64,18 @@ class SimConfig:
             if not ok:
                 raise InvalidInputError(must(field, constraint, value), field=field)
 
+    @classmethod
+    def for_period(cls, *, seed: int, days: int, start: date = date(2024, 9, 1), orders_per_day: int = 500,
+                   ) -> SimConfig:
+        """A config whose promotion day is 11.11 when the period covers it, else the middle day.
+
+        >>> SimConfig.for_period(seed=1, days=90).promo_day, SimConfig.for_period(seed=1, days=7).promo_day
+        (71, 3)
+        """
+        offset = (date(start.year, 11, 11) - start).days
+        promo_day = offset if 0 <= offset < days else days // 2
+        return cls(seed=seed, days=days, start=start, orders_per_day=orders_per_day, promo_day=promo_day)
+
     @property
     def start_at(self) -> datetime:
         """Beginning of the period: Beijing midnight of ``start``, in UTC."""
