@@ -8,10 +8,15 @@ the embedded deployment: SQLite files under ``data_dir`` and no server.
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from orderguard.durations import parse_duration, to_timedelta
+from orderguard.errors import ConfigError
 
 
 class DatabaseSettings(BaseModel):
@@ -35,6 +40,64 @@ class ApiSettings(BaseModel):
     max_batch: int = Field(default=1000, ge=1, description="most payloads accepted in one batch request")
 
 
+class SqliteStoreSettings(BaseModel):
+    """SQLite store: ``path=None`` means ``<data_dir>/features.db``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path | None = None
+
+
+class RedisStoreSettings(BaseModel):
+    """Redis store: server, key namespace and socket timeout."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = Field(default="og:features", min_length=1, description="namespace of every key")
+    timeout_s: float = Field(default=2.0, gt=0, description="socket timeout in seconds")
+
+
+class StoreSettings(BaseModel):
+    """Which online store backend, by ``type`` (see ``features.stores.STORE_TYPES``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["memory", "sqlite", "redis"] = "memory"
+    sqlite: SqliteStoreSettings = SqliteStoreSettings()
+    redis: RedisStoreSettings = RedisStoreSettings()
+
+
+class FeatureStoreSettings(BaseModel):
+    """Everything the feature engines need from configuration.
+
+    Attributes:
+        store: the online store backend.
+        retention_margin: how far behind the newest event lookups stay exact (and how
+            late an order may arrive and still count), e.g. ``1h``.
+        specs_path: YAML feature set; ``None`` means the default shop set (``features.shop``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    store: StoreSettings = StoreSettings()
+    retention_margin: str = "1h"
+    specs_path: Path | None = None
+
+    @field_validator("retention_margin")
+    @classmethod
+    def _check_margin(cls, value: str) -> str:
+        try:
+            return parse_duration(value, field="retention_margin")[1]
+        except ConfigError as e:
+            raise ValueError(e.message) from e
+
+    @property
+    def retention(self) -> timedelta:
+        """``retention_margin`` as a timedelta."""
+        return to_timedelta(self.retention_margin)
+
+
 class Settings(BaseSettings):
     """All configuration of one orderguard deployment."""
 
@@ -45,6 +108,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     pii: PiiSettings = PiiSettings()
     api: ApiSettings = ApiSettings()
+    features: FeatureStoreSettings = FeatureStoreSettings()
 
     @property
     def database_url(self) -> str:

@@ -1,0 +1,519 @@
+"""Feature specifications: the one definition of every feature.
+
+A feature is data, never code: ``FeatureSpec(entity, field, agg, window, filter)``
+plus an optional delay (``offset``), a ``qualifier`` that names the filter, and the
+kind of facts it reads (``facts``, normally implied by the field). Both engines
+(``features.batch``, ``features.online``) interpret a list of specs; adding a feature is
+adding a spec.
+
+Names are derived, never chosen::
+
+    {agg}_{field}[_{qualifier}]_by_{entity}_{window}[_lag{offset}]
+
+e.g. ``count_orders_by_device_5m``, ``distinct_users_by_wifi_48h``,
+``count_refunds_damaged_or_lost_by_user_30d``.
+
+Fields:
+
+* ``count`` and ``time_since`` take the plural of a fact kind: ``orders``, ``lines``,
+  ``refunds``, ``labels``.
+* ``distinct`` takes the plural of an entity: ``users``, ``devices``, ``ips``, ``wifis``,
+  ``addresses``, ``phones``, ``id_cards``, ``shops``, ``skus``, ``orders``.
+* ``sum``, ``mean``, ``min``, ``max``, ``std`` take a numeric or flag attribute of a
+  fact kind (``features.facts.ATTRIBUTES``), e.g. ``paid_fen``, ``units``.
+
+When ``facts`` is not given, the spec reads the first kind in the order
+order, line, refund, label that has the field, carries the entity and has every
+filtered attribute; ``sum`` of ``units`` by ``user_sku`` therefore reads line facts.
+
+Every problem is a :class:`~orderguard.errors.ConfigError` at load time naming the
+offending field, e.g. ``features[3].window``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from features.facts import (
+    ATTRIBUTES,
+    CATEGORY_VALUES,
+    COUNT_FIELDS,
+    DISTINCT_FIELDS,
+    ENTITIES_BY_KIND,
+    MULTI_VALUED,
+    AttrType,
+    Entity,
+    FactKind,
+)
+from features.windows import Duration, Window
+from orderguard.errors import ConfigError, must
+
+
+class Agg(StrEnum):
+    """How the facts in a window are aggregated.
+
+    Values over an empty window: ``count``, ``sum`` and ``distinct`` are 0; ``mean``,
+    ``min``, ``max``, ``std`` and ``time_since`` are missing (NaN). ``std`` is the
+    population standard deviation; ``time_since`` is the number of seconds from the
+    query time back to the newest matching fact strictly before it.
+    """
+
+    COUNT = "count"
+    SUM = "sum"
+    MEAN = "mean"
+    MIN = "min"
+    MAX = "max"
+    STD = "std"
+    DISTINCT = "distinct"
+    TIME_SINCE = "time_since"
+
+
+#: Aggregations over a numeric (or flag) attribute.
+NUMERIC_AGGS: frozenset[Agg] = frozenset({Agg.SUM, Agg.MEAN, Agg.MIN, Agg.MAX, Agg.STD})
+#: Aggregations whose value over an empty window is 0 rather than missing.
+ZERO_WHEN_EMPTY: frozenset[Agg] = frozenset({Agg.COUNT, Agg.SUM, Agg.DISTINCT})
+
+
+class Op(StrEnum):
+    """Comparison of a filter condition; a fact whose attribute is unknown never matches."""
+
+    EQ = "eq"
+    NE = "ne"
+    IN = "in"
+    NOT_IN = "not_in"
+    LT = "lt"
+    LE = "le"
+    GT = "gt"
+    GE = "ge"
+
+
+_OPS_BY_TYPE: Mapping[AttrType, frozenset[Op]] = {
+    AttrType.CATEGORY: frozenset({Op.EQ, Op.NE, Op.IN, Op.NOT_IN}),
+    AttrType.FLAG: frozenset({Op.EQ, Op.NE}),
+    AttrType.NUMBER: frozenset(Op),
+}
+_SET_OPS = frozenset({Op.IN, Op.NOT_IN})
+_QUALIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
+
+#: Scalar value in a filter condition.
+Scalar = str | bool | int | float
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One filter condition ``attr <op> value``; a spec's conditions are ANDed.
+
+    Attributes:
+        attr: an attribute of the spec's fact kind.
+        op: the comparison.
+        value: a scalar, or a tuple of scalars for ``in`` / ``not_in``.
+    """
+
+    attr: str
+    op: Op
+    value: Scalar | tuple[Scalar, ...]
+
+    def matches(self, actual: object) -> bool:
+        """Whether an attribute value satisfies the condition (unknown values never do).
+
+        >>> Condition("reason", Op.IN, ("damaged", "not_received")).matches("damaged")
+        True
+        >>> Condition("paid_fen", Op.GE, 100).matches(None)
+        False
+        """
+        if actual is None:
+            return False
+        value = self.value
+        if self.op is Op.EQ:
+            return actual == value
+        if self.op is Op.NE:
+            return actual != value
+        if self.op is Op.IN:
+            return actual in value  # type: ignore[operator]
+        if self.op is Op.NOT_IN:
+            return actual not in value  # type: ignore[operator]
+        number = float(actual)  # type: ignore[arg-type]
+        limit = float(value)  # type: ignore[arg-type]
+        if self.op is Op.LT:
+            return number < limit
+        if self.op is Op.LE:
+            return number <= limit
+        if self.op is Op.GT:
+            return number > limit
+        return number >= limit
+
+    def to_data(self) -> Any:
+        """The condition's value in YAML form (a list for ``in`` / ``not_in``)."""
+        return list(self.value) if isinstance(self.value, tuple) else self.value
+
+
+def _err(path: str, constraint: str, value: object) -> ConfigError:
+    return ConfigError(must(path, constraint, value), field=path)
+
+
+def _choice(path: str, options: Iterable[str], value: object) -> ConfigError:
+    return _err(path, "one of " + ", ".join(sorted(options)), value)
+
+
+def parse_filter(data: Mapping[str, Any], *, path: str = "filter") -> tuple[Condition, ...]:
+    """Filter as data → conditions: a list means ``in``, a scalar ``eq``, a mapping explicit ops.
+
+    >>> parse_filter({"reason": ["damaged", "not_received"], "paid_fen": {"ge": 100}})
+    (Condition(attr='paid_fen', op=<Op.GE: 'ge'>, value=100), Condition(attr='reason', op=<Op.IN: 'in'>, \
+value=('damaged', 'not_received')))
+    """
+    if not isinstance(data, Mapping):
+        raise _err(path, "a mapping of attribute to value, list or {op: value}", data)
+    conditions: list[Condition] = []
+    for attr, raw in data.items():
+        where = f"{path}.{attr}"
+        pairs: list[tuple[Op, Any]]
+        if isinstance(raw, Mapping):
+            if not raw:
+                raise _err(where, "a value, a list or {op: value}", raw)
+            pairs = []
+            for op_text, value in raw.items():
+                if op_text not in set(Op):
+                    raise _choice(f"{where}.{op_text}", Op, op_text)
+                pairs.append((Op(op_text), value))
+        elif isinstance(raw, list | tuple):
+            pairs = [(Op.IN, raw)]
+        else:
+            pairs = [(Op.EQ, raw)]
+        for op, value in pairs:
+            conditions.append(Condition(str(attr), op, _condition_value(op, value, path=where)))
+    return tuple(sorted(conditions, key=lambda c: (c.attr, c.op.value)))
+
+
+def _condition_value(op: Op, value: Any, *, path: str) -> Scalar | tuple[Scalar, ...]:
+    if op in _SET_OPS:
+        if not isinstance(value, list | tuple) or not value:
+            raise _err(path, f"a non-empty list for `{op.value}`", value)
+        items = [_scalar(v, path=path) for v in value]
+        return tuple(sorted(set(items), key=lambda v: (type(v).__name__, v)))
+    return _scalar(value, path=path)
+
+
+def _scalar(value: Any, *, path: str) -> Scalar:
+    if isinstance(value, bool | str):
+        return value
+    if isinstance(value, int | float) and math.isfinite(value):
+        return value
+    raise _err(path, "a string, a boolean or a finite number", value)
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSpec:
+    """The one definition of one feature.
+
+    Attributes:
+        entity: what the feature is grouped by.
+        field: what is counted or aggregated (see the module docstring).
+        agg: the aggregation.
+        window: the window length ``w``: facts in ``(t - offset - w, t - offset]``.
+        filter: conditions the facts must meet (ANDed); empty means all facts of the kind.
+        offset: delay ``o`` of the window, for features that must not see the recent past.
+        qualifier: short snake_case word(s) naming the filter in the feature name;
+            required when there is a filter, so a name never hides one.
+        facts: the kind of facts read; ``None`` resolves to the implied kind.
+
+    >>> FeatureSpec(Entity.WIFI, "users", Agg.DISTINCT, Duration.parse("48h")).name
+    'distinct_users_by_wifi_48h'
+    >>> FeatureSpec(Entity.DEVICE, "paid", Agg.SUM, Duration.parse("1h"))
+    Traceback (most recent call last):
+    ...
+    orderguard.errors.ConfigError: `field` must be a numeric or flag attribute of some fact kind; got 'paid'
+    """
+
+    entity: Entity
+    field: str
+    agg: Agg
+    window: Duration
+    filter: tuple[Condition, ...] = ()
+    offset: Duration | None = None
+    qualifier: str | None = None
+    facts: FactKind | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.entity, Entity):
+            raise _choice("entity", Entity, self.entity)
+        if not isinstance(self.agg, Agg):
+            raise _choice("agg", Agg, self.agg)
+        if not isinstance(self.window, Duration):
+            raise _err("window", "a Duration", self.window)
+        if self.offset is not None and not isinstance(self.offset, Duration):
+            raise _err("offset", "a Duration or None", self.offset)
+        if self.facts is not None and not isinstance(self.facts, FactKind):
+            raise _choice("facts", FactKind, self.facts)
+        if self.filter and self.qualifier is None:
+            raise _err("qualifier", "given when there is a filter (it names the filter in the feature name)",
+                       None)
+        if self.qualifier is not None and not _QUALIFIER.match(self.qualifier):
+            raise _err("qualifier", "snake_case (a-z, 0-9, _)", self.qualifier)
+        kind = _resolve_kind(self, self.facts)
+        if self.facts is not None and self.qualifier is None and _implied_kind(self) is not kind:
+            raise _err("qualifier", f"given when `facts` overrides the implied kind of facts "
+                       f"(it names {kind.value} facts in the feature name)", None)
+        object.__setattr__(self, "facts", kind)
+        _check_filter(self.filter, kind)
+
+    @property
+    def kind(self) -> FactKind:
+        """The kind of facts this feature reads (resolved at construction)."""
+        assert self.facts is not None
+        return self.facts
+
+    @property
+    def name(self) -> str:
+        """``{agg}_{field}[_{qualifier}]_by_{entity}_{window}[_lag{offset}]``."""
+        qualifier = f"_{self.qualifier}" if self.qualifier else ""
+        lag = f"_lag{self.offset.text}" if self.offset is not None else ""
+        return f"{self.agg.value}_{self.field}{qualifier}_by_{self.entity.value}_{self.window.text}{lag}"
+
+    @property
+    def frame(self) -> Window:
+        """The event-time window ``(t - o - w, t - o]`` (``features.windows``)."""
+        return Window(self.window.us, self.offset.us if self.offset is not None else 0)
+
+    @property
+    def strict(self) -> bool:
+        """``time_since`` looks strictly before the window's upper edge (never at the current fact)."""
+        return self.agg is Agg.TIME_SINCE
+
+    @property
+    def multi_valued(self) -> bool:
+        """Whether an order has several keys of the entity (SKU, SKU pairs): values are reduced over them."""
+        return self.entity in MULTI_VALUED
+
+    @property
+    def value_attr(self) -> str | None:
+        """The fact attribute aggregated by numeric aggregations, else ``None``."""
+        return self.field if self.agg in NUMERIC_AGGS else None
+
+    @property
+    def distinct_entity(self) -> Entity | None:
+        """The entity whose distinct values ``distinct`` counts, else ``None``."""
+        return DISTINCT_FIELDS[self.field] if self.agg is Agg.DISTINCT else None
+
+    def to_data(self) -> dict[str, Any]:
+        """The YAML/dict form (round-trips through :meth:`FeatureSet.from_data`)."""
+        data: dict[str, Any] = {"entity": self.entity.value, "field": self.field, "agg": self.agg.value,
+                                "window": self.window.text}
+        if self.offset is not None:
+            data["offset"] = self.offset.text
+        if self.filter:
+            by_attr: dict[str, list[Condition]] = {}
+            for c in self.filter:
+                by_attr.setdefault(c.attr, []).append(c)
+            data["filter"] = {
+                attr: (conds[0].to_data() if len(conds) == 1 and conds[0].op in (Op.EQ, Op.IN)
+                       else {c.op.value: c.to_data() for c in conds})
+                for attr, conds in by_attr.items()}
+        if self.qualifier is not None:
+            data["qualifier"] = self.qualifier
+        data["facts"] = self.kind.value
+        return data
+
+
+def _field_ok(spec: FeatureSpec, kind: FactKind) -> bool:
+    if spec.agg in (Agg.COUNT, Agg.TIME_SINCE):
+        return COUNT_FIELDS.get(spec.field) is kind
+    if spec.agg is Agg.DISTINCT:
+        counted = DISTINCT_FIELDS.get(spec.field)
+        return counted is not None and counted in ENTITIES_BY_KIND[kind]
+    return ATTRIBUTES[kind].get(spec.field) in (AttrType.NUMBER, AttrType.FLAG)
+
+
+def _field_constraint(agg: Agg) -> tuple[str, Iterable[str] | None]:
+    if agg in (Agg.COUNT, Agg.TIME_SINCE):
+        return "one of", COUNT_FIELDS
+    if agg is Agg.DISTINCT:
+        return "one of", DISTINCT_FIELDS
+    return "a numeric or flag attribute of some fact kind", None
+
+
+def _implied_kind(spec: FeatureSpec) -> FactKind | None:
+    try:
+        return _resolve_kind(spec, None)
+    except ConfigError:
+        return None
+
+
+def _resolve_kind(spec: FeatureSpec, facts: FactKind | None) -> FactKind:
+    kinds = [facts] if facts is not None else list(FactKind)
+    with_field = [k for k in kinds if _field_ok(spec, k)]
+    if not with_field:
+        constraint, options = _field_constraint(spec.agg)
+        if facts is not None and any(_field_ok(spec, k) for k in FactKind):
+            raise _err("facts", f"a kind of facts that has `{spec.field}` for `{spec.agg.value}`",
+                       facts.value)
+        if options is not None:
+            raise _choice("field", options, spec.field)
+        raise _err("field", constraint, spec.field)
+    with_entity = [k for k in with_field if spec.entity in ENTITIES_BY_KIND[k]]
+    if not with_entity:
+        carried = sorted({e.value for k in with_field for e in ENTITIES_BY_KIND[k]})
+        raise _err("entity", f"an entity carried by the facts with `{spec.field}` ({', '.join(carried)})",
+                   spec.entity.value)
+    for kind in with_entity:
+        if all(c.attr in ATTRIBUTES[kind] for c in spec.filter):
+            return kind
+    first = with_entity[0]
+    missing = next(c.attr for c in spec.filter if c.attr not in ATTRIBUTES[first])
+    raise _choice(f"filter.{missing}", ATTRIBUTES[first], missing)
+
+
+def _check_filter(conditions: Sequence[Condition], kind: FactKind) -> None:
+    for c in conditions:
+        where = f"filter.{c.attr}"
+        attr_type = ATTRIBUTES[kind][c.attr]
+        if c.op not in _OPS_BY_TYPE[attr_type]:
+            raise _choice(f"{where}.op", _OPS_BY_TYPE[attr_type], c.op.value)
+        values = c.value if isinstance(c.value, tuple) else (c.value,)
+        for v in values:
+            if attr_type is AttrType.FLAG and not isinstance(v, bool):
+                raise _err(where, "true or false", v)
+            if attr_type is AttrType.NUMBER and (isinstance(v, bool) or not isinstance(v, int | float)):
+                raise _err(where, "a number", v)
+            if attr_type is AttrType.CATEGORY:
+                if not isinstance(v, str):
+                    raise _err(where, "a string", v)
+                allowed = CATEGORY_VALUES.get(c.attr)
+                if allowed is not None and v not in allowed:
+                    raise _choice(where, allowed, v)
+
+
+class FeatureSpecModel(BaseModel):
+    """YAML/dict form of one spec (validated structurally here, semantically by FeatureSpec)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entity: str
+    field: str
+    agg: str
+    window: str
+    offset: str | None = None
+    filter: dict[str, Any] = {}
+    qualifier: str | None = None
+    facts: str | None = None
+
+
+class FeatureSetModel(BaseModel):
+    """YAML/dict form of a feature set: ``{"features": [spec, ...]}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    features: list[FeatureSpecModel]
+
+
+def _loc(loc: Sequence[int | str]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def _spec_from_model(model: FeatureSpecModel, *, path: str) -> FeatureSpec:
+    def enum_of(enum: type[StrEnum], value: str, name: str) -> Any:
+        try:
+            return enum(value)
+        except ValueError as e:
+            raise _choice(f"{path}.{name}", list(enum), value) from e
+
+    entity = enum_of(Entity, model.entity, "entity")
+    agg = enum_of(Agg, model.agg, "agg")
+    facts = enum_of(FactKind, model.facts, "facts") if model.facts is not None else None
+    window = Duration.parse(model.window, field=f"{path}.window")
+    offset = Duration.parse(model.offset, field=f"{path}.offset") if model.offset is not None else None
+    conditions = parse_filter(model.filter, path=f"{path}.filter")
+    try:
+        return FeatureSpec(entity, model.field, agg, window, conditions, offset, model.qualifier, facts)
+    except ConfigError as e:
+        where = f"{path}.{e.field}" if e.field else path
+        message = e.message.replace(f"`{e.field}`", f"`{where}`", 1) if e.field else e.message
+        raise ConfigError(message, field=where) from e
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSet:
+    """An ordered list of specs with unique names: what a model is trained and served on.
+
+    The order is the column order of the batch frame and of model inputs.
+    """
+
+    specs: tuple[FeatureSpec, ...]
+
+    def __post_init__(self) -> None:
+        seen: dict[str, int] = {}
+        for i, spec in enumerate(self.specs):
+            if spec.name in seen:
+                path = f"features[{i}]"
+                raise ConfigError(
+                    f"`{path}` must have a unique name; {spec.name!r} is also features[{seen[spec.name]}] "
+                    "(set `qualifier` to tell them apart)", field=path)
+            seen[spec.name] = i
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Feature names, in order."""
+        return tuple(s.name for s in self.specs)
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def __iter__(self) -> Iterator[FeatureSpec]:
+        return iter(self.specs)
+
+    def to_data(self) -> dict[str, Any]:
+        """The YAML/dict form."""
+        return {"features": [s.to_data() for s in self.specs]}
+
+    def hash(self) -> str:
+        """Short stable hash of the definitions (MLflow tag ``feature_set_hash``).
+
+        Two sets hash equal iff they define the same features in the same order.
+        """
+        text = json.dumps(self.to_data(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_data(cls, data: object) -> FeatureSet:
+        """Validate a ``{"features": [...]}`` mapping; every problem is a ``ConfigError`` naming its field."""
+        try:
+            model = FeatureSetModel.model_validate(data)
+        except ValidationError as e:
+            first = e.errors()[0]
+            path = _loc(first["loc"]) or "features"
+            raise ConfigError(f"`{path}` {first['msg'].lower()}; got {first.get('input')!r}",
+                              field=path) from e
+        specs = tuple(_spec_from_model(m, path=f"features[{i}]") for i, m in enumerate(model.features))
+        return cls(specs)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> FeatureSet:
+        """Parse YAML text (see :meth:`from_data`)."""
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"`features` must be valid YAML; {e}", field="features") from e
+        return cls.from_data(data)
+
+    @classmethod
+    def from_file(cls, path: Path) -> FeatureSet:
+        """Read a YAML file (see :meth:`from_data`)."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(must("features", "a readable YAML file", str(path)), field="features") from e
+        return cls.from_yaml(text)

@@ -1,0 +1,84 @@
+"""The online store protocol: versioned fact groups in, time-range reads out.
+
+A store knows nothing about features. It keeps the facts of each entity key sorted by
+event time and answers "the facts of these entity keys between these two times"; the
+online engine (``features.online``) aggregates them with the shared aggregators. Keeping
+the aggregation out of the stores is what makes every backend give the same numbers.
+
+Semantics every store implements (and ``tests/contracts`` checks):
+
+* ``apply(group)`` stores a :class:`~features.facts.FactGroup` if its version is higher
+  than the stored version of that group (or the group is unknown), replacing all the
+  group's previous facts; a lower version is a no-op, and so is an equal version with
+  the same facts. An equal version with *different* facts replaces them: the order log
+  re-derives an order from all its events, and an older event arriving late (a
+  delivery scan, say) changes the order without raising its newest ``event_version``;
+  the later derivation is the more complete one. Late groups are fine: reads are by
+  event time, not arrival.
+* ``fetch(queries)`` returns, for each :class:`RangeQuery`, the facts of one kind of that
+  entity key with ``lo <= ts <= hi`` (microseconds, both inclusive), ascending by ``ts``; peers (same
+  ``ts``) in any order. An unknown key gives an empty list.
+* ``evict(before_us=c)`` drops every group whose newest fact is at or before ``c``, so
+  state stays bounded by the longest window; returns how many groups went.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple, Protocol
+
+from features.facts import Entity, Fact, FactGroup, FactKind
+
+
+class RangeQuery(NamedTuple):
+    """The facts of one kind of one entity key with ``lo <= ts <= hi`` (event time, µs, inclusive).
+
+    Stores index by kind too: most features read order facts only, and a lookup then
+    never touches the (more numerous) line facts of the same key. A named tuple rather
+    than a dataclass: a lookup builds a few dozen of these on the hot path.
+    """
+
+    entity: Entity
+    key: str
+    kind: FactKind
+    lo: int
+    hi: int
+
+
+class FactRange(NamedTuple):
+    """Facts of one query ascending by event time, with their event times alongside.
+
+    The times come separately because the engine binary-searches them for every
+    window edge; a store that keeps them as a column hands them over for free.
+    """
+
+    ts: Sequence[int]
+    facts: Sequence[Fact]
+
+
+#: The result of a query that matched nothing.
+EMPTY_RANGE = FactRange((), ())
+
+
+class OnlineStore(Protocol):
+    """Where the online engine keeps facts between orders."""
+
+    def apply(self, group: FactGroup) -> bool:
+        """Store the group unless a newer version or the same facts are stored; ``True`` if it changed state."""
+        ...
+
+    def fetch(self, queries: Sequence[RangeQuery]) -> list[FactRange]:
+        """For each query, its facts ascending by event time (one round trip for remote stores)."""
+        ...
+
+    def evict(self, *, before_us: int) -> int:
+        """Drop the groups whose newest fact is at or before ``before_us``; return how many."""
+        ...
+
+    def size(self) -> int:
+        """Number of groups held (orders plus labels): what eviction keeps bounded."""
+        ...
+
+    def close(self) -> None:
+        """Release connections or files; the store is unusable afterwards."""
+        ...

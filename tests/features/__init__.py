@@ -1,0 +1,1 @@
+"""Tests of the feature store: specs, windows, aggregators, facts, online and batch engines."""

@@ -1,0 +1,185 @@
+"""The online engine: window edges, idempotence, versions, late orders, labels, delays, eviction."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from features.facts import Entity
+from features.online import OnlineFeatures
+from features.specs import FeatureSet
+from features.stores import MemoryStore
+from orderguard.clock import FixedClock
+from orderguard.schema import RefundReason, Verdict
+from tests.features.builders import T0, at, make_label, make_order, refunded
+
+
+def features(*specs: dict[str, Any], margin: timedelta = timedelta(hours=1),
+             clock: FixedClock | None = None) -> OnlineFeatures:
+    return OnlineFeatures(MemoryStore(), FeatureSet.from_data({"features": list(specs)}),
+                          retention_margin=margin, clock=clock)
+
+
+COUNT_5M = {"entity": "device", "field": "orders", "agg": "count", "window": "5m"}
+
+
+def test_window_includes_the_order_itself_and_excludes_exactly_w_before() -> None:
+    engine = features(COUNT_5M)
+    first, edge, inside = (make_order("a", created_at=T0), make_order("b", created_at=at(minutes=5)),
+                           make_order("c", created_at=at(minutes=9, seconds=59)))
+    for order in (first, edge, inside):
+        engine.apply(order)
+    assert engine.lookup(first, as_of=T0)["count_orders_by_device_5m"] == 1
+    assert engine.lookup(edge, as_of=at(minutes=5))["count_orders_by_device_5m"] == 1  # a is exactly 5m old
+    assert engine.lookup(inside, as_of=at(minutes=9, seconds=59))["count_orders_by_device_5m"] == 2
+
+
+def test_same_instant_orders_see_each_other() -> None:
+    engine = features(COUNT_5M)
+    for name in ("a", "b", "c"):
+        engine.apply(make_order(name, created_at=T0))
+    assert engine.lookup({Entity.DEVICE: ["d1"]}, as_of=T0)["count_orders_by_device_5m"] == 3
+
+
+def test_reapplying_the_same_or_an_older_version_changes_nothing() -> None:
+    engine = features(COUNT_5M)
+    order = make_order("a", version=5)
+    assert engine.apply(order)
+    assert not engine.apply(order)
+    assert not engine.apply(replace(order, event_version=4))
+    assert engine.lookup(order, as_of=T0)["count_orders_by_device_5m"] == 1
+
+
+def test_a_newer_version_replaces_the_orders_facts() -> None:
+    engine = features(COUNT_5M)
+    engine.apply(make_order("a", device="d1", version=1))
+    assert engine.apply(make_order("a", device="d2", version=2))  # the device was corrected
+    assert engine.lookup({Entity.DEVICE: ["d1"]}, as_of=T0)["count_orders_by_device_5m"] == 0
+    assert engine.lookup({Entity.DEVICE: ["d2"]}, as_of=T0)["count_orders_by_device_5m"] == 1
+    assert not engine.apply(make_order("a", device="d1", version=1))  # the old version arriving late
+
+
+def test_a_late_order_lands_at_its_event_time() -> None:
+    engine = features(COUNT_5M)
+    engine.apply(make_order("new", created_at=at(minutes=20)))
+    engine.apply(make_order("late", created_at=at(minutes=2)))
+    assert engine.lookup({Entity.DEVICE: ["d1"]}, as_of=at(minutes=3))["count_orders_by_device_5m"] == 1
+    assert engine.lookup({Entity.DEVICE: ["d1"]}, as_of=at(minutes=20))["count_orders_by_device_5m"] == 1
+    assert engine.lookup({Entity.DEVICE: ["d1"]}, as_of=at(minutes=8))["count_orders_by_device_5m"] == 0
+
+
+def test_filtered_refund_counts_read_refunds_by_claim_time() -> None:
+    engine = features({"entity": "user", "field": "refunds", "agg": "count", "window": "30d",
+                       "qualifier": "damaged_or_lost", "filter": {"reason": ["damaged", "not_received"]}})
+    name = "count_refunds_damaged_or_lost_by_user_30d"
+    engine.apply(refunded(make_order("a"), when=at(days=2), reason=RefundReason.DAMAGED))
+    engine.apply(refunded(make_order("b"), when=at(days=3), reason=RefundReason.NO_REASON))
+    probe = make_order("probe", created_at=at(days=5))
+    engine.apply(probe)
+    assert engine.lookup(probe, as_of=at(days=1))[name] == 0  # claim not made yet
+    assert engine.lookup(probe, as_of=at(days=5))[name] == 1  # the no-reason return does not count
+
+
+def test_labels_count_only_once_known() -> None:
+    engine = features({"entity": "device", "field": "orders", "agg": "distinct", "window": "90d",
+                       "qualifier": "fraud", "filter": {"verdict": "confirmed_fraud"}})
+    name = "distinct_orders_fraud_by_device_90d"
+    bad = make_order("bad", created_at=T0)
+    engine.apply(bad)
+    engine.apply_label(make_label(bad, when=at(days=3)), bad)
+    engine.apply_label(make_label(bad, when=at(days=4), reviewer="rev2"), bad)  # second confirmation
+    engine.apply_label(make_label(make_order("ok"), when=at(days=3), verdict=Verdict.FALSE_POSITIVE),
+                       make_order("ok"))
+    later = make_order("later", created_at=at(days=2))
+    assert engine.lookup(later, as_of=at(days=2))[name] == 0  # the fraud was confirmed after this order
+    assert engine.lookup(later, as_of=at(days=5))[name] == 1  # one order, however many labels
+
+
+def test_delayed_window_ignores_the_recent_past() -> None:
+    engine = features({"entity": "device", "field": "orders", "agg": "count", "window": "1h", "offset": "10m"})
+    name = "count_orders_by_device_1h_lag10m"
+    for minutes in (0, 30, 55, 65):
+        engine.apply(make_order(f"o{minutes}", created_at=at(minutes=minutes)))
+    # window at 65m is (65 - 10 - 60, 65 - 10] = (-5m, 55m]: 0, 30 and 55 count, 65 does not
+    assert engine.lookup({Entity.DEVICE: ["d1"]}, as_of=at(minutes=65))[name] == 3
+    # at 70m: (0m, 60m]: 0 is exactly on the open edge
+    assert engine.lookup({Entity.DEVICE: ["d1"]}, as_of=at(minutes=70))[name] == 2
+
+
+def test_time_since_looks_strictly_before_and_is_missing_without_history() -> None:
+    engine = features({"entity": "device", "field": "orders", "agg": "time_since", "window": "1d"})
+    name = "time_since_orders_by_device_1d"
+    first, peer, second = (make_order("a", created_at=T0), make_order("b", created_at=T0),
+                           make_order("c", created_at=at(minutes=3)))
+    for order in (first, peer, second):
+        engine.apply(order)
+    assert math.isnan(engine.lookup(first, as_of=T0)[name])  # a same-instant peer is not "before"
+    assert engine.lookup(second, as_of=at(minutes=3))[name] == 180.0
+
+
+def test_sku_features_take_the_riskiest_line() -> None:
+    engine = features({"entity": "user_sku", "field": "units", "agg": "sum", "window": "24h"},
+                      {"entity": "user_sku", "field": "unit_price_fen", "agg": "min", "window": "24h"})
+    engine.apply(make_order("a", created_at=T0, lines=(("s1", 4, 100),)))
+    probe = make_order("b", created_at=at(hours=1), lines=(("s1", 1, 300), ("s2", 2, 50)))
+    engine.apply(probe)
+    vector = engine.lookup(probe, as_of=at(hours=1))
+    assert vector["sum_units_by_user_sku_24h"] == 5  # s1: 4 + 1, s2: 2
+    assert vector["min_unit_price_fen_by_user_sku_24h"] == 50  # min is reduced with min
+
+
+def test_numeric_aggregates_over_the_window() -> None:
+    engine = features(*({"entity": "device", "field": "paid_fen", "agg": agg, "window": "1h"}
+                        for agg in ("sum", "mean", "min", "max", "std")))
+    for i, price in enumerate((100, 300, 800)):
+        engine.apply(make_order(f"o{i}", created_at=at(minutes=i), lines=(("s", 1, price),)))
+    v = engine.lookup({Entity.DEVICE: ["d1"]}, as_of=at(minutes=2))
+    assert v["sum_paid_fen_by_device_1h"] == 1200
+    assert v["mean_paid_fen_by_device_1h"] == 400
+    assert v["min_paid_fen_by_device_1h"] == 100
+    assert v["max_paid_fen_by_device_1h"] == 800
+    assert v["std_paid_fen_by_device_1h"] == pytest.approx(((300**2 + 100**2 + 400**2) / 3) ** 0.5)
+
+
+def test_an_order_without_the_entity_gets_empty_values() -> None:
+    engine = features(COUNT_5M, {"entity": "device", "field": "paid_fen", "agg": "mean", "window": "5m"})
+    order = make_order(device=None)
+    engine.apply(order)
+    v = engine.lookup(order, as_of=T0)
+    assert v["count_orders_by_device_5m"] == 0
+    assert math.isnan(v["mean_paid_fen_by_device_5m"])
+    assert v.missing() == ("mean_paid_fen_by_device_5m",)
+
+
+def test_state_is_evicted_beyond_the_longest_window_and_too_late_orders_are_dropped() -> None:
+    engine = features(COUNT_5M, margin=timedelta(minutes=10))
+    for i in range(10):
+        engine.apply(make_order(f"o{i}", created_at=at(minutes=i)))
+    assert engine.store.size() == 10
+    engine.apply(make_order("far", created_at=at(hours=2)))
+    assert engine.store.size() == 1
+    assert not engine.apply(make_order("ancient", created_at=at(minutes=1)))
+    assert engine.store.size() == 1
+    # lookups within the margin behind the watermark are still exact
+    assert engine.lookup({Entity.DEVICE: ["d1"]}, as_of=at(hours=2))["count_orders_by_device_5m"] == 1
+
+
+def test_a_future_stamp_cannot_evict_the_present_when_a_clock_is_given() -> None:
+    clock = FixedClock(at(minutes=30))
+    engine = features(COUNT_5M, margin=timedelta(minutes=10), clock=clock)
+    engine.apply(make_order("now", created_at=at(minutes=29)))
+    engine.apply(make_order("bogus", created_at=at(days=365)))
+    assert engine.watermark == at(minutes=30)
+    assert engine.lookup({Entity.DEVICE: ["d1"]}, as_of=at(minutes=29))["count_orders_by_device_5m"] == 1
+
+
+def test_vector_keeps_spec_order_and_the_as_of_time() -> None:
+    engine = features(COUNT_5M, {"entity": "ip", "field": "orders", "agg": "count", "window": "10m"})
+    v = engine.lookup({}, as_of=T0)
+    assert list(v) == ["count_orders_by_device_5m", "count_orders_by_ip_10m"]
+    assert v.as_of == T0
+    assert dict(v) == {"count_orders_by_device_5m": 0.0, "count_orders_by_ip_10m": 0.0}

@@ -1,0 +1,257 @@
+"""Online lookups equal the batch point-in-time frame, for every spec, on every store.
+
+Streams are drawn to hit the hard cases: few devices / accounts / WiFis / addresses /
+SKUs so entities collide, creation times on a grid that puts orders exactly on the
+5m / 10m / 1h / 24h / 48h window edges and at the same instant, refund claims before and
+after delivery, device corrections, reviewer labels, re-sent duplicate events and
+shuffled arrival (older events arriving after newer ones). The online side replays
+the events the way serving does: the order log folds the events received so far
+(``derive_order``) and the engine applies that order. The batch side sees each order
+once, in its final state, plus the labels. Redis is a real server (fails if down).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from features.batch import BatchFeatures
+from features.online import OnlineFeatures
+from features.specs import FeatureSet
+from features.stores import MemoryStore, OnlineStore, RedisStore, SqliteStore
+from orderguard.ingest.normalize import event_version
+from orderguard.ingest.state import derive_order
+from orderguard.schema import (
+    Address,
+    Amounts,
+    Channel,
+    ClientInfo,
+    EventKind,
+    Label,
+    Order,
+    OrderDetails,
+    OrderEvent,
+    OrderKey,
+    OrderLine,
+    OrderStatus,
+    Party,
+    Phone,
+    Refund,
+    RefundReason,
+    Verdict,
+)
+
+T0 = datetime(2024, 11, 11, 2, 0, tzinfo=UTC)
+#: Creation minutes chosen so that pairs of orders sit exactly on the windows' edges.
+EDGE_MINUTES = (0, 1, 4, 5, 6, 10, 15, 55, 60, 65, 70, 1440, 1445, 1500, 2880, 2885)
+DELAYS_MIN = (0, 1, 5, 60, 1440)
+
+SPECS = FeatureSet.from_data({"features": [
+    {"entity": "device", "field": "orders", "agg": "count", "window": "5m"},
+    {"entity": "device", "field": "orders", "agg": "count", "window": "10m", "offset": "5m"},
+    {"entity": "user", "field": "orders", "agg": "count", "window": "1h"},
+    {"entity": "wifi", "field": "users", "agg": "distinct", "window": "48h"},
+    {"entity": "address", "field": "users", "agg": "distinct", "window": "24h"},
+    {"entity": "user", "field": "devices", "agg": "distinct", "window": "24h"},
+    {"entity": "phone", "field": "addresses", "agg": "distinct", "window": "48h"},
+    {"entity": "device", "field": "paid_fen", "agg": "sum", "window": "1h"},
+    {"entity": "user", "field": "paid_fen", "agg": "mean", "window": "24h"},
+    {"entity": "device", "field": "paid_fen", "agg": "min", "window": "24h"},
+    {"entity": "user", "field": "paid_fen", "agg": "max", "window": "48h"},
+    {"entity": "device", "field": "paid_fen", "agg": "std", "window": "48h"},
+    {"entity": "device", "field": "orders", "agg": "time_since", "window": "24h"},
+    {"entity": "user", "field": "orders", "agg": "time_since", "window": "1h", "offset": "5m"},
+    {"entity": "user", "field": "account_age_days", "agg": "mean", "window": "24h"},
+    {"entity": "device", "field": "has_coupon", "agg": "sum", "window": "24h"},
+    {"entity": "device", "field": "orders", "agg": "count", "window": "1h", "qualifier": "big",
+     "filter": {"paid_fen": {"ge": 1990}}},
+    {"entity": "user", "field": "refunds", "agg": "count", "window": "48h", "qualifier": "damaged_or_lost",
+     "filter": {"reason": ["damaged", "not_received"]}},
+    {"entity": "device", "field": "refunds", "agg": "count", "window": "48h", "qualifier": "after_delivery",
+     "filter": {"delivered_before_claim": True}},
+    {"entity": "address", "field": "refund_fen", "agg": "sum", "window": "24h"},
+    {"entity": "device", "field": "orders", "agg": "distinct", "window": "48h", "qualifier": "fraud",
+     "filter": {"verdict": "confirmed_fraud"}},
+    {"entity": "user", "field": "labels", "agg": "count", "window": "48h", "offset": "1h"},
+    {"entity": "user_sku", "field": "units", "agg": "sum", "window": "24h"},
+    {"entity": "device_sku", "field": "unit_price_fen", "agg": "max", "window": "1h"},
+    {"entity": "sku", "field": "unit_price_fen", "agg": "min", "window": "1h"},
+    {"entity": "address_sku", "field": "users", "agg": "distinct", "window": "48h"},
+    {"entity": "sku", "field": "lines", "agg": "time_since", "window": "1h"},
+]})
+
+ADDRESSES = (Address("上海市", "上海市", "浦东新区", "张江路 88 号"),
+             Address("浙江省", "杭州市", "西湖区", "文三路１００号"),
+             Address("浙江省", "杭州市", "西湖区", "文三路 100 号"))  # the same place as the previous one
+
+
+@dataclass(frozen=True)
+class Stream:
+    """Events in arrival order, and labels with where in the arrival they happen."""
+
+    arrivals: tuple[OrderEvent, ...]
+    labels: tuple[tuple[int, Label], ...]
+
+
+def _event(key: OrderKey, *, at: datetime, kind: EventKind, status: OrderStatus,
+           details: OrderDetails | None = None, refund: Refund | None = None) -> OrderEvent:
+    return OrderEvent(key=key, event_version=event_version(at, kind=kind, status=status), event_time=at,
+                      received_at=at + timedelta(seconds=2), kind=kind, status=status,
+                      channel_status=status.value, details=details, refund=refund)
+
+
+@st.composite
+def order_history(draw: st.DrawFn, index: int) -> tuple[list[OrderEvent], Label | None]:
+    """The events of one order (creation, maybe delivery, claim, device correction) and maybe a label."""
+    key = OrderKey(draw(st.sampled_from([Channel.SITE, Channel.JD])), f"o{index}")
+    created = T0 + timedelta(minutes=draw(st.sampled_from(EDGE_MINUTES)), seconds=draw(st.sampled_from([0, 0, 7])))
+    lines = tuple(OrderLine(draw(st.sampled_from(["s0", "s1", "s2"])), draw(st.integers(1, 3)),
+                            draw(st.sampled_from([100, 1990, 50_000])))
+                  for _ in range(draw(st.integers(0, 3))))
+    goods = sum(line.qty * line.unit_price_fen for line in lines)
+    coupon = draw(st.sampled_from([0, 0, 100]))
+    registered = draw(st.sampled_from([None, T0 - timedelta(days=3), T0 - timedelta(hours=7)]))
+    phone = draw(st.sampled_from([None, "p0", "p1"]))
+    buyer = Party(account_id=draw(st.sampled_from(["u0", "u1", "u2"])), registered_at=registered,
+                  phone=Phone(phone) if phone else None)
+
+    def client(device: str | None) -> ClientInfo | None:
+        wifi = draw(st.sampled_from([None, "w0", "w1"]))
+        return ClientInfo(device_id=device, wifi_hash=wifi) if device or wifi else None
+
+    details = OrderDetails(
+        shop_id="shop", created_at=created, buyer=buyer, lines=lines,
+        amounts=Amounts(goods_fen=goods, paid_fen=max(goods - coupon, 0), coupon_fen=coupon),
+        address=draw(st.sampled_from([None, *ADDRESSES])), client=client(draw(st.sampled_from([None, "d0", "d1"]))))
+    events = [_event(key, at=created, kind=EventKind.ORDER, status=OrderStatus.PAID, details=details)]
+    if draw(st.booleans()):
+        delivered_at = created + timedelta(minutes=draw(st.sampled_from(DELAYS_MIN)), seconds=1)
+        events.append(_event(key, at=delivered_at, kind=EventKind.ORDER, status=OrderStatus.DELIVERED,
+                             details=details))
+    if draw(st.booleans()):
+        claimed = created + timedelta(minutes=draw(st.sampled_from(DELAYS_MIN)), seconds=2)
+        names_sku: bool = draw(st.booleans())
+        refund = Refund(f"r{index}", draw(st.sampled_from(list(RefundReason))), draw(st.sampled_from([500, 1990])),
+                        claimed, sku_id=lines[0].sku_id if lines and names_sku else None)
+        events.append(_event(key, at=claimed, kind=EventKind.AFTER_SALE, status=OrderStatus.REFUND_REQUESTED,
+                             refund=refund))
+    if draw(st.booleans()):  # the channel corrects the order: another device
+        fixed = created + timedelta(minutes=draw(st.sampled_from(DELAYS_MIN)), seconds=3)
+        corrected = replace(details, client=client(draw(st.sampled_from(["d0", "d1"]))))
+        events.append(_event(key, at=fixed, kind=EventKind.ORDER, status=OrderStatus.SHIPPED, details=corrected))
+    label = None
+    if draw(st.booleans()):
+        labeled_at = created + timedelta(minutes=draw(st.sampled_from(DELAYS_MIN)))
+        label = Label(key, draw(st.sampled_from(list(Verdict))), labeled_at, "rev")
+    return events, label
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> Stream:
+    histories = [draw(order_history(i)) for i in range(draw(st.integers(1, 12)))]
+    events = [e for history, _ in histories for e in history]
+    duplicates = draw(st.lists(st.sampled_from(events), max_size=4))
+    arrivals = tuple(draw(st.permutations(events + duplicates)))
+    labels = tuple((draw(st.integers(0, len(arrivals))), label) for _, label in histories if label is not None)
+    return Stream(arrivals, labels)
+
+
+def final_orders(stream: Stream) -> list[Order]:
+    by_key: dict[OrderKey, list[OrderEvent]] = {}
+    for event in stream.arrivals:
+        by_key.setdefault(event.key, []).append(event)
+    return [o for events in by_key.values() if (o := derive_order(events)) is not None]
+
+
+def replay(engine: OnlineFeatures, stream: Stream) -> None:
+    """Serving's path: fold the events received so far, apply; labels with the order known then."""
+    received: dict[OrderKey, list[OrderEvent]] = {}
+    for position, event in enumerate([*stream.arrivals, None]):
+        for at_position, label in stream.labels:
+            current = derive_order(received.get(label.key, []))
+            if at_position == position and current is not None:
+                engine.apply_label(label, current)
+        if event is None:
+            break
+        received.setdefault(event.key, []).append(event)
+        order = derive_order(received[event.key])
+        if order is not None:
+            engine.apply(order)
+    finals = {o.key: o for o in final_orders(stream)}
+    for _, label in stream.labels:  # the label desk re-applies once the order is final
+        if label.key in finals:
+            engine.apply_label(label, finals[label.key])
+
+
+def batch_values(stream: Stream) -> dict[str, dict[str, float]]:
+    batch = BatchFeatures(SPECS)
+    try:
+        batch.load(final_orders(stream), labels=[label for _, label in stream.labels])
+        frame = batch.frame()
+    finally:
+        batch.close()
+    return {row["order_key"]: {name: float(row[name]) for name in SPECS.names} for row in frame.to_dict("records")}
+
+
+def same(a: float, b: float) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-6)
+
+
+def assert_parity(engine: OnlineFeatures, stream: Stream, expected: dict[str, dict[str, float]], *,
+                  store: str, since: datetime | None = None) -> None:
+    orders = final_orders(stream)
+    assert set(expected) == {str(o.key) for o in orders}
+    for order in orders:
+        if since is not None and order.details.created_at < since:
+            continue
+        online = engine.lookup(order, as_of=order.details.created_at)
+        wrong = {name: (online[name], value) for name, value in expected[str(order.key)].items()
+                 if not same(online[name], value)}
+        assert not wrong, f"{store}: {order.key} online != batch: {wrong}"
+
+
+@pytest.fixture(scope="module")
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    prefix = f"og:test:parity:{uuid.uuid4().hex}"
+    yield prefix
+    cleaner = RedisStore(redis_url, prefix=prefix)
+    cleaner.clear()
+    cleaner.close()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stream=streams())
+def test_online_equals_batch_on_every_store(stream: Stream, redis_url: str, redis_prefix: str) -> None:
+    expected = batch_values(stream)
+    example = uuid.uuid4().hex
+    stores: dict[str, OnlineStore] = {"memory": MemoryStore(), "sqlite": SqliteStore(":memory:"),
+                                      "redis": RedisStore(redis_url, prefix=f"{redis_prefix}:{example}")}
+    try:
+        for name, store in stores.items():
+            engine = OnlineFeatures(store, SPECS, retention_margin=timedelta(days=30))  # no eviction here
+            replay(engine, stream)
+            assert_parity(engine, stream, expected, store=name)
+    finally:
+        for store in stores.values():
+            if isinstance(store, RedisStore):
+                store.clear()
+            store.close()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stream=streams(), margin_h=st.sampled_from([1, 6, 30]))
+def test_lookups_within_the_margin_stay_exact_under_eviction(stream: Stream, margin_h: int) -> None:
+    engine = OnlineFeatures(MemoryStore(), SPECS, retention_margin=timedelta(hours=margin_h))
+    replay(engine, stream)
+    assert engine.watermark is not None
+    assert_parity(engine, stream, batch_values(stream), store="memory (evicting)",
+                  since=engine.watermark - timedelta(hours=margin_h))
