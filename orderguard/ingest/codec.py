@@ -257,9 +257,21 @@ def _json_object(value: Any, path: str) -> Any:
 
 
 def _encode_json_object(value: Any) -> Any:
+    """Payload extras (``raw``): JSON-native, string keys, no NUL anywhere.
+
+    orjson checks and copies that in C; only when it objects does the slow path run, to
+    name the offending field. Extras are usually large and always clean, so this matters
+    for bulk ingest.
+    """
     if not isinstance(value, Mapping):
         raise _EncodeError("a mapping", value)
-    return _encode_json(value)
+    try:
+        dumped = orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):
+        return _encode_json(value)
+    if b"\\u0000" in dumped:
+        return _encode_json(value)
+    return orjson.loads(dumped)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
