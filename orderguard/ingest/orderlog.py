@@ -152,6 +152,28 @@ ORDERS = sa.Table(
     sa.Index("ix_orders_status", "status"),
 )
 
+#: Served decisions (``orderguard.scorelog``), migration 0002.
+SCORE_RECORDS = sa.Table(
+    "score_records", METADATA,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("order_key", _key_text(), nullable=False),
+    sa.Column("event_version", sa.BigInteger(), nullable=False),
+    sa.Column("event_time", UtcDateTime(), nullable=False),
+    sa.Column("scored_at", UtcDateTime(), nullable=False),
+    sa.Column("score", sa.Float(), nullable=False),
+    sa.Column("risk_level", sa.String(), nullable=False),
+    sa.Column("decision", sa.String(), nullable=False),
+    sa.Column("rules_only", sa.Boolean(), nullable=False),
+    sa.Column("model_version", sa.String(), nullable=True),
+    sa.Column("settings_hash", sa.String(), nullable=False),
+    sa.Column("feature_set_hash", sa.String(), nullable=False),
+    sa.Column("latency_ms", sa.Float(), nullable=False),
+    sa.Column("record", _json(), nullable=False),
+    sa.UniqueConstraint("order_key", "event_version", name="uq_score_records_key"),
+    sa.Index("ix_score_records_decision", "decision", "scored_at"),
+    sa.Index("ix_score_records_event_time", "event_time"),
+)
+
 _EVENT_ORDER = (ORDER_EVENTS.c.event_time, ORDER_EVENTS.c.channel, ORDER_EVENTS.c.channel_order_id,
                 ORDER_EVENTS.c.event_version)
 _ORDER_ORDER = (ORDERS.c.created_at, ORDERS.c.channel, ORDERS.c.channel_order_id)

@@ -14,12 +14,13 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
 from orderguard.errors import ConfigError, EventConflictError, InvalidInputError, ServiceUnavailableError
 from orderguard.ingest import codec
 from orderguard.ingest.migrations import VERSION_TABLE
-from orderguard.ingest.orderlog import METADATA, AppendOutcome, OrderLog, redacted
+from orderguard.ingest.orderlog import METADATA, AppendOutcome, OrderLog, migration_config, redacted
 from orderguard.ingest.state import derive_order
 from orderguard.schema import Channel, EventKind, OrderEvent, OrderKey, OrderStatus
 from orderguard.settings import Settings
@@ -263,7 +264,7 @@ def test_migrations_are_idempotent(order_log: OrderLog) -> None:
         assert again.history(event.key) == [event]
     with order_log.engine.connect() as conn:
         versions = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
-    assert versions == ["0001"]
+    assert versions == [ScriptDirectory.from_config(migration_config()).get_current_head()]
 
 
 def test_migrated_schema_matches_the_table_definitions(order_log: OrderLog) -> None:

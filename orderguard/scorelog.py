@@ -1,0 +1,137 @@
+"""Score records: every served decision with the evidence it was made on.
+
+A :class:`ScoreRecord` keeps the served feature vector, the rule hits, the model
+version and the settings hash, so a decision can be explained to a reviewer months
+later and training/serving skew can be audited (recompute the batch features for the
+same order and compare). Records live beside the order log (same database, table
+``score_records``, migration 0002) and are keyed by ``(order key, event_version)``:
+the first record of an order version wins, which makes scoring retry-safe.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from orderguard.ingest.orderlog import SCORE_RECORDS
+from orderguard.schema import OrderKey
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRecord:
+    """One served decision.
+
+    Attributes:
+        features: the served feature vector (NaN = missing).
+        hits: fired rules as ``{code, points, reason_zh, reason_en, values}``.
+        reasons: ordered reasons as ``{code, weight, text_zh, text_en, source}``.
+        latency_ms: server-side time to score, features to decision.
+    """
+
+    order_key: OrderKey
+    event_version: int
+    event_time: datetime
+    scored_at: datetime
+    score: float
+    risk_level: str
+    decision: str
+    rules_only: bool
+    model_version: str | None
+    settings_hash: str
+    feature_set_hash: str
+    latency_ms: float
+    allow_listed: bool = False
+    features: Mapping[str, float] = field(default_factory=dict)
+    hits: tuple[Mapping[str, Any], ...] = ()
+    reasons: tuple[Mapping[str, Any], ...] = ()
+
+
+def _nan_to_none(values: Mapping[str, float]) -> dict[str, float | None]:
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in values.items()}
+
+
+def _none_to_nan(values: Mapping[str, float | None]) -> dict[str, float]:
+    return {k: (math.nan if v is None else float(v)) for k, v in values.items()}
+
+
+def _row(record: ScoreRecord) -> dict[str, Any]:
+    return {
+        "order_key": str(record.order_key), "event_version": record.event_version,
+        "event_time": record.event_time, "scored_at": record.scored_at, "score": record.score,
+        "risk_level": record.risk_level, "decision": record.decision, "rules_only": record.rules_only,
+        "model_version": record.model_version, "settings_hash": record.settings_hash,
+        "feature_set_hash": record.feature_set_hash, "latency_ms": record.latency_ms,
+        "record": {"features": _nan_to_none(record.features), "hits": [dict(h) for h in record.hits],
+                   "reasons": [dict(r) for r in record.reasons], "allow_listed": record.allow_listed},
+    }
+
+
+def _from_row(row: sa.Row[Any]) -> ScoreRecord:
+    m = row._mapping
+    body = m["record"]
+    return ScoreRecord(
+        order_key=OrderKey.parse(m["order_key"]), event_version=int(m["event_version"]),
+        event_time=m["event_time"], scored_at=m["scored_at"], score=float(m["score"]),
+        risk_level=m["risk_level"], decision=m["decision"], rules_only=bool(m["rules_only"]),
+        model_version=m["model_version"], settings_hash=m["settings_hash"],
+        feature_set_hash=m["feature_set_hash"], latency_ms=float(m["latency_ms"]),
+        allow_listed=bool(body.get("allow_listed", False)), features=_none_to_nan(body["features"]),
+        hits=tuple(body["hits"]), reasons=tuple(body["reasons"]))
+
+
+class ScoreLog:
+    """Store of :class:`ScoreRecord` s on the order log's engine (tables made by its migrations)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def get(self, key: OrderKey, event_version: int) -> ScoreRecord | None:
+        """The record of one order version, if it was scored."""
+        query = sa.select(SCORE_RECORDS).where(SCORE_RECORDS.c.order_key == str(key),
+                                               SCORE_RECORDS.c.event_version == event_version)
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        return _from_row(row) if row is not None else None
+
+    def put(self, record: ScoreRecord) -> ScoreRecord:
+        """Store ``record`` unless that order version has one already; return the stored one."""
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(SCORE_RECORDS.insert().values(**_row(record)))
+        except IntegrityError:
+            existing = self.get(record.order_key, record.event_version)
+            if existing is None:
+                raise
+            return existing
+        return record
+
+    def latest(self, key: OrderKey) -> ScoreRecord | None:
+        """The newest record of an order (highest event version)."""
+        query = (sa.select(SCORE_RECORDS).where(SCORE_RECORDS.c.order_key == str(key))
+                 .order_by(SCORE_RECORDS.c.event_version.desc()).limit(1))
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        return _from_row(row) if row is not None else None
+
+    def iter_records(self, *, decisions: tuple[str, ...] = (), limit: int | None = None) -> Iterator[ScoreRecord]:
+        """Records by event time (newest first), optionally only some decisions."""
+        query = sa.select(SCORE_RECORDS).order_by(SCORE_RECORDS.c.event_time.desc(), SCORE_RECORDS.c.id.desc())
+        if decisions:
+            query = query.where(SCORE_RECORDS.c.decision.in_(decisions))
+        if limit is not None:
+            query = query.limit(limit)
+        with self._engine.connect() as conn:
+            for row in conn.execute(query):
+                yield _from_row(row)
+
+    def count(self) -> int:
+        """Number of stored records."""
+        with self._engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(SCORE_RECORDS)).scalar_one())
