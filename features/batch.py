@@ -19,11 +19,24 @@ the online lookup. Facts of every kind share one partition per entity, so "refun
 claims by this device as of this order" is a filtered aggregate over the device's
 partition evaluated on the order's row.
 
+The statement that runs (:func:`frame_query`) evaluates every single-valued entity's
+windows directly on the order rows in one pass over the facts (one sort per entity, no
+join; an order without the entity gets an empty window, not its NULL-key partition's);
+SKU entities are windowed on line rows, reduced per order and joined.
+:func:`frame_sql` is the equivalent per-entity form (each entity in its own CTE,
+joined), for inspection or another engine.
+
 Output: one row per order (its ``order`` fact): ``order_key``, ``event_time``
-(``details.created_at``, UTC) and one column per feature in spec order, each as of
-that order, the order itself included. Empty windows give 0 for ``count``/``sum``/
-``distinct`` and NaN otherwise; SKU entities are reduced over the order's lines with
-max (min for ``min`` / ``time_since``), as online.
+(``details.created_at``, UTC), the carried order attributes if any, and one column per
+feature in spec order, each as of that order, the order itself included. Empty windows
+give 0 for ``count``/``sum``/``distinct`` and NaN otherwise; SKU entities are reduced
+over the order's lines with max (min for ``min`` / ``time_since``), as online.
+
+Two ways in: ``load`` derives facts from :class:`~orderguard.schema.Order` objects
+(the order log), one Python object per fact; ``load_facts`` takes facts that are
+already columnar (a DataFrame, an Arrow table or stream, a DuckDB relation) in the
+facts-table layout (``BatchFeatures.columns``), so a large backfill never leaves
+DuckDB/Arrow. Both fill the same table and give the same frame.
 
 Portability note: ``count(DISTINCT ...) OVER (...)`` is DuckDB; Spark SQL spells it
 ``size(collect_set(...)) OVER (...)``.
@@ -36,7 +49,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeAlias
 
 import duckdb
 import pandas as pd
@@ -53,12 +66,17 @@ from features.facts import (
     order_facts,
 )
 from features.specs import ZERO_WHEN_EMPTY, Agg, Condition, FeatureSet, FeatureSpec, Op
+from orderguard.errors import ConfigError, InvalidInputError, must
 from orderguard.schema import Label, Order
 
 #: Progress callback: ``(stage, done, total)``; ``total`` is ``None`` when unknown.
 Progress = Callable[[str, int, int | None], None]
 
+#: Facts already in columnar form, in the facts-table layout (see :meth:`BatchFeatures.load_facts`).
+FactTable: TypeAlias = pd.DataFrame | pa.Table | pa.RecordBatchReader | duckdb.DuckDBPyRelation
+
 _CHUNK = 100_000
+_COLUMNAR_CHUNK = 262_144
 _SQL_TYPES: Mapping[AttrType, str] = MappingProxyType({
     AttrType.NUMBER: "DOUBLE", AttrType.CATEGORY: "VARCHAR", AttrType.FLAG: "BOOLEAN"})
 _ARROW_TYPES: Mapping[AttrType, pa.DataType] = MappingProxyType({
@@ -191,6 +209,34 @@ def _entities(specs: Sequence[FeatureSpec]) -> list[Entity]:
     return [e for e in Entity if any(s.entity is e for s in specs)]
 
 
+def _source_columns(source: FactTable) -> list[str]:
+    if isinstance(source, pd.DataFrame):
+        return [str(c) for c in source.columns]
+    if isinstance(source, pa.Table | pa.RecordBatchReader):
+        return list(source.schema.names)
+    return [str(c) for c in source.columns]
+
+
+def _chunks(source: FactTable) -> Iterator[pd.DataFrame | pa.Table]:
+    """The source in chunks DuckDB can scan (progress is reported per chunk)."""
+    if isinstance(source, pd.DataFrame):
+        for start in range(0, len(source), _COLUMNAR_CHUNK):
+            yield source.iloc[start:start + _COLUMNAR_CHUNK]
+        return
+    if isinstance(source, pa.Table):
+        for start in range(0, source.num_rows, _COLUMNAR_CHUNK):
+            yield source.slice(start, _COLUMNAR_CHUNK)
+        return
+    if isinstance(source, pa.RecordBatchReader):
+        reader = source
+    elif hasattr(source, "to_arrow_reader"):  # DuckDB >= 1.4
+        reader = source.to_arrow_reader(_COLUMNAR_CHUNK)
+    else:
+        reader = source.fetch_record_batch(_COLUMNAR_CHUNK)
+    for batch in reader:
+        yield pa.Table.from_batches([batch])
+
+
 def _feature_table(entity: Entity) -> str:
     return f"feat_{entity.value}"
 
@@ -212,11 +258,58 @@ def join_sql(specs: Sequence[FeatureSpec], *, table: str = "facts") -> str:
 
 
 def frame_sql(specs: FeatureSet | Sequence[FeatureSpec], *, table: str = "facts") -> str:
-    """The whole point-in-time frame as one SQL statement (for inspection or another engine)."""
+    """The whole point-in-time frame as one SQL statement, one CTE per entity, joined.
+
+    The portable, per-entity form (for inspection or another engine): every entity's
+    facts are filtered and windowed on their own, then joined on the order key. It
+    gives the same frame as :func:`frame_query`, which the engine runs.
+    """
     spec_list = list(specs)
     ctes = ",\n".join(f"{_feature_table(e)} AS (\n{entity_sql(spec_list, e, table=table)}\n)"
                       for e in _entities(spec_list))
     body = join_sql(spec_list, table=table)
+    return f"WITH {ctes}\n{body}" if ctes else body
+
+
+def frame_query(specs: FeatureSet | Sequence[FeatureSpec], *, table: str = "facts", carry: Sequence[str] = (),
+                ordered: bool = True) -> str:
+    """The statement :class:`BatchFeatures` runs: the frame in one pass over ``table``.
+
+    Every spec of a single-valued entity (user, device, ...) is a window expression
+    evaluated directly on the order rows of ``table`` - one scan, one sort per entity,
+    no join - guarded so that an order without the entity gets an empty window rather
+    than the aggregate of all other orders without it (their NULL-key partition). SKU
+    entities are computed per line and reduced per order in CTEs (:func:`entity_sql`)
+    and joined. Same values as :func:`frame_sql`.
+
+    Args:
+        specs: the feature definitions, in output column order.
+        table: the facts table.
+        carry: order attributes output after ``ts`` under their attribute names
+            (columns ``a_<attr>`` of ``table``).
+        ordered: sort by ``(ts, order_key)``; leave out when the caller sorts anyway.
+    """
+    spec_list = list(specs)
+    single = [s for s in spec_list if s.entity not in MULTI_VALUED]
+    multi = [e for e in _entities(spec_list) if e in MULTI_VALUED]
+    kinds = ", ".join(sql_literal(k) for k in sorted({FactKind.ORDER.value} | {s.kind.value for s in single}))
+    inner = ",\n    ".join(
+        ["kind", "e_order AS order_key", "ts", *(f"{attr_column(a)} AS {_quote(a)}" for a in carry),
+         *(f"CASE WHEN {entity_column(s.entity)} IS NOT NULL THEN {spec_sql(s)} END AS {_quote(s.name)}"
+           for s in single)])
+    alias = {e: f"f{i}" for i, e in enumerate(multi)}
+    columns = []
+    for s in spec_list:
+        value = f"CAST({alias.get(s.entity, 'o')}.{_quote(s.name)} AS DOUBLE)"
+        if s.agg in ZERO_WHEN_EMPTY:
+            value = f"COALESCE({value}, 0.0)"
+        columns.append(f"{value} AS {_quote(s.name)}")
+    selected = ",\n  ".join(["o.order_key", "o.ts", *(f"o.{_quote(a)}" for a in carry), *columns])
+    joins = "".join(f"\nLEFT JOIN {_feature_table(e)} {alias[e]} ON {alias[e]}.order_key = o.order_key"
+                    for e in multi)
+    body = (f"SELECT\n  {selected}\nFROM (\n  SELECT\n    {inner}\n  FROM {table}\n  WHERE kind IN ({kinds})\n) o"
+            f"{joins}\nWHERE o.kind = 'order'" + ("\nORDER BY o.ts, o.order_key" if ordered else ""))
+    ctes = ",\n".join(f"{_feature_table(e)} AS (\n{entity_sql(spec_list, e, table=table)}\n)" for e in multi)
     return f"WITH {ctes}\n{body}" if ctes else body
 
 
@@ -227,10 +320,10 @@ class _Columns:
     attrs: tuple[tuple[str, AttrType], ...]
 
 
-def _needed(specs: Sequence[FeatureSpec]) -> _Columns:
+def _needed(specs: Sequence[FeatureSpec], carry: Sequence[str] = ()) -> _Columns:
     kinds = {FactKind.ORDER} | {s.kind for s in specs}
     entities = {Entity.ORDER} | {s.entity for s in specs}
-    attrs: set[str] = set()
+    attrs: set[str] = set(carry)
     for s in specs:
         if s.entity in MULTI_VALUED:
             kinds.add(FactKind.LINE)
@@ -247,25 +340,46 @@ def _needed(specs: Sequence[FeatureSpec]) -> _Columns:
 class BatchFeatures:
     """Builds the point-in-time frame of a feature set on an embedded DuckDB database.
 
-    Usage: ``load`` orders (and labels) once, then ``frame()`` or ``write_parquet()``.
+    Usage: ``load`` orders (and labels) or ``load_facts`` columnar facts, then
+    ``frame()``, ``write_parquet()`` or ``relation()``.
 
     Args:
         specs: the feature definitions, in output column order.
         database: DuckDB file for data larger than memory (``":memory:"`` by default).
         progress: optional ``(stage, done, total)`` callback, e.g. :func:`rich_progress`.
+        carry: order attributes (``features.facts.ATTRIBUTES[order]``, e.g. ``paid_fen``)
+            output beside the features, read from the order's own fact: inputs a model
+            takes as they are, so the frame needs no join back to the orders.
     """
 
     def __init__(self, specs: FeatureSet | Sequence[FeatureSpec], *, database: str | Path = ":memory:",
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, carry: Sequence[str] = ()) -> None:
         self.specs = specs if isinstance(specs, FeatureSet) else FeatureSet(tuple(specs))
+        order_attrs = ATTRIBUTES[FactKind.ORDER]
+        for i, attr in enumerate(carry):
+            if attr not in order_attrs:
+                raise ConfigError(must(f"carry[{i}]", "an attribute of order facts (" + ", ".join(
+                    sorted(order_attrs)) + ")", attr), field=f"carry[{i}]")
+        self.carry = tuple(carry)
         self._progress = progress
-        self._columns = _needed(self.specs.specs)
+        self._columns = _needed(self.specs.specs, self.carry)
         self._con = duckdb.connect(str(database))
-        cols = ["kind VARCHAR", "ts BIGINT", "fact_id VARCHAR"]
-        cols += [f"{entity_column(e)} VARCHAR" for e in self._columns.entities]
-        cols += [f"{attr_column(a)} {_SQL_TYPES[t]}" for a, t in self._columns.attrs]
-        self._con.execute(f"CREATE OR REPLACE TABLE facts ({', '.join(cols)})")
-        self._computed = False
+        cols = ", ".join(f"{name} {sql_type}" for name, sql_type in self.columns.items())
+        self._con.execute(f"CREATE OR REPLACE TABLE facts ({cols})")
+
+    @property
+    def columns(self) -> Mapping[str, str]:
+        """The facts table layout, column name → SQL type, in table order.
+
+        ``kind`` (a :class:`~features.facts.FactKind` value), ``ts`` (event time in integer
+        microseconds since the epoch, ``features.windows.to_us``), ``fact_id``, one
+        ``e_<entity>`` key column per entity the specs need (``e_order`` always: the
+        order a fact belongs to) and one ``a_<attr>`` column per attribute they read.
+        """
+        layout = {"kind": "VARCHAR", "ts": "BIGINT", "fact_id": "VARCHAR"}
+        layout.update({entity_column(e): "VARCHAR" for e in self._columns.entities})
+        layout.update({attr_column(a): _SQL_TYPES[t] for a, t in self._columns.attrs})
+        return MappingProxyType(layout)
 
     def _report(self, stage: str, done: int, total: int | None) -> None:
         if self._progress is not None:
@@ -309,7 +423,6 @@ class BatchFeatures:
                 self._report("load facts", loaded, None)
         loaded += self._insert(rows, schema)
         self._report("load facts", loaded, loaded)
-        self._computed = False
         return loaded
 
     def _insert(self, rows: list[tuple[Any, ...]], schema: pa.Schema) -> int:
@@ -326,39 +439,120 @@ class BatchFeatures:
             self._con.unregister("facts_chunk")
         return len(rows)
 
-    def _compute(self) -> None:
-        if self._computed:
-            return
-        specs = self.specs.specs
-        entities = _entities(specs)
-        for i, entity in enumerate(entities):
-            self._report("compute features", i, len(entities))
-            self._con.execute(f"CREATE OR REPLACE TEMP TABLE {_feature_table(entity)} AS "
-                              f"{entity_sql(specs, entity)}")
-        self._report("compute features", len(entities), len(entities))
-        self._computed = True
+    def load_facts(self, source: FactTable, *, total: int | None = None) -> int:
+        """Load facts that are already columnar; returns the number of facts loaded.
+
+        The fast path for large backfills: no Python object per fact. ``source`` has the
+        columns of :attr:`columns` by name (any order; ``fact_id`` may be left out, it is
+        only an identity) and nothing else, with values castable to their SQL types;
+        keys may be integers (they are compared as text). It may be a pandas DataFrame,
+        an Arrow table or record batch reader, or a DuckDB relation of *another*
+        connection (e.g. a query over CSV or Parquet files), which is streamed in Arrow
+        batches. The caller is responsible for the facts being what
+        ``features.facts`` would derive (kinds, event times, one order fact per order).
+
+        All or nothing: a source with missing or unknown columns, a value that does not
+        cast, a fact without ``kind`` / ``ts`` / ``e_order`` or an unknown ``kind`` loads
+        nothing and raises :class:`~orderguard.errors.InvalidInputError`.
+
+        Args:
+            source: the facts.
+            total: number of facts, if known (only feeds the progress callback).
+        """
+        names = _source_columns(source)
+        layout = self.columns
+        missing = [c for c in layout if c not in names and c != "fact_id"]
+        unknown = [c for c in names if c not in layout]
+        if missing or unknown:
+            wanted = "columns " + ", ".join(layout) + " (fact_id optional)"
+            problem = {"missing": missing, "unknown": unknown}
+            raise InvalidInputError(must("facts", wanted, {k: v for k, v in problem.items() if v}),
+                                    field="facts")
+        select = ", ".join(
+            f"CAST({_quote(c)} AS {t}) AS {c}" if c in names else f"CAST(NULL AS {t}) AS {c}"
+            for c, t in layout.items())
+        if total is None and isinstance(source, pd.DataFrame | pa.Table):
+            total = len(source)
+        loaded = 0
+        self._con.begin()
+        try:
+            for chunk in _chunks(source):
+                self._con.register("facts_chunk", chunk)
+                self._con.execute(f"INSERT INTO facts SELECT {select} FROM facts_chunk")
+                loaded += len(chunk)
+                self._report("load facts", loaded, total)
+            self._check_facts()
+        except (duckdb.ConversionException, duckdb.BinderException, duckdb.InvalidInputException) as e:
+            self._con.rollback()
+            raise InvalidInputError(must("facts", "values castable to the facts table types",
+                                         str(e).splitlines()[0]), field="facts") from e
+        except BaseException:
+            self._con.rollback()
+            raise
+        else:
+            self._con.commit()
+        finally:
+            self._con.unregister("facts_chunk")
+        self._report("load facts", loaded, loaded)
+        return loaded
+
+    def _check_facts(self) -> None:
+        kinds = ", ".join(sql_literal(k.value) for k in FactKind)
+        row = self._con.execute(
+            f"SELECT count(*) FILTER (WHERE kind IS NULL OR kind NOT IN ({kinds})), "
+            "count(*) FILTER (WHERE ts IS NULL), count(*) FILTER (WHERE e_order IS NULL), "
+            f"any_value(kind) FILTER (WHERE kind NOT IN ({kinds})) FROM facts").fetchall()[0]
+        bad_kind, no_ts, no_order, example = row
+        if bad_kind:
+            raise InvalidInputError(must("facts.kind", "one of " + ", ".join(FactKind), example),
+                                    field="facts.kind")
+        if no_ts:
+            raise InvalidInputError(must("facts.ts", "given on every fact", f"{no_ts} null(s)"),
+                                    field="facts.ts")
+        if no_order:
+            raise InvalidInputError(must("facts.e_order", "given on every fact", f"{no_order} null(s)"),
+                                    field="facts.e_order")
+
+    def _query(self, *, ordered: bool = True) -> str:
+        return frame_query(self.specs.specs, carry=self.carry, ordered=ordered)
 
     def frame(self) -> pd.DataFrame:
-        """One row per order: ``order_key``, ``event_time`` (UTC) and every feature, ordered by time."""
-        self._compute()
-        df = self._con.execute(join_sql(self.specs.specs)).df()
+        """One row per order: ``order_key``, ``event_time`` (UTC), carried attributes and every feature.
+
+        Rows are ordered by event time, then order key. Each call runs the query again.
+        """
+        self._report("compute features", 0, 1)
+        df = self._con.execute(self._query()).df()
+        self._report("compute features", 1, 1)
         event_time = pd.to_datetime(df.pop("ts"), unit="us", utc=True)
         df.insert(1, "event_time", event_time)
         return df
+
+    def relation(self, *, ordered: bool = True) -> duckdb.DuckDBPyRelation:
+        """The frame as a lazy DuckDB relation on this engine's connection.
+
+        Columns: ``order_key``, ``ts`` (microseconds), carried attributes, every feature;
+        ordered by ``ts``, then order key unless ``ordered=False`` (when the caller sorts
+        anyway). For post-processing in SQL without bringing the frame into Python, e.g.
+        ``relation().query("frame", "SELECT ... FROM frame")``; it is computed when
+        consumed, and valid until :meth:`close`.
+        """
+        return self._con.sql(self._query(ordered=ordered))
 
     def write_parquet(self, path: Path) -> int:
         """Write the frame to a Parquet file without materialising it in Python; returns its row count.
 
         ``event_time`` is written as a UTC timestamp, alongside ``ts_us`` (microseconds).
         """
-        self._compute()
-        names = ", ".join(_quote(n) for n in self.specs.names)
+        names = ", ".join(_quote(n) for n in (*self.carry, *(spec.name for spec in self.specs.specs)))
         target = str(path).replace("'", "''")
         query = (f"SELECT order_key, make_timestamp(ts) AS event_time, ts AS ts_us, {names} "
-                 f"FROM ({join_sql(self.specs.specs)})")
+                 f"FROM ({self._query()})")
+        self._report("compute features", 0, 1)
         self._con.execute(f"COPY ({query}) TO '{target}' (FORMAT PARQUET)")
-        row = self._con.execute(f"SELECT count(*) FROM read_parquet('{target}')").fetchone()
-        return int(row[0]) if row is not None else 0
+        self._report("compute features", 1, 1)
+        rows = self._con.execute(f"SELECT count(*) FROM read_parquet('{target}')").fetchall()[0][0]
+        return int(rows)
 
     def close(self) -> None:
         """Close the DuckDB connection."""
