@@ -23,12 +23,23 @@ of facts; the batch and online engines both call them.
 Only what is known when the fact happens goes into it: the order's status is *not* an
 attribute (the final status of a past order is future information for its features).
 
+Order facts also carry what a reviewer reads off the order itself: a virtual-operator
+phone, a pick-up-station / temporary address, night-time (00:00-06:59) and weekend in
+Beijing time, a whole-thousand amount without a buyer message, the highest and lowest
+line price. The same values are the order's *attributes* (``order_attributes``), which a
+feature set may carry as they are (``features.specs.AttributeSpec``), plus one that needs
+reference data: ``phone_delivery_km``, the distance between the phone number's home city
+and the delivery district (``orderguard.enrich.Gazetteer``). That one is an attribute
+only, never a fact attribute, so facts kept in a durable store never depend on which
+version of the reference data computed them.
+
 Entity keys: ``user`` is ``channel:account_id`` (ids are unique only per channel),
 ``shop`` is ``channel:shop_id``, ``address`` a hash of the normalised full address,
 ``phone``/``id_card``/``wifi`` the PII hashes the adapters computed, ``sku`` the
-channel's SKU id, and the pairs ``device_sku``/``user_sku``/``address_sku`` join the
-two keys with ``|``. ``sku`` and the pairs exist on line facts (and on refund facts that
-name a SKU): an order has as many of them as it has distinct SKUs.
+channel's SKU id, and the pairs ``device_sku``/``user_sku``/``address_sku``/``user_address``
+join the two keys with ``|`` (``user_address``: "has this account shipped here before").
+``sku`` and the SKU pairs exist on line facts (and on refund facts that name a SKU): an
+order has as many of them as it has distinct SKUs.
 """
 
 from __future__ import annotations
@@ -38,11 +49,14 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Final
 
 from features.windows import to_us
-from orderguard.schema import Address, Channel, Label, Order, OrderStatus, RefundReason, Verdict
+from orderguard.enrich import Gazetteer, is_virtual_phone, pickup_keyword
+from orderguard.schema import Address, Channel, Label, Order, OrderDetails, OrderStatus, RefundReason, Verdict
 
 #: Value of one fact attribute. ``None`` means unknown (skipped by numeric aggregates).
 AttrValue = int | float | str | bool | None
@@ -73,6 +87,7 @@ class Entity(StrEnum):
     DEVICE_SKU = "device_sku"
     USER_SKU = "user_sku"
     ADDRESS_SKU = "address_sku"
+    USER_ADDRESS = "user_address"
 
 
 class AttrType(StrEnum):
@@ -86,11 +101,28 @@ class AttrType(StrEnum):
 #: Entities that take one value per order (or none).
 ORDER_ENTITIES: tuple[Entity, ...] = (
     Entity.ORDER, Entity.USER, Entity.DEVICE, Entity.IP, Entity.WIFI, Entity.ADDRESS, Entity.PHONE,
-    Entity.ID_CARD, Entity.SHOP,
+    Entity.ID_CARD, Entity.SHOP, Entity.USER_ADDRESS,
 )
 #: Entities with one value per order line: an order has as many keys as distinct SKUs.
 LINE_ENTITIES: tuple[Entity, ...] = (Entity.SKU, Entity.DEVICE_SKU, Entity.USER_SKU, Entity.ADDRESS_SKU)
 MULTI_VALUED: frozenset[Entity] = frozenset(LINE_ENTITIES)
+
+# The plain-string form of each entity: the keys of ``Fact.entities`` (see ``Fact`` for why).
+_ORDER: Final = Entity.ORDER.value
+_USER: Final = Entity.USER.value
+_DEVICE: Final = Entity.DEVICE.value
+_IP: Final = Entity.IP.value
+_WIFI: Final = Entity.WIFI.value
+_ADDRESS: Final = Entity.ADDRESS.value
+_PHONE: Final = Entity.PHONE.value
+_ID_CARD: Final = Entity.ID_CARD.value
+_SHOP: Final = Entity.SHOP.value
+_SKU: Final = Entity.SKU.value
+_DEVICE_SKU: Final = Entity.DEVICE_SKU.value
+_USER_SKU: Final = Entity.USER_SKU.value
+_ADDRESS_SKU: Final = Entity.ADDRESS_SKU.value
+_USER_ADDRESS: Final = Entity.USER_ADDRESS.value
+_LINE_KEYS: tuple[str, ...] = tuple(e.value for e in LINE_ENTITIES)
 
 #: Which entities each kind of fact carries.
 ENTITIES_BY_KIND: Mapping[FactKind, frozenset[Entity]] = MappingProxyType({
@@ -107,6 +139,8 @@ ATTRIBUTES: Mapping[FactKind, Mapping[str, AttrType]] = MappingProxyType({
         "channel": _C, "province": _C, "city": _C, "paid_fen": _N, "goods_fen": _N, "discount_fen": _N,
         "coupon_fen": _N, "shipping_fen": _N, "units": _N, "line_count": _N, "coupons": _N,
         "has_coupon": _F, "account_age_days": _N, "member_level": _N,
+        "max_unit_price_fen": _N, "min_unit_price_fen": _N, "virtual_phone": _F, "pickup_address": _F,
+        "night": _F, "weekend": _F, "whole_thousand_no_message": _F,
     }),
     FactKind.LINE: MappingProxyType({
         "channel": _C, "sku": _C, "units": _N, "unit_price_fen": _N, "line_fen": _N, "list_price_fen": _N,
@@ -117,6 +151,14 @@ ATTRIBUTES: Mapping[FactKind, Mapping[str, AttrType]] = MappingProxyType({
     }),
     FactKind.LABEL: MappingProxyType({"channel": _C, "verdict": _C}),
 })
+
+#: Order-level attributes (``order_attributes``): the order fact's attributes plus those computed
+#: from reference data, which stay out of facts (see the module docstring).
+ORDER_ATTRIBUTES: Mapping[str, AttrType] = MappingProxyType({
+    **ATTRIBUTES[FactKind.ORDER], "phone_delivery_km": _N,
+})
+#: Order attributes that need a :class:`~orderguard.enrich.Gazetteer` to be computed.
+REFERENCE_ATTRIBUTES: frozenset[str] = frozenset({"phone_delivery_km"})
 
 #: Closed vocabularies of categorical attributes; filters naming other values are config errors.
 CATEGORY_VALUES: Mapping[str, frozenset[str]] = MappingProxyType({
@@ -139,6 +181,12 @@ DISTINCT_FIELDS: Mapping[str, Entity] = MappingProxyType({
 
 _DELIVERED = frozenset({OrderStatus.DELIVERED, OrderStatus.COMPLETED})
 _SECONDS_PER_DAY = 86400.0
+#: Beijing time: China Standard Time is UTC+8 all year (no daylight saving since 1991).
+BEIJING = timezone(timedelta(hours=8), "CST")
+#: Night is 00:00-06:59 Beijing time: hours before this one.
+NIGHT_ENDS_HOUR = 7
+#: "Whole-thousand" amounts are multiples of 1,000 yuan, in fen.
+WHOLE_THOUSAND_FEN = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,15 +197,19 @@ class Fact:
         kind: what kind of fact it is.
         ts: event time in microseconds since the epoch (``features.windows.to_us``).
         fact_id: unique among all facts (order key plus a suffix).
-        entities: the entity keys this fact belongs to; an entity the fact has no value
-            for is absent.
+        entities: the entity keys this fact belongs to, by entity (its string value,
+            ``"device"``; an ``Entity`` member looks it up as well, being that string);
+            an entity the fact has no value for is absent. Plain strings on both sides
+            keep the mapping out of the garbage collector's reach: a store holds
+            millions of these, and a dict keyed by enum members is a container the
+            collector walks on every young-generation pass.
         attrs: the attributes of its kind (``ATTRIBUTES[kind]``); unknown values are ``None``.
     """
 
     kind: FactKind
     ts: int
     fact_id: str
-    entities: Mapping[Entity, str]
+    entities: Mapping[str, str]
     attrs: Mapping[str, AttrValue]
 
 
@@ -182,6 +234,8 @@ class FactGroup:
 
 
 _SPACE_PUNCT = re.compile(r"[\s\u3000,，.。;；:：\-_/#()（）\[\]【】]+")
+#: Building / unit / room markers people write or leave out at will: 3幢2单元301室, 3栋2单元301, 3-2-301.
+_UNIT_MARKERS = re.compile(r"号楼|幢|栋|单元|室")
 
 
 def normalise_address_part(text: str) -> str:
@@ -193,8 +247,26 @@ def normalise_address_part(text: str) -> str:
     return _SPACE_PUNCT.sub("", unicodedata.normalize("NFKC", text)).lower()
 
 
+def normalise_address_detail(text: str) -> str:
+    """``normalise_address_part`` without building / unit / room markers: one flat, however it is written.
+
+    An address ring's members write their one flat several ways; without this, each way
+    would be a different address.
+
+    >>> variants = ("文三路88号3幢2单元301室", "文三路88号3-2-301", "文三路88号3栋2单元301", "文三路88号3号楼2单元301")
+    >>> len({normalise_address_detail(v) for v in variants})
+    1
+    >>> normalise_address_detail("文三路88号3-2-301") == normalise_address_detail("文三路89号3-2-301")
+    False
+    """
+    return _UNIT_MARKERS.sub("", normalise_address_part(text))
+
+
 def address_key(address: Address) -> str:
     """Stable short key of a delivery address (not a PII hash: the detail is kept in clear anyway).
+
+    Province, city and district are normalised as they are (``normalise_address_part``),
+    the detail also loses its unit markers (``normalise_address_detail``).
 
     >>> a = Address("浙江省", "杭州市", "西湖区", "文三路 100 号")
     >>> address_key(a) == address_key(Address("浙江省", "杭州市", "西湖区", "文三路100号"))
@@ -202,79 +274,124 @@ def address_key(address: Address) -> str:
     >>> len(address_key(a))
     24
     """
-    parts = (address.province, address.city, address.district, address.detail)
-    text = "|".join(normalise_address_part(p) for p in parts)
+    # one pass over the joined parts: "|" is kept by the normalisation, so this equals
+    # normalising each part and joining them
+    region = normalise_address_part(f"{address.province}|{address.city}|{address.district}")
+    text = f"{region}|{normalise_address_detail(address.detail)}"
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
-def _order_entities(order: Order) -> dict[Entity, str]:
+def _order_entities(order: Order, *, channel: str | None = None) -> dict[str, str]:
     details = order.details
-    channel = order.key.channel.value
-    keys: dict[Entity, str] = {Entity.ORDER: str(order.key), Entity.SHOP: f"{channel}:{details.shop_id}"}
+    channel = channel if channel is not None else order.key.channel.value
+    keys: dict[str, str] = {_ORDER: f"{channel}:{order.key.channel_order_id}", _SHOP: f"{channel}:{details.shop_id}"}
     if details.buyer.account_id:
-        keys[Entity.USER] = f"{channel}:{details.buyer.account_id}"
+        keys[_USER] = f"{channel}:{details.buyer.account_id}"
     client = details.client
     if client is not None:
         if client.device_id:
-            keys[Entity.DEVICE] = client.device_id
+            keys[_DEVICE] = client.device_id
         if client.ip:
-            keys[Entity.IP] = client.ip
+            keys[_IP] = client.ip
         if client.wifi_hash:
-            keys[Entity.WIFI] = client.wifi_hash
+            keys[_WIFI] = client.wifi_hash
     if details.address is not None:
-        keys[Entity.ADDRESS] = address_key(details.address)
+        keys[_ADDRESS] = address_key(details.address)
     if details.buyer.phone is not None and details.buyer.phone.hash:
-        keys[Entity.PHONE] = details.buyer.phone.hash
+        keys[_PHONE] = details.buyer.phone.hash
     if details.buyer.id_card_hash:
-        keys[Entity.ID_CARD] = details.buyer.id_card_hash
+        keys[_ID_CARD] = details.buyer.id_card_hash
+    if _USER in keys and _ADDRESS in keys:
+        keys[_USER_ADDRESS] = f"{keys[_USER]}|{keys[_ADDRESS]}"
     return keys
 
 
-def _with_sku(base: Mapping[Entity, str], sku: str | None) -> dict[Entity, str]:
+def _with_sku(base: Mapping[str, str], sku: str | None) -> dict[str, str]:
     keys = dict(base)
     if not sku:
         return keys
-    keys[Entity.SKU] = sku
-    for pair, entity in ((Entity.DEVICE_SKU, Entity.DEVICE), (Entity.USER_SKU, Entity.USER),
-                         (Entity.ADDRESS_SKU, Entity.ADDRESS)):
+    keys[_SKU] = sku
+    for pair, entity in ((_DEVICE_SKU, _DEVICE), (_USER_SKU, _USER), (_ADDRESS_SKU, _ADDRESS)):
         if entity in base:
             keys[pair] = f"{base[entity]}|{sku}"
     return keys
 
 
-def entity_keys(order: Order) -> dict[Entity, tuple[str, ...]]:
+def entity_keys(order: Order) -> dict[str, tuple[str, ...]]:
     """Every entity key of an order: one per single-valued entity, one per distinct SKU for the rest.
 
-    This is what an online lookup for the order reads; an entity the order has no value
-    for is absent.
+    Keyed by entity (its string value; ``Entity`` members look keys up as well). This is
+    what an online lookup for the order reads; an entity the order has no value for is
+    absent.
     """
     base = _order_entities(order)
-    keys: dict[Entity, tuple[str, ...]] = {e: (k,) for e, k in base.items()}
-    multi: dict[Entity, list[str]] = {}
+    keys: dict[str, tuple[str, ...]] = {e: (k,) for e, k in base.items()}
+    multi: dict[str, list[str]] = {}
     for line in order.details.lines:
         for entity, key in _with_sku(base, line.sku_id).items():
-            if entity in MULTI_VALUED and key not in multi.setdefault(entity, []):
+            if entity in _LINE_KEYS and key not in multi.setdefault(entity, []):
                 multi[entity].append(key)
     keys.update({e: tuple(v) for e, v in multi.items()})
     return keys
 
 
-def _delivered_before(order: Order, claim_us: int) -> bool:
-    return any(step.status in _DELIVERED and to_us(step.at) <= claim_us for step in order.timeline)
+def group_keys(group: FactGroup) -> dict[str, tuple[str, ...]]:
+    """The entity keys of the order whose facts ``group`` holds: ``entity_keys`` without re-deriving them.
+
+    Reads the order fact and the line facts (what ``entity_keys`` reads from the order),
+    so an engine that has just built an order's facts looks the order up without
+    hashing its address again. A group without an order fact (a label) has no keys.
+    """
+    keys: dict[str, tuple[str, ...]] = {}
+    multi: dict[str, list[str]] = {}
+    for fact in group.facts:
+        if fact.kind is FactKind.ORDER:
+            keys.update((e, (k,)) for e, k in fact.entities.items())
+        elif fact.kind is FactKind.LINE:
+            entities = fact.entities
+            for entity in _LINE_KEYS:
+                key = entities.get(entity)
+                if key is not None and key not in multi.setdefault(entity, []):
+                    multi[entity].append(key)
+    keys.update({e: tuple(v) for e, v in multi.items() if v})
+    return keys
 
 
-def order_facts(order: Order) -> FactGroup:
-    """The order, line and refund facts of an order's current state, as one versioned group."""
-    details = order.details
-    created = to_us(details.created_at)
-    channel = order.key.channel.value
-    key = str(order.key)
-    base = _order_entities(order)
+def beijing_flags(at: datetime) -> tuple[bool, bool]:
+    """``(night, weekend)``: 00:00-06:59, and Saturday or Sunday, in Beijing time (the day buyers live in).
+
+    >>> from datetime import UTC
+    >>> [beijing_flags(datetime(2024, 11, 10, h, 59, tzinfo=UTC))[0] for h in (15, 16, 22, 23)]
+    [False, True, True, False]
+    >>> saturday, monday = datetime(2024, 11, 8, 16, 0, tzinfo=UTC), datetime(2024, 11, 10, 16, 0, tzinfo=UTC)
+    >>> beijing_flags(saturday), beijing_flags(monday)
+    ((True, True), (True, False))
+    """
+    local = at.astimezone(BEIJING)
+    return local.hour < NIGHT_ENDS_HOUR, local.weekday() >= 5
+
+
+def is_whole_thousand_without_message(paid_fen: int, buyer_message: str) -> bool:
+    """A positive multiple of 1,000 yuan paid with no buyer message (cash-out and test-card orders look so).
+
+    >>> is_whole_thousand_without_message(200_000, ""), is_whole_thousand_without_message(200_000, "请尽快发货")
+    (True, False)
+    >>> is_whole_thousand_without_message(199_900, ""), is_whole_thousand_without_message(0, "")
+    (False, False)
+    """
+    return paid_fen > 0 and paid_fen % WHOLE_THOUSAND_FEN == 0 and not buyer_message.strip()
+
+
+def _order_attrs(order: Order, details: OrderDetails, *, channel: str | None = None) -> dict[str, AttrValue]:
+    """The order fact's attributes (``ATTRIBUTES[ORDER]``), in that order."""
     amounts = details.amounts
     registered = details.buyer.registered_at
     address = details.address
-    facts: list[Fact] = [Fact(FactKind.ORDER, created, key, base, {
-        "channel": channel,
+    phone = details.buyer.phone
+    prices = [line.unit_price_fen for line in details.lines]
+    night, weekend = beijing_flags(details.created_at)
+    return {
+        "channel": channel if channel is not None else order.key.channel.value,
         "province": address.province if address is not None else None,
         "city": address.city if address is not None else None,
         "paid_fen": amounts.paid_fen,
@@ -289,7 +406,65 @@ def order_facts(order: Order) -> FactGroup:
         "account_age_days": ((details.created_at - registered).total_seconds() / _SECONDS_PER_DAY
                              if registered is not None else None),
         "member_level": details.buyer.member_level,
-    })]
+        "max_unit_price_fen": max(prices) if prices else None,
+        "min_unit_price_fen": min(prices) if prices else None,
+        # unknown without a phone, or when the channel reveals none of its digits
+        "virtual_phone": is_virtual_phone(phone) if phone is not None and phone.prefix else None,
+        "pickup_address": pickup_keyword(address) is not None if address is not None else None,
+        "night": night,
+        "weekend": weekend,
+        "whole_thousand_no_message": is_whole_thousand_without_message(amounts.paid_fen, details.buyer_message),
+    }
+
+
+def reference_attributes(order: Order, *, gazetteer: Gazetteer | None) -> dict[str, AttrValue]:
+    """The order attributes computed from reference data (``REFERENCE_ATTRIBUTES``).
+
+    ``phone_delivery_km``: great-circle km between the phone number's home city and the
+    delivery district; ``None`` when either is unknown (a masked phone reveals only 3
+    digits) or when no gazetteer is given.
+    """
+    details = order.details
+    km = (gazetteer.phone_to_delivery_km(details.buyer.phone, details.address)
+          if gazetteer is not None else None)
+    return {"phone_delivery_km": km}
+
+
+def reference_inputs(order: Order) -> tuple[str | None, str, str, str] | None:
+    """Everything ``reference_attributes`` reads from an order: a cache key for its result.
+
+    The phone's known digits and the delivery province, city and district; ``None`` when
+    the order has no phone or no address (then every reference attribute is unknown).
+    Keep in step with ``reference_attributes``.
+    """
+    details = order.details
+    phone, address = details.buyer.phone, details.address
+    if phone is None or address is None:
+        return None
+    return phone.prefix, address.province, address.city, address.district
+
+
+def order_attributes(order: Order, *, gazetteer: Gazetteer | None = None) -> dict[str, AttrValue]:
+    """The order-level attributes (``ORDER_ATTRIBUTES``) of an order's current state.
+
+    The order fact's attributes plus the reference-data ones (``reference_attributes``).
+    Both engines take order attributes from these two functions.
+    """
+    return {**_order_attrs(order, order.details), **reference_attributes(order, gazetteer=gazetteer)}
+
+
+def _delivered_before(order: Order, claim_us: int) -> bool:
+    return any(step.status in _DELIVERED and to_us(step.at) <= claim_us for step in order.timeline)
+
+
+def order_facts(order: Order) -> FactGroup:
+    """The order, line and refund facts of an order's current state, as one versioned group."""
+    details = order.details
+    created = to_us(details.created_at)
+    channel = order.key.channel.value
+    key = f"{channel}:{order.key.channel_order_id}"  # str(order.key)
+    base = _order_entities(order, channel=channel)
+    facts: list[Fact] = [Fact(FactKind.ORDER, created, key, base, _order_attrs(order, details, channel=channel))]
     for i, line in enumerate(details.lines):
         facts.append(Fact(FactKind.LINE, created, f"{key}/line/{i}", _with_sku(base, line.sku_id), {
             "channel": channel,

@@ -37,7 +37,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from features.specs import FeatureSet
 from orderguard.errors import ConfigError
+from orderguard.settings import Settings
 
 
 class Cmp(StrEnum):
@@ -336,3 +338,8 @@ def load_rules_file(path: Path, *, known_features: Collection[str] | None = None
 def default_rules_path() -> Path:
     """The rule pack shipped with orderguard (what experienced reviewers use)."""
     return Path(__file__).with_name("default_rules.yaml")
+
+
+def rules_from(settings: Settings, specs: FeatureSet) -> RulePack:
+    """The configured rule pack (or the shipped default), checked against the feature set's names."""
+    return load_rules_file(settings.scoring.rules_path or default_rules_path(), known_features=specs.names)

@@ -26,8 +26,25 @@ When ``facts`` is not given, the spec reads the first kind in the order
 order, line, refund, label that has the field, carries the entity and has every
 filtered attribute; ``sum`` of ``units`` by ``user_sku`` therefore reads line facts.
 
+Besides windowed aggregates, a feature set carries two more kinds of features, also as
+data, so the online and batch engines still share one definition:
+
+* **attributes** of the order being scored (``AttributeSpec``), read from
+  ``features.facts.order_attributes``: ``virtual_phone``, ``pickup_address``,
+  ``phone_delivery_km``, ``night``... named ``order_{attribute}``
+  (``order_virtual_phone``); flags are 1/0, an unknown value is missing (NaN);
+* **derived** features (``DerivedSpec``): one of a few expressions over features
+  declared before them, named after the expression: ``ratio_{a}_to_{b}``,
+  ``is_zero_{a}``, ``is_missing_{a}``, ``all_{a}_and_{b}`` (see ``DerivedOp``).
+
+YAML::
+
+    features: [{entity: device, field: orders, agg: count, window: 5m}, ...]
+    attributes: [virtual_phone, night]
+    derived: [{op: is_missing, of: [time_since_orders_by_user_90d]}]
+
 Every problem is a :class:`~orderguard.errors.ConfigError` at load time naming the
-offending field, e.g. ``features[3].window``.
+offending field, e.g. ``features[3].window``, ``attributes[0]`` or ``derived[1].of``.
 """
 
 from __future__ import annotations
@@ -52,7 +69,10 @@ from features.facts import (
     DISTINCT_FIELDS,
     ENTITIES_BY_KIND,
     MULTI_VALUED,
+    ORDER_ATTRIBUTES,
+    REFERENCE_ATTRIBUTES,
     AttrType,
+    AttrValue,
     Entity,
     FactKind,
 )
@@ -104,6 +124,8 @@ _OPS_BY_TYPE: Mapping[AttrType, frozenset[Op]] = {
     AttrType.NUMBER: frozenset(Op),
 }
 _SET_OPS = frozenset({Op.IN, Op.NOT_IN})
+#: A missing value.
+NAN = float("nan")
 _QUALIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 
 #: Scalar value in a filter condition.
@@ -394,6 +416,154 @@ def _check_filter(conditions: Sequence[Condition], kind: FactKind) -> None:
                     raise _choice(where, allowed, v)
 
 
+@dataclass(frozen=True, slots=True)
+class AttributeSpec:
+    """A feature that is an attribute of the order being scored, as it is (not aggregated).
+
+    The value is ``features.facts.order_attributes(order)[attr]`` as a float: numbers as
+    they are, flags 1.0 / 0.0, unknown values NaN. Looked up by entity keys alone (no
+    order), it is NaN.
+
+    >>> AttributeSpec("virtual_phone").name
+    'order_virtual_phone'
+    >>> AttributeSpec("channel")
+    Traceback (most recent call last):
+    ...
+    orderguard.errors.ConfigError: `attribute` must be a numeric or flag order attribute \
+(account_age_days, coupon_fen, coupons, discount_fen, goods_fen, has_coupon, line_count, max_unit_price_fen, \
+member_level, min_unit_price_fen, night, paid_fen, phone_delivery_km, pickup_address, shipping_fen, units, \
+virtual_phone, weekend, whole_thousand_no_message); got 'channel'
+    """
+
+    attr: str
+
+    def __post_init__(self) -> None:
+        if ORDER_ATTRIBUTES.get(self.attr) not in (AttrType.NUMBER, AttrType.FLAG):
+            usable = sorted(a for a, t in ORDER_ATTRIBUTES.items() if t is not AttrType.CATEGORY)
+            raise _err("attribute", f"a numeric or flag order attribute ({', '.join(usable)})", self.attr)
+
+    @property
+    def name(self) -> str:
+        """``order_{attr}``."""
+        return f"order_{self.attr}"
+
+    @property
+    def needs_gazetteer(self) -> bool:
+        """Whether computing it needs reference data (``orderguard.enrich.Gazetteer``)."""
+        return self.attr in REFERENCE_ATTRIBUTES
+
+
+def attribute_value(value: AttrValue) -> float:
+    """An order attribute as a feature value: numbers as they are, flags 1/0, unknown (or text) NaN.
+
+    >>> attribute_value(True), attribute_value(3), attribute_value(None)
+    (1.0, 3.0, nan)
+    """
+    if value is None or isinstance(value, str):
+        return NAN
+    return float(value)
+
+
+class DerivedOp(StrEnum):
+    """Expressions a derived feature may apply to features declared before it.
+
+    Missing (NaN) inputs give a missing output, except for ``is_missing``:
+
+    * ``ratio`` (a, b): ``a / b``; missing when ``b`` is 0;
+    * ``is_zero`` (a): 1 when ``a == 0``, else 0 ("no refund claims", "never seen");
+    * ``is_missing`` (a): 1 when ``a`` is missing, else 0 (``time_since`` with no earlier
+      fact: "first order of this account");
+    * ``all`` (a, b, ...): 1 when every argument is non-zero, else 0 (flags ANDed).
+    """
+
+    RATIO = "ratio"
+    IS_ZERO = "is_zero"
+    IS_MISSING = "is_missing"
+    ALL = "all"
+
+
+#: How many arguments each expression takes: (at least, at most).
+_ARITY: Mapping[DerivedOp, tuple[int, int]] = {
+    DerivedOp.RATIO: (2, 2), DerivedOp.IS_ZERO: (1, 1), DerivedOp.IS_MISSING: (1, 1), DerivedOp.ALL: (2, 8),
+}
+
+
+def derive(op: DerivedOp, args: Sequence[float]) -> float:
+    """Evaluate one expression: the single definition both engines call.
+
+    >>> derive(DerivedOp.RATIO, [150.0, 1000.0]), derive(DerivedOp.RATIO, [1.0, 0.0])
+    (0.15, nan)
+    >>> derive(DerivedOp.IS_ZERO, [0.0]), derive(DerivedOp.IS_MISSING, [float("nan")])
+    (1.0, 1.0)
+    >>> derive(DerivedOp.ALL, [1.0, 2.0]), derive(DerivedOp.ALL, [1.0, 0.0]), derive(DerivedOp.ALL, [1.0, NAN])
+    (1.0, 0.0, nan)
+    """
+    if op is DerivedOp.IS_MISSING:
+        a = args[0]
+        return 1.0 if a != a else 0.0
+    for a in args:
+        if a != a:  # NaN in, NaN out
+            return NAN
+    if op is DerivedOp.RATIO:
+        a, b = args
+        return a / b if b != 0.0 else NAN
+    if op is DerivedOp.IS_ZERO:
+        return 1.0 if args[0] == 0.0 else 0.0
+    return 1.0 if all(a != 0.0 for a in args) else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedSpec:
+    """A feature computed from other features of the same vector by one ``DerivedOp``.
+
+    Attributes:
+        op: the expression.
+        args: names of the features it reads, all declared before it.
+
+    >>> DerivedSpec(DerivedOp.RATIO, ("order_max_unit_price_fen", "mean_unit_price_fen_by_sku_7d_lag2h")).name
+    'ratio_order_max_unit_price_fen_to_mean_unit_price_fen_by_sku_7d_lag2h'
+    >>> DerivedSpec(DerivedOp.ALL, ("order_has_coupon", "is_zero_count_orders_by_user_90d")).name
+    'all_order_has_coupon_and_is_zero_count_orders_by_user_90d'
+    """
+
+    op: DerivedOp
+    args: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.op, DerivedOp):
+            raise _choice("op", DerivedOp, self.op)
+        least, most = _ARITY[self.op]
+        if not least <= len(self.args) <= most:
+            count = f"{least}" if least == most else f"{least} to {most}"
+            raise _err("of", f"a list of {count} feature names for `{self.op.value}`", list(self.args))
+
+    @property
+    def name(self) -> str:
+        """Derived from the expression (see the module docstring)."""
+        if self.op is DerivedOp.RATIO:
+            return f"ratio_{self.args[0]}_to_{self.args[1]}"
+        if self.op is DerivedOp.ALL:
+            return "all_" + "_and_".join(self.args)
+        return f"{self.op.value}_{self.args[0]}"
+
+    def evaluate(self, args: Sequence[float]) -> float:
+        """The value from the values of ``args``, in order (see :func:`derive`)."""
+        return derive(self.op, args)
+
+    def to_data(self) -> dict[str, Any]:
+        """The YAML/dict form."""
+        return {"op": self.op.value, "of": list(self.args)}
+
+
+class DerivedModel(BaseModel):
+    """YAML/dict form of one derived feature: ``{op: ratio, of: [a, b]}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    op: str
+    of: list[str]
+
+
 class FeatureSpecModel(BaseModel):
     """YAML/dict form of one spec (validated structurally here, semantically by FeatureSpec)."""
 
@@ -415,6 +585,8 @@ class FeatureSetModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     features: list[FeatureSpecModel]
+    attributes: list[str] = []
+    derived: list[DerivedModel] = []
 
 
 def _loc(loc: Sequence[int | str]) -> str:
@@ -440,44 +612,89 @@ def _spec_from_model(model: FeatureSpecModel, *, path: str) -> FeatureSpec:
     try:
         return FeatureSpec(entity, model.field, agg, window, conditions, offset, model.qualifier, facts)
     except ConfigError as e:
-        where = f"{path}.{e.field}" if e.field else path
-        message = e.message.replace(f"`{e.field}`", f"`{where}`", 1) if e.field else e.message
-        raise ConfigError(message, field=where) from e
+        raise _located(e, path) from e
+
+
+def _located(error: ConfigError, path: str) -> ConfigError:
+    """The same error with its field prefixed by where it sits in the feature set."""
+    where = f"{path}.{error.field}" if error.field else path
+    message = error.message.replace(f"`{error.field}`", f"`{where}`", 1) if error.field else error.message
+    return ConfigError(message, field=where)
 
 
 @dataclass(frozen=True, slots=True)
 class FeatureSet:
-    """An ordered list of specs with unique names: what a model is trained and served on.
+    """Features with unique names: what a model is trained and served on.
 
-    The order is the column order of the batch frame and of model inputs.
+    The vector is the windowed specs, then the attributes, then the derived features,
+    each in declared order: the column order of the batch frame and of model inputs.
+    Iterating a feature set yields its windowed specs (what the SQL of ``features.batch``
+    is generated from); ``len`` counts every feature.
+
+    Attributes:
+        specs: windowed aggregates (``FeatureSpec``).
+        attributes: attributes of the order itself (``AttributeSpec``).
+        derived: expressions over earlier features (``DerivedSpec``).
     """
 
     specs: tuple[FeatureSpec, ...]
+    attributes: tuple[AttributeSpec, ...] = ()
+    derived: tuple[DerivedSpec, ...] = ()
 
     def __post_init__(self) -> None:
-        seen: dict[str, int] = {}
-        for i, spec in enumerate(self.specs):
-            if spec.name in seen:
-                path = f"features[{i}]"
-                raise ConfigError(
-                    f"`{path}` must have a unique name; {spec.name!r} is also features[{seen[spec.name]}] "
-                    "(set `qualifier` to tell them apart)", field=path)
-            seen[spec.name] = i
+        seen: dict[str, str] = {}
+        entries = ([(f"features[{i}]", s.name) for i, s in enumerate(self.specs)]
+                   + [(f"attributes[{i}]", a.name) for i, a in enumerate(self.attributes)])
+        for path, name in entries:
+            if name in seen:
+                raise ConfigError(f"`{path}` must have a unique name; {name!r} is also {seen[name]} "
+                                  "(set `qualifier` to tell them apart)", field=path)
+            seen[name] = path
+        for i, d in enumerate(self.derived):
+            path = f"derived[{i}]"
+            unknown = [a for a in d.args if a not in seen]
+            if unknown:
+                raise ConfigError(must(f"{path}.of", "names of features declared before it", unknown[0]),
+                                  field=f"{path}.of")
+            if d.name in seen:
+                raise ConfigError(f"`{path}` must have a unique name; {d.name!r} is also {seen[d.name]}",
+                                  field=path)
+            seen[d.name] = path
 
     @property
     def names(self) -> tuple[str, ...]:
-        """Feature names, in order."""
+        """Every feature name, in vector order (specs, attributes, derived)."""
+        return (tuple(s.name for s in self.specs) + tuple(a.name for a in self.attributes)
+                + tuple(d.name for d in self.derived))
+
+    @property
+    def spec_names(self) -> tuple[str, ...]:
+        """Names of the windowed specs only, in order."""
         return tuple(s.name for s in self.specs)
 
+    @property
+    def needs_gazetteer(self) -> bool:
+        """Whether some attribute needs reference data: engines must then be given a Gazetteer."""
+        return any(a.needs_gazetteer for a in self.attributes)
+
+    def windowed(self) -> FeatureSet:
+        """The windowed specs alone, as a feature set (what ``features.batch.BatchFeatures`` computes)."""
+        return FeatureSet(self.specs)
+
     def __len__(self) -> int:
-        return len(self.specs)
+        return len(self.specs) + len(self.attributes) + len(self.derived)
 
     def __iter__(self) -> Iterator[FeatureSpec]:
         return iter(self.specs)
 
     def to_data(self) -> dict[str, Any]:
-        """The YAML/dict form."""
-        return {"features": [s.to_data() for s in self.specs]}
+        """The YAML/dict form (``attributes`` and ``derived`` only when there are some)."""
+        data: dict[str, Any] = {"features": [s.to_data() for s in self.specs]}
+        if self.attributes:
+            data["attributes"] = [a.attr for a in self.attributes]
+        if self.derived:
+            data["derived"] = [d.to_data() for d in self.derived]
+        return data
 
     def hash(self) -> str:
         """Short stable hash of the definitions (MLflow tag ``feature_set_hash``).
@@ -489,7 +706,10 @@ class FeatureSet:
 
     @classmethod
     def from_data(cls, data: object) -> FeatureSet:
-        """Validate a ``{"features": [...]}`` mapping; every problem is a ``ConfigError`` naming its field."""
+        """Validate a ``{"features": [...], "attributes": [...], "derived": [...]}`` mapping.
+
+        Every problem is a ``ConfigError`` naming its field.
+        """
         try:
             model = FeatureSetModel.model_validate(data)
         except ValidationError as e:
@@ -498,7 +718,24 @@ class FeatureSet:
             raise ConfigError(f"`{path}` {first['msg'].lower()}; got {first.get('input')!r}",
                               field=path) from e
         specs = tuple(_spec_from_model(m, path=f"features[{i}]") for i, m in enumerate(model.features))
-        return cls(specs)
+        attributes: list[AttributeSpec] = []
+        for i, attr in enumerate(model.attributes):
+            try:
+                attributes.append(AttributeSpec(attr))
+            except ConfigError as e:
+                raise ConfigError(e.message.replace("`attribute`", f"`attributes[{i}]`", 1),
+                                  field=f"attributes[{i}]") from e
+        derived: list[DerivedSpec] = []
+        for i, d in enumerate(model.derived):
+            try:
+                op = DerivedOp(d.op)
+            except ValueError as e:
+                raise _choice(f"derived[{i}].op", DerivedOp, d.op) from e
+            try:
+                derived.append(DerivedSpec(op, tuple(d.of)))
+            except ConfigError as e:
+                raise _located(e, f"derived[{i}]") from e
+        return cls(specs, tuple(attributes), tuple(derived))
 
     @classmethod
     def from_yaml(cls, text: str) -> FeatureSet:

@@ -20,11 +20,16 @@ Semantics every store implements (and ``tests/contracts`` checks):
   ``ts``) in any order. An unknown key gives an empty list.
 * ``evict(before_us=c)`` drops every group whose newest fact is at or before ``c``, so
   state stays bounded by the longest window; returns how many groups went.
+* ``declare_reads(pairs)``: the engine says which (entity, kind) ranges it will ever
+  fetch. A store whose state is rebuilt on every start (memory) may then skip indexing
+  the others: an order's facts carry about twice as many entity keys as the shop's
+  features read (the order's own key, the shop, identities on line facts). Durable stores
+  ignore it and index everything, so a later feature set can read what they hold.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple, Protocol
 
 from features.facts import Entity, Fact, FactGroup, FactKind
@@ -45,15 +50,27 @@ class RangeQuery(NamedTuple):
     hi: int
 
 
+#: ``totals(attr, i, j)``: ``(sum, count)`` of the non-missing values of ``attr`` over
+#: ``facts[i:j]`` of a range, or ``None`` when the store cannot answer exactly (some value
+#: is not an integer): the engine then folds the values itself.
+Totals = Callable[[str, int, int], "tuple[int, int] | None"]
+
+
 class FactRange(NamedTuple):
     """Facts of one query ascending by event time, with their event times alongside.
 
     The times come separately because the engine binary-searches them for every
     window edge; a store that keeps them as a column hands them over for free.
+
+    ``totals`` is optional: a store that keeps running totals of a long range (the
+    in-memory store does, per entity key) lets the engine compute a window's sum or
+    mean without touching each fact. Totals are integer sums, exact, so they give the
+    very values a fold of the facts gives.
     """
 
     ts: Sequence[int]
     facts: Sequence[Fact]
+    totals: Totals | None = None
 
 
 #: The result of a query that matched nothing.
@@ -73,6 +90,14 @@ class OnlineStore(Protocol):
 
     def evict(self, *, before_us: int) -> int:
         """Drop the groups whose newest fact is at or before ``before_us``; return how many."""
+        ...
+
+    def declare_reads(self, pairs: Iterable[tuple[Entity, FactKind]]) -> None:
+        """The (entity, kind) ranges fetches will ask for; other ranges may go unindexed.
+
+        Raises ``ValueError`` when the store already holds facts it did not index for
+        one of ``pairs`` (rebuild it by replaying the order log).
+        """
         ...
 
     def size(self) -> int:

@@ -25,15 +25,18 @@ def encode_fact(fact: Fact) -> bytes:
     >>> decode_fact(encode_fact(f)) == f
     True
     """
-    entities = {e.value: k for e, k in fact.entities.items()}
+    entities = {str(e): k for e, k in fact.entities.items()}  # ``str`` turns an Entity member into its value
     return orjson.dumps([fact.kind.value, fact.ts, fact.fact_id, entities, dict(fact.attrs)])
 
 
 def decode_fact(data: bytes | str) -> Fact:
-    """Rebuild a fact from :func:`encode_fact` output."""
+    """Rebuild a fact from :func:`encode_fact` output (entities keyed by their plain string, as facts are)."""
     kind, ts, fact_id, entities, attrs = orjson.loads(data)
     typed_attrs: dict[str, AttrValue] = attrs
-    return Fact(_KINDS[kind], ts, fact_id, {_ENTITIES[e]: k for e, k in entities.items()}, typed_attrs)
+    for name in entities:
+        if name not in _ENTITIES:
+            raise ValueError(f"stored fact {fact_id!r} names an unknown entity {name!r}")
+    return Fact(_KINDS[kind], ts, fact_id, entities, typed_attrs)
 
 
 def group_digest(payloads: Sequence[bytes]) -> bytes:

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from features.facts import FactGroup
+from features.facts import Entity, FactGroup, FactKind
 from features.stores.base import FactRange, RangeQuery
 from features.stores.codec import decode_fact, encode_fact, group_digest
 from orderguard.errors import ServiceUnavailableError
@@ -117,7 +117,7 @@ class RedisStore:
         args: list[Any] = [str(group.version), group.max_ts, group.group_id, group_digest(payloads).hex()]
         for fact, member in zip(group.facts, payloads, strict=True):
             for entity, key in fact.entities.items():
-                keys.append(self._entity_key(entity.value, fact.kind.value, key))
+                keys.append(self._entity_key(str(entity), fact.kind.value, key))
                 args.extend((fact.ts, member))
         try:
             return bool(self._apply(keys=keys, args=args))
@@ -149,6 +149,9 @@ class RedisStore:
                     return evicted
         except redis.RedisError as e:
             raise self._unavailable(e) from e
+
+    def declare_reads(self, pairs: Iterable[tuple[Entity, FactKind]]) -> None:
+        """Ignored: a durable store indexes every entity key, so any later feature set can read it."""
 
     def size(self) -> int:
         try:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from features.facts import FactGroup
+from features.facts import Entity, FactGroup, FactKind
 from features.stores.base import FactRange, RangeQuery
 from features.stores.codec import decode_fact, encode_fact, group_digest
 from orderguard.errors import ServiceUnavailableError
@@ -57,7 +57,7 @@ class SqliteStore:
     def apply(self, group: FactGroup) -> bool:
         payloads = [encode_fact(fact) for fact in group.facts]
         digest = group_digest(payloads)
-        rows = [(entity.value, key, fact.kind.value, fact.ts, group.group_id, payload)
+        rows = [(str(entity), key, fact.kind.value, fact.ts, group.group_id, payload)
                 for fact, payload in zip(group.facts, payloads, strict=True)
                 for entity, key in fact.entities.items()]
         with self._lock:
@@ -111,6 +111,9 @@ class SqliteStore:
                     db.execute("ROLLBACK")
                     raise
                 evicted += len(groups)
+
+    def declare_reads(self, pairs: Iterable[tuple[Entity, FactKind]]) -> None:
+        """Ignored: a durable store indexes every entity key, so any later feature set can read it."""
 
     def size(self) -> int:
         with self._lock:

@@ -89,7 +89,7 @@ def store(recipe: StoreRecipe) -> Iterator[OnlineStore]:
 
 def fact(fact_id: str, ts: int, *, kind: FactKind = FactKind.ORDER, device: str | None = "d1",
          user: str = "u1", **attrs: AttrValue) -> Fact:
-    entities = {Entity.USER: user}
+    entities: dict[str, str] = {Entity.USER: user}
     if device is not None:
         entities[Entity.DEVICE] = device
     return Fact(kind, ts, fact_id, entities, {"paid_fen": 100, **attrs})
@@ -214,6 +214,25 @@ def test_durable_stores_survive_reopening(durable_recipe: StoreRecipe) -> None:
         assert not second.apply(group("g", fact("a", BASE), version=3))
     finally:
         second.close()
+
+
+def test_declared_reads_are_served_and_facts_keyed_by_plain_strings_are_found(store: OnlineStore) -> None:
+    store.declare_reads([(Entity.DEVICE, FactKind.ORDER), (Entity.USER, FactKind.ORDER)])
+    plain = Fact(FactKind.ORDER, BASE, "p", {"device": "d1", "user": "u1"}, {"paid_fen": 100})
+    store.apply(group("g", plain))
+    assert ids(store, Entity.DEVICE, "d1") == ["p"]
+    assert ids(store, Entity.USER, "u1") == ["p"]
+    (found,) = store.fetch([RangeQuery(Entity.DEVICE, "d1", FactKind.ORDER, BASE, BASE)])
+    assert list(found.facts) == [plain]
+    assert found.facts[0].entities[Entity.USER] == "u1"
+
+
+def test_a_newer_version_with_the_same_facts_is_stored_and_keeps_them(store: OnlineStore) -> None:
+    assert store.apply(group("g", fact("a", BASE), version=1))
+    assert store.apply(group("g", fact("a", BASE), version=2))  # a status change: same facts
+    assert not store.apply(group("g", fact("a", BASE, device="d9"), version=1))
+    assert ids(store, Entity.DEVICE, "d1") == ["a"]
+    assert store.size() == 1
 
 
 # -- the online engine on every store ------------------------------------------------------------------

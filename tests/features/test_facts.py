@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Mapping
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
 from features.facts import (
     ATTRIBUTES,
+    ORDER_ATTRIBUTES,
+    REFERENCE_ATTRIBUTES,
+    AttrValue,
     Entity,
     FactKind,
     address_key,
     entity_keys,
+    group_keys,
     label_facts,
+    order_attributes,
     order_facts,
+    reference_inputs,
 )
-from orderguard.schema import Address, Channel, RefundReason, Verdict
+from orderguard.enrich import Gazetteer
+from orderguard.schema import Address, Channel, Order, Phone, RefundReason, Verdict
 from tests.features.builders import T0, at, delivered, make_label, make_order, refunded, us
 
 
@@ -133,3 +143,96 @@ def test_account_age_in_days_at_order_time() -> None:
     order = make_order(registered_at=at(days=-10, hours=-12))
     assert order_facts(order).facts[0].attrs["account_age_days"] == pytest.approx(10.5)
     assert order_facts(make_order()).facts[0].attrs["account_age_days"] is None
+
+
+# -- order attributes: what a reviewer reads off the order itself ------------------------------------------
+
+
+def order_attrs(order: Order) -> Mapping[str, AttrValue]:
+    (head,) = [f for f in order_facts(order).facts if f.kind is FactKind.ORDER]
+    return head.attrs
+
+
+def with_phone(order: Order, prefix: str | None) -> Order:
+    buyer = replace(order.details.buyer, phone=Phone("hash-1", prefix=prefix))
+    return replace(order, details=replace(order.details, buyer=buyer))
+
+
+@pytest.mark.parametrize(("prefix", "virtual"), [("1701234", True), ("1651234", True), ("138", False),
+                                                 ("1381234", False), (None, None)])
+def test_virtual_phone_is_known_only_when_some_digits_are(prefix: str | None, virtual: bool | None) -> None:
+    assert order_attrs(with_phone(make_order(), prefix))["virtual_phone"] is virtual
+    assert order_attrs(make_order(phone=None))["virtual_phone"] is None
+
+
+def test_pickup_station_addresses_are_flagged() -> None:
+    station = make_order(address=("浙江省", "杭州市", "西湖区", "古荡新村 菜鸟驿站"))
+    home = make_order(address=("浙江省", "杭州市", "西湖区", "文三路100号3幢201"))
+    assert order_attrs(station)["pickup_address"] is True
+    assert order_attrs(home)["pickup_address"] is False
+    assert order_attrs(make_order(address=None))["pickup_address"] is None
+
+
+def test_whole_thousand_amount_without_a_message() -> None:
+    plain = make_order(lines=(("card", 2, 100_000),))
+    noted = replace(plain, details=replace(plain.details, buyer_message="送给朋友的礼物"))
+    odd = make_order(lines=(("card", 2, 99_900),))
+    assert order_attrs(plain)["whole_thousand_no_message"] is True
+    assert order_attrs(noted)["whole_thousand_no_message"] is False
+    assert order_attrs(odd)["whole_thousand_no_message"] is False
+
+
+@pytest.mark.parametrize(("utc_hour", "night"), [(15, False), (16, True), (22, True), (23, False)])
+def test_night_is_midnight_to_seven_in_beijing(utc_hour: int, night: bool) -> None:
+    created = datetime(2024, 11, 11, utc_hour, 30, tzinfo=UTC)  # Beijing is eight hours ahead
+    assert order_attrs(make_order(created_at=created))["night"] is night
+
+
+def test_weekend_follows_the_beijing_calendar() -> None:
+    friday_night_utc = datetime(2024, 11, 8, 16, 30, tzinfo=UTC)  # Saturday 00:30 in Beijing
+    sunday_night_utc = datetime(2024, 11, 10, 16, 30, tzinfo=UTC)  # Monday 00:30 in Beijing
+    assert order_attrs(make_order(created_at=friday_night_utc))["weekend"] is True
+    assert order_attrs(make_order(created_at=sunday_night_utc))["weekend"] is False
+
+
+def test_line_price_extremes_of_the_order() -> None:
+    attrs = order_attrs(make_order(lines=(("a", 1, 500), ("b", 3, 120), ("c", 1, 9_900))))
+    assert (attrs["max_unit_price_fen"], attrs["min_unit_price_fen"]) == (9_900, 120)
+    assert order_attrs(make_order(lines=()))["max_unit_price_fen"] is None
+
+
+def test_user_address_pairs_the_account_with_where_it_ships() -> None:
+    keys = entity_keys(make_order(account="u7"))
+    assert keys[Entity.USER_ADDRESS] == (f"site:u7|{keys[Entity.ADDRESS][0]}",)
+    assert Entity.USER_ADDRESS not in entity_keys(make_order(address=None))
+    assert Entity.USER_ADDRESS not in entity_keys(make_order(account=None))
+
+
+def test_group_keys_are_the_orders_entity_keys() -> None:
+    for order in (make_order(lines=(("s1", 1, 1), ("s2", 2, 1), ("s1", 1, 1)), wifi="w", ip="1.2.3.4"),
+                  make_order(device=None, address=None, lines=()),
+                  refunded(make_order(lines=(("s9", 1, 1),)), when=at(days=1), sku="s9")):
+        assert group_keys(order_facts(order)) == entity_keys(order)
+
+
+def test_entity_maps_stay_out_of_the_garbage_collector() -> None:
+    # plain-string keys and values: CPython does not track such dicts, so millions of stored
+    # facts add nothing to each young-generation collection
+    for fact in order_facts(make_order(lines=(("s1", 1, 1),))).facts:
+        assert not gc.is_tracked(fact.entities)
+        assert not gc.is_tracked(fact.attrs)
+        assert all(type(entity) is str for entity in fact.entities)
+
+
+def test_order_attributes_are_the_order_fact_plus_reference_data() -> None:
+    gazetteer = Gazetteer.build()
+    hangzhou_phone = with_phone(make_order(address=("新疆维吾尔自治区", "乌鲁木齐市", "天山区", "解放路1号")),
+                                "1596811")
+    attrs = order_attributes(hangzhou_phone, gazetteer=gazetteer)
+    assert set(attrs) == set(ORDER_ATTRIBUTES)
+    assert {k: v for k, v in attrs.items() if k not in REFERENCE_ATTRIBUTES} == dict(order_attrs(hangzhou_phone))
+    km = attrs["phone_delivery_km"]
+    assert isinstance(km, float) and 3000 < km < 3600  # Hangzhou to Urumqi, great circle
+    assert order_attributes(hangzhou_phone)["phone_delivery_km"] is None  # no reference data given
+    assert order_attributes(with_phone(make_order(), "138"), gazetteer=gazetteer)["phone_delivery_km"] is None
+    assert reference_inputs(make_order(phone=None)) is None

@@ -14,7 +14,9 @@ from features.online import OnlineFeatures
 from features.specs import FeatureSet
 from features.stores import MemoryStore
 from orderguard.clock import FixedClock
-from orderguard.schema import RefundReason, Verdict
+from orderguard.enrich import Gazetteer
+from orderguard.errors import ConfigError
+from orderguard.schema import Phone, RefundReason, Verdict
 from tests.features.builders import T0, at, make_label, make_order, refunded
 
 
@@ -183,3 +185,96 @@ def test_vector_keeps_spec_order_and_the_as_of_time() -> None:
     assert list(v) == ["count_orders_by_device_5m", "count_orders_by_ip_10m"]
     assert v.as_of == T0
     assert dict(v) == {"count_orders_by_device_5m": 0.0, "count_orders_by_ip_10m": 0.0}
+
+
+# -- order attributes and derived features online -------------------------------------------------------
+
+WITH_ATTRIBUTES = {
+    "features": [{"entity": "user", "field": "orders", "agg": "time_since", "window": "90d"},
+                 {"entity": "device", "field": "orders", "agg": "count", "window": "5m"}],
+    "attributes": ["paid_fen", "has_coupon", "phone_delivery_km"],
+    "derived": [{"op": "is_missing", "of": ["time_since_orders_by_user_90d"]},
+                {"op": "all", "of": ["order_has_coupon", "is_missing_time_since_orders_by_user_90d"]},
+                {"op": "ratio", "of": ["order_paid_fen", "count_orders_by_device_5m"]}],
+}
+
+
+@pytest.fixture(scope="module")
+def gazetteer() -> Gazetteer:
+    return Gazetteer.build()
+
+
+def attributed(gazetteer: Gazetteer) -> OnlineFeatures:
+    return OnlineFeatures(MemoryStore(), FeatureSet.from_data(WITH_ATTRIBUTES), gazetteer=gazetteer)
+
+
+def test_attributes_and_derived_features_of_the_scored_order(gazetteer: Gazetteer) -> None:
+    engine = attributed(gazetteer)
+    first = make_order("a", coupon_ids=("welcome",), coupon_fen=500, lines=(("s", 1, 2_500),))
+    second = make_order("b", created_at=at(minutes=1), lines=(("s", 2, 2_500),))
+    engine.apply(first)
+    v1 = engine.lookup(first, as_of=T0)
+    engine.apply(second)
+    v2 = engine.lookup(second, as_of=at(minutes=1))
+    assert (v1["order_paid_fen"], v1["order_has_coupon"]) == (2_000, 1)
+    assert v1["is_missing_time_since_orders_by_user_90d"] == 1  # the account's first order
+    assert v1["all_order_has_coupon_and_is_missing_time_since_orders_by_user_90d"] == 1
+    assert v2["is_missing_time_since_orders_by_user_90d"] == 0
+    assert v2["all_order_has_coupon_and_is_missing_time_since_orders_by_user_90d"] == 0
+    assert v2["ratio_order_paid_fen_to_count_orders_by_device_5m"] == 5_000 / 2
+    assert math.isnan(v2["order_phone_delivery_km"])  # no phone
+
+
+def test_explicit_keys_have_no_order_so_attributes_are_missing(gazetteer: Gazetteer) -> None:
+    engine = attributed(gazetteer)
+    engine.apply(make_order("a"))
+    v = engine.lookup({Entity.DEVICE: ["d1"]}, as_of=T0)
+    assert v["count_orders_by_device_5m"] == 1
+    assert math.isnan(v["order_paid_fen"])
+    assert math.isnan(v["all_order_has_coupon_and_is_missing_time_since_orders_by_user_90d"])
+    assert math.isnan(v["ratio_order_paid_fen_to_count_orders_by_device_5m"])
+
+
+def test_an_order_looked_up_without_being_applied_gets_the_same_attributes(gazetteer: Gazetteer) -> None:
+    engine = attributed(gazetteer)
+    order = make_order("a", phone=None, lines=(("s", 3, 990),))
+    engine.apply(order)
+    applied = engine.lookup(order, as_of=T0)
+    again = engine.lookup(replace(order), as_of=T0)  # an equal order, not the object just applied
+    assert dict(applied) == pytest.approx(dict(again), nan_ok=True)
+
+
+def test_reference_data_is_required_for_the_distance() -> None:
+    with pytest.raises(ConfigError) as info:
+        OnlineFeatures(MemoryStore(), FeatureSet.from_data(WITH_ATTRIBUTES))
+    assert info.value.field == "gazetteer"
+
+
+def test_distance_follows_the_phone_block_and_the_delivery_district(gazetteer: Gazetteer) -> None:
+    engine = attributed(gazetteer)
+
+    def km(order_id: str, prefix: str, address: tuple[str, str, str, str]) -> float:
+        order = make_order(order_id, address=address)
+        order = replace(order, details=replace(order.details, buyer=replace(
+            order.details.buyer, phone=Phone(f"h-{order_id}", prefix=prefix))))
+        engine.apply(order)
+        return engine.lookup(order, as_of=T0)["order_phone_delivery_km"]
+
+    hangzhou = ("浙江省", "杭州市", "西湖区", "文三路1号")
+    near = km("a", "1596811", hangzhou)
+    same_again = km("b", "1596811", ("浙江省", "杭州市", "西湖区", "古荡新村2幢"))
+    far = km("c", "1596811", ("新疆维吾尔自治区", "乌鲁木齐市", "天山区", "解放路1号"))
+    assert near < 30 and same_again == near and 3000 < far < 3600
+    assert math.isnan(km("d", "159", hangzhou))  # a masked number has no home city
+
+
+def test_eviction_keeps_state_within_the_horizon_at_every_step() -> None:
+    engine = features(COUNT_5M, margin=timedelta(minutes=10))
+    sizes = []
+    for i in range(120):
+        engine.apply(make_order(f"o{i}", created_at=at(minutes=i)))
+        sizes.append(engine.store.size())
+    # the horizon is 5m + 10m: 15 one-a-minute orders, plus at most one awaiting the next
+    # minute-long eviction step (a step of a quarter of the margin would let 17 pile up)
+    assert max(sizes[30:]) <= 16
+    assert engine.lookup({Entity.DEVICE: ["d1"]}, as_of=at(minutes=119))["count_orders_by_device_5m"] == 5

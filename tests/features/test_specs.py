@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from features.facts import Entity, FactKind
-from features.specs import Agg, Condition, FeatureSet, FeatureSpec, Op, parse_filter
+from features.specs import (
+    Agg,
+    Condition,
+    DerivedOp,
+    FeatureSet,
+    FeatureSpec,
+    Op,
+    attribute_value,
+    derive,
+    parse_filter,
+)
 from features.windows import Duration
 from orderguard.errors import ConfigError
 
@@ -168,3 +179,84 @@ def test_python_construction_validates_too() -> None:
 ])
 def test_condition_semantics(condition: Condition, actual: object, expected: bool) -> None:
     assert condition.matches(actual) is expected
+
+
+# -- attributes of the order and derived features ---------------------------------------------------------
+
+
+def full(**extra: Any) -> dict[str, Any]:
+    return {"features": [spec(entity="user", field="orders", agg="time_since", window="90d"), spec()], **extra}
+
+
+def test_attribute_and_derived_names_are_derived_too() -> None:
+    fs = FeatureSet.from_data(full(attributes=["virtual_phone", "paid_fen"], derived=[
+        {"op": "is_missing", "of": ["time_since_orders_by_user_90d"]},
+        {"op": "ratio", "of": ["order_paid_fen", "count_orders_by_device_5m"]},
+        {"op": "all", "of": ["order_virtual_phone", "is_missing_time_since_orders_by_user_90d"]},
+        {"op": "is_zero", "of": ["count_orders_by_device_5m"]},
+    ]))
+    assert fs.names[2:] == ("order_virtual_phone", "order_paid_fen", "is_missing_time_since_orders_by_user_90d",
+                            "ratio_order_paid_fen_to_count_orders_by_device_5m",
+                            "all_order_virtual_phone_and_is_missing_time_since_orders_by_user_90d",
+                            "is_zero_count_orders_by_device_5m")
+    assert fs.spec_names == fs.names[:2]
+    assert len(fs) == 8 and list(fs) == list(fs.specs)
+    assert fs.windowed() == FeatureSet(fs.specs)
+    assert FeatureSet.from_data(fs.to_data()) == fs
+
+
+def test_a_set_without_attributes_or_derived_keeps_its_data_form_and_hash() -> None:
+    plain = load(spec())
+    assert set(plain.to_data()) == {"features"}
+    assert FeatureSet.from_data({**plain.to_data(), "attributes": [], "derived": []}).hash() == plain.hash()
+    assert FeatureSet.from_data(full(attributes=["night"])).hash() != FeatureSet.from_data(full()).hash()
+
+
+def test_only_the_distance_needs_reference_data() -> None:
+    assert FeatureSet.from_data(full(attributes=["phone_delivery_km"])).needs_gazetteer
+    assert not FeatureSet.from_data(full(attributes=["virtual_phone", "night"])).needs_gazetteer
+
+
+@pytest.mark.parametrize(("data", "field"), [
+    (full(attributes=["channel"]), "attributes[0]"),  # categorical: not a number
+    (full(attributes=["night", "colour"]), "attributes[1]"),
+    (full(attributes=["night", "night"]), "attributes[1]"),
+    (full(derived=[{"op": "ratio", "of": ["count_orders_by_device_5m"]}]), "derived[0].of"),
+    (full(derived=[{"op": "sum", "of": ["count_orders_by_device_5m"]}]), "derived[0].op"),
+    (full(derived=[{"op": "is_zero", "of": ["no_such_feature"]}]), "derived[0].of"),
+    (full(derived=[{"op": "is_zero", "of": ["is_zero_count_orders_by_device_5m"]},
+                   {"op": "is_zero", "of": ["count_orders_by_device_5m"]}]), "derived[0].of"),  # used before declared
+    (full(derived=[{"op": "is_zero", "of": ["count_orders_by_device_5m"]}] * 2), "derived[1]"),
+    (full(derived=[{"op": "is_zero", "of": ["count_orders_by_device_5m"], "as": "x"}]), "derived[0].as"),
+])
+def test_attribute_and_derived_errors_name_the_field(data: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        FeatureSet.from_data(data)
+    assert info.value.field == field
+    assert f"`{field}`" in info.value.message
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize(("op", "args", "expected"), [
+    (DerivedOp.RATIO, (3.0, 4.0), 0.75),
+    (DerivedOp.RATIO, (3.0, 0.0), NAN),  # never infinity
+    (DerivedOp.RATIO, (NAN, 4.0), NAN),
+    (DerivedOp.IS_ZERO, (0.0,), 1.0),
+    (DerivedOp.IS_ZERO, (2.0,), 0.0),
+    (DerivedOp.IS_ZERO, (NAN,), NAN),
+    (DerivedOp.IS_MISSING, (NAN,), 1.0),
+    (DerivedOp.IS_MISSING, (0.0,), 0.0),
+    (DerivedOp.ALL, (1.0, 1.0, 5.0), 1.0),
+    (DerivedOp.ALL, (1.0, 0.0), 0.0),
+    (DerivedOp.ALL, (0.0, NAN), NAN),
+])
+def test_derived_expressions(op: DerivedOp, args: tuple[float, ...], expected: float) -> None:
+    got = derive(op, args)
+    assert (math.isnan(got) and math.isnan(expected)) or got == expected
+
+
+def test_attribute_values_as_features() -> None:
+    assert [attribute_value(v) for v in (True, False, 7, 2.5)] == [1.0, 0.0, 7.0, 2.5]
+    assert math.isnan(attribute_value(None))

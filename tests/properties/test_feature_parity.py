@@ -1,10 +1,13 @@
-"""Online lookups equal the batch point-in-time frame, for every spec, on every store.
+"""Online lookups equal the batch point-in-time frame, for every feature, on every store.
 
 Streams are drawn to hit the hard cases: few devices / accounts / WiFis / addresses /
 SKUs so entities collide, creation times on a grid that puts orders exactly on the
 5m / 10m / 1h / 24h / 48h window edges and at the same instant, refund claims before and
 after delivery, device corrections, reviewer labels, re-sent duplicate events and
-shuffled arrival (older events arriving after newer ones). The online side replays
+shuffled arrival (older events arriving after newer ones). The order attributes vary
+too: masked, clear and virtual-operator phones, pick-up-station and far-away addresses,
+whole-thousand amounts with and without a buyer message, Beijing daytime and
+weekend nights; derived features combine them with windowed ones. The online side replays
 the events the way serving does: the order log folds the events received so far
 (``derive_order``) and the engine applies that order. The batch side sees each order
 once, in its final state, plus the labels. Redis is a real server (fails if down).
@@ -13,6 +16,7 @@ once, in its final state, plus the labels. Redis is a real server (fails if down
 from __future__ import annotations
 
 import math
+import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -22,10 +26,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from features.batch import BatchFeatures
+from features.derived import point_in_time_features
 from features.online import OnlineFeatures
 from features.specs import FeatureSet
 from features.stores import MemoryStore, OnlineStore, RedisStore, SqliteStore
+from features.stores.memory import TOTALS_FROM
+from orderguard.enrich import Gazetteer
 from orderguard.ingest.normalize import event_version
 from orderguard.ingest.state import derive_order
 from orderguard.schema import (
@@ -85,11 +91,33 @@ SPECS = FeatureSet.from_data({"features": [
     {"entity": "sku", "field": "unit_price_fen", "agg": "min", "window": "1h"},
     {"entity": "address_sku", "field": "users", "agg": "distinct", "window": "48h"},
     {"entity": "sku", "field": "lines", "agg": "time_since", "window": "1h"},
+    {"entity": "sku", "field": "unit_price_fen", "agg": "mean", "window": "24h", "offset": "1h"},
+    {"entity": "user_address", "field": "orders", "agg": "time_since", "window": "48h"},
+    {"entity": "device", "field": "orders", "agg": "count", "window": "24h", "qualifier": "at_night",
+     "filter": {"night": True}},
+    {"entity": "address", "field": "users", "agg": "distinct", "window": "48h", "qualifier": "pickup",
+     "filter": {"pickup_address": True}},
+    {"entity": "phone", "field": "orders", "agg": "count", "window": "24h", "qualifier": "virtual",
+     "filter": {"virtual_phone": True}},
+], "attributes": ["has_coupon", "account_age_days", "paid_fen", "max_unit_price_fen", "min_unit_price_fen",
+                  "virtual_phone", "pickup_address", "phone_delivery_km", "whole_thousand_no_message", "night",
+                  "weekend"],
+   "derived": [
+    {"op": "is_missing", "of": ["time_since_orders_by_user_address_48h"]},
+    {"op": "all", "of": ["order_has_coupon", "is_missing_time_since_orders_by_user_address_48h"]},
+    {"op": "ratio", "of": ["order_max_unit_price_fen", "mean_unit_price_fen_by_sku_24h_lag1h"]},
+    {"op": "is_zero", "of": ["count_refunds_damaged_or_lost_by_user_48h"]},
 ]})
 
 ADDRESSES = (Address("上海市", "上海市", "浦东新区", "张江路 88 号"),
              Address("浙江省", "杭州市", "西湖区", "文三路１００号"),
-             Address("浙江省", "杭州市", "西湖区", "文三路 100 号"))  # the same place as the previous one
+             Address("浙江省", "杭州市", "西湖区", "文三路 100 号"),  # the same place as the previous one
+             Address("浙江省", "杭州市", "西湖区", "古荡新村菜鸟驿站"),  # a pick-up station
+             Address("新疆维吾尔自治区", "乌鲁木齐市", "天山区", "解放北路 1 号"))  # far from a Hangzhou phone
+#: Phones: hash and the digits the channel shows (none, masked, a Hangzhou block, a virtual operator).
+PHONES = (None, ("p0", None), ("p0", "138"), ("p1", "1596811"), ("p2", "1701234"), ("p2", "170"))
+#: Beijing Monday 10:00, and Friday 01:00 so that the grid reaches into a weekend night.
+BASES = (T0, T0 + timedelta(days=4, hours=-9))
 
 
 @dataclass(frozen=True)
@@ -108,19 +136,19 @@ def _event(key: OrderKey, *, at: datetime, kind: EventKind, status: OrderStatus,
 
 
 @st.composite
-def order_history(draw: st.DrawFn, index: int) -> tuple[list[OrderEvent], Label | None]:
+def order_history(draw: st.DrawFn, index: int, base: datetime) -> tuple[list[OrderEvent], Label | None]:
     """The events of one order (creation, maybe delivery, claim, device correction) and maybe a label."""
     key = OrderKey(draw(st.sampled_from([Channel.SITE, Channel.JD])), f"o{index}")
-    created = T0 + timedelta(minutes=draw(st.sampled_from(EDGE_MINUTES)), seconds=draw(st.sampled_from([0, 0, 7])))
+    created = base + timedelta(minutes=draw(st.sampled_from(EDGE_MINUTES)), seconds=draw(st.sampled_from([0, 0, 7])))
     lines = tuple(OrderLine(draw(st.sampled_from(["s0", "s1", "s2"])), draw(st.integers(1, 3)),
-                            draw(st.sampled_from([100, 1990, 50_000])))
+                            draw(st.sampled_from([100, 1990, 50_000, 100_000])))
                   for _ in range(draw(st.integers(0, 3))))
     goods = sum(line.qty * line.unit_price_fen for line in lines)
     coupon = draw(st.sampled_from([0, 0, 100]))
     registered = draw(st.sampled_from([None, T0 - timedelta(days=3), T0 - timedelta(hours=7)]))
-    phone = draw(st.sampled_from([None, "p0", "p1"]))
+    phone = draw(st.sampled_from(PHONES))
     buyer = Party(account_id=draw(st.sampled_from(["u0", "u1", "u2"])), registered_at=registered,
-                  phone=Phone(phone) if phone else None)
+                  phone=Phone(phone[0], prefix=phone[1]) if phone else None)
 
     def client(device: str | None) -> ClientInfo | None:
         wifi = draw(st.sampled_from([None, "w0", "w1"]))
@@ -129,7 +157,8 @@ def order_history(draw: st.DrawFn, index: int) -> tuple[list[OrderEvent], Label 
     details = OrderDetails(
         shop_id="shop", created_at=created, buyer=buyer, lines=lines,
         amounts=Amounts(goods_fen=goods, paid_fen=max(goods - coupon, 0), coupon_fen=coupon),
-        address=draw(st.sampled_from([None, *ADDRESSES])), client=client(draw(st.sampled_from([None, "d0", "d1"]))))
+        address=draw(st.sampled_from([None, *ADDRESSES])), client=client(draw(st.sampled_from([None, "d0", "d1"]))),
+        buyer_message=draw(st.sampled_from(["", "", "请尽快发货"])))
     events = [_event(key, at=created, kind=EventKind.ORDER, status=OrderStatus.PAID, details=details)]
     if draw(st.booleans()):
         delivered_at = created + timedelta(minutes=draw(st.sampled_from(DELAYS_MIN)), seconds=1)
@@ -155,7 +184,8 @@ def order_history(draw: st.DrawFn, index: int) -> tuple[list[OrderEvent], Label 
 
 @st.composite
 def streams(draw: st.DrawFn) -> Stream:
-    histories = [draw(order_history(i)) for i in range(draw(st.integers(1, 12)))]
+    base = draw(st.sampled_from(BASES))
+    histories = [draw(order_history(i, base)) for i in range(draw(st.integers(1, 12)))]
     events = [e for history, _ in histories for e in history]
     duplicates = draw(st.lists(st.sampled_from(events), max_size=4))
     arrivals = tuple(draw(st.permutations(events + duplicates)))
@@ -190,13 +220,9 @@ def replay(engine: OnlineFeatures, stream: Stream) -> None:
             engine.apply_label(label, finals[label.key])
 
 
-def batch_values(stream: Stream) -> dict[str, dict[str, float]]:
-    batch = BatchFeatures(SPECS)
-    try:
-        batch.load(final_orders(stream), labels=[label for _, label in stream.labels])
-        frame = batch.frame()
-    finally:
-        batch.close()
+def batch_values(stream: Stream, gazetteer: Gazetteer) -> dict[str, dict[str, float]]:
+    frame = point_in_time_features(final_orders(stream), SPECS, labels=[label for _, label in stream.labels],
+                                   gazetteer=gazetteer)
     return {row["order_key"]: {name: float(row[name]) for name in SPECS.names} for row in frame.to_dict("records")}
 
 
@@ -228,16 +254,23 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     cleaner.close()
 
 
+@pytest.fixture(scope="module")
+def gazetteer() -> Gazetteer:
+    return Gazetteer.build()
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stream=streams())
-def test_online_equals_batch_on_every_store(stream: Stream, redis_url: str, redis_prefix: str) -> None:
-    expected = batch_values(stream)
+def test_online_equals_batch_on_every_store(stream: Stream, redis_url: str, redis_prefix: str,
+                                            gazetteer: Gazetteer) -> None:
+    expected = batch_values(stream, gazetteer)
     example = uuid.uuid4().hex
     stores: dict[str, OnlineStore] = {"memory": MemoryStore(), "sqlite": SqliteStore(":memory:"),
                                       "redis": RedisStore(redis_url, prefix=f"{redis_prefix}:{example}")}
     try:
         for name, store in stores.items():
-            engine = OnlineFeatures(store, SPECS, retention_margin=timedelta(days=30))  # no eviction here
+            engine = OnlineFeatures(store, SPECS, gazetteer=gazetteer,
+                                    retention_margin=timedelta(days=30))  # no eviction here
             replay(engine, stream)
             assert_parity(engine, stream, expected, store=name)
     finally:
@@ -249,9 +282,67 @@ def test_online_equals_batch_on_every_store(stream: Stream, redis_url: str, redi
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stream=streams(), margin_h=st.sampled_from([1, 6, 30]))
-def test_lookups_within_the_margin_stay_exact_under_eviction(stream: Stream, margin_h: int) -> None:
-    engine = OnlineFeatures(MemoryStore(), SPECS, retention_margin=timedelta(hours=margin_h))
+def test_lookups_within_the_margin_stay_exact_under_eviction(stream: Stream, margin_h: int,
+                                                             gazetteer: Gazetteer) -> None:
+    engine = OnlineFeatures(MemoryStore(), SPECS, gazetteer=gazetteer, retention_margin=timedelta(hours=margin_h))
     replay(engine, stream)
     assert engine.watermark is not None
-    assert_parity(engine, stream, batch_values(stream), store="memory (evicting)",
+    assert_parity(engine, stream, batch_values(stream, gazetteer), store="memory (evicting)",
                   since=engine.watermark - timedelta(hours=margin_h))
+
+
+LONG_RANGE_SPECS = FeatureSet.from_data({"features": [
+    {"entity": "sku", "field": "unit_price_fen", "agg": "mean", "window": "24h", "offset": "1h"},
+    {"entity": "sku", "field": "units", "agg": "sum", "window": "6h"},
+    {"entity": "sku", "field": "units", "agg": "max", "window": "6h"},
+    {"entity": "sku", "field": "lines", "agg": "count", "window": "24h"},
+], "attributes": ["max_unit_price_fen"], "derived": [
+    {"op": "ratio", "of": ["order_max_unit_price_fen", "mean_unit_price_fen_by_sku_24h_lag1h"]},
+]})
+
+
+def popular_sku_stream(seed: int) -> Stream:
+    """Two days of a best-selling SKU: long ranges, late arrivals, re-priced corrections."""
+    rng = random.Random(seed)
+    events: list[OrderEvent] = []
+    for i in range(220):
+        key = OrderKey(Channel.SITE, f"p{i}")
+        created = T0 + timedelta(minutes=rng.randrange(0, 48 * 60), seconds=rng.choice([0, 30]))
+        price = rng.choice([1_990, 1_990, 2_190, 199])  # 199: a price glitch
+        extra = (OrderLine("s9", 1, 500),) if rng.random() < 0.2 else ()
+        lines = (OrderLine("best", rng.randint(1, 4), price), *extra)
+        goods = sum(line.qty * line.unit_price_fen for line in lines)
+        details = OrderDetails(shop_id="shop", created_at=created, buyer=Party(account_id=f"u{rng.randrange(40)}"),
+                               lines=lines, amounts=Amounts(goods_fen=goods, paid_fen=goods))
+        events.append(_event(key, at=created, kind=EventKind.ORDER, status=OrderStatus.PAID, details=details))
+        if rng.random() < 0.1:  # the shop corrects the price afterwards
+            fixed = replace(details, lines=(OrderLine("best", lines[0].qty, 1_990), *lines[1:]))
+            events.append(_event(key, at=created + timedelta(minutes=20), kind=EventKind.ORDER,
+                                 status=OrderStatus.SHIPPED, details=fixed))
+    events.sort(key=lambda e: e.event_time + timedelta(minutes=rng.choice([0, 0, 0, 45])))  # some arrive late
+    return Stream(tuple(events), ())
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_long_ranges_agree_on_every_store(seed: int, redis_url: str, redis_prefix: str) -> None:
+    stream = popular_sku_stream(seed)
+    frame = point_in_time_features(final_orders(stream), LONG_RANGE_SPECS)
+    expected = {row["order_key"]: {n: float(row[n]) for n in LONG_RANGE_SPECS.names}
+                for row in frame.to_dict("records")}
+    assert frame["count_lines_by_sku_24h"].max() >= 2 * TOTALS_FROM  # long enough for the running totals
+    stores: dict[str, OnlineStore] = {"memory": MemoryStore(), "sqlite": SqliteStore(":memory:"),
+                                      "redis": RedisStore(redis_url, prefix=f"{redis_prefix}:long:{seed}")}
+    try:
+        for name, store in stores.items():
+            engine = OnlineFeatures(store, LONG_RANGE_SPECS, retention_margin=timedelta(days=30))
+            replay(engine, stream)
+            orders = final_orders(stream)
+            for order in orders:
+                online = engine.lookup(order, as_of=order.details.created_at)
+                wrong = {n: (online[n], v) for n, v in expected[str(order.key)].items() if not same(online[n], v)}
+                assert not wrong, f"{name}: {order.key} online != batch: {wrong}"
+    finally:
+        for store in stores.values():
+            if isinstance(store, RedisStore):
+                store.clear()
+            store.close()

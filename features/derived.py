@@ -1,0 +1,125 @@
+"""The point-in-time frame of a whole feature set: windowed specs in SQL, then attributes and derived features.
+
+``features.batch`` computes the windowed specs (``FeatureSpec``) of every order in SQL.
+A feature set also carries the attributes of each order and features derived from
+others (``features.specs``); this module adds them to the frame with the very
+functions the online engine calls: ``features.facts.order_attributes`` for attributes,
+``DerivedSpec.evaluate`` (``features.specs.derive``) for derived features, row by row.
+Both engines therefore share one definition of every feature, and the parity property
+test holds for all of them.
+
+Attributes are computed while the orders stream into the batch engine (one pass over
+the order log); derived features once the windowed values are known.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+from features.batch import BatchFeatures, Progress
+from features.facts import order_attributes
+from features.specs import FeatureSet, attribute_value
+from features.windows import Window
+from orderguard.enrich import Gazetteer
+from orderguard.errors import ConfigError
+from orderguard.schema import Label, Order
+
+#: How long after its order a refund claim or a reviewer label may still come: a partial
+#: history (``history_start``) reaches this much further back than the longest window.
+AFTER_SALE_ALLOWANCE = timedelta(days=60)
+
+
+def history_start(feature_set: FeatureSet, start: datetime) -> datetime:
+    """Earliest order creation time whose facts can matter to an order created at ``start`` or later.
+
+    Windows reach back ``offset + window`` from each order; refund claims and labels are
+    stamped after their order, by up to ``AFTER_SALE_ALLOWANCE``.
+
+    >>> from datetime import UTC
+    >>> fs = FeatureSet.from_data({"features": [{"entity": "user", "field": "orders", "agg": "count",
+    ...                                          "window": "30d", "offset": "1d"}]})
+    >>> history_start(fs, datetime(2024, 6, 1, tzinfo=UTC)).date().isoformat()
+    '2024-03-02'
+    """
+    spans = [Window(s.window.us, s.offset.us if s.offset is not None else 0).span_us for s in feature_set.specs]
+    return start - timedelta(microseconds=max(spans, default=0)) - AFTER_SALE_ALLOWANCE
+
+
+def point_in_time_features(orders: Iterable[Order], feature_set: FeatureSet, *, labels: Iterable[Label] = (),
+                           gazetteer: Gazetteer | None = None, since: datetime | None = None,
+                           total: int | None = None, progress: Progress | None = None,
+                           database: str = ":memory:") -> pd.DataFrame:
+    """Every feature of ``feature_set`` as of every order: one row per order, ordered by time.
+
+    Args:
+        orders: every order once, in its current state (``OrderLog.iter_orders``).
+        feature_set: the features; with a reference-data attribute it needs ``gazetteer``.
+        labels: reviewer labels (label-derived features read those with ``labeled_at <= t``).
+        gazetteer: reference data for ``phone_delivery_km``.
+        since: keep only orders created at or after this time (the others are history:
+            see :func:`history_start`).
+        total: number of orders, if known, for the progress bar.
+        progress: ``(stage, done, total)`` callback, e.g. ``features.batch.rich_progress``.
+        database: DuckDB file for data larger than memory.
+
+    Returns:
+        ``order_key``, ``event_time`` (UTC) and one float column per feature, in
+        ``feature_set.names`` order; missing values are NaN.
+    """
+    if feature_set.needs_gazetteer and gazetteer is None:
+        raise ConfigError("`gazetteer` must be given for the feature set's reference-data attributes; got None",
+                          field="gazetteer")
+    attrs = tuple(a.attr for a in feature_set.attributes)
+    rows: dict[str, tuple[float, ...]] = {}
+
+    def with_attributes(source: Iterable[Order]) -> Iterator[Order]:
+        for n, order in enumerate(source, start=1):
+            values = order_attributes(order, gazetteer=gazetteer)
+            rows[str(order.key)] = tuple(attribute_value(values[a]) for a in attrs)
+            if progress is not None and n % 1000 == 0:
+                progress("read orders", n, total)
+            yield order
+        if progress is not None:
+            progress("read orders", len(rows), len(rows))
+
+    batch = BatchFeatures(feature_set.windowed(), database=database, progress=progress)
+    try:
+        batch.load(with_attributes(orders), labels=labels, total=total)
+        frame = batch.frame()
+    finally:
+        batch.close()
+    return complete_frame(frame, feature_set, attributes=rows, since=since, progress=progress)
+
+
+def complete_frame(frame: pd.DataFrame, feature_set: FeatureSet, *, attributes: dict[str, tuple[float, ...]],
+                   since: datetime | None = None, progress: Progress | None = None) -> pd.DataFrame:
+    """Add attribute and derived columns to a frame of windowed specs (see :func:`point_in_time_features`).
+
+    Args:
+        frame: ``order_key``, ``event_time`` and the windowed specs' columns.
+        feature_set: the features.
+        attributes: order key → the order's attribute values, in ``feature_set.attributes`` order.
+        since: drop rows of orders created before it.
+        progress: ``(stage, done, total)`` callback.
+    """
+    if since is not None:
+        frame = frame[frame["event_time"] >= pd.Timestamp(since)].reset_index(drop=True)
+    keys = frame["order_key"].tolist()
+    columns: dict[str, list[float]] = {name: frame[name].astype("float64").tolist()
+                                       for name in feature_set.spec_names}
+    missing = tuple(float("nan") for _ in feature_set.attributes)
+    per_order = [attributes.get(k, missing) for k in keys]
+    for i, attribute in enumerate(feature_set.attributes):
+        columns[attribute.name] = [values[i] for values in per_order]
+    derived = feature_set.derived
+    for done, spec in enumerate(derived):
+        args = [columns[a] for a in spec.args]
+        columns[spec.name] = [spec.evaluate(values) for values in zip(*args, strict=True)]
+        if progress is not None:
+            progress("derived features", done + 1, len(derived))
+    out = pd.DataFrame({"order_key": keys, "event_time": frame["event_time"].reset_index(drop=True)})
+    body = pd.DataFrame({name: pd.Series(columns[name], dtype="float64") for name in feature_set.names})
+    return pd.concat([out, body], axis=1)

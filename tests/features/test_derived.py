@@ -1,0 +1,64 @@
+"""The whole feature set in batch: windowed specs in SQL, then the orders' attributes and derived features."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from features.derived import AFTER_SALE_ALLOWANCE, history_start, point_in_time_features
+from features.specs import FeatureSet
+from orderguard.enrich import Gazetteer
+from orderguard.errors import ConfigError
+from tests.features.builders import T0, at, make_order
+
+SET = FeatureSet.from_data({
+    "features": [{"entity": "user", "field": "orders", "agg": "time_since", "window": "30d"},
+                 {"entity": "user", "field": "orders", "agg": "count", "window": "1h", "offset": "1d"}],
+    "attributes": ["has_coupon", "pickup_address", "night"],
+    "derived": [{"op": "is_missing", "of": ["time_since_orders_by_user_30d"]},
+                {"op": "all", "of": ["order_has_coupon", "is_missing_time_since_orders_by_user_30d"]}],
+})
+
+
+def rows(**kwargs: Any) -> dict[str, dict[str, float]]:
+    frame = point_in_time_features(kwargs.pop("orders"), SET, **kwargs)
+    assert list(frame.columns) == ["order_key", "event_time", *SET.names]
+    return {row["order_key"]: row for row in frame.to_dict("records")}
+
+
+def test_attributes_and_derived_columns_follow_the_windowed_ones() -> None:
+    first = make_order("a", coupon_ids=("new",), address=("浙江省", "杭州市", "西湖区", "丰巢快递柜"))
+    second = make_order("b", created_at=at(minutes=30))
+    got = rows(orders=[second, first])
+    assert got["site:a"]["order_has_coupon"] == 1 and got["site:a"]["order_pickup_address"] == 1
+    assert got["site:a"]["is_missing_time_since_orders_by_user_30d"] == 1
+    assert got["site:a"]["all_order_has_coupon_and_is_missing_time_since_orders_by_user_30d"] == 1
+    assert got["site:b"]["order_has_coupon"] == 0 and got["site:b"]["order_pickup_address"] == 0
+    assert got["site:b"]["time_since_orders_by_user_30d"] == 1800
+    assert got["site:b"]["is_missing_time_since_orders_by_user_30d"] == 0
+    assert got["site:b"]["order_night"] == 0  # 16:30 in Beijing
+
+
+def test_since_keeps_later_rows_but_their_windows_still_see_the_history() -> None:
+    history = make_order("old", created_at=T0)
+    later = make_order("new", created_at=at(days=1, minutes=20))
+    got = rows(orders=[history, later], since=at(hours=12))
+    assert list(got) == ["site:new"]
+    assert got["site:new"]["count_orders_by_user_1h_lag1d"] == 1  # (new - 1d - 1h, new - 1d] holds "old"
+
+
+def test_history_reaches_back_the_longest_window_and_the_after_sale_allowance() -> None:
+    start = datetime(2024, 6, 1, tzinfo=UTC)
+    assert history_start(SET, start) == start - timedelta(days=30) - AFTER_SALE_ALLOWANCE  # 30d beats 1h lag 1d
+
+
+def test_reference_data_is_required_for_the_distance() -> None:
+    with_distance = FeatureSet.from_data({"features": [], "attributes": ["phone_delivery_km"]})
+    with pytest.raises(ConfigError) as info:
+        point_in_time_features([make_order()], with_distance)
+    assert info.value.field == "gazetteer"
+    frame = point_in_time_features([make_order()], with_distance, gazetteer=Gazetteer.build())
+    assert math.isnan(frame["order_phone_delivery_km"].iloc[0])  # no phone on this order
