@@ -162,6 +162,60 @@ def generate(
 
 @app.command()
 @user_errors
+def backfill(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option(help="Parquet file to write, e.g. var/features.parquet.")],
+    start: Annotated[str | None, typer.Option(
+        help="Only orders created from this time: YYYY-MM-DD (midnight, Beijing time) or an ISO time "
+             "with offset. Earlier orders are still read, as history for the windows.")] = None,
+    end: Annotated[str | None, typer.Option(help="Only orders created before this time (same formats).")] = None,
+) -> None:
+    """Build the point-in-time feature frame of the order log and write it to Parquet.
+
+    One row per order: every feature of the configured feature set (default: the shop's)
+    as of the order's creation, the order itself included -- the values serving computes
+    online. Reviewer labels are not part of the order log, so label-derived features
+    count none here.
+    """
+    from datetime import UTC, datetime, time, timedelta, timezone
+
+    from features.batch import rich_progress
+    from features.derived import history_start, point_in_time_features
+    from features.shop import default_shop_features
+    from features.specs import FeatureSet
+    from orderguard.enrich import Gazetteer
+
+    def when(text: str | None, field: str) -> datetime | None:
+        if text is None:
+            return None
+        beijing = timezone(timedelta(hours=8))  # the shop's calendar: days start at Beijing midnight
+        try:
+            parsed = (datetime.combine(date.fromisoformat(text), time(0), tzinfo=beijing) if len(text) == 10
+                      else datetime.fromisoformat(text))
+        except ValueError as e:
+            raise InvalidInputError(f"`--{field}` must be a date YYYY-MM-DD or an ISO time; got {text!r}",
+                                    field=field) from e
+        return (parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=beijing)).astimezone(UTC)
+
+    settings = _settings(ctx)
+    first, stop = when(start, "start"), when(end, "end")
+    if first is not None and stop is not None and first >= stop:
+        raise InvalidInputError(f"`--end` must be after --start; got {end!r}", field="end")
+    specs_path = settings.features.specs_path
+    feature_set = FeatureSet.from_file(specs_path) if specs_path is not None else default_shop_features()
+    gazetteer = Gazetteer.build() if feature_set.needs_gazetteer else None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _open_log(settings) as log, rich_progress() as progress:
+        total = log.count_orders() if first is None and stop is None else None
+        orders = log.iter_orders(start=history_start(feature_set, first) if first is not None else None, end=stop)
+        frame = point_in_time_features(orders, feature_set, gazetteer=gazetteer, since=first, total=total,
+                                       progress=progress)
+    frame.to_parquet(out, index=False)
+    Console().print(f"{len(frame)} orders x {len(feature_set)} features (set {feature_set.hash()}) -> {out}")
+
+
+@app.command()
+@user_errors
 def serve(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Bind address (default from settings: 127.0.0.1).")] = None,
@@ -175,6 +229,89 @@ def serve(
     settings = _settings(ctx)
     uvicorn.run(create_app(settings), host=host or settings.api.host, port=port or settings.api.port,
                 log_level="info", access_log=False)
+
+
+@app.command("rules-report")
+@user_errors
+def rules_report(
+    ctx: typer.Context,
+    truth: Annotated[Path | None, typer.Option(help="ground_truth.csv of a simulated shop (recall, FPR).")] = None,
+    flag_at: Annotated[str, typer.Option(help="Decision that counts as flagged: verify, review or hold.")] = "review",
+) -> None:
+    """Replay the order log through the rule pack (rules only) and report what it flags, by pattern."""
+    from features.online import OnlineFeatures
+    from features.rules import rules_from
+    from features.shop import feature_set_from
+    from features.stores.memory import MemoryStore
+    from orderguard.enrich import Gazetteer
+    from orderguard.policy import Decision, decision_rank, policy_from
+    from training.rules_report import read_truth, replay, report
+
+    settings = _settings(ctx)
+    try:
+        threshold = Decision(flag_at)
+    except ValueError as e:
+        raise InvalidInputError(f"`--flag-at` must be verify, review or hold; got {flag_at!r}", field="flag_at") from e
+    specs = feature_set_from(settings)
+    online = OnlineFeatures(MemoryStore(), specs, gazetteer=Gazetteer.build(),
+                            retention_margin=settings.features.retention)
+    with _open_log(settings) as log:
+        replayed = replay(log.iter_orders(), online=online, rules=rules_from(settings, specs),
+                          policy=policy_from(settings.policy))
+    console = Console()
+    if truth is None:
+        flagged = sum(1 for r in replayed if decision_rank(r.decision) >= decision_rank(threshold))
+        console.print(f"{len(replayed)} orders replayed; {flagged} at or above {threshold.value}")
+        return
+    result = report(replayed, read_truth(truth), flag_at=threshold)
+    table = Table("pattern", "abnormal", "orders", f">= {threshold.value}", "rate", "groups caught")
+    for row in result.rows:
+        table.add_row(row.pattern, "yes" if row.abnormal else "no", str(row.orders), str(row.flagged),
+                      f"{row.rate:.1%}", f"{row.groups_caught}/{row.groups}" if row.groups else "")
+    console.print(table)
+    console.print(f"recall {result.recall:.1%}  false-positive rate {result.false_positive_rate:.2%}  "
+                  f"precision {result.precision:.1%}")
+
+
+handbook_app = typer.Typer(no_args_is_help=True,
+                           help="The fraud-detection handbook's public benchmark (simulated card transactions).")
+app.add_typer(handbook_app, name="handbook")
+
+
+def _day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as e:
+        raise InvalidInputError(f"`--{option}` must be a date YYYY-MM-DD; got {value!r}", field=option) from e
+
+
+@handbook_app.command("features")
+@user_errors
+def handbook_features(
+    data: Annotated[Path, typer.Option(help="The handbook's transactions_raw.csv.gz, "
+                                            "e.g. ../shared/data/handbook/transactions_raw.csv.gz.")],
+    out: Annotated[Path, typer.Option(help="Parquet file to write: TRANSACTION_ID + the book's 15 features.")],
+    start: Annotated[str | None, typer.Option(help="First day to output, YYYY-MM-DD (UTC, inclusive).")] = None,
+    end: Annotated[str | None, typer.Option(help="Last day to output, YYYY-MM-DD (UTC, inclusive).")] = None,
+) -> None:
+    """Compute the book's 15 baseline features from FeatureSpecs with the batch engine.
+
+    Windows reach back before --start as far as they need; labels are known 7 days
+    after their transaction.
+    """
+    import time
+
+    from features.batch import rich_progress
+    from training.benchmarks.handbook_features import write_handbook_features
+
+    first, last = _day(start, "start"), _day(end, "end")
+    started = time.perf_counter()
+    with rich_progress() as progress:
+        run = write_handbook_features(data, out, start=first, end=last, progress=progress)
+    Console().print(f"wrote {run.rows:,} transactions x 15 features to {run.path} "
+                    f"in {time.perf_counter() - started:.1f} s")
 
 
 def _open_log(settings: Settings) -> closing[OrderLog]:

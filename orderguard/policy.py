@@ -29,6 +29,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from orderguard.errors import ConfigError, must
+from orderguard.settings import PolicySettings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -109,6 +110,13 @@ class Policy:
         """Bands in force at ``at``: the largest shift of any campaign covering that day."""
         shift = max((c.band_shift for c in self.campaigns if c.covers(at)), default=0.0)
         return self.bands.shifted(shift) if shift else self.bands
+
+
+def policy_from(settings: PolicySettings) -> Policy:
+    """The :class:`Policy` described by ``Settings.policy`` (bad bands are a ConfigError)."""
+    return Policy(points_scale=settings.points_scale, model_weight=settings.model_weight,
+                  bands=Bands(settings.bands.verify, settings.bands.review, settings.bands.hold),
+                  campaigns=tuple(Campaign(c.name, c.first_day, c.last_day, c.band_shift) for c in settings.campaigns))
 
 
 def blend(points: float, probability: float | None, *, policy: Policy) -> float:

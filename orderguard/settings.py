@@ -8,7 +8,7 @@ the embedded deployment: SQLite files under ``data_dir`` and no server.
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -98,6 +98,48 @@ class FeatureStoreSettings(BaseModel):
         return to_timedelta(self.retention_margin)
 
 
+class BandSettings(BaseModel):
+    """Lowest score of each decision band (see ``orderguard.policy``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verify: float = Field(default=35.0, gt=0, le=100)
+    review: float = Field(default=55.0, gt=0, le=100)
+    hold: float = Field(default=80.0, gt=0, le=100)
+
+
+class CampaignSettings(BaseModel):
+    """A promotion period (Beijing days, inclusive) during which every band moves up."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    first_day: date
+    last_day: date
+    band_shift: float = Field(default=10.0, ge=0, le=50)
+
+
+class PolicySettings(BaseModel):
+    """Blend and decision parameters; the formula is documented in ``orderguard.policy``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    points_scale: float = Field(default=60.0, gt=0, description="rule points that give ~63 of 100")
+    model_weight: float = Field(default=1.0, ge=0, le=1)
+    bands: BandSettings = BandSettings()
+    campaigns: list[CampaignSettings] = []
+
+
+class ScoringSettings(BaseModel):
+    """Rule pack and response options of the score endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules_path: Path | None = Field(default=None, description="YAML rule pack; None = the shipped default")
+    max_reasons: int = Field(default=8, ge=1, le=50)
+    warm_start: bool = Field(default=True, description="replay recent orders into an empty online store at start")
+
+
 class Settings(BaseSettings):
     """All configuration of one orderguard deployment."""
 
@@ -109,6 +151,8 @@ class Settings(BaseSettings):
     pii: PiiSettings = PiiSettings()
     api: ApiSettings = ApiSettings()
     features: FeatureStoreSettings = FeatureStoreSettings()
+    policy: PolicySettings = PolicySettings()
+    scoring: ScoringSettings = ScoringSettings()
 
     @property
     def database_url(self) -> str:

@@ -1,12 +1,13 @@
 """``create_app(settings)``: the HTTP service, wired once per process.
 
-The lifespan opens the order log (and, as the product grows, the feature store and the
-champion model); routes reach them through ``serving.api.deps.services``. Nothing is
+The lifespan opens the order log, the online feature store and the scorer (replaying
+recent orders into an empty in-memory store); routes reach them through ``serving.api.deps.services``. Nothing is
 opened at import time, so tests build as many independent apps as they like.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,10 +16,14 @@ from fastapi import FastAPI
 from orderguard.clock import Clock, SystemClock
 from orderguard.ingest.normalize import PiiHasher
 from orderguard.ingest.orderlog import OrderLog
+from orderguard.scorelog import ScoreLog
 from orderguard.settings import Settings
-from serving.api import health, ingest
+from serving.api import health, ingest, score
 from serving.api.deps import Services
 from serving.api.errors import install_error_handlers
+from serving.engine import build_engine, warm_start
+
+logger = logging.getLogger("orderguard.serving")
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
@@ -26,13 +31,21 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        the_clock = clock or SystemClock()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
         log = OrderLog.open(settings.database_url)
-        app.state.services = Services(
-            settings=settings, clock=clock or SystemClock(),
-            hasher=PiiHasher(settings.pii.hash_key.get_secret_value().encode()), order_log=log)
+        engine = build_engine(settings, clock=the_clock)
         try:
+            if settings.scoring.warm_start:
+                warmed = warm_start(engine, log)
+                logger.info("warm start: %d recent orders replayed into the online store", warmed)
+            app.state.services = Services(
+                settings=settings, clock=the_clock,
+                hasher=PiiHasher(settings.pii.hash_key.get_secret_value().encode()), order_log=log,
+                scores=ScoreLog(log.engine), engine=engine)
             yield
         finally:
+            engine.close()
             log.close()
 
     app = FastAPI(title="orderguard", version="0.1.0", lifespan=lifespan,
@@ -40,4 +53,5 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(ingest.router)
+    app.include_router(score.router)
     return app

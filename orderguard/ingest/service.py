@@ -8,7 +8,7 @@ any item is bad, for shops that prefer to fix a file and re-run it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,7 @@ from orderguard.errors import OrderGuardError
 from orderguard.ingest.channels.base import ChannelAdapter
 from orderguard.ingest.normalize import ParseContext
 from orderguard.ingest.orderlog import OrderLog
-from orderguard.schema import OrderEvent
+from orderguard.schema import Order, OrderEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +87,18 @@ def parse_items(
     return events, errors
 
 
-def store(log: OrderLog, events: list[tuple[int, OrderEvent]]) -> list[ItemResult]:
-    """Append parsed events and say, per item, whether it was new, a duplicate or a conflict."""
+def store(log: OrderLog, events: list[tuple[int, OrderEvent]], *,
+          on_orders: Callable[[Sequence[Order]], None] | None = None) -> list[ItemResult]:
+    """Append parsed events and say, per item, whether it was new, a duplicate or a conflict.
+
+    ``on_orders`` receives the new current state of every order that changed (the
+    service uses it to keep the online features fresh).
+    """
     if not events:
         return []
     result = log.append([e for _, e in events])
+    if on_orders is not None and result.orders:
+        on_orders(result.orders)
     return [ItemResult(position, str(event.key), event.event_version, event.status.value, outcome.value)
             for (position, event), outcome in zip(events, result.outcomes, strict=True)]
 
@@ -100,9 +107,10 @@ def ingest_payloads(
     log: OrderLog, adapter: ChannelAdapter,
     payloads: Iterable[tuple[int, Mapping[str, Any] | OrderGuardError]],
     *, ctx: ParseContext, all_or_nothing: bool = False,
+    on_orders: Callable[[Sequence[Order]], None] | None = None,
 ) -> IngestReport:
     """Parse and store one batch; see the module docstring for the error policy."""
     events, errors = parse_items(adapter, payloads, ctx=ctx)
     if all_or_nothing and errors:
         return IngestReport(items=[], errors=errors)
-    return IngestReport(items=store(log, events), errors=errors)
+    return IngestReport(items=store(log, events, on_orders=on_orders), errors=errors)

@@ -9,7 +9,9 @@ from fastapi import Request
 from orderguard.clock import Clock
 from orderguard.ingest.normalize import PiiHasher
 from orderguard.ingest.orderlog import OrderLog
+from orderguard.scorelog import ScoreLog
 from orderguard.settings import Settings
+from serving.engine import Engine
 
 
 @dataclass(slots=True)
@@ -20,6 +22,8 @@ class Services:
     clock: Clock
     hasher: PiiHasher
     order_log: OrderLog
+    scores: ScoreLog
+    engine: Engine
 
 
 def services(request: Request) -> Services:

@@ -29,7 +29,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     responses={207: {"model": IngestResponse, "description": "batch partly accepted; see errors"}, **_ERRORS},
     summary="Ingest channel-native order or after-sale payloads",
 )
-def ingest_orders(
+async def ingest_orders(
     channel: str,
     response: Response,
     svc: Annotated[Services, Depends(services)],
@@ -43,7 +43,8 @@ def ingest_orders(
     A single payload that is malformed gets a 4xx naming the field. In a batch the good
     payloads are stored and each bad one is listed with its index, field and reason
     (status 207); ``atomic=true`` stores nothing unless every payload is good.
-    Re-sending a payload is a no-op (``outcome: duplicate``).
+    Re-sending a payload is a no-op (``outcome: duplicate``). Stored orders also update
+    the online features, so later scores see them.
     """
     adapter = get_adapter(channel)
     single = isinstance(payload, dict)
@@ -59,7 +60,8 @@ def ingest_orders(
         else:
             numbered.append((i, InvalidInputError(f"`{i}` must be a JSON object; got {type(item).__name__}",
                                                   field=str(i))))
-    report = ingest_payloads(svc.order_log, adapter, numbered, ctx=ctx, all_or_nothing=atomic)
+    report = ingest_payloads(svc.order_log, adapter, numbered, ctx=ctx, all_or_nothing=atomic,
+                             on_orders=svc.engine.apply_orders)
     if single and report.errors:
         raise report.errors[0].error
     if report.errors:

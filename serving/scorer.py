@@ -1,0 +1,92 @@
+"""Scoring, wired: features → rules (+ model) → blend → decision → ScoreRecord.
+
+Only wiring lives here; every step is owned elsewhere (``features.online``,
+``features.rules``, ``orderguard.policy``). Applying an order to the online features is
+idempotent by order version, and a score is stored once per order version, so the
+order system may retry a request and gets the same answer without double counting.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from features.facts import Entity, entity_keys
+from features.online import OnlineFeatures
+from features.rules import ListKeys, RuleHit, RulePack
+from orderguard.clock import Clock
+from orderguard.policy import Policy, Reason, blend, decide, order_reasons, risk_level
+from orderguard.schema import Order
+from orderguard.scorelog import ScoreRecord
+
+
+@dataclass(frozen=True, slots=True)
+class ModelOutput:
+    """A model's answer for one order.
+
+    Attributes:
+        probability: P(abnormal), calibrated on the training holdout.
+        reasons: the model's strongest feature contributions, already readable and
+            weighted in score points (see ``serving.model``).
+    """
+
+    probability: float
+    reasons: tuple[Reason, ...] = ()
+
+
+class Model(Protocol):
+    """What the scorer needs of the champion model."""
+
+    @property
+    def version(self) -> str: ...
+
+    def predict(self, vector: Mapping[str, float]) -> ModelOutput: ...
+
+
+def _rule_reason(hit: RuleHit) -> Reason:
+    return Reason(code=hit.code, weight=hit.points, text_zh=hit.reason_zh, text_en=hit.reason_en, source="rule")
+
+
+@dataclass(slots=True)
+class Scorer:
+    """Scores orders; one instance per process, built by ``serving.app``'s lifespan."""
+
+    online: OnlineFeatures
+    rules: RulePack
+    policy: Policy
+    clock: Clock
+    settings_hash: str
+    model: Model | None = None
+    max_reasons: int = 8
+
+    def score(self, order: Order) -> ScoreRecord:
+        """Score the newest state of ``order`` as of its newest event (not yet stored)."""
+        started = time.perf_counter()
+        as_of = order.updated_at
+        self.online.apply(order)
+        vector = self.online.lookup(order, as_of=as_of)
+        address = entity_keys(order).get(Entity.ADDRESS, (None,))[0]
+        details = order.details
+        evaluation = self.rules.evaluate(vector, ListKeys(
+            phone=details.buyer.phone.hash if details.buyer.phone else None,
+            device=details.client.device_id if details.client else None,
+            address=address, member_level=details.buyer.member_level))
+        output = self.model.predict(vector) if self.model is not None else None
+        score = blend(evaluation.points, output.probability if output else None, policy=self.policy)
+        decision = decide(score, bands=self.policy.bands_at(as_of), never_hold=evaluation.allow_listed)
+        reasons = order_reasons([*map(_rule_reason, evaluation.hits), *(output.reasons if output else ())])
+        latency_ms = (time.perf_counter() - started) * 1000
+        return ScoreRecord(
+            order_key=order.key, event_version=order.event_version, event_time=as_of, scored_at=self.clock.now(),
+            score=round(score, 2), risk_level=risk_level(decision).value, decision=decision.value,
+            rules_only=self.model is None, model_version=self.model.version if self.model else None,
+            settings_hash=self.settings_hash, feature_set_hash=self.online.specs.hash(), latency_ms=latency_ms,
+            allow_listed=evaluation.allow_listed, features=dict(vector),
+            hits=tuple({"code": h.code, "points": h.points, "reason_zh": h.reason_zh, "reason_en": h.reason_en,
+                        "values": {k: (None if math.isnan(v) else v) for k, v in h.values.items()}}
+                       for h in evaluation.hits),
+            reasons=tuple({"code": r.code, "weight": r.weight, "text_zh": r.text_zh, "text_en": r.text_en,
+                           "source": r.source} for r in reasons[: self.max_reasons]))
