@@ -144,10 +144,8 @@ def generate(
     from orderguard.simulate import SimConfig
     from orderguard.simulate.export import export_shop
 
-    try:
-        first_day = date.fromisoformat(start)
-    except ValueError as e:
-        raise InvalidInputError(f"`--start` must be a date YYYY-MM-DD; got {start!r}", field="start") from e
+    first_day = _day(start, "start")
+    assert first_day is not None  # --start has a default
     config = SimConfig.for_period(seed=seed, days=days, orders_per_day=orders_per_day, start=first_day)
     files = export_shop(config, out, secret=f"orderguard-sim-{seed}".encode())
     manifest = json.loads(files.manifest.read_text(encoding="utf-8"))
