@@ -29,6 +29,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from orderguard.errors import ConfigError, must
+from orderguard.schema import Order, OrderStatus
 from orderguard.settings import PolicySettings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -110,6 +111,22 @@ class Policy:
         """Bands in force at ``at``: the largest shift of any campaign covering that day."""
         shift = max((c.band_shift for c in self.campaigns if c.covers(at)), default=0.0)
         return self.bands.shifted(shift) if shift else self.bands
+
+
+_AFTER_SALE = frozenset({OrderStatus.REFUND_REQUESTED, OrderStatus.REFUNDED, OrderStatus.REFUND_REJECTED})
+
+
+def decision_moment(order: Order) -> datetime:
+    """The instant an order's risk is judged at: its refund claim while one is open or
+    decided, otherwise its creation.
+
+    The order system asks at those two moments (a new order, a refund claim). Judging a
+    later fulfilment update "as of now" would let velocity windows (5 min, 48 h) slide
+    past the very burst that made the order suspicious.
+    """
+    if order.refund is not None and order.status in _AFTER_SALE:
+        return order.refund.requested_at
+    return order.details.created_at
 
 
 def policy_from(settings: PolicySettings) -> Policy:

@@ -18,7 +18,7 @@ from features.facts import Entity, entity_keys
 from features.online import OnlineFeatures
 from features.rules import ListKeys, RuleHit, RulePack
 from orderguard.clock import Clock
-from orderguard.policy import Policy, Reason, blend, decide, order_reasons, risk_level
+from orderguard.policy import Policy, Reason, blend, decide, decision_moment, order_reasons, risk_level
 from orderguard.schema import Order
 from orderguard.scorelog import ScoreRecord
 
@@ -63,9 +63,10 @@ class Scorer:
     max_reasons: int = 8
 
     def score(self, order: Order) -> ScoreRecord:
-        """Score the newest state of ``order`` as of its newest event (not yet stored)."""
+        """Score the newest state of ``order`` at its decision moment (creation, or the open
+        refund claim), with features as of that moment; the record is not yet stored."""
         started = time.perf_counter()
-        as_of = order.updated_at
+        as_of = decision_moment(order)
         self.online.apply(order)
         vector = self.online.lookup(order, as_of=as_of)
         address = entity_keys(order).get(Entity.ADDRESS, (None,))[0]

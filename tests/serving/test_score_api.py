@@ -115,3 +115,15 @@ def test_allow_listed_vip_is_never_held(settings: Settings, tmp_path: Path) -> N
         vip = c.post("/v1/score", json=site_order("v", device="bad-device", member_level=5)).json()
     assert plain["decision"] == "hold" and plain["reasons"][0]["code"] == "DENY_DEVICE"
     assert vip["decision"] == "review" and vip["allow_listed"] is True
+
+
+def test_a_later_update_is_judged_at_the_orders_creation(client: TestClient) -> None:
+    for i in range(5):
+        client.post("/v1/score", json=site_order(str(i), minutes=i))
+    shipped = site_order("4", minutes=4)
+    shipped["payload"]["status"] = "shipped"
+    shipped["payload"]["version"] += 1
+    shipped["payload"]["updated_at"] = (T0 + timedelta(days=2)).isoformat()
+    body = client.post("/v1/score", json=shipped).json()
+    assert body["replayed"] is False and body["event_version"] > 0
+    assert body["reasons"][0]["code"] == "DEVICE_BURST_5M"  # the 5-minute window sits at creation
