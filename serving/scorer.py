@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from features.facts import Entity, entity_keys
+from features.judge import judge
 from features.online import OnlineFeatures
-from features.rules import ListKeys, RuleHit, RulePack
+from features.rules import RuleHit, RulePack
 from orderguard.clock import Clock
-from orderguard.policy import Policy, Reason, blend, decide, decision_moment, order_reasons, risk_level
+from orderguard.policy import Policy, Reason, decision_moment, order_reasons, risk_level
 from orderguard.schema import Order
 from orderguard.scorelog import ScoreRecord
 
@@ -69,15 +69,10 @@ class Scorer:
         as_of = decision_moment(order)
         self.online.apply(order)
         vector = self.online.lookup(order, as_of=as_of)
-        address = entity_keys(order).get(Entity.ADDRESS, (None,))[0]
-        details = order.details
-        evaluation = self.rules.evaluate(vector, ListKeys(
-            phone=details.buyer.phone.hash if details.buyer.phone else None,
-            device=details.client.device_id if details.client else None,
-            address=address, member_level=details.buyer.member_level))
         output = self.model.predict(vector) if self.model is not None else None
-        score = blend(evaluation.points, output.probability if output else None, policy=self.policy)
-        decision = decide(score, bands=self.policy.bands_at(as_of), never_hold=evaluation.allow_listed)
+        judgement = judge(order, vector, rules=self.rules, policy=self.policy, at=as_of,
+                          probability=output.probability if output else None)
+        evaluation, score, decision = judgement.evaluation, judgement.score, judgement.decision
         reasons = order_reasons([*map(_rule_reason, evaluation.hits), *(output.reasons if output else ())])
         latency_ms = (time.perf_counter() - started) * 1000
         return ScoreRecord(

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from features.judge import judge
 from features.online import OnlineFeatures
 from features.rules import RulePack
-from orderguard.policy import Decision, Policy, blend, decide, decision_rank
+from orderguard.policy import Decision, Policy, decision_rank
 from orderguard.schema import Order
 
 
@@ -34,7 +35,8 @@ class Replayed:
 
 
 def replay(orders: Iterable[Order], *, online: OnlineFeatures, rules: RulePack, policy: Policy) -> list[Replayed]:
-    """Score every order at creation and at its refund claim, point-in-time, rules only."""
+    """Score every order at creation and at its refund claim, point-in-time, rules only,
+    deciding exactly as the service does (:func:`features.judge.judge`)."""
     moments: list[tuple[datetime, str, int, Order]] = []
     for order in orders:
         moments.append((order.details.created_at, str(order.key), 0, order))
@@ -47,12 +49,10 @@ def replay(orders: Iterable[Order], *, online: OnlineFeatures, rules: RulePack, 
         if key not in applied:
             online.apply(order)
             applied.add(key)
-        evaluation = rules.evaluate(online.lookup(order, as_of=at))
-        score = blend(evaluation.points, None, policy=policy)
-        decision = decide(score, bands=policy.bands_at(at))
+        j = judge(order, online.lookup(order, as_of=at), rules=rules, policy=policy, at=at)
         previous = best.get(key)
-        if previous is None or score > previous.score:
-            best[key] = Replayed(key, score, decision, tuple(h.code for h in evaluation.hits))
+        if previous is None or j.score > previous.score:
+            best[key] = Replayed(key, j.score, j.decision, tuple(h.code for h in j.evaluation.hits))
     return sorted(best.values(), key=lambda r: r.order_key)
 
 
