@@ -140,6 +140,71 @@ class ScoringSettings(BaseModel):
     warm_start: bool = Field(default=True, description="replay recent orders into an empty online store at start")
 
 
+class GateSettings(BaseModel):
+    """How much better a candidate must be than the champion, on the same holdout, to be promoted.
+
+    A margin is in absolute metric units (0.01 = one point of PR AUC); a negative margin
+    tolerates a small loss on a secondary metric.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_pr_auc_gain: float = Field(default=0.0, ge=-1, le=1, description="candidate PR AUC - champion PR AUC >=")
+    min_roc_auc_gain: float = Field(default=-0.01, ge=-1, le=1, description="candidate ROC AUC - champion ROC AUC >=")
+    min_recall_at_capacity_gain: float = Field(default=-0.02, ge=-1, le=1,
+                                               description="candidate - champion recall at review capacity >=")
+    min_holdout_positives: int = Field(default=20, ge=1, description="fewer fraud labels in the holdout: no verdict")
+
+
+class TrainingSettings(BaseModel):
+    """Dataset, LightGBM, MLflow and promotion options of ``orderguard train`` / ``promote``.
+
+    Attributes:
+        tracking_uri: MLflow tracking store; ``None`` means ``sqlite:///<data_dir>/mlflow.db``.
+        artifact_dir: where run artifacts go for the default store; ``None`` = ``<data_dir>/mlartifacts``.
+        experiment: MLflow experiment name.
+        model_name: registered model name; the served model carries the alias ``champion``.
+        holdout_days: the newest days before the cutoff kept out of training.
+        gap: delay between the last training order and the first holdout order, so labels
+            that arrive late cannot leak across the split (e.g. ``7d``).
+        maturity: an unlabelled order older than this at the cutoff, with no refund claim,
+            counts as honest (a negative); younger unlabelled orders are left out.
+        needs_investigation: ``drop`` leaves such orders out; ``positive`` counts them as fraud.
+        review_capacity_per_day: orders the review team can look at per day (precision and
+            recall "at capacity" are measured on the top orders of each holdout day).
+        validation_fraction: the newest share of the training period used for early stopping.
+        seed: LightGBM seed, for repeatable runs.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    tracking_uri: str | None = None
+    artifact_dir: Path | None = None
+    experiment: str = "orderguard"
+    model_name: str = "orderguard-risk"
+    holdout_days: int = Field(default=7, ge=1)
+    gap: str = "2d"
+    maturity: str = "14d"
+    needs_investigation: Literal["drop", "positive"] = "drop"
+    review_capacity_per_day: int = Field(default=50, ge=1)
+    validation_fraction: float = Field(default=0.2, gt=0, lt=0.9)
+    seed: int = 7
+    num_boost_round: int = Field(default=400, ge=1)
+    early_stopping_rounds: int = Field(default=40, ge=1)
+    learning_rate: float = Field(default=0.05, gt=0, le=1)
+    num_leaves: int = Field(default=31, ge=2)
+    min_data_in_leaf: int = Field(default=20, ge=1)
+    gate: GateSettings = GateSettings()
+
+    @field_validator("gap", "maturity")
+    @classmethod
+    def _check_duration(cls, value: str) -> str:
+        try:
+            return parse_duration(value, field="training")[1]
+        except ConfigError as e:
+            raise ValueError(e.message) from e
+
+
 class Settings(BaseSettings):
     """All configuration of one orderguard deployment."""
 
@@ -153,11 +218,22 @@ class Settings(BaseSettings):
     features: FeatureStoreSettings = FeatureStoreSettings()
     policy: PolicySettings = PolicySettings()
     scoring: ScoringSettings = ScoringSettings()
+    training: TrainingSettings = TrainingSettings()
 
     @property
     def database_url(self) -> str:
         """The SQLAlchemy URL of the order log."""
         return self.database.url or f"sqlite:///{self.data_dir / 'orderguard.db'}"
+
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow tracking URI (a local SQLite file by default)."""
+        return self.training.tracking_uri or f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_location(self) -> Path:
+        """Where the default tracking store keeps run artifacts."""
+        return (self.training.artifact_dir or self.data_dir / "mlartifacts").resolve()
 
     def settings_hash(self) -> str:
         """Stable short hash of the effective settings (secrets excluded) for audit trails."""
