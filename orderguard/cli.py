@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from contextlib import closing
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
@@ -25,6 +25,7 @@ from orderguard.settings import Settings
 
 if TYPE_CHECKING:
     from orderguard.ingest.orderlog import OrderLog
+    from training.pipeline import Context as TrainingContext
 
 
 
@@ -271,6 +272,105 @@ def rules_report(
                   f"precision {result.precision:.1%}")
 
 
+def _git_sha() -> str:
+    """The checkout's commit, for run tags; ``unknown`` outside a git checkout."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10,
+                              cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
+def _cutoff(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as e:
+        raise InvalidInputError(f"`--cutoff` must be an ISO date or time; got {value!r}", field="cutoff") from e
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _training_context(settings: Settings, cutoff: str | None) -> TrainingContext:
+    from orderguard.labels import LabelLog
+    from training.pipeline import prepare
+
+    with _open_log(settings) as log:
+        orders = list(log.iter_orders())
+        labels = list(LabelLog(log.engine).iter_labels())
+    return prepare(settings, orders=orders, labels=labels, cutoff=_cutoff(cutoff))
+
+
+def _print_gate(console: Console, reasons: tuple[str, ...], *, passed: bool, baseline: str) -> None:
+    console.print(f"[bold]gate vs {baseline}: {'PASSED' if passed else 'REFUSED'}[/bold]")
+    for reason in reasons:
+        console.print(f"  {reason}")
+
+
+@app.command()
+@user_errors
+def train(
+    ctx: typer.Context,
+    cutoff: Annotated[str | None, typer.Option(help="Train as of this time (ISO); default: newest order.")] = None,
+    promote: Annotated[bool, typer.Option("--promote", help="Make the candidate champion if the gate passes.")] = False,
+    shuffle_labels: Annotated[bool, typer.Option(
+        "--shuffle-labels", help="Drill: train on permuted labels; the gate must refuse the result.")] = False,
+) -> None:
+    """Train a candidate on reviewer labels, compare it with the champion, log it to MLflow and register it."""
+    from orderguard.registry import Registry
+    from training.pipeline import train as run_training
+
+    settings = _settings(ctx)
+    console = Console()
+    context = _training_context(settings, cutoff)
+    result = run_training(context, Registry.from_settings(settings), git_sha=_git_sha(), promote=promote,
+                          shuffle_labels=shuffle_labels)
+    console.print(f"dataset as of {context.cutoff:%Y-%m-%d %H:%M} UTC: {result.train_rows:,} training orders, "
+                  f"{result.holdout_rows:,} holdout orders ({context.data_window})")
+    metrics = result.evaluation.metrics()
+    champion = result.champion_evaluation.metrics() if result.champion_evaluation else {}
+    table = Table("holdout metric", "rules only", "model only", "blend (served)", "champion blend")
+    for name in ("roc_auc", "pr_auc", "precision_at_capacity", "recall_at_capacity"):
+        table.add_row(name, *(f"{metrics.get(f'{who}_{name}', float('nan')):.4f}"
+                              for who in ("rules", "model", "blend")),
+                      f"{champion[f'blend_{name}']:.4f}" if f"blend_{name}" in champion else "-")
+    console.print(table)
+    _print_gate(console, result.decision.reasons, passed=result.decision.passed, baseline=result.decision.baseline)
+    console.print(f"registered {result.candidate.label} (run {result.run_id}); "
+                  + ("promoted to champion" if result.promoted else "champion unchanged"))
+
+
+@app.command()
+@user_errors
+def promote(
+    ctx: typer.Context,
+    version: Annotated[str | None, typer.Option(help="Registered version to judge; default: the newest.")] = None,
+    cutoff: Annotated[str | None, typer.Option(help="Holdout as of this time (ISO); default: newest order.")] = None,
+) -> None:
+    """Judge a registered model against the champion on the current holdout; promote it only if the gate passes.
+
+    Exits 0 when promoted, 1 when the gate refuses (the reasons are printed and stored with the run).
+    """
+    from orderguard.registry import Registry
+    from training.pipeline import latest_version
+    from training.pipeline import promote as run_promotion
+
+    settings = _settings(ctx)
+    registry = Registry.from_settings(settings)
+    chosen = version or latest_version(registry)
+    result = run_promotion(_training_context(settings, cutoff), registry, version=chosen)
+    console = Console()
+    _print_gate(console, result.decision.reasons, passed=result.decision.passed, baseline=result.decision.baseline)
+    if not result.promoted:
+        console.print(f"{result.candidate.label} refused; champion unchanged")
+        raise typer.Exit(1)
+    console.print(f"{result.candidate.label} is now champion; running services pick it up with "
+                  "POST /v1/admin/reload-model")
+
+
 handbook_app = typer.Typer(no_args_is_help=True,
                            help="The fraud-detection handbook's public benchmark (simulated card transactions).")
 app.add_typer(handbook_app, name="handbook")
@@ -312,11 +412,173 @@ def handbook_features(
                     f"in {time.perf_counter() - started:.1f} s")
 
 
+@handbook_app.command("evaluate")
+@user_errors
+def handbook_evaluate(
+    data: Annotated[Path, typer.Option(help="The handbook's transactions_raw.csv.gz.")] = Path(
+        "../shared/data/handbook/transactions_raw.csv.gz"),
+    protocol: Annotated[str, typer.Option(help="ch3 (one split), ch5 (4 prequential folds) or all.")] = "all",
+    features: Annotated[str, typer.Option(help="book (its 15 features) or plus (15 + handbook_plus.yaml).")] = "plus",
+    published: Annotated[Path | None, typer.Option(
+        help="The book's published_results folder (default: beside --data).")] = None,
+    seed: Annotated[int, typer.Option(help="LightGBM seed.")] = 7,
+    quick: Annotated[bool, typer.Option(hidden=True, help="One small grid point (smoke runs on a slice).")] = False,
+) -> None:
+    """Run the book's protocols with orderguard's features and LightGBM; print them beside the book's results.
+
+    Hyper-parameters are chosen on the book's 4 validation folds only, then tested on
+    the chapter 3 split and the chapter 5 prequential folds.
+    """
+    from features.batch import rich_progress
+    from training.benchmarks.handbook import (
+        DEFAULT_GRID,
+        QUICK_GRID,
+        evaluate,
+        parse_features,
+        parse_protocols,
+        result_table,
+        summary_lines,
+    )
+
+    protocols, feature_choice = parse_protocols(protocol), parse_features(features)
+    with rich_progress() as progress:
+        result = evaluate(data, protocols=protocols, features=feature_choice, seed=seed, published=published,
+                          candidates=QUICK_GRID if quick else DEFAULT_GRID, progress=progress)
+    console = Console()
+    console.print(result_table(result))
+    for line in summary_lines(result):
+        console.print(line, highlight=False)
+
+
 def _open_log(settings: Settings) -> closing[OrderLog]:
     from orderguard.ingest.orderlog import OrderLog
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return closing(OrderLog.open(settings.database_url))
+
+
+label_app = typer.Typer(no_args_is_help=True,
+                        help="Reviewer labels: record verdicts, import platform dispute rulings, simulate a desk.")
+app.add_typer(label_app, name="label")
+
+
+@label_app.command("add")
+@user_errors
+def label_add(
+    ctx: typer.Context,
+    order_key: Annotated[str, typer.Argument(help="The order: <channel>:<order id>, e.g. jd:3021587746.")],
+    verdict: Annotated[str, typer.Argument(help="confirmed_fraud, false_positive or needs_investigation.")],
+    reviewer: Annotated[str, typer.Option(help="Id of the reviewer giving the verdict.")],
+    note: Annotated[str, typer.Option(help="Free text kept with the label.")] = "",
+    at: Annotated[str | None, typer.Option(
+        help="When the verdict was reached: ISO time, Beijing time without an offset (default: now).")] = None,
+) -> None:
+    """Record one verdict on an order; a later verdict keeps the earlier one in the history."""
+    from orderguard.clock import SystemClock
+    from orderguard.label_files import parse_moment, parse_order_key, parse_verdict
+    from orderguard.labels import LabelLog
+    from orderguard.schema import Label
+
+    now = SystemClock().now()
+    label = Label(parse_order_key(order_key), parse_verdict(verdict),
+                  parse_moment(at, field="at") if at is not None else now, reviewer, note)
+    with _open_log(_settings(ctx)) as log:
+        result = LabelLog(log.engine).add([label], source="cli", recorded_at=now)
+    state = "added" if result.added else "already recorded"
+    Console().print(f"{state}: {label.key} {label.verdict.value} at {label.labeled_at.isoformat()} by {reviewer}",
+                    markup=False, highlight=False)
+
+
+@label_app.command("import")
+@user_errors
+def label_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Label file: .csv, .xlsx or .jsonl.")],
+    fmt: Annotated[str, typer.Option("--format", help="generic, tmall-dispute (天猫退款纠纷 export) or "
+                                                      "jd-arbitration (京东售后仲裁 export).")] = "generic",
+    mapping: Annotated[Path | None, typer.Option(help="YAML renaming the file's columns to the format's.")] = None,
+    all_or_nothing: Annotated[bool, typer.Option(
+        "--all-or-nothing", help="Store nothing when any row is refused.")] = False,
+    rejects: Annotated[Path | None, typer.Option(
+        help="Write every refused row (line, field, reason) to this JSONL file.")] = None,
+) -> None:
+    """Import verdicts from a file, idempotently (a re-import adds nothing).
+
+    Bad rows are reported as file:line and the good ones kept (unless --all-or-nothing);
+    open disputes are skipped. Exits 2 when any row was refused.
+    """
+    from orderguard.clock import SystemClock
+    from orderguard.ingest.files import ColumnMapping
+    from orderguard.label_files import import_label_file, label_format
+    from orderguard.labels import LabelLog
+
+    label_fmt = label_format(fmt)
+    columns = ColumnMapping.load(mapping) if mapping is not None else None
+    with _open_log(_settings(ctx)) as log:
+        result = import_label_file(file, log=LabelLog(log.engine), recorded_at=SystemClock().now(), fmt=label_fmt,
+                                   mapping=columns, all_or_nothing=all_or_nothing)
+    errors = Console(stderr=True)
+    for error in result.errors[:20]:
+        errors.print(f"{file.name}:{error.position}: {error.error.one_line()}", markup=False, highlight=False)
+    if len(result.errors) > 20:
+        errors.print(f"{file.name}: … and {len(result.errors) - 20} more refused rows", markup=False)
+    if rejects is not None:
+        result.write_rejects(rejects)
+    table = Table("file", "format", "rows", "added", "duplicates", "skipped", "refused")
+    table.add_row(file.name, label_fmt.value, str(result.rows), str(result.added), str(result.duplicates),
+                  str(len(result.skipped)), str(len(result.errors)))
+    Console().print(table)
+    if result.errors:
+        kept = "nothing stored" if all_or_nothing else "good rows were stored"
+        errors.print(f"error[invalid_input]: {len(result.errors)} row(s) refused; {kept}", markup=False)
+        raise typer.Exit(CLI_EXIT_CODE)
+
+
+@label_app.command("history")
+@user_errors
+def label_history(
+    ctx: typer.Context,
+    order_key: Annotated[str, typer.Argument(help="The order: <channel>:<order id>.")],
+) -> None:
+    """Every verdict on one order, oldest first (times in UTC)."""
+    from orderguard.errors import NotFoundError, must
+    from orderguard.label_files import parse_order_key
+    from orderguard.labels import LabelLog
+
+    key = parse_order_key(order_key)
+    with _open_log(_settings(ctx)) as log:
+        if log.get(key) is None:
+            raise NotFoundError(must("order_key", "an order in the order log", str(key)), field="order_key")
+        records = LabelLog(log.engine).history(key)
+    if not records:
+        Console().print(f"{key}: no labels", markup=False)
+        return
+    console = Console(soft_wrap=True)  # one line per label, whatever the terminal width
+    console.print(f"{key}: {len(records)} label(s)", markup=False, highlight=False)
+    for r in records:
+        console.print(f"{r.labeled_at.isoformat()}  {r.verdict.value:<19}  {r.reviewer_id}  [{r.source}]  {r.note}",
+                      markup=False, highlight=False)
+
+
+@label_app.command("simulate")
+@user_errors
+def label_simulate(
+    ctx: typer.Context,
+    truth: Annotated[Path, typer.Option(help="ground_truth.csv written by `orderguard generate`.")],
+    until: Annotated[str, typer.Option(
+        help="Cutoff: YYYY-MM-DD (midnight, Beijing time) or an ISO time; later labels are not written.")],
+    out: Annotated[Path, typer.Option(help="Label file to write (generic format, .csv or .jsonl).")],
+    seed: Annotated[int, typer.Option(help="Seed of the reviewers' draws.")] = 1,
+) -> None:
+    """Play the review desk of a simulated shop: label the ingested orders as reviewers would by --until."""
+    from orderguard.label_files import parse_moment
+    from orderguard.simulate.reviews import write_simulated_labels
+
+    cutoff = parse_moment(until, field="until")
+    with _open_log(_settings(ctx)) as log:
+        written = write_simulated_labels(truth, engine=log.engine, until=cutoff, out=out, seed=seed)
+    counts = ", ".join(f"{v.value} {n}" for v, n in sorted(written.verdicts.items()))
+    Console().print(f"{written.rows} labels on {written.orders} orders ({counts}) -> {written.path}", markup=False)
 
 
 def main() -> None:

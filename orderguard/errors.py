@@ -81,6 +81,13 @@ class ConfigError(OrderGuardError):
     http_status = 500
 
 
+class IncompatibleModelError(OrderGuardError):
+    """A registered model cannot be served here, e.g. it needs features the service does not compute."""
+
+    code = "incompatible_model"
+    http_status = 409
+
+
 class ServiceUnavailableError(OrderGuardError):
     """A backing service (database, Redis, model registry) cannot be reached."""
 

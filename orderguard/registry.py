@@ -200,10 +200,28 @@ class Registry:
             raise NotFoundError(f"`version` must be a registered version of {self.model_name}; got {version!r}",
                                 field="version") from e
 
+    def versions(self) -> list[str]:
+        """Every registered version number of the model (empty before the first registration)."""
+        found = self._client.search_model_versions(f"name='{self.model_name}'")
+        return [str(v.version) for v in found]
+
+    def log_promotion(self, run_id: str, reasons: tuple[str, ...] | list[str], *, passed: bool) -> None:
+        """Store a promotion verdict with the candidate's run: a tag and ``promotion.txt``."""
+        self._client.set_tag(run_id, "promotion_passed", str(passed).lower())
+        self._client.log_text(run_id, "\n".join(reasons) + "\n", "promotion.txt")
+
+    def _store_exists(self) -> bool:
+        """False for a local SQLite tracking file not created yet (nothing trained): asking MLflow
+        would create and migrate an empty store just to learn there is no champion."""
+        prefix = "sqlite:///"
+        return not self.tracking_uri.startswith(prefix) or Path(self.tracking_uri[len(prefix):]).exists()
+
     def champion(self) -> ModelRef | None:
         """The version carrying the ``champion`` alias, or None before the first promotion."""
         from mlflow.exceptions import MlflowException
 
+        if not self._store_exists():
+            return None
         try:
             return self._ref(self._client.get_model_version_by_alias(self.model_name, CHAMPION))
         except MlflowException as e:
@@ -224,8 +242,13 @@ class Registry:
         """Download a version's artifacts and load its LightGBM booster."""
         import mlflow.lightgbm
         from mlflow.artifacts import download_artifacts
+        from mlflow.exceptions import MlflowException
 
-        with tempfile.TemporaryDirectory() as tmp:
-            local = download_artifacts(artifact_uri=ref.source, dst_path=tmp, tracking_uri=self.tracking_uri)
-            booster: lgb.Booster = mlflow.lightgbm.load_model(local)
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                local = download_artifacts(artifact_uri=ref.source, dst_path=tmp, tracking_uri=self.tracking_uri)
+                booster: lgb.Booster = mlflow.lightgbm.load_model(local)
+        except (MlflowException, OSError) as e:
+            raise ServiceUnavailableError(f"model {ref.label} could not be loaded from {ref.source}: {e}",
+                                          field="champion") from e
         return booster

@@ -1,8 +1,10 @@
 """``create_app(settings)``: the HTTP service, wired once per process.
 
 The lifespan opens the order log, the online feature store and the scorer (replaying
-recent orders into an empty in-memory store); routes reach them through ``serving.api.deps.services``. Nothing is
-opened at import time, so tests build as many independent apps as they like.
+recent orders into an empty in-memory store) and loads the registry's champion model
+(rules-only when there is none; ``POST /v1/admin/reload-model`` swaps in a new one).
+Routes reach them through ``serving.api.deps.services``. Nothing is opened at import
+time, so tests build as many independent apps as they like.
 """
 
 from __future__ import annotations
@@ -16,12 +18,16 @@ from fastapi import FastAPI
 from orderguard.clock import Clock, SystemClock
 from orderguard.ingest.normalize import PiiHasher
 from orderguard.ingest.orderlog import OrderLog
+from orderguard.labels import LabelLog
+from orderguard.registry import Registry
 from orderguard.scorelog import ScoreLog
 from orderguard.settings import Settings
-from serving.api import health, ingest, score
+from serving.api import admin, health, ingest, labels, score
 from serving.api.deps import Services
 from serving.api.errors import install_error_handlers
+from serving.champion import ChampionSlot
 from serving.engine import build_engine, warm_start
+from serving.model import model_factory
 
 logger = logging.getLogger("orderguard.serving")
 
@@ -34,15 +40,23 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         the_clock = clock or SystemClock()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         log = OrderLog.open(settings.database_url)
+        label_log = LabelLog(log.engine)
         engine = build_engine(settings, clock=the_clock)
         try:
+            champion = ChampionSlot(registry=Registry.from_settings(settings), scorer=engine.scorer, clock=the_clock,
+                                    make_model=model_factory(engine.online.specs, policy=engine.scorer.policy,
+                                                             max_reasons=settings.scoring.max_reasons))
+            logger.info("model: %s", champion.load_at_start().note)
             if settings.scoring.warm_start:
                 warmed = warm_start(engine, log)
                 logger.info("warm start: %d recent orders replayed into the online store", warmed)
+                if warmed:
+                    labels.warm_start_labels(engine, log, labels=label_log)
             app.state.services = Services(
                 settings=settings, clock=the_clock,
                 hasher=PiiHasher(settings.pii.hash_key.get_secret_value().encode()), order_log=log,
-                scores=ScoreLog(log.engine), engine=engine)
+                scores=ScoreLog(log.engine), engine=engine, labels=label_log,
+                champion=champion)
             yield
         finally:
             engine.close()
@@ -54,4 +68,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(ingest.router)
     app.include_router(score.router)
+    app.include_router(labels.router)
+    app.include_router(admin.router)
     return app

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from orderguard.settings import GateSettings
 
+
 @dataclass(frozen=True, slots=True)
 class GateCheck:
     """One metric compared: ``candidate - baseline >= margin``."""
@@ -71,7 +72,8 @@ class Gate:
     settings: GateSettings
 
     def decide(self, candidate: Mapping[str, float], *, champion: Mapping[str, float] | None,
-               champion_version: str | None = None, holdout_positives: int) -> PromotionDecision:
+               champion_version: str | None = None, holdout_positives: int,
+               holdout_negatives: int | None = None) -> PromotionDecision:
         """Compare a candidate's holdout metrics with the champion's (or, with no champion, with
         the rules-only scorer's on the same holdout).
 
@@ -81,6 +83,8 @@ class Gate:
             champion: the champion's metrics on the same holdout, or None if there is no champion.
             champion_version: for the reasons.
             holdout_positives: confirmed frauds in the holdout.
+            holdout_negatives: honest orders in the holdout (None: not checked). A holdout of
+                frauds only ranks every scorer perfectly and proves nothing.
 
         >>> gate = Gate(GateSettings(min_pr_auc_gain=0.01))
         >>> d = gate.decide({"blend_pr_auc": 0.70, "blend_roc_auc": 0.9, "blend_recall_at_capacity": 0.5},
@@ -109,6 +113,10 @@ class Gate:
         enough = holdout_positives >= margins.min_holdout_positives
         if not enough:
             reasons.append(f"FAIL holdout: {holdout_positives} confirmed frauds, needs >= "
+                           f"{margins.min_holdout_positives} for a verdict")
+        if holdout_negatives is not None and holdout_negatives < margins.min_holdout_positives:
+            enough = False
+            reasons.append(f"FAIL holdout: {holdout_negatives} honest orders, needs >= "
                            f"{margins.min_holdout_positives} for a verdict")
         passed = enough and all(c.passed for c in checks)
         return PromotionDecision(passed=passed, baseline=baseline, checks=checks, reasons=tuple(reasons))

@@ -174,6 +174,22 @@ SCORE_RECORDS = sa.Table(
     sa.Index("ix_score_records_event_time", "event_time"),
 )
 
+#: Reviewer labels (``orderguard.labels``), migration 0003: append-only, one row per label version.
+LABELS = sa.Table(
+    "labels", METADATA,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("channel", _key_text(), nullable=False),
+    sa.Column("channel_order_id", _key_text(), nullable=False),
+    sa.Column("verdict", sa.String(), nullable=False),
+    sa.Column("labeled_at", UtcDateTime(), nullable=False),
+    sa.Column("reviewer_id", _key_text(), nullable=False),
+    sa.Column("note", sa.Text(), nullable=False),
+    sa.Column("source", sa.String(), nullable=False),
+    sa.Column("recorded_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("channel", "channel_order_id", "labeled_at", "reviewer_id", name="uq_labels_key"),
+    sa.Index("ix_labels_labeled_at", "labeled_at", "channel", "channel_order_id", "reviewer_id"),
+)
+
 _EVENT_ORDER = (ORDER_EVENTS.c.event_time, ORDER_EVENTS.c.channel, ORDER_EVENTS.c.channel_order_id,
                 ORDER_EVENTS.c.event_version)
 _ORDER_ORDER = (ORDERS.c.created_at, ORDERS.c.channel, ORDERS.c.channel_order_id)

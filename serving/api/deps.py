@@ -9,8 +9,10 @@ from fastapi import Request
 from orderguard.clock import Clock
 from orderguard.ingest.normalize import PiiHasher
 from orderguard.ingest.orderlog import OrderLog
+from orderguard.labels import LabelLog
 from orderguard.scorelog import ScoreLog
 from orderguard.settings import Settings
+from serving.champion import ChampionSlot
 from serving.engine import Engine
 
 
@@ -24,6 +26,8 @@ class Services:
     order_log: OrderLog
     scores: ScoreLog
     engine: Engine
+    labels: LabelLog
+    champion: ChampionSlot
 
 
 def services(request: Request) -> Services:

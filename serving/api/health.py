@@ -19,11 +19,14 @@ class HealthResponse(BaseModel):
     orders: int
     events: int
     orders_by_status: dict[str, int]
+    model_version: str | None
+    rules_only: bool
 
 
 @router.get("/healthz", response_model=HealthResponse)
 def healthz(svc: Annotated[Services, Depends(services)]) -> HealthResponse:
-    """Liveness plus order-log counts (cheap aggregate queries)."""
+    """Liveness, order-log counts (cheap aggregate queries) and the model serving."""
     log = svc.order_log
     return HealthResponse(status="ok", orders=log.count_orders(), events=log.count_events(),
-                          orders_by_status={s.value: n for s, n in log.status_counts().items()})
+                          orders_by_status={s.value: n for s, n in log.status_counts().items()},
+                          model_version=svc.champion.status.version, rules_only=svc.champion.status.rules_only)

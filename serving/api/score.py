@@ -61,11 +61,17 @@ def score_one(svc: Services, request: ScoreRequest) -> ScoreResponse:
     result = svc.order_log.append([event])
     if result.conflicts:
         raise result.conflicts[0].to_error()
-    order = svc.order_log.get(event.key)
+    # The append returns the current state of an order that gained the event; a duplicate
+    # (a retry) gains nothing, so only then is the state read back.
+    order = next((o for o in result.orders if o.key == event.key), None) or svc.order_log.get(event.key)
     if order is None:
         raise OrderNotReadyError(f"`payload` refers to {event.key} whose order document has not arrived yet",
                                  field="payload")
-    stored = svc.scores.get(order.key, order.event_version)
+    # A version whose event this very call stored cannot have been scored yet: records are
+    # written only after their event is in the log. Otherwise (a retry, a late older event)
+    # the stored answer, if any, is returned.
+    fresh = result.inserted == 1 and order.event_version == event.event_version
+    stored = None if fresh else svc.scores.get(order.key, order.event_version)
     if stored is not None:
         return _response(stored, replayed=True)
     record = svc.scores.put(svc.engine.scorer.score(order))

@@ -60,3 +60,10 @@ def test_raising_the_candidate_never_turns_a_pass_into_a_refusal(pr: float, bump
     before = gate.decide(_candidate(pr), champion=CHAMP, holdout_positives=50)
     after = gate.decide(_candidate(min(pr + bump, 1.0)), champion=CHAMP, holdout_positives=50)
     assert after.passed or not before.passed
+
+
+def test_a_holdout_without_honest_orders_gives_no_verdict() -> None:
+    decision = Gate(GateSettings(min_holdout_positives=10)).decide(
+        _candidate(1.0, rules_pr=1.0), champion=None, holdout_positives=98, holdout_negatives=0)
+    assert not decision.passed
+    assert decision.reasons[-1] == "FAIL holdout: 0 honest orders, needs >= 10 for a verdict"

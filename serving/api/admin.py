@@ -1,0 +1,63 @@
+"""``GET /v1/model`` and ``POST /v1/admin/reload-model``: which model serves, and picking up a new champion.
+
+After ``orderguard promote`` moves the ``champion`` alias, a running service takes the
+new model with one call here: no restart, no failed or slowed request (see
+``serving.champion``). A champion that cannot be served (unreachable registry, features
+the online engine does not compute) is refused with the reason and the old model stays.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from serving.api.deps import Services, services
+from serving.champion import ModelStatus
+from serving.schemas import ErrorBody
+
+router = APIRouter(tags=["model"])
+
+
+class ModelStatusOut(BaseModel):
+    """The model scores are computed with."""
+
+    model_version: str | None = Field(description="registered model `name/version`; null when rules-only",
+                                      examples=["orderguard-risk/3"])
+    rules_only: bool = Field(description="true when no model is loaded and scores come from the rules alone")
+    note: str = Field(description="why: which champion, or why none is loaded")
+    loaded_at: datetime | None = Field(description="when the model was loaded (UTC)")
+
+
+class ReloadOut(BaseModel):
+    """The model before and after a reload."""
+
+    changed: bool = Field(description="true when a different model serves now")
+    previous: ModelStatusOut
+    current: ModelStatusOut
+
+
+def _out(status: ModelStatus) -> ModelStatusOut:
+    return ModelStatusOut(model_version=status.version, rules_only=status.rules_only, note=status.note,
+                          loaded_at=status.loaded_at)
+
+
+@router.get("/v1/model", response_model=ModelStatusOut, summary="The model currently serving")
+async def model_status(svc: Annotated[Services, Depends(services)]) -> ModelStatusOut:
+    """The served model's registry version, or rules-only with the reason."""
+    return _out(svc.champion.status)
+
+
+@router.post("/v1/admin/reload-model", response_model=ReloadOut, summary="Load the current champion",
+             responses={409: {"model": ErrorBody, "description": "the champion uses features this service lacks"},
+                        503: {"model": ErrorBody, "description": "the model registry cannot be reached"}})
+async def reload_model(svc: Annotated[Services, Depends(services)]) -> ReloadOut:
+    """Load the registry's ``champion`` and swap it in between requests.
+
+    Requests in flight finish with the model they started with; later ones use the new
+    model. If the champion did not change, nothing is reloaded.
+    """
+    before, after = await svc.champion.reload()
+    return ReloadOut(changed=before.version != after.version, previous=_out(before), current=_out(after))

@@ -1,0 +1,120 @@
+"""Train → evaluate → gate → MLflow on a simulated shop: the first champion, a refused shuffled-label
+candidate, ``orderguard promote`` and ``orderguard train`` from the command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from orderguard.cli import app
+from orderguard.ingest.orderlog import OrderLog
+from orderguard.labels import LabelLog
+from orderguard.registry import Registry
+from orderguard.settings import GateSettings, Settings, TrainingSettings
+from tests.training.shop import Shop, build_shop
+from training.pipeline import Context, TrainResult, prepare, promote, train
+
+
+@dataclass(frozen=True)
+class Trained:
+    settings: Settings
+    shop: Shop
+    context: Context
+    registry: Registry
+    first: TrainResult
+    shuffled: TrainResult
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    root = tmp_path_factory.mktemp("pipeline")
+    shop = build_shop(root, days=35, orders_per_day=140, seed=5)
+    settings = Settings(data_dir=root, training=TrainingSettings(
+        maturity="7d", holdout_days=7, gap="2d", gate=GateSettings(min_holdout_positives=10)))
+    labels = [label for label in shop.fraud_labels(seed=2) if label.labeled_at <= shop.config.end_at]
+    log = OrderLog.open(settings.database_url)
+    try:
+        LabelLog(log.engine).add(labels, source="test", recorded_at=shop.config.end_at)
+    finally:
+        log.close()
+    context = prepare(settings, orders=shop.orders, labels=labels)
+    registry = Registry.from_settings(settings)
+    first = train(context, registry, git_sha="test-sha", promote=True)
+    shuffled = train(context, registry, git_sha="test-sha", promote=True, shuffle_labels=True)
+    return Trained(settings, shop, context, registry, first, shuffled)
+
+
+def test_the_served_blend_beats_rules_only_and_model_only_on_the_holdout(trained: Trained) -> None:
+    metrics = trained.first.evaluation.metrics()
+    assert metrics["holdout_positives"] >= 10 and metrics["holdout_rows"] > metrics["holdout_positives"]
+    assert metrics["blend_pr_auc"] > metrics["rules_pr_auc"]
+    assert metrics["blend_pr_auc"] > metrics["model_pr_auc"]
+
+
+def test_first_candidate_is_judged_against_rules_only_and_promoted(trained: Trained) -> None:
+    first = trained.first
+    assert first.decision.baseline == "rules-only" and first.decision.passed and first.promoted
+    champion = trained.registry.champion()
+    assert champion is not None and champion.version == first.candidate.version
+
+
+def test_the_run_carries_params_metrics_tags_and_the_gate_reasons(trained: Trained) -> None:
+    run = trained.registry.run(trained.first.run_id)
+    assert run.tags["git_sha"] == "test-sha"
+    assert run.tags["feature_set_hash"] == trained.context.feature_set.hash()
+    assert run.tags["settings_hash"] == trained.settings.settings_hash()
+    assert run.tags["data_window"].endswith(f"..{trained.context.cutoff.date()}")
+    assert run.params["gap"] == "2d" and int(run.params["train_positives"]) > 0
+    assert run.metrics["blend_pr_auc"] == pytest.approx(trained.first.evaluation.metrics()["blend_pr_auc"])
+    assert run.metrics["gate_passed"] == 1.0
+    artifacts = Path(trained.settings.artifact_location) / trained.first.run_id / "artifacts"
+    assert (artifacts / "gate.txt").read_text(encoding="utf-8").startswith("pass pr_auc: candidate")
+    for plot in ("pr_curve.png", "score_by_verdict.png", "feature_importance.png"):
+        assert (artifacts / "plots" / plot).stat().st_size > 1000
+    assert (artifacts / "model" / "MLmodel").is_file()
+
+
+def test_a_shuffled_label_candidate_is_refused_with_readable_reasons(trained: Trained) -> None:
+    shuffled = trained.shuffled
+    assert not shuffled.decision.passed and not shuffled.promoted
+    assert shuffled.decision.baseline == f"champion {trained.first.candidate.version}"
+    assert shuffled.decision.reasons[0].startswith("FAIL pr_auc: candidate ")
+    assert f"vs champion {trained.first.candidate.version} " in shuffled.decision.reasons[0]
+    champion = trained.registry.champion()
+    assert champion is not None and champion.version == trained.first.candidate.version
+    assert trained.registry.run(shuffled.run_id).tags["gate_passed"] == "false"
+
+
+def test_promote_judges_again_and_stores_the_verdict_with_the_run(trained: Trained) -> None:
+    result = promote(trained.context, trained.registry, version=trained.shuffled.candidate.version)
+    assert not result.promoted and result.champion is not None
+    assert result.champion.version == trained.first.candidate.version
+    run = trained.registry.run(trained.shuffled.run_id)
+    assert run.tags["promotion_passed"] == "false"
+
+
+def test_cli_promote_exits_1_when_refused_and_2_on_bad_input(trained: Trained) -> None:
+    runner = CliRunner()
+    base = ["--data-dir", str(trained.settings.data_dir)]
+    env = {"ORDERGUARD_TRAINING__MATURITY": "7d", "ORDERGUARD_TRAINING__GATE__MIN_HOLDOUT_POSITIVES": "10"}
+    refused = runner.invoke(app, [*base, "promote", "--version", trained.shuffled.candidate.version], env=env)
+    assert refused.exit_code == 1, refused.output
+    assert "FAIL pr_auc" in refused.output and "champion unchanged" in refused.output
+    unknown = runner.invoke(app, [*base, "promote", "--version", "999"], env=env)
+    assert unknown.exit_code == 2 and "version" in unknown.output
+    bad = runner.invoke(app, [*base, "train", "--cutoff", "yesterday"], env=env)
+    assert bad.exit_code == 2 and "--cutoff" in bad.output
+
+
+def test_cli_train_prints_the_comparison_and_registers_a_version(trained: Trained) -> None:
+    runner = CliRunner()
+    env = {"ORDERGUARD_TRAINING__MATURITY": "7d", "ORDERGUARD_TRAINING__GATE__MIN_HOLDOUT_POSITIVES": "10"}
+    before = set(trained.registry.versions())
+    result = runner.invoke(app, ["--data-dir", str(trained.settings.data_dir), "train"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "blend (served)" in result.output and "champion blend" in result.output
+    assert "gate vs champion" in result.output
+    assert len(set(trained.registry.versions()) - before) == 1

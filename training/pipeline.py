@@ -1,0 +1,218 @@
+"""``orderguard train`` and ``orderguard promote``: dataset → fit → evaluate → gate → MLflow.
+
+One training run:
+
+1. rebuild every order's features point-in-time from the order log (``training.dataset``),
+   with only the labels known by the cutoff;
+2. split by time with a delay gap; fit LightGBM on the older part (``training.fit``);
+3. score the holdout with the candidate and with the current champion through the served
+   decision step, and evaluate rules-only, model-only and the blend (``training.evaluate``);
+4. apply the champion gate (``training.promote``);
+5. log one MLflow run (params, metrics of both models, the gate's reasons, plots, the model
+   with its signature, tags ``git_sha``/``data_window``/``feature_set_hash``/``settings_hash``)
+   and register the candidate as a new model version.
+
+Promotion (moving the ``champion`` alias) happens only when asked (``train --promote`` or
+``orderguard promote``) and only when the gate passes; ``promote`` evaluates the chosen
+version and the champion again on the current holdout, so a candidate trained last week is
+judged on today's data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features.rules import RulePack, rules_from
+from features.shop import feature_set_from
+from features.specs import FeatureSet
+from orderguard.durations import to_timedelta
+from orderguard.enrich import Gazetteer
+from orderguard.errors import InvalidInputError, NotFoundError
+from orderguard.policy import Policy, policy_from
+from orderguard.registry import ModelRef, Registry, RunLog
+from orderguard.schema import Label, Order
+from orderguard.settings import Settings
+from training.dataset import Dataset, Split, assert_no_leakage, build_dataset, time_split
+from training.evaluate import Evaluation, evaluate
+from training.fit import FittedModel, fit, predict
+from training.plots import feature_importance_figure, pr_curve_figure, score_distribution_figure
+from training.promote import Gate, PromotionDecision
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What every step shares: the feature set, the rules and policy that serve, the data."""
+
+    settings: Settings
+    feature_set: FeatureSet
+    rules: RulePack
+    policy: Policy
+    split: Split
+    cutoff: datetime
+
+    @property
+    def data_window(self) -> str:
+        """``<first order>..<cutoff>`` (UTC dates) of the data the run saw."""
+        frame = self.split.train.frame
+        first = frame["event_time"].min() if len(frame) else self.cutoff
+        return f"{pd.Timestamp(first).date()}..{self.cutoff.date()}"
+
+
+@dataclass(frozen=True, slots=True)
+class TrainResult:
+    """One training run: the registered candidate, both evaluations and the gate's verdict."""
+
+    run_id: str
+    candidate: ModelRef
+    evaluation: Evaluation
+    champion: ModelRef | None
+    champion_evaluation: Evaluation | None
+    decision: PromotionDecision
+    promoted: bool
+    train_rows: int
+    holdout_rows: int
+
+
+def prepare(settings: Settings, *, orders: Sequence[Order], labels: Sequence[Label],
+            cutoff: datetime | None = None) -> Context:
+    """Dataset and time split as of ``cutoff`` (default: the newest order update in the log)."""
+    if not orders:
+        raise InvalidInputError("`orders` must not be empty: ingest orders before training", field="orders")
+    feature_set = feature_set_from(settings)
+    at = cutoff or max(o.updated_at for o in orders)
+    dataset = build_dataset(orders, labels, feature_set, cutoff=at, gazetteer=Gazetteer.build(),
+                            settings=settings.training)
+    gap = to_timedelta(settings.training.gap)
+    split = time_split(dataset, holdout_days=settings.training.holdout_days, gap=gap)
+    assert_no_leakage(split)
+    return Context(settings=settings, feature_set=feature_set, rules=rules_from(settings, feature_set),
+                   policy=policy_from(settings.policy), split=split, cutoff=at)
+
+
+def assess(ctx: Context, booster: lgb.Booster) -> Evaluation:
+    """Evaluate ``booster`` (and the rules, and their blend) on the context's holdout."""
+    holdout = ctx.split.holdout
+    return evaluate(holdout, probability=predict(booster, holdout.frame), rules=ctx.rules, policy=ctx.policy,
+                    capacity_per_day=ctx.settings.training.review_capacity_per_day)
+
+
+def gate(ctx: Context, candidate: Evaluation, champion: tuple[ModelRef, Evaluation] | None) -> PromotionDecision:
+    """The configured gate on two evaluations of the same holdout."""
+    return Gate(ctx.settings.training.gate).decide(
+        candidate.metrics(), champion=champion[1].metrics() if champion else None,
+        champion_version=champion[0].version if champion else None,
+        holdout_positives=ctx.split.holdout.positives,
+        holdout_negatives=len(ctx.split.holdout.frame) - ctx.split.holdout.positives)
+
+
+def _champion(ctx: Context, registry: Registry, *, exclude: str | None = None) -> tuple[ModelRef, Evaluation] | None:
+    ref = registry.champion()
+    if ref is None or ref.version == exclude:
+        return None
+    return ref, assess(ctx, registry.load_booster(ref))
+
+
+def shuffled(train: Dataset, *, seed: int) -> Dataset:
+    """The same training rows with their targets permuted: a deliberately useless candidate,
+    to check that the gate refuses it (``orderguard train --shuffle-labels``)."""
+    frame = train.frame.copy()
+    frame["target"] = np.random.default_rng(seed).permutation(frame["target"].to_numpy())
+    return train.with_frame(frame)
+
+
+def train(ctx: Context, registry: Registry, *, git_sha: str, promote: bool = False,
+          shuffle_labels: bool = False) -> TrainResult:
+    """Fit, evaluate against the champion, log and register the candidate; promote it if asked and it passes."""
+    settings = ctx.settings
+    train_set = shuffled(ctx.split.train, seed=settings.training.seed) if shuffle_labels else ctx.split.train
+    fitted = fit(train_set, settings=settings.training, feature_names=list(ctx.feature_set.names))
+    evaluation = assess(ctx, fitted.booster)
+    champion = _champion(ctx, registry)
+    decision = gate(ctx, evaluation, champion)
+    tags = {"git_sha": git_sha, "data_window": ctx.data_window, "feature_set_hash": ctx.feature_set.hash(),
+            "settings_hash": settings.settings_hash(), "gate_passed": str(decision.passed).lower(),
+            "shuffled_labels": str(shuffle_labels).lower()}
+    with registry.start_run(run_name=f"train {ctx.cutoff:%Y-%m-%d}", tags=tags) as run:
+        run.log_params(_params(ctx, fitted))
+        run.log_metrics({**evaluation.metrics(), **fitted.metrics(), **decision.metrics()})
+        if champion is not None:
+            run.log_metrics({f"champion_{k}": v for k, v in champion[1].metrics().items()})
+        run.log_text("\n".join(decision.reasons) + "\n", "gate.txt")
+        _log_figures(run, ctx, evaluation, fitted)
+        source = run.log_model(fitted.booster, input_example=ctx.split.holdout.frame[fitted.feature_names])
+    candidate = registry.register(run.run_id, source=source, tags={
+        "feature_set_hash": tags["feature_set_hash"], "data_window": tags["data_window"],
+        "gate_passed": tags["gate_passed"]})
+    promoted = promote and decision.passed
+    if promoted:
+        registry.set_champion(candidate)
+    return TrainResult(run_id=run.run_id, candidate=candidate, evaluation=evaluation,
+                       champion=champion[0] if champion else None,
+                       champion_evaluation=champion[1] if champion else None, decision=decision,
+                       promoted=promoted, train_rows=len(train_set.frame), holdout_rows=len(ctx.split.holdout.frame))
+
+
+@dataclass(frozen=True, slots=True)
+class PromoteResult:
+    """``orderguard promote``: the version judged, the champion it was judged against, the verdict."""
+
+    candidate: ModelRef
+    champion: ModelRef | None
+    decision: PromotionDecision
+    promoted: bool
+
+
+def promote(ctx: Context, registry: Registry, *, version: str) -> PromoteResult:
+    """Judge a registered version against the champion on the current holdout; move the alias if it passes.
+
+    The verdict and its reasons are stored on the candidate's run (tags and ``promotion.txt``).
+    """
+    candidate = registry.version(version)
+    current = registry.champion()
+    if current is not None and current.version == candidate.version:
+        raise InvalidInputError(f"`version` must not be the current champion; got {version!r}", field="version")
+    evaluation = assess(ctx, registry.load_booster(candidate))
+    champion = _champion(ctx, registry, exclude=candidate.version)
+    decision = gate(ctx, evaluation, champion)
+    if decision.passed:
+        registry.set_champion(candidate)
+    registry.set_version_tags(candidate, {"gate_passed": str(decision.passed).lower()})
+    registry.log_promotion(candidate.run_id, decision.reasons, passed=decision.passed)
+    return PromoteResult(candidate=candidate, champion=champion[0] if champion else None, decision=decision,
+                         promoted=decision.passed)
+
+
+def latest_version(registry: Registry) -> str:
+    """The newest registered version (what ``orderguard promote`` judges by default)."""
+    versions = registry.versions()
+    if not versions:
+        raise NotFoundError("`version` must name a registered model; none is registered yet (run `orderguard train`)",
+                            field="version")
+    return max(versions, key=int)
+
+
+def _params(ctx: Context, fitted: FittedModel) -> dict[str, object]:
+    training = ctx.settings.training
+    return {**fitted.params, "best_iteration": fitted.best_iteration, "holdout_days": training.holdout_days,
+            "gap": training.gap, "maturity": training.maturity, "needs_investigation": training.needs_investigation,
+            "review_capacity_per_day": training.review_capacity_per_day, "cutoff": ctx.cutoff.isoformat(),
+            "train_rows": len(ctx.split.train.frame), "holdout_rows": len(ctx.split.holdout.frame),
+            "train_positives": ctx.split.train.positives, "holdout_positives": ctx.split.holdout.positives,
+            "features": len(fitted.feature_names)}
+
+
+def _log_figures(run: RunLog, ctx: Context, evaluation: Evaluation, fitted: FittedModel) -> None:
+    import matplotlib.pyplot as plt
+
+    figures = {"plots/pr_curve.png": pr_curve_figure(evaluation),
+               "plots/score_by_verdict.png": score_distribution_figure(evaluation),
+               "plots/feature_importance.png": feature_importance_figure(fitted.booster)}
+    for path, figure in figures.items():
+        run.log_figure(figure, path)
+        plt.close(figure)
