@@ -324,7 +324,7 @@ def train(
     from training.pipeline import train as run_training
 
     settings = _settings(ctx)
-    console = Console()
+    console = Console(width=max(Console().width, 110))  # the metrics table stays readable when piped
     context = _training_context(settings, cutoff)
     result = run_training(context, Registry.from_settings(settings), git_sha=_git_sha(), promote=promote,
                           shuffle_labels=shuffle_labels)
@@ -369,6 +369,24 @@ def promote(
         raise typer.Exit(1)
     console.print(f"{result.candidate.label} is now champion; running services pick it up with "
                   "POST /v1/admin/reload-model")
+
+
+@app.command()
+@user_errors
+def model(ctx: typer.Context) -> None:
+    """Show the champion model (the one services load). Exits 1 when there is none (rules only)."""
+    from orderguard.registry import Registry
+
+    settings = _settings(ctx)
+    registry = Registry.from_settings(settings)
+    champion = registry.champion()
+    console = Console()
+    if champion is None:
+        console.print(f"no champion in {settings.tracking_uri}: services score with the rules only")
+        raise typer.Exit(1)
+    run = registry.run(champion.run_id)
+    console.print(f"champion {champion.label} (run {champion.run_id}, data {run.tags.get('data_window', '?')}, "
+                  f"holdout blend PR AUC {run.metrics.get('blend_pr_auc', float('nan')):.4f})")
 
 
 handbook_app = typer.Typer(no_args_is_help=True,

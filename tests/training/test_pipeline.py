@@ -118,3 +118,21 @@ def test_cli_train_prints_the_comparison_and_registers_a_version(trained: Traine
     assert "blend (served)" in result.output and "champion blend" in result.output
     assert "gate vs champion" in result.output
     assert len(set(trained.registry.versions()) - before) == 1
+
+
+def test_the_retrain_notebook_runs_end_to_end(trained: Trained) -> None:
+    import nbclient
+    import nbformat
+
+    notebook = nbformat.read(Path(__file__).parents[2] / "notebooks" / "retrain.ipynb", as_version=4)
+    env = {"ORDERGUARD_DATA_DIR": str(trained.settings.data_dir), "ORDERGUARD_TRAINING__MATURITY": "7d",
+           "ORDERGUARD_TRAINING__GATE__MIN_HOLDOUT_POSITIVES": "10"}
+    before = set(trained.registry.versions())
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                                resources={"metadata": {"path": str(trained.settings.data_dir)}}).execute()
+    outputs = "".join(str(o.get("text", "")) for cell in notebook.cells for o in cell.get("outputs", []))
+    assert "gate vs champion" in outputs and "champion now:" in outputs
+    assert len(set(trained.registry.versions()) - before) == 1
