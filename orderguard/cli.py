@@ -173,8 +173,7 @@ def backfill(
 
     One row per order: every feature of the configured feature set (default: the shop's)
     as of the order's creation, the order itself included -- the values serving computes
-    online. Reviewer labels are not part of the order log, so label-derived features
-    count none here.
+    online. Label-derived features read the reviewers' labels known at each order's time.
     """
     from datetime import UTC, datetime, time, timedelta, timezone
 
@@ -183,6 +182,7 @@ def backfill(
     from features.shop import default_shop_features
     from features.specs import FeatureSet
     from orderguard.enrich import Gazetteer
+    from orderguard.labels import LabelLog
 
     def when(text: str | None, field: str) -> datetime | None:
         if text is None:
@@ -207,8 +207,9 @@ def backfill(
     with _open_log(settings) as log, rich_progress() as progress:
         total = log.count_orders() if first is None and stop is None else None
         orders = log.iter_orders(start=history_start(feature_set, first) if first is not None else None, end=stop)
-        frame = point_in_time_features(orders, feature_set, gazetteer=gazetteer, since=first, total=total,
-                                       progress=progress)
+        labels = list(LabelLog(log.engine).iter_labels(until=stop))
+        frame = point_in_time_features(orders, feature_set, labels=labels, gazetteer=gazetteer, since=first,
+                                       total=total, progress=progress)
     frame.to_parquet(out, index=False)
     Console().print(f"{len(frame)} orders x {len(feature_set)} features (set {feature_set.hash()}) -> {out}")
 
@@ -433,6 +434,7 @@ def handbook_features(
 @handbook_app.command("evaluate")
 @user_errors
 def handbook_evaluate(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Option(help="The handbook's transactions_raw.csv.gz.")] = Path(
         "../shared/data/handbook/transactions_raw.csv.gz"),
     protocol: Annotated[str, typer.Option(help="ch3 (one split), ch5 (4 prequential folds) or all.")] = "all",
@@ -441,11 +443,13 @@ def handbook_evaluate(
         help="The book's published_results folder (default: beside --data).")] = None,
     seed: Annotated[int, typer.Option(help="LightGBM seed.")] = 7,
     quick: Annotated[bool, typer.Option(hidden=True, help="One small grid point (smoke runs on a slice).")] = False,
+    track: Annotated[bool, typer.Option(help="Log the run (params, metrics, the table) to MLflow.")] = True,
 ) -> None:
     """Run the book's protocols with orderguard's features and LightGBM; print them beside the book's results.
 
     Hyper-parameters are chosen on the book's 4 validation folds only, then tested on
-    the chapter 3 split and the chapter 5 prequential folds.
+    the chapter 3 split and the chapter 5 prequential folds. The run is logged to the
+    MLflow experiment ``<experiment>-handbook``.
     """
     from features.batch import rich_progress
     from training.benchmarks.handbook import (
@@ -466,6 +470,20 @@ def handbook_evaluate(
     console.print(result_table(result))
     for line in summary_lines(result):
         console.print(line, highlight=False)
+    if track:
+        from orderguard.registry import Registry
+        from training.benchmarks.handbook import mlflow_payload
+
+        settings = _settings(ctx)
+        registry = Registry.from_settings(settings.model_copy(update={"training": settings.training.model_copy(
+            update={"experiment": f"{settings.training.experiment}-handbook"})}))
+        params, metrics, table_text = mlflow_payload(result)
+        with registry.start_run(run_name=f"handbook {protocol} {features}",
+                                tags={"git_sha": _git_sha(), "benchmark": "handbook"}) as run:
+            run.log_params(params)
+            run.log_metrics(metrics)
+            run.log_text(table_text, "handbook_results.txt")
+        console.print(f"logged to MLflow run {run.run_id} ({registry.tracking_uri})", highlight=False)
 
 
 def _open_log(settings: Settings) -> closing[OrderLog]:
