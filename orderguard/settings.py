@@ -153,7 +153,8 @@ class GateSettings(BaseModel):
     min_roc_auc_gain: float = Field(default=-0.01, ge=-1, le=1, description="candidate ROC AUC - champion ROC AUC >=")
     min_recall_at_capacity_gain: float = Field(default=-0.02, ge=-1, le=1,
                                                description="candidate - champion recall at review capacity >=")
-    min_holdout_positives: int = Field(default=20, ge=1, description="fewer frauds (or honest orders) in the holdout: no verdict")
+    min_holdout_positives: int = Field(default=20, ge=1,
+                                       description="fewer frauds (or honest orders) in the holdout: no verdict")
 
 
 class TrainingSettings(BaseModel):

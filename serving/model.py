@@ -1,4 +1,4 @@
-"""The served LightGBM model: probability and readable reasons for one order in ~20 µs.
+"""The served LightGBM model: probability and readable reasons for one order in tens of microseconds.
 
 ``LightGBMModel`` implements ``serving.scorer.Model``. For one feature vector it builds
 one row in the booster's feature order (a feature the vector lacks is missing, NaN, as
@@ -24,8 +24,13 @@ with the feature's value in words (``features.describe``).
   budget. Use it offline (audits, the review desk re-explaining a stored vector), or
   for small models.
 
-The two agree on the feature that drives a flagged order most of the time and always on
-the probability; ``bench/score.py`` prints how often their top reasons agree.
+Both give the same probability (from the leaves). They name the same strongest feature
+on roughly two flagged orders in three (``bench/score.py`` prints the share): the path
+attribution credits splits near the root more, TreeSHAP averages over split orders.
+
+Either way, contributions are only computed when the model's evidence is worth at least
+``min_weight`` points (below that no feature's share could become a reason): on the
+bench's shop that is about one order in twenty, so the common path is the leaf call alone.
 
 **Reason weights are rule points.** The policy's noisy-OR blend is additive in points::
 
@@ -37,7 +42,8 @@ so the model's evidence is worth exactly ``P`` rule points (``scale`` = policy
 pushed the order toward fraud, in proportion to their positive log-odds contributions.
 A model reason of weight 30 therefore moves the score as much as a 30-point rule, rule
 and model reasons sort together by weight (``orderguard.policy.order_reasons``), and the
-weights of all model reasons plus the points of all fired rules give the score back.
+shares of every pushing feature plus the points of the fired rules give the score back
+(``100 * (1 - exp(-total / scale))``; the reasons shown are the largest shares).
 Why not the score points the model adds over rules-only: that amount depends on which
 rules fired (the blend's factor ``1 - r``), so the same model evidence would weigh less
 next to a strong rule, and it is not in the rules' unit (points) but in score units.

@@ -5,13 +5,20 @@ The payload is stored in the order log first (idempotently), the order's newest 
 is scored and the decision is stored as a ScoreRecord. The handlers are ``async`` on
 purpose: scoring is a sub-millisecond CPU step over in-process state, so running it on
 the event loop avoids thread hand-offs and keeps the online store single-threaded.
+
+``POST /v1/score`` stores its ScoreRecord right *after* the response is sent (a
+background task on the same event loop), so the order system does not wait for that
+write: the decision is known once scored, and the record (the audit trail) follows
+within the same request cycle; a graceful shutdown completes it. Only a process
+killed in between loses a record. The batch route stores each record before the next
+item, so a batch repeating an order replays the first answer.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, BackgroundTasks, Depends
 
 from orderguard.errors import InvalidInputError, OrderGuardError
 from orderguard.ingest.channels import get_adapter
@@ -54,8 +61,12 @@ class OrderNotReadyError(OrderGuardError):
     http_status = 409
 
 
-def score_one(svc: Services, request: ScoreRequest) -> ScoreResponse:
-    """Ingest, score (or replay the stored score of this order version) and record."""
+def score_one(svc: Services, request: ScoreRequest, *, deferred: list[ScoreRecord] | None = None) -> ScoreResponse:
+    """Ingest, score (or replay the stored score of this order version) and record.
+
+    With ``deferred``, a new record is appended there for the caller to store (after
+    responding) instead of being stored here.
+    """
     adapter = get_adapter(request.channel)
     event = adapter.parse(request.payload, ctx=ParseContext(received_at=svc.clock.now(), hasher=svc.hasher))
     result = svc.order_log.append([event])
@@ -74,15 +85,30 @@ def score_one(svc: Services, request: ScoreRequest) -> ScoreResponse:
     stored = None if fresh else svc.scores.get(order.key, order.event_version)
     if stored is not None:
         return _response(stored, replayed=True)
-    record = svc.scores.put(svc.engine.scorer.score(order))
+    record = svc.engine.scorer.score(order)
+    if deferred is None:
+        record = svc.scores.put(record)
+    else:
+        deferred.append(record)
     return _response(record, replayed=False)
+
+
+async def _store(svc: Services, records: list[ScoreRecord]) -> None:
+    """Store records after the response went out (on the event loop, like the handlers)."""
+    for record in records:
+        svc.scores.put(record)
 
 
 @router.post("/v1/score", response_model=ScoreResponse, responses=_ERRORS,
              summary="Score one order or refund claim")
-async def score(request: ScoreRequest, svc: Annotated[Services, Depends(services)]) -> ScoreResponse:
+async def score(request: ScoreRequest, svc: Annotated[Services, Depends(services)],
+                background: BackgroundTasks) -> ScoreResponse:
     """Score 0-100, risk level, decision (approve / verify / review / hold) and readable reasons."""
-    return score_one(svc, request)
+    records: list[ScoreRecord] = []
+    response = score_one(svc, request, deferred=records)
+    if records:
+        background.add_task(_store, svc, records)
+    return response
 
 
 @router.post("/v1/score/batch", response_model=ScoreBatchResponse, summary="Score several orders")

@@ -124,7 +124,8 @@ def test_the_retrain_notebook_runs_end_to_end(trained: Trained) -> None:
     import nbclient
     import nbformat
 
-    notebook = nbformat.read(Path(__file__).parents[2] / "notebooks" / "retrain.ipynb", as_version=4)
+    notebook = nbformat.read(  # type: ignore[no-untyped-call]
+        Path(__file__).parents[2] / "notebooks" / "retrain.ipynb", as_version=4)
     env = {"ORDERGUARD_DATA_DIR": str(trained.settings.data_dir), "ORDERGUARD_TRAINING__MATURITY": "7d",
            "ORDERGUARD_TRAINING__GATE__MIN_HOLDOUT_POSITIVES": "10"}
     before = set(trained.registry.versions())
