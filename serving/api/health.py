@@ -23,7 +23,7 @@ class HealthResponse(BaseModel):
     rules_only: bool
 
 
-@router.get("/healthz", response_model=HealthResponse)
+@router.get("/healthz", response_model=HealthResponse, summary="Liveness, order-log counts and the serving model")
 def healthz(svc: Annotated[Services, Depends(services)]) -> HealthResponse:
     """Liveness, order-log counts (cheap aggregate queries) and the model serving."""
     log = svc.order_log
