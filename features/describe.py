@@ -337,12 +337,13 @@ _OP_SIGNS: Mapping[Op, str] = MappingProxyType({Op.LT: "<", Op.LE: "≤", Op.GT:
                                                  Op.NE: "≠"})
 
 
-def _scalar_text(attr: _Attr, value: Scalar | tuple[Scalar, ...]) -> str:
+def _scalar_text(attr: _Attr, value: Scalar | tuple[Scalar, ...]) -> Phrase:
     if isinstance(value, tuple):
-        return ", ".join(_scalar_text(attr, v) for v in value)
+        shown = [_scalar_text(attr, v) for v in value]
+        return Phrase("/".join(p.zh for p in shown), ", ".join(p.en for p in shown))
     if isinstance(value, bool | str):
-        return str(value)
-    return _value(attr.unit, float(value)).en
+        return Phrase(str(value), str(value))
+    return _value(attr.unit, float(value))
 
 
 def _condition_mods(c: Condition) -> _Mods:
@@ -374,20 +375,24 @@ def _condition_mods(c: Condition) -> _Mods:
         return _Mods(zh=f"{'' if yes else '非'}{attr.zh}的", en_after=f"{'' if yes else 'not '}{attr.en}")
     sign = _OP_SIGNS[c.op]
     shown = _scalar_text(attr, c.value)
-    return _Mods(zh=f"{attr.zh}{sign}{shown}的", en_after=f"with {attr.en} {sign} {shown}")
+    return _Mods(zh=f"{attr.zh}{sign}{shown.zh}的", en_after=f"with {attr.en} {sign} {shown.en}")
 
 
 def _filter_mods(spec: FeatureSpec, *, with_kind: bool) -> _Mods:
-    """The spec's filter (and, for ``distinct``, a kind of facts other than orders) in words."""
+    """The spec's filter in words; with ``with_kind`` (``distinct``), also the kind of facts
+    counted when it is not the order itself: accounts *with refund claims*, *reviewed* orders.
+
+    Joined modifiers: ``en_before`` ends with a space, ``en_after`` starts with one.
+    """
     parts = [_condition_mods(c) for c in spec.filter]
-    if with_kind and not any(c.attr == "verdict" for c in spec.filter):
-        if spec.kind is FactKind.REFUND:
-            parts.insert(0, _Mods(zh="申请退款的", en_before="refunded"))
-        elif spec.kind is FactKind.LABEL:
-            parts.insert(0, _Mods(zh="已审核的", en_before="reviewed"))
-    return _Mods(zh="".join(p.zh for p in parts),
-                 en_before="".join(f"{p.en_before} " for p in parts if p.en_before),
-                 en_after="".join(f" {p.en_after}" for p in parts if p.en_after))
+    joined = _Mods(zh="".join(p.zh for p in parts),
+                   en_before="".join(f"{p.en_before} " for p in parts if p.en_before),
+                   en_after="".join(f" {p.en_after}" for p in parts if p.en_after))
+    if with_kind and spec.kind is FactKind.REFUND:  # the filter qualifies the claims, not what is counted
+        return _Mods(zh=f"申请{joined.zh}退款的", en_after=f" with {joined.en_before}refund claims{joined.en_after}")
+    if with_kind and spec.kind is FactKind.LABEL and not any(c.attr == "verdict" for c in spec.filter):
+        return _Mods(zh=f"已审核的{joined.zh}", en_before=f"reviewed {joined.en_before}", en_after=joined.en_after)
+    return joined
 
 
 def _value(unit: _Unit, value: float, *, agg: Agg | None = None) -> Phrase:

@@ -25,7 +25,7 @@ with the feature's value in words (``features.describe``).
   for small models.
 
 Both give the same probability (from the leaves). They name the same strongest feature
-on roughly two flagged orders in three (``bench/score.py`` prints the share): the path
+on about three flagged orders in four (``bench/score.py`` prints the share): the path
 attribution credits splits near the root more, TreeSHAP averages over split orders.
 
 Either way, contributions are only computed when the model's evidence is worth at least

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from features.describe import KNOWN_ATTRIBUTES, MISSING_EN, MISSING_ZH, FeatureDescriber, money, number
+from features.describe import KNOWN_ATTRIBUTES, MISSING_EN, MISSING_ZH, FeatureDescriber, Phrase, money, number
 from features.facts import ATTRIBUTES, DISTINCT_FIELDS, ORDER_ATTRIBUTES, AttrType, Entity
 from features.shop import default_shop_features
 from features.specs import Agg, AttributeSpec, DerivedOp, DerivedSpec, FeatureSet, FeatureSpec, parse_filter
@@ -17,6 +17,15 @@ from orderguard.errors import ConfigError
 SHOP = default_shop_features()
 #: A name or a template leaking into a phrase: snake_case words or unfilled braces.
 _LEAK = re.compile(r"[a-z]+_[a-z_]+|[{}]")
+#: Latin words a Chinese phrase may hold.
+_LATIN_IN_ZH = {"IP", "WiFi"}
+
+
+def _readable(phrase: Phrase) -> bool:
+    """Both texts filled in, no raw names or templates, Chinese in Chinese."""
+    return (bool(phrase.zh and phrase.en) and not _LEAK.search(phrase.zh + phrase.en)
+            and re.search(r"[\u4e00-\u9fff]", phrase.zh) is not None
+            and set(re.findall(r"[A-Za-z]+", phrase.zh)) <= _LATIN_IN_ZH)
 
 
 @pytest.fixture(scope="module")
@@ -123,11 +132,12 @@ def test_any_valid_spec_and_attribute_is_describable() -> None:
     for name in describer.names:
         for value in (0.0, 1.0, 2.5, math.nan):
             phrase = describer.describe(name, value)
-            assert phrase.zh and phrase.en and not _LEAK.search(phrase.zh + phrase.en), (name, phrase)
+            assert _readable(phrase), (name, phrase)
 
 
 @pytest.mark.parametrize(("filter_", "zh", "en"), [
     ({"reason": ["damaged", "not_received"]}, "“破损/未收到”", "'damaged / not received'"),
+    ({"claim_hours": {"le": 2}}, "下单到申请退款的时长≤2小时", "time from order to claim ≤ 2 h"),
     ({"reason": {"not_in": ["no_reason"]}}, "非“七天无理由”", "not 'no-reason return'"),
     ({"refund_fen": {"ge": 50_000}}, "退款金额≥¥500", "refund amount ≥ ¥500"),
     ({"channel": "douyin"}, "抖音渠道", "on Douyin"),
@@ -139,6 +149,18 @@ def test_filters_read_as_modifiers(filter_: dict[str, object], zh: str, en: str)
     phrase = FeatureDescriber(FeatureSet((spec,))).describe(spec.name, 2.0)
     assert zh in phrase.zh and en in phrase.en, phrase
     assert "2" in phrase.zh and phrase.en.startswith("2 ")
+
+
+def test_what_is_counted_carries_its_own_filter() -> None:
+    claimants = FeatureSpec(Entity.WIFI, "users", Agg.DISTINCT, Duration.parse("48h"),
+                            parse_filter({"reason": ["damaged"]}), qualifier="claiming_damaged")
+    new_accounts = FeatureSpec(Entity.WIFI, "users", Agg.DISTINCT, Duration.parse("7d"),
+                               parse_filter({"account_age_days": {"le": 30}}), qualifier="new")
+    describer = FeatureDescriber(FeatureSet((claimants, new_accounts)))
+    claiming = describer.describe(claimants.name, 4.0)
+    assert claiming.zh == "同一WiFi 48小时内关联4个申请“破损”退款的账号"
+    assert claiming.en == "4 accounts with 'damaged' refund claims linked to this WiFi in 48 h"
+    assert "注册天数≤30天" in describer.describe(new_accounts.name, 2.0).zh
 
 
 def test_derived_features_are_phrased_from_their_arguments() -> None:
