@@ -9,6 +9,7 @@ time, so tests build as many independent apps as they like.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -52,6 +53,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 logger.info("warm start: %d recent orders replayed into the online store", warmed)
                 if warmed:
                     labels.warm_start_labels(engine, log, labels=label_log)
+            gc.collect()
+            gc.freeze()  # the warmed feature state is long-lived: keep it out of every later collection
             app.state.services = Services(
                 settings=settings, clock=the_clock,
                 hasher=PiiHasher(settings.pii.hash_key.get_secret_value().encode()), order_log=log,
@@ -59,6 +62,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 champion=champion)
             yield
         finally:
+            gc.unfreeze()
             engine.close()
             log.close()
 

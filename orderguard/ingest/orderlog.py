@@ -205,6 +205,11 @@ _EVENT_COLUMNS = ("channel", "channel_order_id", "event_version", "event_time", 
 # expanded server-side by ``jsonb_to_recordset`` (inserts) or as one array per key column
 # expanded by ``unnest`` (lookups). No per-row placeholders to render, escape and parse,
 # and the key joins use the unique index; ``COLLATE "C"`` matches the key columns.
+#: Built once: constructing the upsert costs more than executing it for a single event.
+_SQLITE_INSERT_EVENTS = sqlite.insert(ORDER_EVENTS).on_conflict_do_nothing(
+    index_elements=[ORDER_EVENTS.c.channel, ORDER_EVENTS.c.channel_order_id, ORDER_EVENTS.c.event_version],
+).returning(ORDER_EVENTS.c.channel, ORDER_EVENTS.c.channel_order_id, ORDER_EVENTS.c.event_version)
+
 _PG_INSERT_EVENTS = sa.text(
     "INSERT INTO order_events (channel, channel_order_id, event_version, event_time, received_at, kind,"
     " status, channel_status, content_hash, payload)"
@@ -596,11 +601,7 @@ class OrderLog:
             doc = [{**r, "event_time": r["payload"]["event_time"], "received_at": r["payload"]["received_at"]}
                    for r in rows]
             return {(r[0], r[1], r[2]) for r in conn.execute(_PG_INSERT_EVENTS, {"rows": codec.dumps(doc)})}
-        c = ORDER_EVENTS.c
-        stmt = sqlite.insert(ORDER_EVENTS).on_conflict_do_nothing(
-            index_elements=[c.channel, c.channel_order_id, c.event_version],
-        ).returning(c.channel, c.channel_order_id, c.event_version)
-        return {(r[0], r[1], r[2]) for r in conn.execute(stmt, rows)}
+        return {(r[0], r[1], r[2]) for r in conn.execute(_SQLITE_INSERT_EVENTS, rows)}
 
     def _select_by_ident(self, conn: Connection, pg_stmt: sa.TextClause,
                          columns: Sequence[sa.ColumnElement[Any]], idents: Sequence[_Ident],

@@ -30,7 +30,8 @@ class Services:
     champion: ChampionSlot
 
 
-def services(request: Request) -> Services:
-    """FastAPI dependency returning the app's :class:`Services`."""
+async def services(request: Request) -> Services:
+    """FastAPI dependency returning the app's :class:`Services` (async: a sync dependency
+    would be sent to the thread pool on every request)."""
     found: Services = request.app.state.services
     return found
