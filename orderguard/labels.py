@@ -27,7 +27,7 @@ databases holding the same labels agree, whatever order they were stored in.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -400,10 +400,7 @@ class LabelLog:
         This is what training joins: only verdicts known by the cutoff. When two
         reviewers labelled one order at the same instant, the greater reviewer id wins.
         """
-        out: dict[OrderKey, Label] = {}
-        for record in self.iter_records(until=as_of):
-            out[record.key] = record.label
-        return out
+        return current_labels(self.iter_labels(until=as_of))
 
     def count(self) -> int:
         """Number of stored label versions (relabels counted)."""
@@ -416,6 +413,33 @@ class LabelLog:
         for label in self.current(as_of=as_of).values():
             counts[label.verdict] = counts.get(label.verdict, 0) + 1
         return counts
+
+
+def precedence(label: Label) -> tuple[datetime, str]:
+    """Which of an order's labels is in force: the newest ``labeled_at``; at one instant the
+    greater reviewer id, so the answer never depends on storage or file order."""
+    return label.labeled_at, label.reviewer_id
+
+
+def current_labels(labels: Iterable[Label], *, as_of: datetime | None = None) -> dict[OrderKey, Label]:
+    """Per order, the label in force at ``as_of`` (of all when None) by :func:`precedence`.
+
+    The one rule for "current verdict": the label log, training targets and rule tuning use it.
+
+    >>> from orderguard.schema import Channel
+    >>> k, t = OrderKey(Channel.JD, "1"), datetime(2024, 11, 1, tzinfo=UTC)
+    >>> ls = [Label(k, Verdict.FALSE_POSITIVE, t + timedelta(days=2), "a"), Label(k, Verdict.CONFIRMED_FRAUD, t, "b")]
+    >>> current_labels(ls)[k].verdict.value, current_labels(ls, as_of=t + timedelta(days=1))[k].verdict.value
+    ('false_positive', 'confirmed_fraud')
+    """
+    out: dict[OrderKey, Label] = {}
+    for label in labels:
+        if as_of is not None and label.labeled_at > as_of:
+            continue
+        previous = out.get(label.key)
+        if previous is None or precedence(label) > precedence(previous):
+            out[label.key] = label
+    return out
 
 
 def _row(label: Label, *, source: str, recorded_at: datetime) -> dict[str, Any]:

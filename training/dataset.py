@@ -58,6 +58,7 @@ from features.specs import FeatureSet
 from orderguard.durations import to_timedelta
 from orderguard.enrich import Gazetteer
 from orderguard.errors import InvalidInputError, must
+from orderguard.labels import precedence
 from orderguard.policy import SHANGHAI
 from orderguard.schema import Label, Order, OrderStatus, Verdict
 from orderguard.settings import TrainingSettings
@@ -141,7 +142,7 @@ def newest_label(labels: Iterable[Label], at: datetime) -> Label | None:
     True
     """
     known = [label for label in labels if label.labeled_at <= at]
-    return max(known, key=lambda label: (label.labeled_at, label.reviewer_id)) if known else None
+    return max(known, key=precedence) if known else None
 
 
 def target_at(order: Order, labels: Iterable[Label], *, at: datetime, policy: TargetPolicy) -> Target:

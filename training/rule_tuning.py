@@ -58,6 +58,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from features.rules import RulePack, load_rules_file
 from orderguard.errors import ConfigError, InvalidInputError, must
 from orderguard.label_files import LabelFormat, read_label_file
+from orderguard.labels import current_labels as in_force
 from orderguard.schema import Label, Verdict
 
 #: ``kind`` of a suggestions file, so a rule pack or a label file passed by mistake is refused.
@@ -187,8 +188,8 @@ class TuningReport:
 
 
 def current_labels(labels: Iterable[Label]) -> dict[str, Label]:
-    """Per order key (``jd:123``), its newest label; at one instant the greater reviewer id wins,
-    as :meth:`orderguard.labels.LabelLog.current` decides.
+    """Per order key (``jd:123``), its label in force (:func:`orderguard.labels.current_labels`),
+    keyed as the rules replay keys orders.
 
     >>> from datetime import UTC, datetime
     >>> from orderguard.schema import Channel, OrderKey
@@ -198,13 +199,7 @@ def current_labels(labels: Iterable[Label]) -> dict[str, Label]:
     >>> current_labels([new, old])["jd:1"].verdict.value
     'false_positive'
     """
-    out: dict[str, Label] = {}
-    for label in labels:
-        key = str(label.key)
-        previous = out.get(key)
-        if previous is None or (label.labeled_at, label.reviewer_id) > (previous.labeled_at, previous.reviewer_id):
-            out[key] = label
-    return out
+    return {str(key): label for key, label in in_force(labels).items()}
 
 
 def read_current_labels(path: Path) -> dict[str, Label]:
