@@ -475,8 +475,7 @@ def handbook_evaluate(
         from training.benchmarks.handbook import mlflow_payload
 
         settings = _settings(ctx)
-        registry = Registry.from_settings(settings.model_copy(update={"training": settings.training.model_copy(
-            update={"experiment": f"{settings.training.experiment}-handbook"})}))
+        registry = Registry.from_settings(settings, experiment=f"{settings.training.experiment}-handbook")
         params, metrics, table_text = mlflow_payload(result)
         with registry.start_run(run_name=f"handbook {protocol} {features}",
                                 tags={"git_sha": _git_sha(), "benchmark": "handbook"}) as run:

@@ -143,11 +143,12 @@ class Registry:
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Registry:
-        """The registry ``settings.training`` points at (creating the data directory for the default store)."""
+    def from_settings(cls, settings: Settings, *, experiment: str | None = None) -> Registry:
+        """The registry ``settings.training`` points at (creating the data directory for the default store);
+        ``experiment`` overrides the experiment runs are logged to (e.g. benchmarks beside training)."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         return cls(tracking_uri=settings.tracking_uri, artifact_location=settings.artifact_location,
-                   experiment=settings.training.experiment, model_name=settings.training.model_name)
+                   experiment=experiment or settings.training.experiment, model_name=settings.training.model_name)
 
     def _experiment_id(self) -> str:
         found = self._client.get_experiment_by_name(self.experiment)

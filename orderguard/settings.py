@@ -12,11 +12,19 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orderguard.durations import parse_duration, to_timedelta
 from orderguard.errors import ConfigError
+
+
+def _duration_text(value: str, info: ValidationInfo) -> str:
+    """A duration setting normalised (``" 48H "`` → ``"48h"``), or pydantic's error naming the field."""
+    try:
+        return parse_duration(value, field=info.field_name or "duration")[1]
+    except ConfigError as e:
+        raise ValueError(e.message) from e
 
 
 class DatabaseSettings(BaseModel):
@@ -86,11 +94,8 @@ class FeatureStoreSettings(BaseModel):
 
     @field_validator("retention_margin")
     @classmethod
-    def _check_margin(cls, value: str) -> str:
-        try:
-            return parse_duration(value, field="retention_margin")[1]
-        except ConfigError as e:
-            raise ValueError(e.message) from e
+    def _check_margin(cls, value: str, info: ValidationInfo) -> str:
+        return _duration_text(value, info)
 
     @property
     def retention(self) -> timedelta:
@@ -199,11 +204,8 @@ class TrainingSettings(BaseModel):
 
     @field_validator("gap", "maturity")
     @classmethod
-    def _check_duration(cls, value: str) -> str:
-        try:
-            return parse_duration(value, field="training")[1]
-        except ConfigError as e:
-            raise ValueError(e.message) from e
+    def _check_duration(cls, value: str, info: ValidationInfo) -> str:
+        return _duration_text(value, info)
 
 
 class Settings(BaseSettings):

@@ -111,11 +111,9 @@ def gate(ctx: Context, candidate: Evaluation, champion: tuple[ModelRef, Evaluati
         holdout_negatives=len(ctx.split.holdout.frame) - ctx.split.holdout.positives)
 
 
-def _champion(ctx: Context, registry: Registry, *, exclude: str | None = None) -> tuple[ModelRef, Evaluation] | None:
-    ref = registry.champion()
-    if ref is None or ref.version == exclude:
-        return None
-    return ref, assess(ctx, registry.load_booster(ref))
+def _assessed(ctx: Context, registry: Registry, ref: ModelRef | None) -> tuple[ModelRef, Evaluation] | None:
+    """The champion ``ref`` (if any) with its evaluation on the context's holdout."""
+    return None if ref is None else (ref, assess(ctx, registry.load_booster(ref)))
 
 
 def shuffled(train: Dataset, *, seed: int) -> Dataset:
@@ -133,7 +131,7 @@ def train(ctx: Context, registry: Registry, *, git_sha: str, promote: bool = Fal
     train_set = shuffled(ctx.split.train, seed=settings.training.seed) if shuffle_labels else ctx.split.train
     fitted = fit(train_set, settings=settings.training, feature_names=list(ctx.feature_set.names))
     evaluation = assess(ctx, fitted.booster)
-    champion = _champion(ctx, registry)
+    champion = _assessed(ctx, registry, registry.champion())
     decision = gate(ctx, evaluation, champion)
     tags = {"git_sha": git_sha, "data_window": ctx.data_window, "feature_set_hash": ctx.feature_set.hash(),
             "settings_hash": settings.settings_hash(), "gate_passed": str(decision.passed).lower(),
@@ -178,7 +176,7 @@ def promote(ctx: Context, registry: Registry, *, version: str) -> PromoteResult:
     if current is not None and current.version == candidate.version:
         raise InvalidInputError(f"`version` must not be the current champion; got {version!r}", field="version")
     evaluation = assess(ctx, registry.load_booster(candidate))
-    champion = _champion(ctx, registry, exclude=candidate.version)
+    champion = _assessed(ctx, registry, current)
     decision = gate(ctx, evaluation, champion)
     if decision.passed:
         registry.set_champion(candidate)
