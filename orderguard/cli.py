@@ -273,18 +273,6 @@ def rules_report(
                   f"precision {result.precision:.1%}")
 
 
-def _git_sha() -> str:
-    """The checkout's commit, for run tags; ``unknown`` outside a git checkout."""
-    import subprocess
-
-    try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10,
-                              cwd=Path(__file__).resolve().parent)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return done.stdout.strip() or "unknown"
-
-
 def _cutoff(value: str | None) -> datetime | None:
     if value is None:
         return None
@@ -321,13 +309,13 @@ def train(
         "--shuffle-labels", help="Drill: train on permuted labels; the gate must refuse the result.")] = False,
 ) -> None:
     """Train a candidate on reviewer labels, compare it with the champion, log it to MLflow and register it."""
-    from orderguard.registry import Registry
+    from orderguard.registry import Registry, git_sha
     from training.pipeline import train as run_training
 
     settings = _settings(ctx)
     console = Console(width=max(Console().width, 110))  # the metrics table stays readable when piped
     context = _training_context(settings, cutoff)
-    result = run_training(context, Registry.from_settings(settings), git_sha=_git_sha(), promote=promote,
+    result = run_training(context, Registry.from_settings(settings), git_sha=git_sha(), promote=promote,
                           shuffle_labels=shuffle_labels)
     console.print(f"dataset as of {context.cutoff:%Y-%m-%d %H:%M} UTC: {result.train_rows:,} training orders, "
                   f"{result.holdout_rows:,} holdout orders ({context.data_window})")
@@ -471,14 +459,14 @@ def handbook_evaluate(
     for line in summary_lines(result):
         console.print(line, highlight=False)
     if track:
-        from orderguard.registry import Registry
+        from orderguard.registry import Registry, git_sha
         from training.benchmarks.handbook import mlflow_payload
 
         settings = _settings(ctx)
         registry = Registry.from_settings(settings, experiment=f"{settings.training.experiment}-handbook")
         params, metrics, table_text = mlflow_payload(result)
         with registry.start_run(run_name=f"handbook {protocol} {features}",
-                                tags={"git_sha": _git_sha(), "benchmark": "handbook"}) as run:
+                                tags={"git_sha": git_sha(), "benchmark": "handbook"}) as run:
             run.log_params(params)
             run.log_metrics(metrics)
             run.log_text(table_text, "handbook_results.txt")

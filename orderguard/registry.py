@@ -41,6 +41,18 @@ MODEL_PATH = "model"
 _PARAM_LIMIT = 6000
 
 
+def git_sha() -> str:
+    """The commit of the running code, for the ``git_sha`` run tag; ``unknown`` outside a git checkout."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10,
+                              cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
 @dataclass(frozen=True, slots=True)
 class ModelRef:
     """One registered model version.
