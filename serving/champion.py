@@ -80,6 +80,8 @@ class ChampionSlot:
 
     def install(self, ref: ModelRef | None, model: Model | None) -> ModelStatus:
         """Make ``model`` the served one (None: rules-only) and record the status."""
+        if model is not None and model is self.scorer.model:
+            return self.status  # the champion did not change: nothing was loaded
         self.scorer.model = model
         if ref is None or model is None:
             self.status = ModelStatus(None, True, "no champion registered yet: scoring with the rules only")

@@ -86,6 +86,7 @@ def test_reload_picks_up_a_new_champion_without_a_failed_request(settings: Setti
     assert after["model_version"] == ref.label and after["rules_only"] is False
     again = client.post("/v1/admin/reload-model").json()
     assert again["changed"] is False
+    assert again["current"]["loaded_at"] == reloaded.json()["current"]["loaded_at"]
 
 
 def test_a_champion_needing_unserved_features_is_refused_and_the_old_model_stays(
