@@ -1,6 +1,6 @@
 """Online feature latency: apply + lookup of the whole shop feature set per new order, per store.
 
-The stream is a simulated shop (``orderguard.simulate``) exported as channel files and
+The stream is a simulated shop (``simulate``) exported as channel files and
 parsed by the channel adapters, exactly as ingest sees it; events arrive in event-time
 order and each is folded into the order's current state (``derive_order``) before the
 engine applies it, as serving does. For every *new* order the timed step is
@@ -51,8 +51,8 @@ from orderguard.ingest.channels import get_adapter
 from orderguard.ingest.normalize import ParseContext, PiiHasher
 from orderguard.ingest.state import derive_order
 from orderguard.schema import Order, OrderEvent, OrderKey
-from orderguard.simulate import SimConfig
-from orderguard.simulate.export import export_shop
+from simulate import SimConfig
+from simulate.export import export_shop
 
 RESULTS = Path(__file__).parent / "results" / "features_online.json"
 WARMUP_SHARE = 1 / 3

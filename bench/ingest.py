@@ -42,8 +42,8 @@ from orderguard.ingest.normalize import ParseContext, PiiHasher
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.schema import OrderEvent
 from orderguard.settings import DatabaseSettings, Settings
-from orderguard.simulate import SimConfig
-from orderguard.simulate.export import export_shop
+from simulate import SimConfig
+from simulate.export import export_shop
 
 RESULTS = Path(__file__).parent / "results"
 BATCH = 500
@@ -137,7 +137,7 @@ def _free_port() -> int:
 def _server(url: str, data_dir: Path) -> Iterator[str]:
     port = _free_port()
     env = {"ORDERGUARD_DATABASE__URL": url, "ORDERGUARD_DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.Popen([sys.executable, "-m", "orderguard.cli", "serve", "--port", str(port)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -1,6 +1,6 @@
 """Scoring latency with the LightGBM model: in-process, over HTTP, and where the time goes.
 
-Set-up (not timed): a simulated shop (``orderguard.simulate``, two weeks by default,
+Set-up (not timed): a simulated shop (``simulate``, two weeks by default,
 the promotion day included) is split at a cut-off day. Every channel document sent
 before the cut-off is encoded as its channel sends it, parsed by the channel adapters
 and appended to a SQLite order log, as ingest does. A LightGBM model (300 trees, fixed
@@ -8,7 +8,7 @@ seed, LightGBM called directly) is trained on the point-in-time features of thos
 orders (``features.derived.point_in_time_features``) against the simulator's ground
 truth. The engine is the one the service runs: ``serving.engine.build_engine`` with
 the default settings (memory store, shop feature set, default rules and policy) and the
-model (``serving.model.LightGBMModel``), warm-started from the order log
+model (``scoring.model.LightGBMModel``), warm-started from the order log
 (``serving.engine.warm_start``). The orders created after the cut-off are the held-out
 stream: each is scored once, at its creation, in creation order, as its first channel
 document (a distinct order per score).
@@ -85,7 +85,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from features.derived import point_in_time_features
-from features.judge import judge, list_keys
 from features.online import OnlineFeatures
 from features.shop import feature_set_from
 from orderguard.clock import SystemClock
@@ -95,16 +94,17 @@ from orderguard.ingest.channels.kit import DocumentAdapter
 from orderguard.ingest.normalize import ParseContext, PiiHasher
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.ingest.state import derive_order
-from orderguard.policy import Decision, order_reasons, policy_from
 from orderguard.schema import Order, OrderEvent
-from orderguard.scorelog import ScoreLog
 from orderguard.settings import Settings
-from orderguard.simulate import SimConfig, simulate
-from orderguard.simulate.encoders import ENCODERS, encode
+from scoring.judge import judge, list_keys
+from scoring.model import Attribution, LightGBMModel, _NativeRow
+from scoring.policy import Decision, order_reasons, policy_from
+from scoring.records import ScoreLog
+from scoring.scorer import Scorer
 from serving.api.score import score_one
 from serving.engine import Engine, build_engine, warm_start
-from serving.model import Attribution, LightGBMModel, _NativeRow
-from serving.scorer import Scorer
+from simulate import SimConfig, simulate
+from simulate.channels import ENCODERS, encode
 from training.metrics import pr_auc, roc_auc
 
 RESULTS = Path(__file__).parent / "results" / "score.json"
@@ -401,8 +401,8 @@ def profile_scorer(settings: Settings, log_url: str, model: LightGBMModel, order
 def profile_route(data_dir: Path, model: LightGBMModel, stream: Sequence[tuple[str, dict[str, Any], OrderEvent]]
                   ) -> list[dict[str, Any]]:
     """cProfile of the score route's work, without the HTTP server (the real app's lifespan, then ``score_one``)."""
+    from serving.api.schemas import ScoreRequest
     from serving.app import create_app
-    from serving.schemas import ScoreRequest
 
     app = create_app(Settings(data_dir=data_dir))
     requests = [ScoreRequest(channel=c, payload=p) for c, p, _ in stream]

@@ -104,7 +104,7 @@ class FeatureStoreSettings(BaseModel):
 
 
 class BandSettings(BaseModel):
-    """Lowest score of each decision band (see ``orderguard.policy``)."""
+    """Lowest score of each decision band (see ``scoring.policy``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -125,7 +125,7 @@ class CampaignSettings(BaseModel):
 
 
 class PolicySettings(BaseModel):
-    """Blend and decision parameters; the formula is documented in ``orderguard.policy``."""
+    """Blend and decision parameters; the formula is documented in ``scoring.policy``."""
 
     model_config = ConfigDict(extra="forbid")
 

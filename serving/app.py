@@ -20,15 +20,15 @@ from orderguard.clock import Clock, SystemClock
 from orderguard.ingest.normalize import PiiHasher
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.labels import LabelLog
-from orderguard.registry import Registry
-from orderguard.scorelog import ScoreLog
 from orderguard.settings import Settings
+from scoring.model import model_factory
+from scoring.records import ScoreLog
+from scoring.registry import Registry
 from serving.api import admin, health, ingest, labels, score
 from serving.api.deps import Services
 from serving.api.errors import install_error_handlers
 from serving.champion import ChampionSlot
 from serving.engine import build_engine, warm_start
-from serving.model import model_factory
 
 logger = logging.getLogger("orderguard.serving")
 

@@ -1,6 +1,6 @@
 """The served model: the registry's ``champion``, loaded at start-up and swapped on reload.
 
-Serving never imports training; it meets it at the registered model (``orderguard.registry``).
+Serving never imports training; it meets it at the registered model (``scoring.registry``).
 A champion is accepted only if every feature it was trained on is one the online engine
 serves; otherwise the service keeps what it has (rules-only at start-up) and says why,
 instead of scoring with silently missing inputs.
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 from orderguard.clock import Clock
 from orderguard.errors import IncompatibleModelError, OrderGuardError
-from orderguard.registry import ModelRef, Registry
-from serving.scorer import Model, Scorer
+from scoring.registry import ModelRef, Registry
+from scoring.scorer import Model, Scorer
 
 if TYPE_CHECKING:
     import lightgbm as lgb

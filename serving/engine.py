@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from features.online import OnlineFeatures
-from features.rules import rules_from
 from features.shop import feature_set_from
 from features.specs import FeatureSet
 from features.stores import open_store
@@ -19,10 +18,11 @@ from features.stores.base import OnlineStore
 from orderguard.clock import Clock
 from orderguard.enrich import Gazetteer
 from orderguard.ingest.orderlog import OrderLog
-from orderguard.policy import policy_from
 from orderguard.schema import Order
 from orderguard.settings import Settings
-from serving.scorer import Model, Scorer
+from scoring.policy import policy_from
+from scoring.rules import rules_from
+from scoring.scorer import Model, Scorer
 
 
 @dataclass(slots=True)

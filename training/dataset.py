@@ -59,9 +59,9 @@ from orderguard.durations import to_timedelta
 from orderguard.enrich import Gazetteer
 from orderguard.errors import InvalidInputError, must
 from orderguard.labels import precedence
-from orderguard.policy import SHANGHAI
 from orderguard.schema import Label, Order, OrderStatus, Verdict
 from orderguard.settings import TrainingSettings
+from scoring.policy import SHANGHAI
 
 #: Columns every dataset frame carries besides the features.
 META_COLUMNS: tuple[str, ...] = ("order_key", "event_time", "day", "target", "target_source", "verdict",
@@ -186,7 +186,7 @@ class Dataset:
         cutoff: the moment of knowledge: no order, label or claim after it was used.
         policy: the target policy.
         orders: order key → order, for every order that has a row in ``candidates``
-            (``features.judge.judge`` needs the order for allow and deny lists).
+            (``scoring.judge.judge`` needs the order for allow and deny lists).
         labels: the labels known at the cutoff, oldest first.
         candidates: every order created in ``[start, cutoff]`` with its features, labelled
             or not (a time split relabels them as of an earlier moment).

@@ -1,7 +1,7 @@
 """Evaluate rules-only, model-only and their blend on a holdout, through the served decision step (pure).
 
 Every holdout row is judged as the service would have judged it at the order's creation:
-``features.judge.judge`` on the row's features (the same rule pack, allow and deny lists,
+``scoring.judge.judge`` on the row's features (the same rule pack, allow and deny lists,
 blend and decision bands, campaign shifts included) at ``created_at``. Three scorers:
 
 * ``rules``: ``judge`` without a model probability (what serves before any champion);
@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.judge import judge
-from features.rules import RulePack
 from orderguard.errors import InvalidInputError, must
-from orderguard.policy import Decision, Policy, blend, decide, decision_rank
+from scoring.judge import judge
+from scoring.policy import Decision, Policy, blend, decide, decision_rank
+from scoring.rules import RulePack
 from training.dataset import Dataset, TargetSource
 from training.metrics import at_capacity, pr_auc, roc_auc
 

@@ -6,7 +6,7 @@ Choices, and why:
   rows (by ``(event_time, order_key)``) choose the number of trees; a random split would
   let the model see the future of the rings and bursts it is validated on.
 * **No class re-weighting.** Fraud is rare, but the served score blends the model's
-  probability with the rule evidence (``orderguard.policy.blend``, a noisy-OR): an
+  probability with the rule evidence (``scoring.policy.blend``, a noisy-OR): an
   up-weighted minority class would inflate every probability and drown the rules, and
   the decision bands would no longer mean what reviewers were told. The imbalance is
   handled where it matters: trees are chosen by the validation *average precision*

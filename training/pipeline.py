@@ -7,7 +7,7 @@ One training run:
 2. split by time with a delay gap; fit LightGBM on the older part (``training.fit``);
 3. score the holdout with the candidate and with the current champion through the served
    decision step, and evaluate rules-only, model-only and the blend (``training.evaluate``);
-4. apply the champion gate (``training.promote``);
+4. apply the champion gate (``training.gate``);
 5. log one MLflow run (params, metrics of both models, the gate's reasons, plots, the model
    with its signature, tags ``git_sha``/``data_window``/``feature_set_hash``/``settings_hash``)
    and register the candidate as a new model version.
@@ -28,21 +28,21 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from features.rules import RulePack, rules_from
 from features.shop import feature_set_from
 from features.specs import FeatureSet
 from orderguard.durations import to_timedelta
 from orderguard.enrich import Gazetteer
 from orderguard.errors import InvalidInputError, NotFoundError
-from orderguard.policy import Policy, policy_from
-from orderguard.registry import ModelRef, Registry, RunLog
 from orderguard.schema import Label, Order
 from orderguard.settings import Settings
+from scoring.policy import Policy, policy_from
+from scoring.registry import ModelRef, Registry, RunLog
+from scoring.rules import RulePack, rules_from
 from training.dataset import Dataset, Split, assert_no_leakage, build_dataset, time_split
 from training.evaluate import Evaluation, evaluate
 from training.fit import FittedModel, fit, predict
+from training.gate import Gate, PromotionDecision
 from training.plots import feature_importance_figure, pr_curve_figure, score_distribution_figure
-from training.promote import Gate, PromotionDecision
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 Each function returns a :class:`matplotlib.figure.Figure` drawn on its own Agg canvas:
 no pyplot state, no global backend switch, safe in a server or a test process. The
-registry (``orderguard.registry``) saves them with the run.
+registry (``scoring.registry``) saves them with the run.
 """
 
 from __future__ import annotations

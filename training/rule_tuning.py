@@ -55,11 +55,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from features.rules import RulePack, load_rules_file
 from orderguard.errors import ConfigError, InvalidInputError, must
 from orderguard.label_files import LabelFormat, read_label_file
 from orderguard.labels import current_labels as in_force
 from orderguard.schema import Label, Verdict
+from scoring.rules import RulePack, load_rules_file
 
 #: ``kind`` of a suggestions file, so a rule pack or a label file passed by mistake is refused.
 SUGGESTIONS_KIND = "orderguard.rule-suggestions"
@@ -231,7 +231,7 @@ def rule_stats(fired: Mapping[str, Collection[str]], verdicts: Mapping[str, Verd
     and the verdicts on them. Labels of orders not in ``fired`` are ignored; codes that are not
     rules of the pack (deny lists) are not reported.
 
-    >>> from features.rules import load_rules
+    >>> from scoring.rules import load_rules
     >>> pack = load_rules({"rules": [{"code": "A", "points": 30, "when": {"feature": "x", "op": "ge", "value": 1},
     ...                               "reason": {"zh": "a", "en": "a"}}]})
     >>> rule_stats({"jd:1": ("A",), "jd:2": ("A",), "jd:3": ()}, {"jd:1": Verdict.FALSE_POSITIVE}, pack)
@@ -481,7 +481,7 @@ def apply_suggestions(pack_text: str, suggestions: Sequence[Suggestion], *,
 
 def write_pack(text: str, out: Path, *, known_features: Collection[str] | None = None) -> RulePack:
     """Write a rule pack only if it loads: the text goes to a temporary file beside ``out``, is loaded
-    with :func:`features.rules.load_rules_file` (every feature name checked), and only then
+    with :func:`scoring.rules.load_rules_file` (every feature name checked), and only then
     replaces ``out``; on any error ``out`` is left as it was.
 
     Raises:

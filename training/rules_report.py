@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from features.judge import judge
 from features.online import OnlineFeatures
-from features.rules import RulePack
-from orderguard.policy import Decision, Policy, decision_rank
 from orderguard.schema import Order
+from scoring.judge import judge
+from scoring.policy import Decision, Policy, decision_rank
+from scoring.rules import RulePack
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,7 @@ class Replayed:
 
 def replay(orders: Iterable[Order], *, online: OnlineFeatures, rules: RulePack, policy: Policy) -> list[Replayed]:
     """Score every order at creation and at its refund claim, point-in-time, rules only,
-    deciding exactly as the service does (:func:`features.judge.judge`)."""
+    deciding exactly as the service does (:func:`scoring.judge.judge`)."""
     moments: list[tuple[datetime, str, int, Order]] = []
     for order in orders:
         moments.append((order.details.created_at, str(order.key), 0, order))

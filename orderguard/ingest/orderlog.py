@@ -152,7 +152,7 @@ ORDERS = sa.Table(
     sa.Index("ix_orders_status", "status"),
 )
 
-#: Served decisions (``orderguard.scorelog``), migration 0002.
+#: Served decisions (``scoring.records``), migration 0002.
 SCORE_RECORDS = sa.Table(
     "score_records", METADATA,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),

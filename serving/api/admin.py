@@ -15,8 +15,8 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from serving.api.deps import Services, services
+from serving.api.schemas import ErrorBody
 from serving.champion import ModelStatus
-from serving.schemas import ErrorBody
 
 router = APIRouter(tags=["model"])
 

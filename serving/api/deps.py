@@ -10,8 +10,8 @@ from orderguard.clock import Clock
 from orderguard.ingest.normalize import PiiHasher
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.labels import LabelLog
-from orderguard.scorelog import ScoreLog
 from orderguard.settings import Settings
+from scoring.records import ScoreLog
 from serving.champion import ChampionSlot
 from serving.engine import Engine
 

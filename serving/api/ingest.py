@@ -12,7 +12,7 @@ from orderguard.ingest.files import Record
 from orderguard.ingest.normalize import ParseContext
 from orderguard.ingest.service import ingest_payloads
 from serving.api.deps import Services, services
-from serving.schemas import ErrorBody, IngestError, IngestItem, IngestResponse
+from serving.api.schemas import ErrorBody, IngestError, IngestItem, IngestResponse
 
 router = APIRouter(tags=["ingest"])
 

@@ -34,8 +34,8 @@ from orderguard.ingest.orderlog import OrderLog
 from orderguard.labels import LabelLog, LabelProblem, LabelRecord
 from orderguard.schema import Channel, Label, OrderKey, Verdict
 from serving.api.deps import Services, services
+from serving.api.schemas import ErrorBody
 from serving.engine import Engine, longest_window
-from serving.schemas import ErrorBody
 
 router = APIRouter(tags=["labels"])
 

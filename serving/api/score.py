@@ -23,9 +23,9 @@ from fastapi import APIRouter, BackgroundTasks, Depends
 from orderguard.errors import InvalidInputError, OrderGuardError
 from orderguard.ingest.channels import get_adapter
 from orderguard.ingest.normalize import ParseContext
-from orderguard.scorelog import ScoreRecord
+from scoring.records import ScoreRecord
 from serving.api.deps import Services, services
-from serving.schemas import (
+from serving.api.schemas import (
     ErrorBody,
     ReasonOut,
     ScoreBatchItem,

@@ -1,7 +1,7 @@
 """The one contract every channel adapter fulfils.
 
 Parametrised over ``ADAPTERS``: a new channel registered there (with its encoder in
-``orderguard.simulate.encoders.ENCODERS``) is checked by every test below without
+``simulate.channels.ENCODERS``) is checked by every test below without
 editing this file, except for adding its hand-written samples to ``SAMPLES``.
 
 Samples come from two sources: the encoders (rendering hand-written clear-text
@@ -38,8 +38,8 @@ from orderguard.schema import (
     OrderStatus,
     RefundReason,
 )
-from orderguard.simulate.encoders import ENCODERS, encode
-from orderguard.simulate.plain import PlainAddress, PlainBuyer, PlainClient, PlainEvent, PlainRefund
+from simulate.channels import ENCODERS, encode
+from simulate.plain import PlainAddress, PlainBuyer, PlainClient, PlainEvent, PlainRefund
 
 SAMPLES_DIR = Path(__file__).parent / "samples"
 SECRET = b"simulator-secret"

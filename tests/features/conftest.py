@@ -13,8 +13,8 @@ from orderguard.errors import ServiceUnavailableError
 from orderguard.ingest.importer import import_file
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.settings import Settings
-from orderguard.simulate import SimConfig
-from orderguard.simulate.export import export_shop
+from simulate import SimConfig
+from simulate.export import export_shop
 
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
 

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from cli import app
 from features.online import OnlineFeatures
 from features.shop import default_shop_features
 from features.stores import MemoryStore
-from orderguard.cli import app
 from orderguard.enrich import Gazetteer
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.ingest.state import derive_order

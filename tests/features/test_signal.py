@@ -1,6 +1,6 @@
 """Does the shop feature set separate the simulator's abuse? Directional checks per pattern.
 
-Each abuse pattern of ``orderguard.simulate`` shares something its orders betray (a
+Each abuse pattern of ``simulate`` shares something its orders betray (a
 handset, a WiFi, a flat, a phone batch, a price, a coupon, an id card). On a small
 simulated period, backfilled point-in-time exactly as serving computes them, the
 feature a reviewer would cite must be clearly higher (or lower) for that pattern's

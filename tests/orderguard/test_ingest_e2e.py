@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from orderguard.cli import app
+from cli import app
 from orderguard.ingest.orderlog import OrderLog
 
 runner = CliRunner()

@@ -12,7 +12,7 @@ import pytest
 from openpyxl import Workbook
 from typer.testing import CliRunner
 
-from orderguard.cli import app
+from cli import app
 from orderguard.errors import InvalidInputError
 from orderguard.ingest.files import ColumnMapping
 from orderguard.ingest.importer import import_file
@@ -26,9 +26,9 @@ from orderguard.label_files import (
 from orderguard.labels import LabelLog
 from orderguard.schema import Channel, Label, OrderKey, Verdict
 from orderguard.settings import Settings
-from orderguard.simulate import SimConfig
-from orderguard.simulate.export import export_shop
-from orderguard.simulate.reviews import ReviewPlan, TruthEntry, read_ground_truth, simulated_labels
+from simulate import SimConfig
+from simulate.export import export_shop
+from simulate.reviews import ReviewPlan, TruthEntry, read_ground_truth, simulated_labels
 from tests.factories import BASE_TIME, make_event
 
 runner = CliRunner()

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from orderguard.errors import ConfigError
-from orderguard.policy import Bands, Campaign, Decision, Policy, blend, decide, decision_rank
+from scoring.policy import Bands, Campaign, Decision, Policy, blend, decide, decision_rank
 
 points = st.floats(min_value=-50, max_value=1000, allow_nan=False)
 probs = st.floats(min_value=0, max_value=1, allow_nan=False)

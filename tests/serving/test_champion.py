@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from features.shop import feature_set_from
-from orderguard.registry import ModelRef, Registry
 from orderguard.settings import Settings
+from scoring.registry import ModelRef, Registry
 from serving.app import create_app
 from tests.serving.test_score_api import site_order
 

@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 
 from orderguard.schema import Amounts, Channel, EventKind, OrderLine, OrderStatus
 from orderguard.settings import Settings
-from orderguard.simulate.encoders import encode
-from orderguard.simulate.plain import PlainAddress, PlainBuyer, PlainEvent
 from serving.app import create_app
+from simulate.channels import encode
+from simulate.plain import PlainAddress, PlainBuyer, PlainEvent
 
 T0 = datetime(2024, 11, 11, 2, 30, tzinfo=UTC)
 enc = functools.partial(encode, secret=b"api-test")

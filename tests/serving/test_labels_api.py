@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from orderguard.clock import FixedClock
 from orderguard.schema import Amounts, Channel, EventKind, OrderKey, OrderLine, OrderStatus
 from orderguard.settings import Settings
-from orderguard.simulate.encoders import encode
-from orderguard.simulate.plain import PlainAddress, PlainBuyer, PlainClient, PlainEvent
 from serving.app import create_app
+from simulate.channels import encode
+from simulate.plain import PlainAddress, PlainBuyer, PlainClient, PlainEvent
 
 T0 = datetime(2024, 11, 12, 6, 0, tzinfo=UTC)  # orders are created from here on
 NOW = T0 + timedelta(days=2)  # the service clock

@@ -12,12 +12,12 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from features.rules import default_rules_path
 from orderguard.schema import Amounts, Channel, EventKind, OrderLine, OrderStatus, RefundReason
 from orderguard.settings import Settings
-from orderguard.simulate.encoders import encode
-from orderguard.simulate.plain import PlainAddress, PlainBuyer, PlainClient, PlainEvent, PlainRefund
+from scoring.rules import default_rules_path
 from serving.app import create_app
+from simulate.channels import encode
+from simulate.plain import PlainAddress, PlainBuyer, PlainClient, PlainEvent, PlainRefund
 
 T0 = datetime(2024, 11, 12, 6, 0, tzinfo=UTC)
 enc = functools.partial(encode, secret=b"score-test")

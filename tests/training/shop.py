@@ -1,6 +1,6 @@
 """A small simulated shop for the training tests, and the labels a diligent review team would give it.
 
-The shop is simulated (``orderguard.simulate``), written as channel files and ingested
+The shop is simulated (``simulate``), written as channel files and ingested
 into a SQLite order log, so the orders are exactly what ``OrderLog.iter_orders`` gives
 in production. Labels come from the simulator's ground truth: every abnormal order is
 confirmed as fraud by a reviewer some hours after it was placed (after its refund
@@ -20,8 +20,8 @@ from orderguard.ingest.importer import import_file
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.schema import Label, Order, Verdict
 from orderguard.settings import Settings
-from orderguard.simulate import SimConfig
-from orderguard.simulate.export import export_shop
+from simulate import SimConfig
+from simulate.export import export_shop
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from features.rules import RulePack, default_rules_path, load_rules, load_rules_file
 from features.shop import default_shop_features
 from orderguard.enrich import Gazetteer
 from orderguard.errors import InvalidInputError
 from orderguard.ingest.state import derive_order
-from orderguard.policy import SHANGHAI, Bands, Campaign, Decision, Policy
 from orderguard.schema import Address, ClientInfo, Label, Order, Party, Verdict
 from orderguard.settings import TrainingSettings
+from scoring.policy import SHANGHAI, Bands, Campaign, Decision, Policy
+from scoring.rules import RulePack, default_rules_path, load_rules, load_rules_file
 from tests.factories import BASE_TIME, make_event
 from training.dataset import Dataset, TargetPolicy, build_dataset
 from training.evaluate import Evaluation, evaluate

@@ -18,10 +18,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from orderguard.cli import app
+from cli import app
 from orderguard.errors import InvalidInputError
-from orderguard.registry import Registry
 from orderguard.settings import Settings
+from scoring.registry import Registry
 from training.benchmarks.handbook import (
     ID_COLUMNS,
     QUICK_GRID,

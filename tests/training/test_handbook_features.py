@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from orderguard.cli import app
+from cli import app
 from training.benchmarks.handbook_features import (
     BOOK_COLUMNS,
     OUTPUT_COLUMNS,

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from orderguard.cli import app
+from cli import app
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.labels import LabelLog
-from orderguard.registry import Registry
 from orderguard.settings import GateSettings, Settings, TrainingSettings
+from scoring.registry import Registry
 from tests.training.shop import Shop, build_shop
 from training.pipeline import Context, TrainResult, prepare, promote, train
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from features.online import OnlineFeatures
-from features.rules import default_rules_path, load_rules_file
 from features.shop import default_shop_features
 from features.stores.memory import MemoryStore
 from orderguard.enrich import Gazetteer
 from orderguard.ingest.state import derive_order
-from orderguard.policy import Decision, Policy
 from orderguard.schema import ClientInfo, Order, Party
+from scoring.policy import Decision, Policy
+from scoring.rules import default_rules_path, load_rules_file
 from tests.factories import BASE_TIME, make_event
 from training.rules_report import replay, report
 

@@ -1,0 +1,44 @@
+"""Rules + blend + decision for one order at one moment: the step serving and replays share.
+
+The scorer (``scoring.scorer``) and the rules replay report (``training.rules_report``)
+must decide identically, allow and deny lists included, so both call :func:`judge`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from features.facts import Entity, entity_keys
+from orderguard.schema import Order
+from scoring.policy import Decision, Policy, blend, decide
+from scoring.rules import Evaluation, ListKeys, RulePack
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """What the rules found, the blended score (0-100) and the decision band."""
+
+    evaluation: Evaluation
+    score: float
+    decision: Decision
+
+
+def list_keys(order: Order) -> ListKeys:
+    """The identifiers allow and deny lists match: phone hash, device id, address key, member level."""
+    details = order.details
+    return ListKeys(
+        phone=details.buyer.phone.hash if details.buyer.phone else None,
+        device=details.client.device_id if details.client else None,
+        address=entity_keys(order).get(Entity.ADDRESS, (None,))[0],
+        member_level=details.buyer.member_level)
+
+
+def judge(order: Order, vector: Mapping[str, float], *, rules: RulePack, policy: Policy, at: datetime,
+          probability: float | None = None) -> Judgement:
+    """Evaluate the rule pack on ``vector``, blend with the model probability (None = rules
+    only) and cut the decision with the bands in force at ``at``; allow-listed orders are never held."""
+    evaluation = rules.evaluate(vector, list_keys(order))
+    score = blend(evaluation.points, probability, policy=policy)
+    return Judgement(evaluation, score, decide(score, bands=policy.bands_at(at), never_hold=evaluation.allow_listed))

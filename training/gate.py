@@ -1,0 +1,126 @@
+"""The champion gate: a candidate model goes live only when it beats the champion (pure).
+
+Candidate and champion are scored on the *same* time-split holdout by the *same*
+served decision step (``scoring.judge``), so the comparison is of what would serve.
+Each check compares one metric of the served blend with a configured margin
+(``settings.training.gate``)::
+
+    candidate - champion >= margin          (margin may be negative: a tolerated loss)
+
+The primary check is PR AUC (fraud is rare; ROC AUC hides poor precision); ROC AUC and
+recall at the review team's daily capacity guard against a model that wins on one
+number by losing what reviewers see. Before the first champion the candidate is
+compared with the rules-only scorer on the same holdout, so a first model is promoted
+only if it adds something to the rules. A holdout with too few confirmed frauds gives
+no verdict at all: the gate refuses rather than promote on noise.
+
+Every check, with both values and the margin, becomes a readable reason; training
+stores them with the run and ``orderguard promote`` prints them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from orderguard.settings import GateSettings
+
+
+@dataclass(frozen=True, slots=True)
+class GateCheck:
+    """One metric compared: ``candidate - baseline >= margin``."""
+
+    metric: str
+    candidate: float
+    baseline: float
+    margin: float
+
+    @property
+    def passed(self) -> bool:
+        if math.isnan(self.candidate) or math.isnan(self.baseline):
+            return False
+        return self.candidate - self.baseline >= self.margin - 1e-12
+
+    def reason(self, baseline_name: str) -> str:
+        """E.g. ``pass pr_auc: candidate 0.712 vs champion 0.688 (gain +0.024, needs >= +0.000)``."""
+        gain = self.candidate - self.baseline
+        return (f"{'pass' if self.passed else 'FAIL'} {self.metric}: candidate {self.candidate:.4f} vs "
+                f"{baseline_name} {self.baseline:.4f} (gain {gain:+.4f}, needs >= {self.margin:+.4f})")
+
+
+@dataclass(frozen=True, slots=True)
+class PromotionDecision:
+    """The gate's verdict and why."""
+
+    passed: bool
+    baseline: str  # "champion <version>" or "rules-only"
+    checks: tuple[GateCheck, ...]
+    reasons: tuple[str, ...]
+
+    def metrics(self) -> dict[str, float]:
+        """Flat view for the run's metrics: ``gate_passed`` and each check's gain."""
+        out = {"gate_passed": float(self.passed)}
+        out.update({f"gate_gain_{c.metric}": c.candidate - c.baseline for c in self.checks})
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """Margins from ``settings.training.gate``."""
+
+    settings: GateSettings
+
+    def decide(self, candidate: Mapping[str, float], *, champion: Mapping[str, float] | None,
+               champion_version: str | None = None, holdout_positives: int,
+               holdout_negatives: int | None = None) -> PromotionDecision:
+        """Compare a candidate's holdout metrics with the champion's (or, with no champion, with
+        the rules-only scorer's on the same holdout).
+
+        Args:
+            candidate: the candidate's evaluation metrics (``training.evaluate``'s flat names:
+                ``blend_pr_auc``, ``blend_roc_auc``, ``blend_recall_at_capacity``, ``rules_pr_auc`` ...).
+            champion: the champion's metrics on the same holdout, or None if there is no champion.
+            champion_version: for the reasons.
+            holdout_positives: confirmed frauds in the holdout.
+            holdout_negatives: honest orders in the holdout (None: not checked). A holdout of
+                frauds only ranks every scorer perfectly and proves nothing.
+
+        >>> gate = Gate(GateSettings(min_pr_auc_gain=0.01))
+        >>> d = gate.decide({"blend_pr_auc": 0.70, "blend_roc_auc": 0.9, "blend_recall_at_capacity": 0.5},
+        ...                 champion={"blend_pr_auc": 0.68, "blend_roc_auc": 0.9, "blend_recall_at_capacity": 0.5},
+        ...                 champion_version="3", holdout_positives=40)
+        >>> d.passed, d.reasons[0]
+        (True, 'pass pr_auc: candidate 0.7000 vs champion 3 0.6800 (gain +0.0200, needs >= +0.0100)')
+        """
+        margins = self.settings
+        checks: tuple[GateCheck, ...]
+        if champion is None:
+            baseline = "rules-only"
+            checks = (GateCheck("pr_auc", _get(candidate, "blend_pr_auc"), _get(candidate, "rules_pr_auc"),
+                                max(margins.min_pr_auc_gain, 0.0)),)
+        else:
+            baseline = f"champion {champion_version}" if champion_version else "champion"
+            checks = (
+                GateCheck("pr_auc", _get(candidate, "blend_pr_auc"), _get(champion, "blend_pr_auc"),
+                          margins.min_pr_auc_gain),
+                GateCheck("roc_auc", _get(candidate, "blend_roc_auc"), _get(champion, "blend_roc_auc"),
+                          margins.min_roc_auc_gain),
+                GateCheck("recall_at_capacity", _get(candidate, "blend_recall_at_capacity"),
+                          _get(champion, "blend_recall_at_capacity"), margins.min_recall_at_capacity_gain),
+            )
+        reasons = [c.reason(baseline) for c in checks]
+        enough = holdout_positives >= margins.min_holdout_positives
+        if not enough:
+            reasons.append(f"FAIL holdout: {holdout_positives} confirmed frauds, needs >= "
+                           f"{margins.min_holdout_positives} for a verdict")
+        if holdout_negatives is not None and holdout_negatives < margins.min_holdout_positives:
+            enough = False
+            reasons.append(f"FAIL holdout: {holdout_negatives} honest orders, needs >= "
+                           f"{margins.min_holdout_positives} for a verdict")
+        passed = enough and all(c.passed for c in checks)
+        return PromotionDecision(passed=passed, baseline=baseline, checks=checks, reasons=tuple(reasons))
+
+
+def _get(metrics: Mapping[str, float], name: str) -> float:
+    return float(metrics.get(name, math.nan))
