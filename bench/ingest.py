@@ -35,13 +35,14 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
+from features.settings import Settings
 from orderguard.ingest.channels import get_adapter
 from orderguard.ingest.codec import content_hash, event_to_dict
 from orderguard.ingest.importer import import_file
 from orderguard.ingest.normalize import ParseContext, PiiHasher
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.schema import OrderEvent
-from orderguard.settings import DatabaseSettings, Settings
+from orderguard.settings import DatabaseSettings
 from simulate import SimConfig
 from simulate.export import export_shop
 
@@ -118,7 +119,7 @@ def _file_import(url: str, files: list[Path], events: int, orders: int, data_dir
     try:
         start = time.perf_counter()
         for path in files:
-            import_file(path, channel=None, mapping=None, log=log, settings=settings, batch_size=BATCH)
+            import_file(path, channel=None, mapping=None, log=log, pii=settings.pii, batch_size=BATCH)
         seconds = time.perf_counter() - start
         assert log.count_orders() == orders, (log.count_orders(), orders)
     finally:

@@ -86,6 +86,7 @@ from rich.table import Table
 
 from features.derived import point_in_time_features
 from features.online import OnlineFeatures
+from features.settings import Settings
 from features.shop import feature_set_from
 from orderguard.clock import SystemClock
 from orderguard.enrich import Gazetteer
@@ -95,7 +96,6 @@ from orderguard.ingest.normalize import ParseContext, PiiHasher
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.ingest.state import derive_order
 from orderguard.schema import Order, OrderEvent
-from orderguard.settings import Settings
 from scoring.judge import judge, list_keys
 from scoring.model import Attribution, LightGBMModel, _NativeRow
 from scoring.policy import Decision, order_reasons, policy_from

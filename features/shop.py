@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from features.settings import Settings
 from features.specs import FeatureSet
-from orderguard.settings import Settings
 
 #: The YAML definition, shipped next to this module (package data).
 SHOP_FEATURES_PATH = Path(__file__).with_name("shop.yaml")

@@ -1,25 +1,24 @@
-"""The one settings object, built once per entry point and passed down.
+"""The sections of the settings object every package may read.
 
-Environment variables use the prefix ``ORDERGUARD_`` and ``__`` for nesting, e.g.
-``ORDERGUARD_DATABASE__URL=postgresql+psycopg://127.0.0.1/orderguard``. Defaults are
-the embedded deployment: SQLite files under ``data_dir`` and no server.
+The composite :class:`features.settings.Settings` (environment ``ORDERGUARD_*``) is
+assembled one layer up, because its ``features.store`` section is the union of the
+online store backends that only ``features`` knows; kernel code takes the section it
+needs (e.g. :class:`PiiSettings`), never the whole object.
 """
 
 from __future__ import annotations
 
-import hashlib
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from orderguard.durations import parse_duration, to_timedelta
+from orderguard.durations import parse_duration
 from orderguard.errors import ConfigError
 
 
-def _duration_text(value: str, info: ValidationInfo) -> str:
+def duration_text(value: str, info: ValidationInfo) -> str:
     """A duration setting normalised (``" 48H "`` → ``"48h"``), or pydantic's error naming the field."""
     try:
         return parse_duration(value, field=info.field_name or "duration")[1]
@@ -46,61 +45,6 @@ class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_batch: int = Field(default=1000, ge=1, description="most payloads accepted in one batch request")
-
-
-class SqliteStoreSettings(BaseModel):
-    """SQLite store: ``path=None`` means ``<data_dir>/features.db``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    path: Path | None = None
-
-
-class RedisStoreSettings(BaseModel):
-    """Redis store: server, key namespace and socket timeout."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    url: str = "redis://127.0.0.1:6379/0"
-    prefix: str = Field(default="og:features", min_length=1, description="namespace of every key")
-    timeout_s: float = Field(default=2.0, gt=0, description="socket timeout in seconds")
-
-
-class StoreSettings(BaseModel):
-    """Which online store backend, by ``type`` (see ``features.stores.STORE_TYPES``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["memory", "sqlite", "redis"] = "memory"
-    sqlite: SqliteStoreSettings = SqliteStoreSettings()
-    redis: RedisStoreSettings = RedisStoreSettings()
-
-
-class FeatureStoreSettings(BaseModel):
-    """Everything the feature engines need from configuration.
-
-    Attributes:
-        store: the online store backend.
-        retention_margin: how far behind the newest event lookups stay exact (and how
-            late an order may arrive and still count), e.g. ``1h``.
-        specs_path: YAML feature set; ``None`` means the default shop set (``features.shop``).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    store: StoreSettings = StoreSettings()
-    retention_margin: str = "1h"
-    specs_path: Path | None = None
-
-    @field_validator("retention_margin")
-    @classmethod
-    def _check_margin(cls, value: str, info: ValidationInfo) -> str:
-        return _duration_text(value, info)
-
-    @property
-    def retention(self) -> timedelta:
-        """``retention_margin`` as a timedelta."""
-        return to_timedelta(self.retention_margin)
 
 
 class BandSettings(BaseModel):
@@ -205,40 +149,4 @@ class TrainingSettings(BaseModel):
     @field_validator("gap", "maturity")
     @classmethod
     def _check_duration(cls, value: str, info: ValidationInfo) -> str:
-        return _duration_text(value, info)
-
-
-class Settings(BaseSettings):
-    """All configuration of one orderguard deployment."""
-
-    model_config = SettingsConfigDict(env_prefix="ORDERGUARD_", env_nested_delimiter="__",
-                                      extra="forbid")
-
-    data_dir: Path = Path("var")
-    database: DatabaseSettings = DatabaseSettings()
-    pii: PiiSettings = PiiSettings()
-    api: ApiSettings = ApiSettings()
-    features: FeatureStoreSettings = FeatureStoreSettings()
-    policy: PolicySettings = PolicySettings()
-    scoring: ScoringSettings = ScoringSettings()
-    training: TrainingSettings = TrainingSettings()
-
-    @property
-    def database_url(self) -> str:
-        """The SQLAlchemy URL of the order log."""
-        return self.database.url or f"sqlite:///{self.data_dir / 'orderguard.db'}"
-
-    @property
-    def tracking_uri(self) -> str:
-        """The MLflow tracking URI (a local SQLite file by default)."""
-        return self.training.tracking_uri or f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
-
-    @property
-    def artifact_location(self) -> Path:
-        """Where the default tracking store keeps run artifacts."""
-        return (self.training.artifact_dir or self.data_dir / "mlartifacts").resolve()
-
-    def settings_hash(self) -> str:
-        """Stable short hash of the effective settings (secrets excluded) for audit trails."""
-        dump = self.model_dump_json(exclude={"pii"})
-        return hashlib.sha256(dump.encode()).hexdigest()[:12]
+        return duration_text(value, info)

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from features.settings import Settings
 from orderguard.errors import NotFoundError, ServiceUnavailableError
-from orderguard.settings import Settings
 
 if TYPE_CHECKING:
     import lightgbm as lgb

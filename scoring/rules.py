@@ -37,9 +37,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from features.settings import Settings
 from features.specs import FeatureSet
 from orderguard.errors import ConfigError
-from orderguard.settings import Settings
 
 
 class Cmp(StrEnum):

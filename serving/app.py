@@ -16,11 +16,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from features.settings import Settings
 from orderguard.clock import Clock, SystemClock
 from orderguard.ingest.normalize import PiiHasher
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.labels import LabelLog
-from orderguard.settings import Settings
 from scoring.model import model_factory
 from scoring.records import ScoreLog
 from scoring.registry import Registry

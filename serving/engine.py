@@ -11,15 +11,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from features.online import OnlineFeatures
+from features.settings import Settings
 from features.shop import feature_set_from
 from features.specs import FeatureSet
-from features.stores import open_store
 from features.stores.base import OnlineStore
 from orderguard.clock import Clock
 from orderguard.enrich import Gazetteer
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.schema import Order
-from orderguard.settings import Settings
 from scoring.policy import policy_from
 from scoring.rules import rules_from
 from scoring.scorer import Model, Scorer
@@ -47,7 +46,7 @@ def build_engine(settings: Settings, *, clock: Clock, model: Model | None = None
     specs = feature_set_from(settings)
     rules = rules_from(settings, specs)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store(settings.features.store, data_dir=settings.data_dir)
+    store = settings.features.store.open(settings.data_dir)
     online = OnlineFeatures(store, specs, gazetteer=Gazetteer.build(),
                             retention_margin=settings.features.retention)
     scorer = Scorer(online=online, rules=rules, policy=policy_from(settings.policy), clock=clock,

@@ -32,9 +32,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from features.settings import Settings
 from orderguard.clock import FixedClock
 from orderguard.ingest.orderlog import OrderLog, redacted
-from orderguard.settings import Settings
 from tests.factories import BASE_TIME, EventFactory
 
 PG_URL_ENV = "ORDERGUARD_TEST_PG_URL"

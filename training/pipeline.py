@@ -28,13 +28,13 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.settings import Settings
 from features.shop import feature_set_from
 from features.specs import FeatureSet
 from orderguard.durations import to_timedelta
 from orderguard.enrich import Gazetteer
 from orderguard.errors import InvalidInputError, NotFoundError
 from orderguard.schema import Label, Order
-from orderguard.settings import Settings
 from scoring.policy import Policy, policy_from
 from scoring.registry import ModelRef, Registry, RunLog
 from scoring.rules import RulePack, rules_from

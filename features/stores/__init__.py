@@ -1,51 +1,41 @@
-"""Online store backends, chosen by ``type`` through one explicit registry.
+"""Online store backends and the one registry that chooses between them.
 
-``open_store(settings, data_dir=...)`` is the only constructor entry points call; the
-registry maps each ``StoreSettings.type`` to a factory.
+Each backend module holds its store and its configuration model (``type`` plus the
+backend's own options, with ``open(data_dir)``). :data:`StoreConfig` is the one list of
+backends: the settings validate ``features.store`` as this discriminated union, and
+:data:`STORE_TYPES` (``type`` → config class, as Feast's ``ONLINE_STORE_CLASS_FOR_TYPE``)
+is derived from it, so the contract suite (``tests/contracts``) runs on every member. A
+new backend is one module and one entry in the union.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from pathlib import Path
+import typing
+from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Annotated
+
+from pydantic import BaseModel, Field
 
 from features.stores.base import OnlineStore, RangeQuery
-from features.stores.memory import MemoryStore
-from features.stores.redis import RedisStore
-from features.stores.sqlite import SqliteStore
-from orderguard.errors import ConfigError, must
-from orderguard.settings import StoreSettings
+from features.stores.memory import MemoryStore, MemoryStoreConfig
+from features.stores.redis import RedisStore, RedisStoreConfig
+from features.stores.sqlite import SqliteStore, SqliteStoreConfig
 
-__all__ = ["STORE_TYPES", "MemoryStore", "OnlineStore", "RangeQuery", "RedisStore", "SqliteStore",
-           "open_store"]
+__all__ = ["STORE_TYPES", "MemoryStore", "MemoryStoreConfig", "OnlineStore", "RangeQuery", "RedisStore",
+           "RedisStoreConfig", "SqliteStore", "SqliteStoreConfig", "StoreConfig"]
 
-StoreFactory = Callable[[StoreSettings, Path], OnlineStore]
-
-
-def _memory(settings: StoreSettings, data_dir: Path) -> OnlineStore:
-    return MemoryStore()
+#: The backends, told apart by ``type``: the settings' ``features.store``.
+StoreConfig = Annotated[MemoryStoreConfig | SqliteStoreConfig | RedisStoreConfig, Field(discriminator="type")]
 
 
-def _sqlite(settings: StoreSettings, data_dir: Path) -> OnlineStore:
-    return SqliteStore(settings.sqlite.path or data_dir / "features.db")
+def _type_of(config: type[BaseModel]) -> str:
+    (name,) = typing.get_args(config.model_fields["type"].annotation)
+    return str(name)
 
 
-def _redis(settings: StoreSettings, data_dir: Path) -> OnlineStore:
-    r = settings.redis
-    return RedisStore(r.url, prefix=r.prefix, timeout_s=r.timeout_s)
-
-
-#: ``StoreSettings.type`` → factory. The one place a backend is chosen.
-STORE_TYPES: Mapping[str, StoreFactory] = MappingProxyType({
-    "memory": _memory, "sqlite": _sqlite, "redis": _redis,
+#: ``type`` → configuration class, derived from :data:`StoreConfig`.
+STORE_TYPES: Mapping[str, type[MemoryStoreConfig | SqliteStoreConfig | RedisStoreConfig]] = MappingProxyType({
+    _type_of(config): config for config in typing.get_args(typing.get_args(StoreConfig)[0])
 })
 
-
-def open_store(settings: StoreSettings, *, data_dir: Path) -> OnlineStore:
-    """Build the configured store; embedded files go under ``data_dir``."""
-    factory = STORE_TYPES.get(settings.type)
-    if factory is None:
-        raise ConfigError(must("features.store.type", "one of " + ", ".join(sorted(STORE_TYPES)),
-                               settings.type), field="features.store.type")
-    return factory(settings, data_dir)

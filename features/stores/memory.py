@@ -34,6 +34,10 @@ import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from functools import partial
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from features.facts import Entity, Fact, FactGroup, FactKind
 from features.stores.base import EMPTY_RANGE, FactRange, RangeQuery
@@ -51,6 +55,18 @@ _Slot = tuple[str, FactKind]
 _Times = int | list[int]
 #: Facts of one entity key, parallel to its ``_Times``.
 _Facts = Fact | list[Fact]
+
+
+class MemoryStoreConfig(BaseModel):
+    """``type: memory``: the embedded default; the store is rebuilt at start from the order log."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["memory"] = "memory"
+
+    def open(self, data_dir: Path) -> MemoryStore:
+        """A new, empty store (``data_dir`` is unused: nothing is written to disk)."""
+        return MemoryStore()
 
 
 def _running(facts: Sequence[Fact], attr: str) -> _Running:

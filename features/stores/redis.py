@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
 import redis
+from pydantic import BaseModel, ConfigDict, Field
 
 from features.facts import Entity, FactGroup, FactKind
 from features.stores.base import FactRange, RangeQuery
@@ -64,6 +66,21 @@ return #groups
 _EVICT_BATCH = 500
 _T = TypeVar("_T")
 _GLOB = re.compile(r"[*?\[\]\\]")  # characters SCAN MATCH would read as a pattern
+
+
+class RedisStoreConfig(BaseModel):
+    """``type: redis``: a shared server, so several service processes see the same facts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["redis"] = "redis"
+    url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = Field(default="og:features", min_length=1, description="namespace of every key")
+    timeout_s: float = Field(default=2.0, gt=0, description="socket timeout in seconds")
+
+    def open(self, data_dir: Path) -> RedisStore:
+        """The store this configuration describes (``data_dir`` is unused: the state is on the server)."""
+        return RedisStore(self.url, prefix=self.prefix, timeout_s=self.timeout_s)
 
 
 def redacted(url: str) -> str:

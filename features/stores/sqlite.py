@@ -13,6 +13,9 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from features.facts import Entity, FactGroup, FactKind
 from features.stores.base import FactRange, RangeQuery
@@ -31,6 +34,19 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS feature_facts_group ON feature_facts (group_id)",
 )
 _EVICT_BATCH = 500
+
+
+class SqliteStoreConfig(BaseModel):
+    """``type: sqlite``: facts in one file; ``path=None`` means ``<data_dir>/features.db``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["sqlite"] = "sqlite"
+    path: Path | None = None
+
+    def open(self, data_dir: Path) -> SqliteStore:
+        """The store this configuration describes."""
+        return SqliteStore(self.path or data_dir / "features.db")
 
 
 class SqliteStore:

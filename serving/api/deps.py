@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from features.settings import Settings
 from orderguard.clock import Clock
 from orderguard.ingest.normalize import PiiHasher
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.labels import LabelLog
-from orderguard.settings import Settings
 from scoring.records import ScoreLog
 from serving.champion import ChampionSlot
 from serving.engine import Engine

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 import pytest
 
+from features.settings import Settings
 from features.stores.redis import ping
 from orderguard.errors import ServiceUnavailableError
 from orderguard.ingest.importer import import_file
 from orderguard.ingest.orderlog import OrderLog
-from orderguard.settings import Settings
 from simulate import SimConfig
 from simulate.export import export_shop
 
@@ -58,7 +58,7 @@ def simulated_shop(tmp_path_factory: pytest.TempPathFactory) -> SimulatedShop:
     log = OrderLog.open(url)
     try:
         for path in sorted(files.channels.values()):
-            result = import_file(path, channel=None, mapping=None, log=log, settings=settings)
+            result = import_file(path, channel=None, mapping=None, log=log, pii=settings.pii)
             assert not result.report.errors, result.report.errors[:3]
     finally:
         log.close()

@@ -13,6 +13,7 @@ from openpyxl import Workbook
 from typer.testing import CliRunner
 
 from cli import app
+from features.settings import Settings
 from orderguard.errors import InvalidInputError
 from orderguard.ingest.files import ColumnMapping
 from orderguard.ingest.importer import import_file
@@ -25,7 +26,6 @@ from orderguard.label_files import (
 )
 from orderguard.labels import LabelLog
 from orderguard.schema import Channel, Label, OrderKey, Verdict
-from orderguard.settings import Settings
 from simulate import SimConfig
 from simulate.export import export_shop
 from simulate.reviews import ReviewPlan, TruthEntry, read_ground_truth, simulated_labels
@@ -321,7 +321,7 @@ def test_simulate_then_import_through_the_cli(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'og.db'}"
     with OrderLog.open(url) as log:
         for path in files.channels.values():
-            import_file(path, channel=None, mapping=None, log=log, settings=Settings(data_dir=tmp_path))
+            import_file(path, channel=None, mapping=None, log=log, pii=Settings(data_dir=tmp_path).pii)
     out = tmp_path / "labels.csv"
     code, text = cli(url, "simulate", "--truth", str(files.ground_truth), "--until", "2024-09-05", "--out", str(out))
     assert code == 0, text

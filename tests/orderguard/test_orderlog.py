@@ -17,13 +17,13 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
+from features.settings import Settings
 from orderguard.errors import ConfigError, EventConflictError, InvalidInputError, ServiceUnavailableError
 from orderguard.ingest import codec
 from orderguard.ingest.migrations import VERSION_TABLE
 from orderguard.ingest.orderlog import METADATA, AppendOutcome, OrderLog, migration_config, redacted
 from orderguard.ingest.state import derive_order
 from orderguard.schema import Channel, EventKind, OrderEvent, OrderKey, OrderStatus
-from orderguard.settings import Settings
 from tests.factories import BASE_TIME, EventFactory, follow_up, make_event
 
 NEW, DUP, CONF = AppendOutcome.INSERTED, AppendOutcome.DUPLICATE, AppendOutcome.CONFLICT

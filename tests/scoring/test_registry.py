@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.settings import Settings
 from orderguard.errors import NotFoundError
-from orderguard.settings import Settings
 from scoring.registry import Registry
 
 

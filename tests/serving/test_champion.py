@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from features.settings import Settings
 from features.shop import feature_set_from
-from orderguard.settings import Settings
 from scoring.registry import ModelRef, Registry
 from serving.app import create_app
 from tests.serving.test_score_api import site_order

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from features.settings import Settings
 from orderguard.schema import Amounts, Channel, EventKind, OrderLine, OrderStatus
-from orderguard.settings import Settings
 from serving.app import create_app
 from simulate.channels import encode
 from simulate.plain import PlainAddress, PlainBuyer, PlainEvent

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from features.settings import Settings
 from orderguard.clock import FixedClock
 from orderguard.schema import Amounts, Channel, EventKind, OrderKey, OrderLine, OrderStatus
-from orderguard.settings import Settings
 from serving.app import create_app
 from simulate.channels import encode
 from simulate.plain import PlainAddress, PlainBuyer, PlainClient, PlainEvent

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from features.settings import Settings
 from orderguard.schema import Amounts, Channel, EventKind, OrderLine, OrderStatus, RefundReason
-from orderguard.settings import Settings
 from scoring.rules import default_rules_path
 from serving.app import create_app
 from simulate.channels import encode

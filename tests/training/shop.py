@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from features.settings import Settings
 from orderguard.ingest.importer import import_file
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.schema import Label, Order, Verdict
-from orderguard.settings import Settings
 from simulate import SimConfig
 from simulate.export import export_shop
 
@@ -58,7 +58,7 @@ def build_shop(root: Path, *, days: int, orders_per_day: int, seed: int) -> Shop
     log = OrderLog.open(f"sqlite:///{root / 'orderguard.db'}")
     try:
         for path in sorted(files.channels.values()):
-            result = import_file(path, channel=None, mapping=None, log=log, settings=Settings(data_dir=root))
+            result = import_file(path, channel=None, mapping=None, log=log, pii=Settings(data_dir=root).pii)
             assert not result.report.errors, result.report.errors[:3]
         orders = list(log.iter_orders())
     finally:

@@ -19,8 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
+from features.settings import Settings
 from orderguard.errors import InvalidInputError
-from orderguard.settings import Settings
 from scoring.registry import Registry
 from training.benchmarks.handbook import (
     ID_COLUMNS,

@@ -10,9 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
+from features.settings import Settings
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.labels import LabelLog
-from orderguard.settings import GateSettings, Settings, TrainingSettings
+from orderguard.settings import GateSettings, TrainingSettings
 from scoring.registry import Registry
 from tests.training.shop import Shop, build_shop
 from training.pipeline import Context, TrainResult, prepare, promote, train

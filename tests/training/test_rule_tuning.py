@@ -13,10 +13,10 @@ import yaml
 from typer.testing import CliRunner
 
 from cli import app
+from features.settings import Settings
 from orderguard.errors import ConfigError, InvalidInputError
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.schema import Address, ClientInfo, Label, OrderKey, Party, Verdict
-from orderguard.settings import Settings
 from scoring.rules import RulePack, load_rules, load_rules_file
 from tests.factories import BASE_TIME, make_event
 from training.rule_tuning import (

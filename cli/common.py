@@ -1,0 +1,78 @@
+"""What every command group shares: the settings in the Typer context, one-line errors, progress, the order log.
+
+Kept apart from ``cli/__init__.py`` so each group module imports it without importing the root app.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from contextlib import closing
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from orderguard.errors import CLI_EXIT_CODE, InvalidInputError, OrderGuardError
+
+if TYPE_CHECKING:
+    from features.settings import Settings
+    from orderguard.ingest.orderlog import OrderLog
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def user_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Render any domain error as one line on stderr and exit 2 (wraps every command)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except OrderGuardError as e:
+            typer.echo(e.one_line(), err=True)
+            raise typer.Exit(CLI_EXIT_CODE) from e
+
+    return wrapper
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    """The settings the root callback built for this invocation."""
+    settings: Settings = ctx.find_root().obj
+    return settings
+
+
+def progress_bar(console: Console) -> Progress:
+    """A transient progress bar on ``console`` (stderr for commands whose stdout is a report)."""
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=console, transient=True)
+
+
+def open_log(settings: Settings) -> closing[OrderLog]:
+    """The configured order log, created under ``data_dir`` when embedded; close it with ``with``."""
+    from orderguard.ingest.orderlog import OrderLog
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return closing(OrderLog.open(settings.database_url))
+
+
+def parse_day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as e:
+        raise InvalidInputError(f"`--{option}` must be a date YYYY-MM-DD; got {value!r}", field=option) from e
+
+
+def parse_cutoff(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as e:
+        raise InvalidInputError(f"`--cutoff` must be an ISO date or time; got {value!r}", field="cutoff") from e
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,63 @@
+"""``orderguard ingest``: exported order files into the order log (the kernel's ingest)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cli.common import open_log, progress_bar, settings_of, user_errors
+from orderguard.errors import CLI_EXIT_CODE
+
+app = typer.Typer()
+
+
+@app.command()
+@user_errors
+def ingest(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="Export files: .jsonl, .csv or .xlsx.")],
+    channel: Annotated[str | None, typer.Option(
+        help="Channel of the payloads (tmall, jd, douyin, kuaishou, wechat, site). "
+             "Default: the file name, e.g. jd.jsonl.")] = None,
+    mapping: Annotated[Path | None, typer.Option(help="YAML mapping export columns to payload fields.")] = None,
+    all_or_nothing: Annotated[bool, typer.Option(
+        "--all-or-nothing", help="Store nothing from a file that has any bad row.")] = False,
+    rejects: Annotated[Path | None, typer.Option(
+        help="Write every refused row (line, field, reason) to this JSONL file.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows per database transaction.")] = 1000,
+) -> None:
+    """Import exported order files into the order log, idempotently.
+
+    Bad rows are reported with their line number and reason; good rows are kept (unless
+    --all-or-nothing). Exits 2 when any row was refused.
+    """
+    from orderguard.ingest.importer import import_file  # keeps `orderguard --help` fast
+
+    settings = settings_of(ctx)
+    console = Console(stderr=True)
+    table = Table("file", "channel", "rows", "inserted", "duplicates", "conflicts", "refused")
+    refused_total = 0
+    with open_log(settings) as log, progress_bar(console) as progress:
+        for path in files:
+            result = import_file(path, channel=channel, mapping=mapping, log=log, pii=settings.pii,
+                                 all_or_nothing=all_or_nothing, batch_size=batch_size, progress=progress)
+            table.add_row(path.name, result.channel, str(result.rows), str(result.report.inserted),
+                          str(result.report.duplicates), str(result.report.conflicts),
+                          str(len(result.report.errors)))
+            refused_total += len(result.report.errors)
+            for error in result.report.errors[:20]:
+                console.print(f"{path.name}:{error.position}: {error.error.one_line()}", markup=False,
+                              highlight=False)
+            if len(result.report.errors) > 20:
+                console.print(f"{path.name}: … and {len(result.report.errors) - 20} more refused rows")
+            if rejects is not None:
+                result.write_rejects(rejects)
+    Console().print(table)
+    if refused_total:
+        kept = "nothing stored from files with bad rows" if all_or_nothing else "good rows were stored"
+        console.print(f"error[invalid_input]: {refused_total} row(s) refused; {kept}", markup=False)
+        raise typer.Exit(CLI_EXIT_CODE)

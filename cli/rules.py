@@ -1,0 +1,172 @@
+"""``orderguard rules-report`` and ``rules tune | apply``: the rule pack replayed, measured and re-pointed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cli.common import open_log, settings_of, user_errors
+from orderguard.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from features.settings import Settings
+
+#: ``orderguard rules-report`` (a top-level command).
+report_app = typer.Typer()
+
+#: ``orderguard rules ...``.
+app = typer.Typer(no_args_is_help=True,
+                  help="Rule pack tuning: suggest points from reviewer labels, write a new pack from them.")
+
+
+@report_app.command("rules-report")
+@user_errors
+def rules_report(
+    ctx: typer.Context,
+    truth: Annotated[Path | None, typer.Option(help="ground_truth.csv of a simulated shop (recall, FPR).")] = None,
+    flag_at: Annotated[str, typer.Option(help="Decision that counts as flagged: verify, review or hold.")] = "review",
+) -> None:
+    """Replay the order log through the rule pack (rules only) and report what it flags, by pattern."""
+    from features.online import OnlineFeatures
+    from features.shop import feature_set_from
+    from features.stores.memory import MemoryStore
+    from orderguard.enrich import Gazetteer
+    from scoring.policy import Decision, decision_rank, policy_from
+    from scoring.rules import rules_from
+    from training.rules_report import read_truth, replay, report
+
+    settings = settings_of(ctx)
+    try:
+        threshold = Decision(flag_at)
+    except ValueError as e:
+        raise InvalidInputError(f"`--flag-at` must be verify, review or hold; got {flag_at!r}", field="flag_at") from e
+    specs = feature_set_from(settings)
+    online = OnlineFeatures(MemoryStore(), specs, gazetteer=Gazetteer.build(),
+                            retention_margin=settings.features.retention)
+    with open_log(settings) as log:
+        replayed = replay(log.iter_orders(), online=online, rules=rules_from(settings, specs),
+                          policy=policy_from(settings.policy))
+    console = Console()
+    if truth is None:
+        flagged = sum(1 for r in replayed if decision_rank(r.decision) >= decision_rank(threshold))
+        console.print(f"{len(replayed)} orders replayed; {flagged} at or above {threshold.value}")
+        return
+    result = report(replayed, read_truth(truth), flag_at=threshold)
+    table = Table("pattern", "abnormal", "orders", f">= {threshold.value}", "rate", "groups caught")
+    for row in result.rows:
+        table.add_row(row.pattern, "yes" if row.abnormal else "no", str(row.orders), str(row.flagged),
+                      f"{row.rate:.1%}", f"{row.groups_caught}/{row.groups}" if row.groups else "")
+    console.print(table)
+    console.print(f"recall {result.recall:.1%}  false-positive rate {result.false_positive_rate:.2%}  "
+                  f"precision {result.precision:.1%}")
+
+
+def _rules_path(settings: Settings, rules: Path | None) -> Path:
+    from scoring.rules import default_rules_path
+
+    return rules or settings.scoring.rules_path or default_rules_path()
+
+
+@app.command("tune")
+@user_errors
+def rules_tune(
+    ctx: typer.Context,
+    labels: Annotated[Path, typer.Option(help="Generic label file (order_key, verdict, labeled_at, reviewer_id, "
+                                              "note): .csv, .xlsx or .jsonl.")],
+    rules: Annotated[Path | None, typer.Option(help="Rule pack to tune (default: the configured pack).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the suggestions to this YAML file (for `rules apply`).")
+                   ] = None,
+    min_labels: Annotated[int, typer.Option(
+        min=1, help="Decided labels (fraud or false positive) a rule needs before its points move.")] = 10,
+) -> None:
+    """Replay the order log through the pack point-in-time and report, per rule, the current verdicts on the
+    orders it fired on: precision, lift over the base rate and a suggested points change.
+
+    The suggestion rule is documented in training/rule_tuning.py. Nothing is changed here:
+    `rules apply` writes a new pack from the suggestions file.
+    """
+    from features.online import OnlineFeatures
+    from features.shop import feature_set_from
+    from features.stores.memory import MemoryStore
+    from orderguard.enrich import Gazetteer
+    from scoring.policy import policy_from
+    from scoring.rules import load_rules_file
+    from training.rule_tuning import TuningPolicy, read_current_labels, tune, write_suggestions
+    from training.rules_report import replay
+
+    settings = settings_of(ctx)
+    policy = TuningPolicy(min_decided=min_labels)
+    current = read_current_labels(labels)  # bad labels fail before the replay
+    specs = feature_set_from(settings)
+    pack_path = _rules_path(settings, rules)
+    pack = load_rules_file(pack_path, known_features=specs.names)
+    online = OnlineFeatures(MemoryStore(), specs, gazetteer=Gazetteer.build(),
+                            retention_margin=settings.features.retention)
+    with open_log(settings) as log:
+        replayed = replay(log.iter_orders(), online=online, rules=pack, policy=policy_from(settings.policy))
+    report = tune({r.order_key: r.codes for r in replayed}, {k: v.verdict for k, v in current.items()}, pack,
+                  policy=policy)
+    if report.labelled_orders == 0:
+        raise InvalidInputError(f"`--labels` must name orders of the order log; none of {len(current)} does "
+                                f"({labels.name})", field="labels")
+    table = Table("rule", "points", "hits", "fraud", "false pos.", "investigate", "precision", "lift", "suggested",
+                  "why")
+    for row, s in zip(report.rows, report.suggestions, strict=True):
+        lift = row.lift(report.base_rate)
+        table.add_row(row.code, f"{row.points:g}", str(row.hits), str(row.confirmed_fraud), str(row.false_positive),
+                      str(row.needs_investigation), "-" if row.decided == 0 else f"{row.precision:.2f}",
+                      "-" if lift != lift else f"{lift:.1f}",
+                      f"{s.suggested_points:g}" if s.action.value != "keep" else "=", s.reason)
+    console = Console()
+    console.print(table)
+    console.print(f"{report.labelled_orders} labelled orders replayed ({len(current) - report.labelled_orders} labels "
+                  f"name no order of the log); base rate {report.base_rate:.1%} fraud among "
+                  f"{report.decided_orders} decided labels", markup=False, highlight=False)
+    if out is not None:
+        write_suggestions(report, out, rules=str(pack_path), labels=str(labels))
+        console.print(f"{len(report.changes)} change(s) suggested -> {out}; review it, then: orderguard rules apply "
+                      f"{out} --rules {pack_path} --out NEW_PACK.yaml", markup=False, highlight=False)
+
+
+@app.command("apply")
+@user_errors
+def rules_apply(
+    ctx: typer.Context,
+    suggestions: Annotated[Path, typer.Argument(help="Suggestions YAML written by `rules tune --out`.")],
+    out: Annotated[Path, typer.Option(help="The new rule pack to write.")],
+    rules: Annotated[Path | None, typer.Option(
+        help="Rule pack the suggestions were made for (default: the configured pack).")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Let --out replace an existing file, the input pack included.")] = False,
+) -> None:
+    """Write a new rule pack with the suggested points; only `points` change, comments and order are kept.
+
+    The result is loaded and checked against the feature set before it is written. The
+    input pack is never changed unless --out names it and --force is given.
+    """
+    from features.shop import feature_set_from
+    from orderguard.errors import ConfigError
+    from training.rule_tuning import apply_suggestions, read_suggestions, write_pack
+
+    settings = settings_of(ctx)
+    pack_path = _rules_path(settings, rules)
+    if out.exists() and not force:
+        what = "the input pack" if out.resolve() == pack_path.resolve() else "an existing file"
+        raise InvalidInputError(f"`--out` must not be {what} unless --force is given; got {str(out)!r}", field="out")
+    chosen = read_suggestions(suggestions)
+    try:
+        text = pack_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"`{pack_path}` must be a readable rule pack; {e}", field="rules") from e
+    new_text, applied = apply_suggestions(text, chosen, source=str(pack_path))
+    write_pack(new_text, out, known_features=feature_set_from(settings).names)
+    table = Table("rule", "points", "new points", "why")
+    for s in applied:
+        table.add_row(s.code, f"{s.points:g}", f"{s.suggested_points:g}", s.reason)
+    console = Console()
+    console.print(table)
+    console.print(f"{len(applied)} rule(s) changed -> {out}", markup=False, highlight=False)

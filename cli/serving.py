@@ -1,0 +1,28 @@
+"""``orderguard serve``: the HTTP service (``serving``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli.common import settings_of, user_errors
+
+app = typer.Typer()
+
+
+@app.command()
+@user_errors
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Bind address (default from settings: 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from settings: 8000).")] = None,
+) -> None:
+    """Run the HTTP service (one worker; see README for production settings)."""
+    import uvicorn
+
+    from serving.app import create_app
+
+    settings = settings_of(ctx)
+    uvicorn.run(create_app(settings), host=host or settings.api.host, port=port or settings.api.port,
+                log_level="info", access_log=False)

@@ -1,0 +1,112 @@
+"""``orderguard train | promote | model``: the retraining loop and the champion (``training``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cli.common import open_log, parse_cutoff, settings_of, user_errors
+
+if TYPE_CHECKING:
+    from features.settings import Settings
+    from training.pipeline import Context as TrainingContext
+
+app = typer.Typer()
+
+
+def _training_context(settings: Settings, cutoff: str | None) -> TrainingContext:
+    from orderguard.labels import LabelLog
+    from training.pipeline import prepare
+
+    with open_log(settings) as log:
+        orders = list(log.iter_orders())
+        labels = list(LabelLog(log.engine).iter_labels())
+    return prepare(settings, orders=orders, labels=labels, cutoff=parse_cutoff(cutoff))
+
+
+def _print_gate(console: Console, reasons: tuple[str, ...], *, passed: bool, baseline: str) -> None:
+    console.print(f"[bold]gate vs {baseline}: {'PASSED' if passed else 'REFUSED'}[/bold]")
+    for reason in reasons:
+        console.print(f"  {reason}")
+
+
+@app.command()
+@user_errors
+def train(
+    ctx: typer.Context,
+    cutoff: Annotated[str | None, typer.Option(help="Train as of this time (ISO); default: newest order.")] = None,
+    promote: Annotated[bool, typer.Option("--promote", help="Make the candidate champion if the gate passes.")] = False,
+    shuffle_labels: Annotated[bool, typer.Option(
+        "--shuffle-labels", help="Drill: train on permuted labels; the gate must refuse the result.")] = False,
+) -> None:
+    """Train a candidate on reviewer labels, compare it with the champion, log it to MLflow and register it."""
+    from scoring.registry import Registry, git_sha
+    from training.pipeline import train as run_training
+
+    settings = settings_of(ctx)
+    console = Console(width=max(Console().width, 110))  # the metrics table stays readable when piped
+    context = _training_context(settings, cutoff)
+    result = run_training(context, Registry.from_settings(settings), git_sha=git_sha(), promote=promote,
+                          shuffle_labels=shuffle_labels)
+    console.print(f"dataset as of {context.cutoff:%Y-%m-%d %H:%M} UTC: {result.train_rows:,} training orders, "
+                  f"{result.holdout_rows:,} holdout orders ({context.data_window})")
+    metrics = result.evaluation.metrics()
+    champion = result.champion_evaluation.metrics() if result.champion_evaluation else {}
+    table = Table("holdout metric", "rules only", "model only", "blend (served)", "champion blend")
+    for name in ("roc_auc", "pr_auc", "precision_at_capacity", "recall_at_capacity"):
+        table.add_row(name, *(f"{metrics.get(f'{who}_{name}', float('nan')):.4f}"
+                              for who in ("rules", "model", "blend")),
+                      f"{champion[f'blend_{name}']:.4f}" if f"blend_{name}" in champion else "-")
+    console.print(table)
+    _print_gate(console, result.decision.reasons, passed=result.decision.passed, baseline=result.decision.baseline)
+    console.print(f"registered {result.candidate.label} (run {result.run_id}); "
+                  + ("promoted to champion" if result.promoted else "champion unchanged"))
+
+
+@app.command()
+@user_errors
+def promote(
+    ctx: typer.Context,
+    version: Annotated[str | None, typer.Option(help="Registered version to judge; default: the newest.")] = None,
+    cutoff: Annotated[str | None, typer.Option(help="Holdout as of this time (ISO); default: newest order.")] = None,
+) -> None:
+    """Judge a registered model against the champion on the current holdout; promote it only if the gate passes.
+
+    Exits 0 when promoted, 1 when the gate refuses (the reasons are printed and stored with the run).
+    """
+    from scoring.registry import Registry
+    from training.pipeline import latest_version
+    from training.pipeline import promote as run_promotion
+
+    settings = settings_of(ctx)
+    registry = Registry.from_settings(settings)
+    chosen = version or latest_version(registry)
+    result = run_promotion(_training_context(settings, cutoff), registry, version=chosen)
+    console = Console()
+    _print_gate(console, result.decision.reasons, passed=result.decision.passed, baseline=result.decision.baseline)
+    if not result.promoted:
+        console.print(f"{result.candidate.label} refused; champion unchanged")
+        raise typer.Exit(1)
+    console.print(f"{result.candidate.label} is now champion; running services pick it up with "
+                  "POST /v1/admin/reload-model")
+
+
+@app.command()
+@user_errors
+def model(ctx: typer.Context) -> None:
+    """Show the champion model (the one services load). Exits 1 when there is none (rules only)."""
+    from scoring.registry import Registry
+
+    settings = settings_of(ctx)
+    registry = Registry.from_settings(settings)
+    champion = registry.champion()
+    console = Console()
+    if champion is None:
+        console.print(f"no champion in {settings.tracking_uri}: services score with the rules only")
+        raise typer.Exit(1)
+    run = registry.run(champion.run_id)
+    console.print(f"champion {champion.label} (run {champion.run_id}, data {run.tags.get('data_window', '?')}, "
+                  f"holdout blend PR AUC {run.metrics.get('blend_pr_auc', float('nan')):.4f})")
