@@ -9,7 +9,7 @@ orders (``features.derived.point_in_time_features``) against the simulator's gro
 truth. The engine is the one the service runs: ``serving.engine.build_engine`` with
 the default settings (memory store, shop feature set, default rules and policy) and the
 model (``scoring.model.LightGBMModel``), warm-started from the order log
-(``serving.engine.warm_start``). The orders created after the cut-off are the held-out
+(``serving.services.warm_start``). The orders created after the cut-off are the held-out
 stream: each is scored once, at its creation, in creation order, as its first channel
 document (a distinct order per score).
 
@@ -25,8 +25,8 @@ single-row fast path. Ratios are to the native floor.
 
 **(b) HTTP.** The real app (``serving.app.create_app``) runs under uvicorn in a
 subprocess: 1 worker, uvloop, httptools, no access log, log level warning; the model
-is installed into the scorer once the app's lifespan has opened everything (the
-registry of the bench's fresh data directory has no champion). Beside it, a bare
+is the app's champion through the ``create_app(champion_source=...)`` seam: a fixed
+booster file installed by the champion slot at start-up, as a registry champion is. Beside it, a bare
 FastAPI app (same server settings) that parses the same JSON body and returns a
 constant: the floor. An open-loop load generator in another process (uvloop, raw
 HTTP/1.1 over keep-alive connections, at most 256) sends requests on a fixed schedule
@@ -39,7 +39,7 @@ server answers a health check promptly. Then the maximum throughput of each,
 closed-loop with 16 connections.
 
 **(c) Profile.** cProfile over ``Scorer.score`` and over the score route's work
-without the HTTP server (``serving.api.score.score_one`` inside the real app's
+without the HTTP server (``serving.services.score_and_store`` inside the real app's
 lifespan), split into the steps that own the time. cProfile inflates small calls:
 read the shares, not the microseconds.
 
@@ -70,9 +70,9 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -95,14 +95,16 @@ from orderguard.ingest.channels.kit import DocumentAdapter
 from orderguard.ingest.normalize import ParseContext, PiiHasher
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.ingest.state import derive_order
+from orderguard.labels import LabelLog
 from orderguard.schema import Order, OrderEvent
 from scoring.judge import judge, list_keys
 from scoring.model import Attribution, LightGBMModel, _NativeRow
 from scoring.policy import Decision, order_reasons, policy_from
 from scoring.records import ScoreLog
+from scoring.registry import ModelRef
 from scoring.scorer import Scorer
-from serving.api.score import score_one
-from serving.engine import Engine, build_engine, warm_start
+from serving.engine import Engine, build_engine
+from serving.services import score_and_store, warm_start
 from simulate import SimConfig, simulate
 from simulate.channels import ENCODERS, encode
 from training.metrics import pr_auc, roc_auc
@@ -218,7 +220,7 @@ def _engine(settings: Settings, log_url: str, model: LightGBMModel | None) -> En
     engine = build_engine(settings, clock=SystemClock(), model=model)
     log = OrderLog.open(log_url)
     try:
-        warm_start(engine, log)
+        warm_start(engine, log, LabelLog(log.engine))
     finally:
         log.close()
     return engine
@@ -287,7 +289,7 @@ def in_process(settings: Settings, log_url: str, booster: lgb.Booster, orders: S
 
     shap = LightGBMModel.from_booster(booster, MODEL_VERSION, feature_set=feature_set, policy=policy,
                                       attribution=Attribution.SHAP, max_reasons=settings.scoring.max_reasons)
-    flagged = [v for v, r in zip(vectors, records[WARMUP:], strict=True) if r.decision != Decision.APPROVE.value]
+    flagged = [v for v, r in zip(vectors, records[WARMUP:], strict=True) if r.decision is not Decision.APPROVE]
     figures = [
         scored, thawed, rules_only,
         _timed_calls("LightGBMModel.predict, path reasons", model.predict, vectors),
@@ -305,15 +307,15 @@ def in_process(settings: Settings, log_url: str, booster: lgb.Booster, orders: S
     return {
         "figures": figures, "records": records, "orders": len(orders), "timed": len(scored.ns),
         "flagged_share": round(len(flagged) / len(vectors), 4),
-        "with_model_reasons_share": round(sum(any(x["source"] == "model" for x in r.reasons)
+        "with_model_reasons_share": round(sum(any(x.source == "model" for x in r.reasons)
                                               for r in records) / len(records), 4),
         "holdout": {"positives": int(sum(y)), "roc_auc_model": round(roc_auc(y, probabilities), 4),
                     "pr_auc_model": round(pr_auc(y, probabilities), 4), "roc_auc_score": round(roc_auc(y, scores), 4),
                     "pr_auc_score": round(pr_auc(y, scores), 4),
-                    "decisions": {d.value: decisions.count(d.value) for d in Decision}},
+                    "decisions": {d.value: decisions.count(d) for d in Decision}},
         "path_vs_shap": agreement,
-        "example": next((list(r.reasons)[:5] for r in records
-                         if {x["source"] for x in r.reasons} == {"rule", "model"}), []),
+        "example": next(([asdict(x) for x in r.reasons[:5]] for r in records
+                         if {x.source for x in r.reasons} == {"rule", "model"}), []),
         "leaf_call": _timed_calls("native leaf-index call", lambda _: model._leaves.predict(),
                                   vectors[:2000]).summary(),
     }
@@ -398,30 +400,44 @@ def profile_scorer(settings: Settings, log_url: str, model: LightGBMModel, order
     return _cumulative(pstats.Stats(profiler), _SCORER_STEPS, Scorer.score, len(orders) - WARMUP)
 
 
-def profile_route(data_dir: Path, model: LightGBMModel, stream: Sequence[tuple[str, dict[str, Any], OrderEvent]]
+@dataclass(frozen=True, slots=True)
+class FileChampion:
+    """The bench's model as the app's champion: a booster file the champion slot installs at start-up."""
+
+    path: Path
+
+    def champion(self) -> ModelRef | None:
+        name, version = MODEL_VERSION.split("/")
+        return ModelRef(name, version, run_id="bench", source=str(self.path))
+
+    def load_booster(self, ref: ModelRef) -> lgb.Booster:
+        return lgb.Booster(model_file=ref.source)
+
+
+def profile_route(data_dir: Path, model_file: Path, stream: Sequence[tuple[str, dict[str, Any], OrderEvent]]
                   ) -> list[dict[str, Any]]:
-    """cProfile of the score route's work, without the HTTP server (the real app's lifespan, then ``score_one``)."""
-    from serving.api.schemas import ScoreRequest
+    """cProfile of the score route's work without the HTTP server: the real app's lifespan, then
+    ``score_and_store``."""
     from serving.app import create_app
 
-    app = create_app(Settings(data_dir=data_dir))
-    requests = [ScoreRequest(channel=c, payload=p) for c, p, _ in stream]
+    app = create_app(Settings(data_dir=data_dir), champion_source=FileChampion(model_file))
+    requests = [(c, p) for c, p, _ in stream]
 
     async def run() -> pstats.Stats:
         async with app.router.lifespan_context(app):
             svc = app.state.services
-            svc.engine.scorer.model = model
-            for request in requests[:WARMUP]:
-                score_one(svc, request)
+            assert svc.champion.status.version == MODEL_VERSION, svc.champion.status.note
+            for channel, payload in requests[:WARMUP]:
+                score_and_store(svc, channel, payload)
             profiler = cProfile.Profile()
             profiler.enable()
-            for request in requests[WARMUP:]:
-                score_one(svc, request)
+            for channel, payload in requests[WARMUP:]:
+                score_and_store(svc, channel, payload)
             profiler.disable()
         return pstats.Stats(profiler)
 
     stats = asyncio.run(run())
-    return _cumulative(stats, _ROUTE_STEPS, score_one, len(requests) - WARMUP)
+    return _cumulative(stats, _ROUTE_STEPS, score_and_store, len(requests) - WARMUP)
 
 
 def write_costs(directory: Path, log_file: Path, events: Sequence[OrderEvent], records: Sequence[Any]
@@ -475,7 +491,7 @@ def _free_port() -> int:
 
 
 def serve(kind: str, *, data_dir: Path, model_file: Path | None, port: int) -> None:
-    """Server process: the real app with the model installed after its lifespan opened, or the bare floor."""
+    """Server process: the real app with the model file as its champion, or the bare floor."""
     import uvicorn
     from fastapi import FastAPI
 
@@ -493,22 +509,8 @@ def serve(kind: str, *, data_dir: Path, model_file: Path | None, port: int) -> N
     else:
         from serving.app import create_app
 
-        settings = Settings(data_dir=data_dir)
-        app = create_app(settings)
         assert model_file is not None
-        model = LightGBMModel.from_booster(lgb.Booster(model_file=str(model_file)), MODEL_VERSION,
-                                           feature_set=feature_set_from(settings),
-                                           policy=policy_from(settings.policy),
-                                           max_reasons=settings.scoring.max_reasons)
-        opened = app.router.lifespan_context
-
-        @contextlib.asynccontextmanager
-        async def with_model(application: FastAPI) -> AsyncIterator[Any]:
-            async with opened(application) as state:
-                application.state.services.engine.scorer.model = model
-                yield state
-
-        app.router.lifespan_context = with_model
+        app = create_app(Settings(data_dir=data_dir), champion_source=FileChampion(model_file))
     uvicorn.run(app, host="127.0.0.1", port=port, **SERVER)  # type: ignore[arg-type]
 
 
@@ -894,8 +896,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         route_dir = root / "route"
         route_dir.mkdir()
         shutil.copy(base.data_dir / "orderguard.db", route_dir / "orderguard.db")
-        route_profile = profile_route(route_dir, model, shop.stream[:3000])
-        _report_profile("(c) where the score route spends its time without HTTP (cProfile, score_one)",
+        route_profile = profile_route(route_dir, model_file, shop.stream[:3000])
+        _report_profile("(c) where the score route spends its time without HTTP (cProfile, score_and_store)",
                         route_profile)
         writes = write_costs(route_dir, base.data_dir / "orderguard.db", [e for _, _, e in shop.stream[:2000]],
                              records[:2000])

@@ -22,16 +22,18 @@ from sqlalchemy.exc import IntegrityError
 
 from orderguard.ingest.orderlog import SCORE_RECORDS
 from orderguard.schema import OrderKey
+from scoring.policy import Decision, Reason, RiskLevel
+from scoring.rules import RuleHit
 
 
 @dataclass(frozen=True, slots=True)
 class ScoreRecord:
-    """One served decision.
+    """One served decision, typed as the scorer made it; JSON only in the ``score_records`` row.
 
     Attributes:
         features: the served feature vector (NaN = missing).
-        hits: fired rules as ``{code, points, reason_zh, reason_en, values}``.
-        reasons: ordered reasons as ``{code, weight, text_zh, text_en, source}``.
+        hits: the fired rules, in pack order, with the values that made them fire.
+        reasons: the reasons shown to the caller, strongest first (rules and model).
         latency_ms: server-side time to score, features to decision.
     """
 
@@ -40,8 +42,8 @@ class ScoreRecord:
     event_time: datetime
     scored_at: datetime
     score: float
-    risk_level: str
-    decision: str
+    risk_level: RiskLevel
+    decision: Decision
     rules_only: bool
     model_version: str | None
     settings_hash: str
@@ -49,8 +51,8 @@ class ScoreRecord:
     latency_ms: float
     allow_listed: bool = False
     features: Mapping[str, float] = field(default_factory=dict)
-    hits: tuple[Mapping[str, Any], ...] = ()
-    reasons: tuple[Mapping[str, Any], ...] = ()
+    hits: tuple[RuleHit, ...] = ()
+    reasons: tuple[Reason, ...] = ()
 
 
 def _nan_to_none(values: Mapping[str, float]) -> dict[str, float | None]:
@@ -61,15 +63,35 @@ def _none_to_nan(values: Mapping[str, float | None]) -> dict[str, float]:
     return {k: (math.nan if v is None else float(v)) for k, v in values.items()}
 
 
+def _hit_json(hit: RuleHit) -> dict[str, Any]:
+    return {"code": hit.code, "points": hit.points, "reason_zh": hit.reason_zh, "reason_en": hit.reason_en,
+            "values": _nan_to_none(hit.values)}
+
+
+def _hit(body: Mapping[str, Any]) -> RuleHit:
+    return RuleHit(code=body["code"], points=float(body["points"]), reason_zh=body.get("reason_zh", ""),
+                   reason_en=body.get("reason_en", ""), values=_none_to_nan(body.get("values", {})))
+
+
+def _reason_json(reason: Reason) -> dict[str, Any]:
+    return {"code": reason.code, "weight": reason.weight, "text_zh": reason.text_zh, "text_en": reason.text_en,
+            "source": reason.source}
+
+
+def _reason(body: Mapping[str, Any]) -> Reason:
+    return Reason(code=body["code"], weight=float(body["weight"]), text_zh=body.get("text_zh", ""),
+                  text_en=body.get("text_en", ""), source=body.get("source", "rule"))
+
+
 def _row(record: ScoreRecord) -> dict[str, Any]:
     return {
         "order_key": str(record.order_key), "event_version": record.event_version,
         "event_time": record.event_time, "scored_at": record.scored_at, "score": record.score,
-        "risk_level": record.risk_level, "decision": record.decision, "rules_only": record.rules_only,
+        "risk_level": record.risk_level.value, "decision": record.decision.value, "rules_only": record.rules_only,
         "model_version": record.model_version, "settings_hash": record.settings_hash,
         "feature_set_hash": record.feature_set_hash, "latency_ms": record.latency_ms,
-        "record": {"features": _nan_to_none(record.features), "hits": [dict(h) for h in record.hits],
-                   "reasons": [dict(r) for r in record.reasons], "allow_listed": record.allow_listed},
+        "record": {"features": _nan_to_none(record.features), "hits": [_hit_json(h) for h in record.hits],
+                   "reasons": [_reason_json(r) for r in record.reasons], "allow_listed": record.allow_listed},
     }
 
 
@@ -79,11 +101,11 @@ def _from_row(row: sa.Row[Any]) -> ScoreRecord:
     return ScoreRecord(
         order_key=OrderKey.parse(m["order_key"]), event_version=int(m["event_version"]),
         event_time=m["event_time"], scored_at=m["scored_at"], score=float(m["score"]),
-        risk_level=m["risk_level"], decision=m["decision"], rules_only=bool(m["rules_only"]),
+        risk_level=RiskLevel(m["risk_level"]), decision=Decision(m["decision"]), rules_only=bool(m["rules_only"]),
         model_version=m["model_version"], settings_hash=m["settings_hash"],
         feature_set_hash=m["feature_set_hash"], latency_ms=float(m["latency_ms"]),
         allow_listed=bool(body.get("allow_listed", False)), features=_none_to_nan(body["features"]),
-        hits=tuple(body["hits"]), reasons=tuple(body["reasons"]))
+        hits=tuple(map(_hit, body["hits"])), reasons=tuple(map(_reason, body["reasons"])))
 
 
 class ScoreLog:
@@ -120,7 +142,7 @@ class ScoreLog:
             row = conn.execute(query).first()
         return _from_row(row) if row is not None else None
 
-    def iter_records(self, *, decisions: tuple[str, ...] = (), limit: int | None = None) -> Iterator[ScoreRecord]:
+    def iter_records(self, *, decisions: tuple[Decision, ...] = (), limit: int | None = None) -> Iterator[ScoreRecord]:
         """Records by event time (newest first), optionally only some decisions."""
         query = sa.select(SCORE_RECORDS).order_by(SCORE_RECORDS.c.event_time.desc(), SCORE_RECORDS.c.id.desc())
         if decisions:

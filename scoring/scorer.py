@@ -8,7 +8,6 @@ order system may retry a request and gets the same answer without double countin
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -79,12 +78,8 @@ class Scorer:
         latency_ms = (time.perf_counter() - started) * 1000
         return ScoreRecord(
             order_key=order.key, event_version=order.event_version, event_time=as_of, scored_at=self.clock.now(),
-            score=round(score, 2), risk_level=risk_level(decision).value, decision=decision.value,
+            score=round(score, 2), risk_level=risk_level(decision), decision=decision,
             rules_only=model is None, model_version=model.version if model else None,
             settings_hash=self.settings_hash, feature_set_hash=self.online.specs.hash(), latency_ms=latency_ms,
             allow_listed=evaluation.allow_listed, features=dict(values),
-            hits=tuple({"code": h.code, "points": h.points, "reason_zh": h.reason_zh, "reason_en": h.reason_en,
-                        "values": {k: (None if math.isnan(v) else v) for k, v in h.values.items()}}
-                       for h in evaluation.hits),
-            reasons=tuple({"code": r.code, "weight": r.weight, "text_zh": r.text_zh, "text_en": r.text_en,
-                           "source": r.source} for r in reasons[: self.max_reasons]))
+            hits=evaluation.hits, reasons=reasons[: self.max_reasons])

@@ -3,7 +3,8 @@
 The lifespan opens the order log, the online feature store and the scorer (replaying
 recent orders into an empty in-memory store) and loads the registry's champion model
 (rules-only when there is none; ``POST /v1/admin/reload-model`` swaps in a new one).
-Routes reach them through ``serving.api.deps.services``. Nothing is opened at import
+Routes reach them through ``serving.api.deps.services`` and hand them to the use cases
+of ``serving.services``. Nothing is opened at import
 time, so tests build as many independent apps as they like.
 """
 
@@ -25,16 +26,24 @@ from scoring.model import model_factory
 from scoring.records import ScoreLog
 from scoring.registry import Registry
 from serving.api import admin, health, ingest, labels, score
-from serving.api.deps import Services
 from serving.api.errors import install_error_handlers
-from serving.champion import ChampionSlot
-from serving.engine import build_engine, warm_start
+from serving.champion import ChampionSlot, ChampionSource
+from serving.engine import build_engine
+from serving.services import Services, warm_start
 
 logger = logging.getLogger("orderguard.serving")
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
-    """Build the FastAPI app for ``settings``; ``clock`` defaults to the system clock."""
+def create_app(settings: Settings, *, clock: Clock | None = None,
+               champion_source: ChampionSource | None = None) -> FastAPI:
+    """Build the FastAPI app for ``settings``.
+
+    Args:
+        clock: defaults to the system clock.
+        champion_source: where the champion model comes from; defaults to the settings'
+            MLflow registry. Benchmarks pass a fixed model file here, so the model is
+            installed by the same slot, at the same point of start-up, as in service.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,15 +53,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         label_log = LabelLog(log.engine)
         engine = build_engine(settings, clock=the_clock)
         try:
-            champion = ChampionSlot(registry=Registry.from_settings(settings), scorer=engine.scorer, clock=the_clock,
+            source = champion_source or Registry.from_settings(settings)
+            champion = ChampionSlot(registry=source, scorer=engine.scorer, clock=the_clock,
                                     make_model=model_factory(engine.online.specs, policy=engine.scorer.policy,
                                                              max_reasons=settings.scoring.max_reasons))
             logger.info("model: %s", champion.load_at_start().note)
             if settings.scoring.warm_start:
-                warmed = warm_start(engine, log)
-                logger.info("warm start: %d recent orders replayed into the online store", warmed)
-                if warmed:
-                    labels.warm_start_labels(engine, log, labels=label_log)
+                warmed = warm_start(engine, log, label_log)
+                logger.info("warm start: %d recent orders and %d labels replayed into the online store",
+                            warmed.orders, warmed.labels)
             gc.collect()
             gc.freeze()  # the warmed feature state is long-lived: keep it out of every later collection
             app.state.services = Services(

@@ -17,11 +17,11 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from orderguard.clock import Clock
 from orderguard.errors import IncompatibleModelError, OrderGuardError
-from scoring.registry import ModelRef, Registry
+from scoring.registry import ModelRef
 from scoring.scorer import Model, Scorer
 
 if TYPE_CHECKING:
@@ -29,6 +29,15 @@ if TYPE_CHECKING:
 
 #: Builds the served model from a loaded booster and its registry label ("name/version").
 ModelFactory = Callable[["lgb.Booster", str], Model]
+
+
+class ChampionSource(Protocol):
+    """Where the champion comes from: the model registry (``scoring.registry.Registry``) in
+    service; a fixed booster file in benchmarks, through the same slot."""
+
+    def champion(self) -> ModelRef | None: ...
+
+    def load_booster(self, ref: ModelRef) -> lgb.Booster: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +67,13 @@ def check_features(ref: ModelRef, needed: list[str], served: tuple[str, ...]) ->
 
 @dataclass(slots=True)
 class ChampionSlot:
-    """Holds the scorer's model and swaps it for the registry's champion on request."""
+    """Holds the scorer's model and swaps it for the registry's champion on request.
 
-    registry: Registry
+    The only writer of ``Scorer.model`` in a running service: start-up and reload both go
+    through :meth:`install`, so the status always names the model that serves.
+    """
+
+    registry: ChampionSource
     scorer: Scorer
     make_model: ModelFactory
     clock: Clock

@@ -1,4 +1,4 @@
-"""Build the scoring engine from settings: store, feature set, rules, policy, warm start.
+"""Build the scoring engine from settings: store, feature set, rules, policy.
 
 Separate from ``serving.app`` so benchmarks and tests can build the exact engine the
 service runs without an HTTP server.
@@ -17,7 +17,6 @@ from features.specs import FeatureSet
 from features.stores.base import OnlineStore
 from orderguard.clock import Clock
 from orderguard.enrich import Gazetteer
-from orderguard.ingest.orderlog import OrderLog
 from orderguard.schema import Order
 from scoring.policy import policy_from
 from scoring.rules import rules_from
@@ -58,24 +57,3 @@ def longest_window(specs: FeatureSet) -> timedelta:
     """How far back features look: the longest window plus its delay."""
     return max((timedelta(microseconds=s.window.us + (s.offset.us if s.offset else 0)) for s in specs.specs),
                default=timedelta(0))
-
-
-def warm_start(engine: Engine, log: OrderLog) -> int:
-    """Replay the order log's recent orders into an empty online store; returns orders applied.
-
-    A memory store starts empty on every restart; without this, the first orders after a
-    deploy would be scored with no history. Persistent stores (SQLite, Redis) that already
-    hold state are left alone.
-    """
-    if engine.store.size() > 0:
-        return 0
-    orders = list(log.iter_orders())
-    if not orders:
-        return 0
-    horizon = max(o.updated_at for o in orders) - longest_window(engine.online.specs) - timedelta(hours=1)
-    applied = 0
-    for order in orders:
-        if order.details.created_at >= horizon or order.updated_at >= horizon:
-            engine.online.apply(order)
-            applied += 1
-    return applied

@@ -8,35 +8,16 @@ the online engine does not compute) is refused with the reason and the old model
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
 
-from serving.api.deps import Services, services
-from serving.api.schemas import ErrorBody
+from serving.api.deps import services
+from serving.api.schemas import ErrorBody, ModelStatusOut, ReloadOut
 from serving.champion import ModelStatus
+from serving.services import Services
 
 router = APIRouter(tags=["model"])
-
-
-class ModelStatusOut(BaseModel):
-    """The model scores are computed with."""
-
-    model_version: str | None = Field(description="registered model `name/version`; null when rules-only",
-                                      examples=["orderguard-risk/3"])
-    rules_only: bool = Field(description="true when no model is loaded and scores come from the rules alone")
-    note: str = Field(description="why: which champion, or why none is loaded")
-    loaded_at: datetime | None = Field(description="when the model was loaded (UTC)")
-
-
-class ReloadOut(BaseModel):
-    """The model before and after a reload."""
-
-    changed: bool = Field(description="true when a different model serves now")
-    previous: ModelStatusOut
-    current: ModelStatusOut
 
 
 def _out(status: ModelStatus) -> ModelStatusOut:

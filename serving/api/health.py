@@ -5,22 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel
 
-from serving.api.deps import Services, services
+from serving.api.deps import services
+from serving.api.schemas import HealthResponse
+from serving.services import Services
 
 router = APIRouter(tags=["health"])
-
-
-class HealthResponse(BaseModel):
-    """Service is up; counts come straight from the order log."""
-
-    status: str
-    orders: int
-    events: int
-    orders_by_status: dict[str, int]
-    model_version: str | None
-    rules_only: bool
 
 
 @router.get("/healthz", response_model=HealthResponse, summary="Liveness, order-log counts and the serving model")

@@ -6,13 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Response
 
-from orderguard.errors import InvalidInputError
-from orderguard.ingest.channels import get_adapter
-from orderguard.ingest.files import Record
-from orderguard.ingest.normalize import ParseContext
-from orderguard.ingest.service import ingest_payloads
-from serving.api.deps import Services, services
+from serving.api.deps import services
 from serving.api.schemas import ErrorBody, IngestError, IngestItem, IngestResponse
+from serving.services import Services, ingest_and_apply
 
 router = APIRouter(tags=["ingest"])
 
@@ -46,28 +42,15 @@ async def ingest_orders(
     Re-sending a payload is a no-op (``outcome: duplicate``). Stored orders also update
     the online features, so later scores see them.
     """
-    adapter = get_adapter(channel)
     single = isinstance(payload, dict)
-    items = [payload] if single else list(payload)
-    if len(items) > svc.settings.api.max_batch:
-        raise InvalidInputError(f"`body` must hold at most {svc.settings.api.max_batch} payloads; got {len(items)}",
-                                field="body")
-    ctx = ParseContext(received_at=svc.clock.now(), hasher=svc.hasher)
-    numbered: list[Record] = []
-    for i, item in enumerate(items):
-        if isinstance(item, dict):
-            numbered.append((i, item))
-        else:
-            numbered.append((i, InvalidInputError(f"`{i}` must be a JSON object; got {type(item).__name__}",
-                                                  field=str(i))))
-    report = ingest_payloads(svc.order_log, adapter, numbered, ctx=ctx, all_or_nothing=atomic,
-                             on_orders=svc.engine.apply_orders)
+    ingested = ingest_and_apply(svc, channel, [payload] if single else list(payload), atomic=atomic)
+    report = ingested.report
     if single and report.errors:
         raise report.errors[0].error
     if report.errors:
         response.status_code = 207 if report.items else 422
     return IngestResponse(
-        channel=adapter.channel.value, received=len(items), inserted=report.inserted,
+        channel=ingested.channel, received=ingested.received, inserted=report.inserted,
         duplicates=report.duplicates, conflicts=report.conflicts,
         items=[IngestItem(position=i.position, order_key=i.order_key, event_version=i.event_version,
                           status=i.status, outcome=i.outcome) for i in report.items],

@@ -1,10 +1,28 @@
-"""Request and response models of the HTTP API (inbound models forbid unknown fields)."""
+"""Request and response models of the HTTP API, all in one place (inbound models forbid unknown fields).
+
+Routes (``serving.api.*``) parse into these and render from them; the use cases
+(``serving.services``) never see them.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    RootModel,
+    TypeAdapter,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+from orderguard.schema import Verdict
 
 
 class ErrorBody(BaseModel):
@@ -107,3 +125,151 @@ class ScoreBatchResponse(BaseModel):
     """Per-item results, in request order."""
 
     items: list[ScoreBatchItem]
+
+
+# -- labels -----------------------------------------------------------------------------------------------------
+
+
+class OrderRef(BaseModel):
+    """An order named by its channel and the channel's order id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: str = Field(description="tmall | jd | douyin | kuaishou | wechat | site", examples=["jd"])
+    order_id: str = Field(min_length=1, description="the channel's order id", examples=["3021587746"])
+
+
+class LabelIn(BaseModel):
+    """One verdict on one order. Name the order by ``order`` or by ``order_key``, not both."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    order: OrderRef | None = Field(default=None, description="the order as channel + order id")
+    order_key: str | None = Field(default=None, description="the order as '<channel>:<order id>'",
+                                  examples=["jd:3021587746"])
+    verdict: Verdict = Field(description="confirmed_fraud | false_positive | needs_investigation")
+    labeled_at: AwareDatetime | None = Field(
+        default=None, description="when the reviewer reached the verdict, ISO 8601 with offset; default: now. "
+                                  "Not before the order's creation, not in the future.",
+        examples=["2024-11-13T14:05:00+08:00"])
+    reviewer_id: str = Field(min_length=1, max_length=128, examples=["reviewer-07"])
+    note: str = Field(default="", max_length=2000, examples=["同一设备三个账号，收货地址为驿站"])
+
+    @model_validator(mode="after")
+    def _one_order(self) -> LabelIn:
+        if (self.order is None) == (self.order_key is None):
+            raise ValueError("give exactly one of `order` or `order_key`")
+        return self
+
+
+class LabelBatchIn(BaseModel):
+    """Several labels, stored all together or not at all."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    labels: list[LabelIn] = Field(min_length=1)
+
+
+class LabelsRequest(RootModel[dict[str, Any]]):
+    """One :class:`LabelIn` or a :class:`LabelBatchIn`.
+
+    Validated by the handler rather than by FastAPI, so that every bad label of a batch
+    is reported with its index; the documented schema is the union of the two shapes.
+    """
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler,
+                                     ) -> JsonSchemaValue:
+        return handler(TypeAdapter(LabelIn | LabelBatchIn).core_schema)
+
+
+class LabelOut(BaseModel):
+    """A verdict as stored (times in UTC)."""
+
+    order_key: str = Field(examples=["jd:3021587746"])
+    verdict: Verdict
+    labeled_at: datetime
+    reviewer_id: str
+    note: str
+
+
+class LabelRecordOut(LabelOut):
+    """A stored label version with its provenance."""
+
+    source: str = Field(examples=["api"], description="api | cli | file:<name>")
+    recorded_at: datetime = Field(description="when orderguard stored it (audit only)")
+
+
+class LabelItemOut(BaseModel):
+    """What happened to one label of the request."""
+
+    index: int = Field(description="0-based position in the request (0 for a single label)")
+    order_key: str
+    verdict: Verdict
+    labeled_at: datetime
+    outcome: Literal["added", "duplicate"] = Field(description="added | duplicate (the same label was already "
+                                                               "stored: a no-op)")
+
+
+class LabelsAdded(BaseModel):
+    """Result of ``POST /v1/labels``: 201 when something was added, 200 when all were already stored."""
+
+    received: int
+    added: int
+    duplicates: int
+    items: list[LabelItemOut]
+
+
+class LabelErrorOut(BaseModel):
+    """Why one label of a batch was refused."""
+
+    index: int
+    code: str = Field(examples=["not_found"])
+    field: str | None = Field(examples=["labels.1.order_key"])
+    message: str
+
+
+class LabelBatchErrorBody(ErrorBody):
+    """A refused batch: the first problem as the usual error body, plus every problem."""
+
+    errors: list[LabelErrorOut]
+
+
+class LabelHistory(BaseModel):
+    """Every verdict on one order, oldest first, and the one in force."""
+
+    order_key: str
+    current: LabelOut | None = Field(description="the newest verdict (by labeled_at); null when never labelled")
+    history: list[LabelRecordOut]
+
+
+# -- model and health -------------------------------------------------------------------------------------------
+
+
+class ModelStatusOut(BaseModel):
+    """The model scores are computed with."""
+
+    model_version: str | None = Field(description="registered model `name/version`; null when rules-only",
+                                      examples=["orderguard-risk/3"])
+    rules_only: bool = Field(description="true when no model is loaded and scores come from the rules alone")
+    note: str = Field(description="why: which champion, or why none is loaded")
+    loaded_at: datetime | None = Field(description="when the model was loaded (UTC)")
+
+
+class ReloadOut(BaseModel):
+    """The model before and after a reload."""
+
+    changed: bool = Field(description="true when a different model serves now")
+    previous: ModelStatusOut
+    current: ModelStatusOut
+
+
+class HealthResponse(BaseModel):
+    """Service is up; counts come straight from the order log."""
+
+    status: str
+    orders: int
+    events: int
+    orders_by_status: dict[str, int]
+    model_version: str | None
+    rules_only: bool

@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.schema import Channel, OrderKey
+from scoring.policy import Decision, Reason, RiskLevel
 from scoring.records import ScoreLog, ScoreRecord
+from scoring.rules import RuleHit
 
 T = datetime(2024, 11, 11, 2, 0, tzinfo=UTC)
 
@@ -16,10 +18,12 @@ T = datetime(2024, 11, 11, 2, 0, tzinfo=UTC)
 def record(**overrides: object) -> ScoreRecord:
     base = ScoreRecord(
         order_key=OrderKey(Channel.DOUYIN, "123"), event_version=7, event_time=T, scored_at=T + timedelta(seconds=1),
-        score=56.5, risk_level="high", decision="review", rules_only=True, model_version=None,
+        score=56.5, risk_level=RiskLevel.HIGH, decision=Decision.REVIEW, rules_only=True, model_version=None,
         settings_hash="abc", feature_set_hash="def", latency_ms=0.4,
         features={"count_orders_by_device_5m": 6.0, "time_since_orders_by_user_30d": math.nan},
-        hits=({"code": "DEVICE_BURST_5M", "points": 50.0},), reasons=({"code": "DEVICE_BURST_5M", "weight": 50.0},))
+        hits=(RuleHit("DEVICE_BURST_5M", 50.0, "同一设备5分钟内下单6次", "6 orders from one device in 5 min",
+                      {"count_orders_by_device_5m": 6.0}),),
+        reasons=(Reason("DEVICE_BURST_5M", 50.0, "同一设备5分钟内下单6次", "6 orders from one device in 5 min", "rule"),))
     return replace(base, **overrides)  # type: ignore[arg-type]
 
 
@@ -32,14 +36,15 @@ def test_round_trip_keeps_times_aware_and_nan_missing(order_log: OrderLog) -> No
     assert loaded.features["count_orders_by_device_5m"] == 6.0
     assert math.isnan(loaded.features["time_since_orders_by_user_30d"])
     assert loaded.hits == stored.hits and loaded.decision == "review"
+    assert loaded.reasons == stored.reasons and loaded.risk_level is RiskLevel.HIGH
 
 
 def test_first_record_of_an_order_version_wins(order_log: OrderLog) -> None:
     scores = ScoreLog(order_log.engine)
     first = scores.put(record())
-    again = scores.put(record(score=99.0, decision="hold"))
+    again = scores.put(record(score=99.0, decision=Decision.HOLD))
     assert again.score == first.score and scores.count() == 1
-    scores.put(record(event_version=8, score=10.0, decision="approve"))
+    scores.put(record(event_version=8, score=10.0, decision=Decision.APPROVE))
     latest = scores.latest(first.order_key)
     assert latest is not None and latest.event_version == 8
-    assert [r.decision for r in scores.iter_records(decisions=("review",))] == ["review"]
+    assert [r.decision for r in scores.iter_records(decisions=(Decision.REVIEW,))] == ["review"]

@@ -1,0 +1,237 @@
+"""The service's use cases, apart from HTTP: score-and-store, ingest-and-apply, label-and-apply, warm start.
+
+Routes (``serving.api``) parse a request into domain values, call one function here and
+render the result; these functions know nothing of FastAPI or of the wire models, so
+the desk, the CLI or a benchmark can run the same use case the API runs.
+:class:`Services` is everything a use case may touch, opened once by ``create_app``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from features.settings import Settings
+from orderguard.clock import Clock
+from orderguard.errors import InvalidInputError, NotFoundError, OrderGuardError
+from orderguard.ingest.channels import get_adapter
+from orderguard.ingest.files import Record
+from orderguard.ingest.normalize import ParseContext, PiiHasher
+from orderguard.ingest.orderlog import OrderLog
+from orderguard.ingest.service import IngestReport, ingest_payloads
+from orderguard.labels import AddResult, LabelLog, LabelProblem, LabelRecord
+from orderguard.schema import Label, OrderKey
+from scoring.records import ScoreLog, ScoreRecord
+from serving.champion import ChampionSlot
+from serving.engine import Engine, longest_window
+
+
+@dataclass(slots=True)
+class Services:
+    """Everything a use case may use; built once by ``create_app``'s lifespan (no module globals)."""
+
+    settings: Settings
+    clock: Clock
+    hasher: PiiHasher
+    order_log: OrderLog
+    scores: ScoreLog
+    engine: Engine
+    labels: LabelLog
+    champion: ChampionSlot
+
+
+# -- scoring ------------------------------------------------------------------------------------------------------
+
+
+class OrderNotReadyError(OrderGuardError):
+    """An after-sale document arrived before its order document: nothing to score yet."""
+
+    code = "order_not_ready"
+    http_status = 409
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """The decision for one order version; ``replayed`` when it is the stored answer of an earlier call."""
+
+    record: ScoreRecord
+    replayed: bool
+
+
+def score_and_store(svc: Services, channel: str, payload: Mapping[str, Any], *,
+                    deferred: list[ScoreRecord] | None = None) -> Scored:
+    """Ingest the payload, score the order's newest state (or replay its stored score) and record it.
+
+    With ``deferred``, a new record is appended there for the caller to store (after
+    responding) instead of being stored here.
+    """
+    adapter = get_adapter(channel)
+    event = adapter.parse(payload, ctx=ParseContext(received_at=svc.clock.now(), hasher=svc.hasher))
+    result = svc.order_log.append([event])
+    if result.conflicts:
+        raise result.conflicts[0].to_error()
+    # The append returns the current state of an order that gained the event; a duplicate
+    # (a retry) gains nothing, so only then is the state read back.
+    order = next((o for o in result.orders if o.key == event.key), None) or svc.order_log.get(event.key)
+    if order is None:
+        raise OrderNotReadyError(f"`payload` refers to {event.key} whose order document has not arrived yet",
+                                 field="payload")
+    # A version whose event this very call stored cannot have been scored yet: records are
+    # written only after their event is in the log. Otherwise (a retry, a late older event)
+    # the stored answer, if any, is returned.
+    fresh = result.inserted == 1 and order.event_version == event.event_version
+    stored = None if fresh else svc.scores.get(order.key, order.event_version)
+    if stored is not None:
+        return Scored(stored, replayed=True)
+    record = svc.engine.scorer.score(order)
+    if deferred is None:
+        record = svc.scores.put(record)
+    else:
+        deferred.append(record)
+    return Scored(record, replayed=False)
+
+
+def store_records(svc: Services, records: Sequence[ScoreRecord]) -> None:
+    """Store records whose decisions were already answered (the first record of a version wins)."""
+    for record in records:
+        svc.scores.put(record)
+
+
+# -- ingest -------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """The outcome of one ingest call: the channel as the adapter names it, the items received, the report."""
+
+    channel: str
+    received: int
+    report: IngestReport
+
+
+def ingest_and_apply(svc: Services, channel: str, items: Sequence[object], *, atomic: bool) -> Ingested:
+    """Parse channel payloads, append them to the order log and bring the online features up to date.
+
+    A non-object item is refused with its position; ``atomic`` stores nothing unless
+    every payload is good.
+    """
+    adapter = get_adapter(channel)
+    if len(items) > svc.settings.api.max_batch:
+        raise InvalidInputError(f"`body` must hold at most {svc.settings.api.max_batch} payloads; got {len(items)}",
+                                field="body")
+    numbered: list[Record] = []
+    for i, item in enumerate(items):
+        if isinstance(item, dict):
+            numbered.append((i, item))
+        else:
+            numbered.append((i, InvalidInputError(f"`{i}` must be a JSON object; got {type(item).__name__}",
+                                                  field=str(i))))
+    ctx = ParseContext(received_at=svc.clock.now(), hasher=svc.hasher)
+    report = ingest_payloads(svc.order_log, adapter, numbered, ctx=ctx, all_or_nothing=atomic,
+                             on_orders=svc.engine.apply_orders)
+    return Ingested(adapter.channel.value, len(items), report)
+
+
+# -- labels -------------------------------------------------------------------------------------------------------
+
+
+def _batch_field(problem: LabelProblem) -> str:
+    return f"labels.{problem.index}" + (f".{problem.error.field}" if problem.error.field else "")
+
+
+class LabelBatchError(InvalidInputError):
+    """Some labels of a batch are bad; nothing was stored. Renders every problem."""
+
+    def __init__(self, problems: list[LabelProblem]) -> None:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"label {first.index}: {first.error.message}{more}; nothing was stored",
+                         field=_batch_field(first))
+        self.problems = problems
+
+    def to_dict(self) -> dict[str, Any]:
+        errors = [{"index": p.index, "code": p.error.code, "field": _batch_field(p), "message": p.error.message}
+                  for p in self.problems]
+        return {**super().to_dict(), "errors": errors}
+
+
+def label_and_apply(svc: Services, labels: Sequence[tuple[int, Label]], problems: Sequence[LabelProblem], *,
+                    batch: bool, now: datetime) -> AddResult:
+    """Check, store (all or nothing) and apply reviewer labels to the online features.
+
+    ``labels`` carry their position in the request; ``problems`` are the ones the parser
+    already found. A single bad label raises its own error; a batch with any bad label
+    raises :class:`LabelBatchError` listing them all, and nothing is stored.
+    """
+    positions = [index for index, _ in labels]
+    checked = svc.labels.check([label for _, label in labels], recorded_at=now)
+    found = sorted([*problems, *(LabelProblem(positions[p.index], p.error) for p in checked)],
+                   key=lambda p: p.index)
+    if found:
+        if not batch:
+            raise found[0].error
+        raise LabelBatchError(found)
+    result = svc.labels.add([label for _, label in labels], source="api", recorded_at=now)
+    apply_labels(svc.engine, svc.order_log, labels=result.stored)
+    return result
+
+
+def label_history(svc: Services, key: OrderKey) -> list[LabelRecord]:
+    """Every label of a known order, oldest ``labeled_at`` first (the last one is in force)."""
+    if svc.order_log.get(key) is None:
+        raise NotFoundError(f"`order_key` must be an order in the order log; got {str(key)!r}", field="order_key")
+    return svc.labels.history(key)
+
+
+def apply_labels(engine: Engine, log: OrderLog, *, labels: Sequence[Label]) -> int:
+    """Add labels to the online features (facts at ``labeled_at`` on the order's entities).
+
+    Returns how many changed the store's state (a repeat or a label older than the
+    store's retention changes nothing).
+    """
+    changed = 0
+    for label in labels:
+        order = log.get(label.key)
+        if order is not None and engine.online.apply_label(label, order):
+            changed += 1
+    return changed
+
+
+# -- warm start ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WarmStart:
+    """What a start-up replayed into the online store."""
+
+    orders: int
+    labels: int
+
+
+def warm_start(engine: Engine, log: OrderLog, labels: LabelLog) -> WarmStart:
+    """Replay the order log's recent orders, then their labels, into an empty online store.
+
+    A memory store starts empty on every restart; without this, the first orders after a
+    deploy would be scored with no history. Persistent stores (SQLite, Redis) that already
+    hold state are left alone. Orders and labels reach as far back as the longest feature
+    window (plus an hour) from the newest event.
+    """
+    if engine.store.size() > 0:
+        return WarmStart(0, 0)
+    orders = list(log.iter_orders())
+    if not orders:
+        return WarmStart(0, 0)
+    reach = longest_window(engine.online.specs) + timedelta(hours=1)
+    horizon = max(o.updated_at for o in orders) - reach
+    applied = 0
+    for order in orders:
+        if order.details.created_at >= horizon or order.updated_at >= horizon:
+            engine.online.apply(order)
+            applied += 1
+    watermark = engine.online.watermark
+    if not applied or watermark is None:
+        return WarmStart(applied, 0)
+    replayed = apply_labels(engine, log, labels=list(labels.iter_labels(since=watermark - reach)))
+    return WarmStart(applied, replayed)
