@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: install, start PostgreSQL + Redis, lint, type-check, run every test.
+# The whole test suite: install, start PostgreSQL + Redis, lint, type-check, check import directions, run every test.
 # Service-backed tests fail (never skip) when a service is down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,4 +10,5 @@ export ORDERGUARD_TEST_REDIS_URL=${ORDERGUARD_TEST_REDIS_URL:-redis://127.0.0.1:
 . .venv/bin/activate
 echo "== ruff"; ruff check .
 echo "== mypy --strict"; mypy
+echo "== import directions (pyproject.toml [tool.importlinter])"; lint-imports --no-cache
 echo "== pytest"; pytest -q -p no:cacheprovider "$@"
