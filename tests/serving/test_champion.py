@@ -99,3 +99,30 @@ def test_a_champion_needing_unserved_features_is_refused_and_the_old_model_stays
     assert refused.status_code == 409
     assert refused.json()["field"] == "champion" and "count_orders_by_moon_phase_7d" in refused.json()["message"]
     assert client.get("/v1/model").json()["model_version"] == good.label
+
+
+class _FixedSource:
+    """A champion source without a registry: one booster, named like a registered version."""
+
+    def __init__(self, booster: lgb.Booster) -> None:
+        self.booster = booster
+        self.loads = 0
+
+    def champion(self) -> ModelRef | None:
+        return ModelRef("fixed", "7", run_id="none", source="memory")
+
+    def load_booster(self, ref: ModelRef) -> lgb.Booster:
+        self.loads += 1
+        return self.booster
+
+
+def test_a_champion_source_passed_to_create_app_is_installed_by_the_slot(settings: Settings,
+                                                                         served: list[str]) -> None:
+    source = _FixedSource(_booster(served, seed=3)[0])
+    with TestClient(create_app(settings, champion_source=source)) as client:
+        status = client.get("/v1/model").json()
+        body = client.post("/v1/score", json=site_order("fixed-1", minutes=1)).json()
+        again = client.post("/v1/admin/reload-model").json()
+    assert status["model_version"] == "fixed/7" and status["rules_only"] is False
+    assert body["model_version"] == "fixed/7"
+    assert again["changed"] is False and source.loads == 1  # an unchanged champion is not loaded twice
