@@ -23,7 +23,8 @@ def record(**overrides: object) -> ScoreRecord:
         features={"count_orders_by_device_5m": 6.0, "time_since_orders_by_user_30d": math.nan},
         hits=(RuleHit("DEVICE_BURST_5M", 50.0, "同一设备5分钟内下单6次", "6 orders from one device in 5 min",
                       {"count_orders_by_device_5m": 6.0}),),
-        reasons=(Reason("DEVICE_BURST_5M", 50.0, "同一设备5分钟内下单6次", "6 orders from one device in 5 min", "rule"),))
+        reasons=(Reason("DEVICE_BURST_5M", 50.0, "同一设备5分钟内下单6次", "6 orders from one device in 5 min",
+                        "rule"),))
     return replace(base, **overrides)  # type: ignore[arg-type]
 
 
