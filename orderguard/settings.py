@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from orderguard.durations import parse_duration
 from orderguard.errors import ConfigError
@@ -89,21 +89,66 @@ class ScoringSettings(BaseModel):
     warm_start: bool = Field(default=True, description="replay recent orders into an empty online store at start")
 
 
-class GateSettings(BaseModel):
-    """How much better a candidate must be than the champion, on the same holdout, to be promoted.
+GateMetric = Literal[
+    "pr_auc", "roc_auc", "precision_at_capacity", "recall_at_capacity",
+    "fpr_verify", "fpr_review", "fpr_hold", "recall_verify", "recall_review", "recall_hold",
+    "precision_verify", "precision_review", "precision_hold",
+]
+"""Metrics of the served blend the gate can check (``training.evaluate``'s ``blend_<metric>``)."""
 
-    A margin is in absolute metric units (0.01 = one point of PR AUC); a negative margin
-    tolerates a small loss on a secondary metric.
+
+class MetricThreshold(BaseModel):
+    """One entry of the gate: how the candidate must compare with the baseline on one metric.
+
+    ``min_gain`` is in absolute metric units (0.01 = one point); a negative gain tolerates a
+    small loss on a secondary metric. For a metric where lower is better (a false-positive
+    rate) set ``greater_is_better: false`` and the gain is measured the other way round.
+    ``min_value`` is an absolute floor the candidate must reach whatever the baseline.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_gain: float = Field(default=0.0, ge=-1, le=1, description="candidate - baseline >= (improvement)")
+    min_value: float | None = Field(default=None, ge=0, le=1, description="absolute floor for the candidate")
+    greater_is_better: bool = True
+
+
+def _default_gate_metrics() -> dict[GateMetric, MetricThreshold]:
+    return {"pr_auc": MetricThreshold(min_gain=0.0), "roc_auc": MetricThreshold(min_gain=-0.01),
+            "recall_at_capacity": MetricThreshold(min_gain=-0.02)}
+
+
+class GateSettings(BaseModel):
+    """The promotion gate as data: one threshold per metric, one reason per threshold.
+
+    A candidate is promoted only if every entry of ``metrics`` holds against the champion on
+    the same holdout. The list is the whole gate: an environment override
+    (``ORDERGUARD_TRAINING__GATE__METRICS='{"pr_auc": {"min_gain": 0.01}}'``) replaces it.
+    Before the first champion only ``primary`` is checked, against the rules alone, and its
+    gain may not be negative (a first model must add something to the rules).
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    min_pr_auc_gain: float = Field(default=0.0, ge=-1, le=1, description="candidate PR AUC - champion PR AUC >=")
-    min_roc_auc_gain: float = Field(default=-0.01, ge=-1, le=1, description="candidate ROC AUC - champion ROC AUC >=")
-    min_recall_at_capacity_gain: float = Field(default=-0.02, ge=-1, le=1,
-                                               description="candidate - champion recall at review capacity >=")
+    metrics: dict[GateMetric, MetricThreshold] = Field(default_factory=_default_gate_metrics, min_length=1)
+    primary: GateMetric = "pr_auc"
     min_holdout_positives: int = Field(default=20, ge=1,
                                        description="fewer frauds (or honest orders) in the holdout: no verdict")
+
+    @model_validator(mode="after")
+    def _primary_is_checked(self) -> GateSettings:
+        if self.primary not in self.metrics:
+            raise ValueError(f"primary metric {self.primary!r} must be one of the gate's metrics "
+                             f"{sorted(self.metrics)}")
+        return self
+
+    def with_gains(self, **min_gain: float) -> GateSettings:
+        """A copy with some metrics' ``min_gain`` changed (added if absent), e.g. ``with_gains(pr_auc=0.01)``."""
+        metrics = dict(self.metrics)
+        for name, gain in min_gain.items():
+            old = metrics.get(name, MetricThreshold())  # type: ignore[call-overload]
+            metrics[name] = old.model_copy(update={"min_gain": gain})  # type: ignore[index]
+        return GateSettings.model_validate({**self.model_dump(), "metrics": metrics})
 
 
 class TrainingSettings(BaseModel):

@@ -2,16 +2,18 @@
 
 Candidate and champion are scored on the *same* time-split holdout by the *same*
 served decision step (``scoring.judge``), so the comparison is of what would serve.
-Each check compares one metric of the served blend with a configured margin
-(``settings.training.gate``)::
+The gate is data (``settings.training.gate.metrics``, as MLflow's ``MetricThreshold``):
+one check per entry, comparing one metric of the served blend with its threshold::
 
-    candidate - champion >= margin          (margin may be negative: a tolerated loss)
+    candidate - champion >= min_gain        (min_gain may be negative: a tolerated loss)
+    candidate >= min_value                  (if set)
 
-The primary check is PR AUC (fraud is rare; ROC AUC hides poor precision); ROC AUC and
-recall at the review team's daily capacity guard against a model that wins on one
-number by losing what reviewers see. Before the first champion the candidate is
-compared with the rules-only scorer on the same holdout, so a first model is promoted
-only if it adds something to the rules. A holdout with too few confirmed frauds gives
+(for a lower-is-better metric the gain is ``champion - candidate``). By default PR AUC is
+primary (fraud is rare; ROC AUC hides poor precision); ROC AUC and recall at the review
+team's daily capacity guard against a model that wins on one number by losing what
+reviewers see. Before the first champion only the primary metric is checked, against
+the rules-only scorer on the same holdout, so a first model is promoted only if it adds
+something to the rules. A holdout with too few confirmed frauds gives
 no verdict at all: the gate refuses rather than promote on noise.
 
 Every check, with both values and the margin, becomes a readable reason; training
@@ -24,29 +26,45 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from orderguard.settings import GateSettings
+from orderguard.settings import GateSettings, MetricThreshold
 
 
 @dataclass(frozen=True, slots=True)
 class GateCheck:
-    """One metric compared: ``candidate - baseline >= margin``."""
+    """One metric compared: ``gain >= margin`` and, if set, ``candidate >= floor``."""
 
     metric: str
     candidate: float
     baseline: float
     margin: float
+    greater_is_better: bool = True
+    floor: float | None = None
+
+    @property
+    def gain(self) -> float:
+        """The candidate's improvement over the baseline (positive is better either way)."""
+        diff = self.candidate - self.baseline
+        return diff if self.greater_is_better else -diff
 
     @property
     def passed(self) -> bool:
         if math.isnan(self.candidate) or math.isnan(self.baseline):
             return False
-        return self.candidate - self.baseline >= self.margin - 1e-12
+        above_floor = self.floor is None or self.candidate >= self.floor - 1e-12
+        return above_floor and self.gain >= self.margin - 1e-12
 
     def reason(self, baseline_name: str) -> str:
         """E.g. ``pass pr_auc: candidate 0.712 vs champion 0.688 (gain +0.024, needs >= +0.000)``."""
-        gain = self.candidate - self.baseline
+        floor = "" if self.floor is None else f" and candidate >= {self.floor:.4f}"
         return (f"{'pass' if self.passed else 'FAIL'} {self.metric}: candidate {self.candidate:.4f} vs "
-                f"{baseline_name} {self.baseline:.4f} (gain {gain:+.4f}, needs >= {self.margin:+.4f})")
+                f"{baseline_name} {self.baseline:.4f} (gain {self.gain:+.4f}, needs >= {self.margin:+.4f}{floor})")
+
+    @classmethod
+    def of(cls, metric: str, threshold: MetricThreshold, candidate: float, baseline: float,
+           *, margin: float | None = None) -> GateCheck:
+        """The check one gate entry asks for (``margin`` overrides the entry's ``min_gain``)."""
+        return cls(metric, candidate, baseline, threshold.min_gain if margin is None else margin,
+                   threshold.greater_is_better, threshold.min_value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +79,13 @@ class PromotionDecision:
     def metrics(self) -> dict[str, float]:
         """Flat view for the run's metrics: ``gate_passed`` and each check's gain."""
         out = {"gate_passed": float(self.passed)}
-        out.update({f"gate_gain_{c.metric}": c.candidate - c.baseline for c in self.checks})
+        out.update({f"gate_gain_{c.metric}": c.gain for c in self.checks})
         return out
 
 
 @dataclass(frozen=True, slots=True)
 class Gate:
-    """Margins from ``settings.training.gate``."""
+    """The thresholds of ``settings.training.gate``."""
 
     settings: GateSettings
 
@@ -86,7 +104,7 @@ class Gate:
             holdout_negatives: honest orders in the holdout (None: not checked). A holdout of
                 frauds only ranks every scorer perfectly and proves nothing.
 
-        >>> gate = Gate(GateSettings(min_pr_auc_gain=0.01))
+        >>> gate = Gate(GateSettings().with_gains(pr_auc=0.01))
         >>> d = gate.decide({"blend_pr_auc": 0.70, "blend_roc_auc": 0.9, "blend_recall_at_capacity": 0.5},
         ...                 champion={"blend_pr_auc": 0.68, "blend_roc_auc": 0.9, "blend_recall_at_capacity": 0.5},
         ...                 champion_version="3", holdout_positives=40)
@@ -97,18 +115,15 @@ class Gate:
         checks: tuple[GateCheck, ...]
         if champion is None:
             baseline = "rules-only"
-            checks = (GateCheck("pr_auc", _get(candidate, "blend_pr_auc"), _get(candidate, "rules_pr_auc"),
-                                max(margins.min_pr_auc_gain, 0.0)),)
+            primary = margins.primary
+            threshold = margins.metrics[primary]
+            checks = (GateCheck.of(primary, threshold, _get(candidate, f"blend_{primary}"),
+                                   _get(candidate, f"rules_{primary}"), margin=max(threshold.min_gain, 0.0)),)
         else:
             baseline = f"champion {champion_version}" if champion_version else "champion"
-            checks = (
-                GateCheck("pr_auc", _get(candidate, "blend_pr_auc"), _get(champion, "blend_pr_auc"),
-                          margins.min_pr_auc_gain),
-                GateCheck("roc_auc", _get(candidate, "blend_roc_auc"), _get(champion, "blend_roc_auc"),
-                          margins.min_roc_auc_gain),
-                GateCheck("recall_at_capacity", _get(candidate, "blend_recall_at_capacity"),
-                          _get(champion, "blend_recall_at_capacity"), margins.min_recall_at_capacity_gain),
-            )
+            checks = tuple(GateCheck.of(metric, threshold, _get(candidate, f"blend_{metric}"),
+                                        _get(champion, f"blend_{metric}"))
+                           for metric, threshold in margins.metrics.items())
         reasons = [c.reason(baseline) for c in checks]
         enough = holdout_positives >= margins.min_holdout_positives
         if not enough:
