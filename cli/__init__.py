@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from cli import features, handbook, ingest, labels, rules, serving, simulate, training
 from features.settings import Settings
+from orderguard.errors import CLI_EXIT_CODE
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="orderguard: order-risk service for multi-channel shops.")
@@ -36,7 +38,14 @@ def main_callback(
     ] = None,
 ) -> None:
     """Build the settings once (environment ORDERGUARD_*, then these options)."""
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as e:
+        # A bad environment variable is a user error like a bad option: one line per field, exit 2.
+        for err in e.errors():
+            field = "ORDERGUARD_" + "__".join(str(p) for p in err["loc"] if p != "[key]").upper()
+            typer.echo(f"error[settings]: {field}: {err['msg']}", err=True)
+        raise typer.Exit(CLI_EXIT_CODE) from e
     if data_dir is not None:
         settings = settings.model_copy(update={"data_dir": data_dir})
     if database_url is not None:

@@ -1,0 +1,21 @@
+"""The composition root: a bad setting in the environment is a user error, not a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+
+
+def test_a_bad_environment_setting_is_one_line_naming_the_variable(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORDERGUARD_TRAINING__GATE__METRICS", '{"auc": {"min_gain": 0.01}}')
+    result = CliRunner().invoke(app, ["--data-dir", str(tmp_path), "model"])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error[settings]: ORDERGUARD_TRAINING__GATE__METRICS__AUC: Input should be 'pr_auc'")
+    assert "Traceback" not in result.output
