@@ -64,6 +64,8 @@ def train(
     _print_gate(console, result.decision.reasons, passed=result.decision.passed, baseline=result.decision.baseline)
     console.print(f"registered {result.candidate.label} (run {result.run_id}); "
                   + ("promoted to champion" if result.promoted else "champion unchanged"))
+    if result.card is not None:
+        console.print(f"model card: {result.card}")
 
 
 @app.command()
@@ -92,6 +94,8 @@ def promote(
         raise typer.Exit(1)
     console.print(f"{result.candidate.label} is now champion; running services pick it up with "
                   "POST /v1/admin/reload-model")
+    if result.card is not None:
+        console.print(f"model card: {result.card}")
 
 
 @app.command()

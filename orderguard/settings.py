@@ -169,11 +169,14 @@ class TrainingSettings(BaseModel):
             recall "at capacity" are measured on the top orders of each holdout day).
         validation_fraction: the newest share of the training period used for early stopping.
         seed: LightGBM seed, for repeatable runs.
+        cards_dir: where the model card of each promoted champion is written (``training.cards``);
+            relative paths are relative to the working directory (``models/`` of the checkout).
     """
 
     model_config = ConfigDict(extra="forbid")
 
     tracking_uri: str | None = None
+    cards_dir: Path = Path("models")
     artifact_dir: Path | None = None
     experiment: str = "orderguard"
     model_name: str = "orderguard-risk"

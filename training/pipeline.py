@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
@@ -38,6 +39,7 @@ from orderguard.schema import Label, Order
 from scoring.policy import Policy, policy_from
 from scoring.registry import ModelRef, Registry, RunLog
 from scoring.rules import RulePack, rules_from
+from training.cards import ModelCard, blend_metrics, top_features, write_card
 from training.dataset import Dataset, Split, assert_no_leakage, build_dataset, time_split
 from training.evaluate import Evaluation, evaluate
 from training.fit import FittedModel, fit, predict
@@ -77,6 +79,7 @@ class TrainResult:
     promoted: bool
     train_rows: int
     holdout_rows: int
+    card: Path | None = None
 
 
 def prepare(settings: Settings, *, orders: Sequence[Order], labels: Sequence[Label],
@@ -148,12 +151,16 @@ def train(ctx: Context, registry: Registry, *, git_sha: str, promote: bool = Fal
         "feature_set_hash": tags["feature_set_hash"], "data_window": tags["data_window"],
         "gate_passed": tags["gate_passed"]})
     promoted = promote and decision.passed
+    card = None
     if promoted:
         registry.set_champion(candidate)
+        card = _write_card(ctx, candidate, evaluation, champion, decision, fitted.booster,
+                           train_rows=len(train_set.frame))
     return TrainResult(run_id=run.run_id, candidate=candidate, evaluation=evaluation,
                        champion=champion[0] if champion else None,
                        champion_evaluation=champion[1] if champion else None, decision=decision,
-                       promoted=promoted, train_rows=len(train_set.frame), holdout_rows=len(ctx.split.holdout.frame))
+                       promoted=promoted, train_rows=len(train_set.frame), holdout_rows=len(ctx.split.holdout.frame),
+                       card=card)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,26 +171,48 @@ class PromoteResult:
     champion: ModelRef | None
     decision: PromotionDecision
     promoted: bool
+    card: Path | None = None
 
 
 def promote(ctx: Context, registry: Registry, *, version: str) -> PromoteResult:
     """Judge a registered version against the champion on the current holdout; move the alias if it passes.
 
-    The verdict and its reasons are stored on the candidate's run (tags and ``promotion.txt``).
+    The verdict and its reasons are stored on the candidate's run (tags and ``promotion.txt``);
+    a promoted version gets its model card (``training.cards``).
     """
     candidate = registry.version(version)
     current = registry.champion()
     if current is not None and current.version == candidate.version:
         raise InvalidInputError(f"`version` must not be the current champion; got {version!r}", field="version")
-    evaluation = assess(ctx, registry.load_booster(candidate))
+    booster = registry.load_booster(candidate)
+    evaluation = assess(ctx, booster)
     champion = _assessed(ctx, registry, current)
     decision = gate(ctx, evaluation, champion)
+    card = None
     if decision.passed:
         registry.set_champion(candidate)
+        card = _write_card(ctx, candidate, evaluation, champion, decision, booster,
+                           train_rows=len(ctx.split.train.frame))
     registry.set_version_tags(candidate, {"gate_passed": str(decision.passed).lower()})
     registry.log_promotion(candidate.run_id, decision.reasons, passed=decision.passed)
     return PromoteResult(candidate=candidate, champion=champion[0] if champion else None, decision=decision,
-                         promoted=decision.passed)
+                         promoted=decision.passed, card=card)
+
+
+def _write_card(ctx: Context, candidate: ModelRef, evaluation: Evaluation,
+                champion: tuple[ModelRef, Evaluation] | None, decision: PromotionDecision,
+                booster: lgb.Booster, *, train_rows: int) -> Path:
+    """The new champion's model card, written beside the others; returns the Markdown file."""
+    card = ModelCard(
+        model_name=candidate.name, version=candidate.version, run_id=candidate.run_id,
+        promoted_at=datetime.now(UTC), data_window=ctx.data_window, feature_set_hash=ctx.feature_set.hash(),
+        settings_hash=ctx.settings.settings_hash(), train_rows=train_rows,
+        holdout_rows=len(ctx.split.holdout.frame), holdout_positives=ctx.split.holdout.positives,
+        baseline=decision.baseline, metrics=evaluation.metrics(),
+        baseline_metrics=blend_metrics(champion[1].metrics()) if champion else {},
+        gate_reasons=decision.reasons, top_features=top_features(booster))
+    markdown, _ = write_card(card, ctx.settings.training.cards_dir)
+    return markdown
 
 
 def latest_version(registry: Registry) -> str:

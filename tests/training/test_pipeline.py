@@ -16,6 +16,7 @@ from orderguard.labels import LabelLog
 from orderguard.settings import GateSettings, TrainingSettings
 from scoring.registry import Registry
 from tests.training.shop import Shop, build_shop
+from training.cards import read_card
 from training.pipeline import Context, TrainResult, prepare, promote, train
 
 
@@ -34,7 +35,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     root = tmp_path_factory.mktemp("pipeline")
     shop = build_shop(root, days=35, orders_per_day=140, seed=5)
     settings = Settings(data_dir=root, training=TrainingSettings(
-        maturity="7d", holdout_days=7, gap="2d", gate=GateSettings(min_holdout_positives=10)))
+        maturity="7d", holdout_days=7, gap="2d", gate=GateSettings(min_holdout_positives=10),
+        cards_dir=root / "models"))
     labels = [label for label in shop.fraud_labels(seed=2) if label.labeled_at <= shop.config.end_at]
     log = OrderLog.open(settings.database_url)
     try:
@@ -78,6 +80,26 @@ def test_the_run_carries_params_metrics_tags_and_the_gate_reasons(trained: Train
     assert (artifacts / "model" / "MLmodel").is_file()
 
 
+def test_the_promoted_champion_gets_a_model_card_readable_without_mlflow(trained: Trained) -> None:
+    first = trained.first
+    assert first.card is not None and first.card.parent == trained.settings.training.cards_dir
+    markdown = first.card.read_text(encoding="utf-8")
+    assert markdown.startswith(f"# {first.candidate.name} v{first.candidate.version}")
+    assert trained.context.feature_set.hash() in markdown and "against **rules-only**" in markdown
+    assert all(f"- {reason}" in markdown for reason in first.decision.reasons)
+    card = read_card(first.card.with_suffix(".json"))
+    assert card["version"] == first.candidate.version and card["run_id"] == first.run_id
+    assert card["data_window"] == trained.context.data_window
+    assert card["metrics"]["blend_pr_auc"] == pytest.approx(  # type: ignore[index]
+        first.evaluation.metrics()["blend_pr_auc"])
+    shares = [f["gain_share"] for f in card["top_features"]]  # type: ignore[attr-defined]
+    assert 0 < len(shares) <= 10 and shares == sorted(shares, reverse=True) and sum(shares) <= 1 + 1e-9
+    # a refused candidate gets no card
+    assert trained.shuffled.card is None
+    written = sorted(p.name for p in first.card.parent.iterdir())
+    assert written == sorted([first.card.name, first.card.with_suffix(".json").name])
+
+
 def test_a_shuffled_label_candidate_is_refused_with_readable_reasons(trained: Trained) -> None:
     shuffled = trained.shuffled
     assert not shuffled.decision.passed and not shuffled.promoted
@@ -100,7 +122,8 @@ def test_promote_judges_again_and_stores_the_verdict_with_the_run(trained: Train
 def test_cli_promote_exits_1_when_refused_and_2_on_bad_input(trained: Trained) -> None:
     runner = CliRunner()
     base = ["--data-dir", str(trained.settings.data_dir)]
-    env = {"ORDERGUARD_TRAINING__MATURITY": "7d", "ORDERGUARD_TRAINING__GATE__MIN_HOLDOUT_POSITIVES": "10"}
+    env = {"ORDERGUARD_TRAINING__MATURITY": "7d", "ORDERGUARD_TRAINING__GATE__MIN_HOLDOUT_POSITIVES": "10",
+           "ORDERGUARD_TRAINING__CARDS_DIR": str(trained.settings.training.cards_dir)}
     refused = runner.invoke(app, [*base, "promote", "--version", trained.shuffled.candidate.version], env=env)
     assert refused.exit_code == 1, refused.output
     assert "FAIL pr_auc" in refused.output and "champion unchanged" in refused.output
@@ -112,7 +135,8 @@ def test_cli_promote_exits_1_when_refused_and_2_on_bad_input(trained: Trained) -
 
 def test_cli_train_prints_the_comparison_and_registers_a_version(trained: Trained) -> None:
     runner = CliRunner()
-    env = {"ORDERGUARD_TRAINING__MATURITY": "7d", "ORDERGUARD_TRAINING__GATE__MIN_HOLDOUT_POSITIVES": "10"}
+    env = {"ORDERGUARD_TRAINING__MATURITY": "7d", "ORDERGUARD_TRAINING__GATE__MIN_HOLDOUT_POSITIVES": "10",
+           "ORDERGUARD_TRAINING__CARDS_DIR": str(trained.settings.training.cards_dir)}
     before = set(trained.registry.versions())
     result = runner.invoke(app, ["--data-dir", str(trained.settings.data_dir), "train"], env=env)
     assert result.exit_code == 0, result.output
