@@ -8,14 +8,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from contextlib import closing
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from orderguard.errors import CLI_EXIT_CODE, InvalidInputError, OrderGuardError
+from orderguard import clock
+from orderguard.errors import CLI_EXIT_CODE, OrderGuardError
 
 if TYPE_CHECKING:
     from features.settings import Settings
@@ -60,19 +61,10 @@ def open_log(settings: Settings) -> closing[OrderLog]:
 
 
 def parse_day(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError as e:
-        raise InvalidInputError(f"`--{option}` must be a date YYYY-MM-DD; got {value!r}", field=option) from e
+    """``--<option>`` as a calendar date (``orderguard.clock.parse_day``), None when not given."""
+    return None if value is None else clock.parse_day(value, field=f"--{option}")
 
 
-def parse_cutoff(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as e:
-        raise InvalidInputError(f"`--cutoff` must be an ISO date or time; got {value!r}", field="cutoff") from e
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+def parse_moment(value: str | None, option: str) -> datetime | None:
+    """``--<option>`` as aware UTC (``orderguard.clock.parse_moment``: naive = shop time), None when not given."""
+    return None if value is None else clock.parse_moment(value, field=f"--{option}")

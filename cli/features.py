@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from cli.common import open_log, settings_of, user_errors
+from cli.common import open_log, parse_moment, settings_of, user_errors
+from orderguard.clock import NAIVE_IS_SHOP_TIME
 from orderguard.errors import InvalidInputError
 
 app = typer.Typer()
@@ -21,9 +21,9 @@ def backfill(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="Parquet file to write, e.g. var/features.parquet.")],
     start: Annotated[str | None, typer.Option(
-        help="Only orders created from this time: YYYY-MM-DD (midnight, Beijing time) or an ISO time "
-             "with offset. Earlier orders are still read, as history for the windows.")] = None,
-    end: Annotated[str | None, typer.Option(help="Only orders created before this time (same formats).")] = None,
+        help=f"Only orders created from this ISO date or time ({NAIVE_IS_SHOP_TIME}). Earlier orders are "
+             "still read, as history for the windows.")] = None,
+    end: Annotated[str | None, typer.Option(help="Only orders created before this time (same rule).")] = None,
 ) -> None:
     """Build the point-in-time feature frame of the order log and write it to Parquet.
 
@@ -31,7 +31,6 @@ def backfill(
     as of the order's creation, the order itself included -- the values serving computes
     online. Label-derived features read the reviewers' labels known at each order's time.
     """
-    from datetime import UTC, datetime, time, timedelta, timezone
 
     from features.batch import rich_progress
     from features.derived import history_start, point_in_time_features
@@ -40,20 +39,8 @@ def backfill(
     from orderguard.enrich import Gazetteer
     from orderguard.labels import LabelLog
 
-    def when(text: str | None, field: str) -> datetime | None:
-        if text is None:
-            return None
-        beijing = timezone(timedelta(hours=8))  # the shop's calendar: days start at Beijing midnight
-        try:
-            parsed = (datetime.combine(date.fromisoformat(text), time(0), tzinfo=beijing) if len(text) == 10
-                      else datetime.fromisoformat(text))
-        except ValueError as e:
-            raise InvalidInputError(f"`--{field}` must be a date YYYY-MM-DD or an ISO time; got {text!r}",
-                                    field=field) from e
-        return (parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=beijing)).astimezone(UTC)
-
     settings = settings_of(ctx)
-    first, stop = when(start, "start"), when(end, "end")
+    first, stop = parse_moment(start, "start"), parse_moment(end, "end")
     if first is not None and stop is not None and first >= stop:
         raise InvalidInputError(f"`--end` must be after --start; got {end!r}", field="end")
     specs_path = settings.features.specs_path

@@ -20,8 +20,10 @@ def handbook_features(
     data: Annotated[Path, typer.Option(help="The handbook's transactions_raw.csv.gz, "
                                             "e.g. ../shared/data/handbook/transactions_raw.csv.gz.")],
     out: Annotated[Path, typer.Option(help="Parquet file to write: TRANSACTION_ID + the book's 15 features.")],
-    start: Annotated[str | None, typer.Option(help="First day to output, YYYY-MM-DD (UTC, inclusive).")] = None,
-    end: Annotated[str | None, typer.Option(help="Last day to output, YYYY-MM-DD (UTC, inclusive).")] = None,
+    start: Annotated[str | None, typer.Option(
+        help="First day to output, YYYY-MM-DD (inclusive; the handbook's own calendar is UTC).")] = None,
+    end: Annotated[str | None, typer.Option(
+        help="Last day to output, YYYY-MM-DD (inclusive; the handbook's own calendar is UTC).")] = None,
 ) -> None:
     """Compute the book's 15 baseline features from FeatureSpecs with the batch engine.
 

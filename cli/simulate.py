@@ -21,7 +21,8 @@ def generate(
     days: Annotated[int, typer.Option(min=1, max=3650)] = 90,
     seed: Annotated[int, typer.Option()] = 1,
     orders_per_day: Annotated[int, typer.Option(min=1)] = 500,
-    start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD.")] = "2024-09-01",
+    start: Annotated[str, typer.Option(
+        help="First day, YYYY-MM-DD (the shop's calendar: Beijing time).")] = "2024-09-01",
 ) -> None:
     """Simulate a Hangzhou pet-products shop on all six channels (deterministic per seed).
 

@@ -8,7 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.common import open_log, parse_cutoff, settings_of, user_errors
+from cli.common import open_log, parse_moment, settings_of, user_errors
+from orderguard.clock import NAIVE_IS_SHOP_TIME
 
 if TYPE_CHECKING:
     from features.settings import Settings
@@ -24,7 +25,7 @@ def _training_context(settings: Settings, cutoff: str | None) -> TrainingContext
     with open_log(settings) as log:
         orders = list(log.iter_orders())
         labels = list(LabelLog(log.engine).iter_labels())
-    return prepare(settings, orders=orders, labels=labels, cutoff=parse_cutoff(cutoff))
+    return prepare(settings, orders=orders, labels=labels, cutoff=parse_moment(cutoff, "cutoff"))
 
 
 def _print_gate(console: Console, reasons: tuple[str, ...], *, passed: bool, baseline: str) -> None:
@@ -37,7 +38,8 @@ def _print_gate(console: Console, reasons: tuple[str, ...], *, passed: bool, bas
 @user_errors
 def train(
     ctx: typer.Context,
-    cutoff: Annotated[str | None, typer.Option(help="Train as of this time (ISO); default: newest order.")] = None,
+    cutoff: Annotated[str | None, typer.Option(
+        help=f"Train as of this ISO date or time ({NAIVE_IS_SHOP_TIME}); default: newest order.")] = None,
     promote: Annotated[bool, typer.Option("--promote", help="Make the candidate champion if the gate passes.")] = False,
     shuffle_labels: Annotated[bool, typer.Option(
         "--shuffle-labels", help="Drill: train on permuted labels; the gate must refuse the result.")] = False,
@@ -73,7 +75,8 @@ def train(
 def promote(
     ctx: typer.Context,
     version: Annotated[str | None, typer.Option(help="Registered version to judge; default: the newest.")] = None,
-    cutoff: Annotated[str | None, typer.Option(help="Holdout as of this time (ISO); default: newest order.")] = None,
+    cutoff: Annotated[str | None, typer.Option(
+        help=f"Holdout as of this ISO date or time ({NAIVE_IS_SHOP_TIME}); default: newest order.")] = None,
 ) -> None:
     """Judge a registered model against the champion on the current holdout; promote it only if the gate passes.
 

@@ -63,9 +63,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from orderguard.clock import SHOP_TZ
 from orderguard.errors import InvalidInputError, OrderGuardError, must
 from orderguard.ingest.files import ColumnMapping, Record, read_records
-from orderguard.ingest.normalize import SHANGHAI, parse_time
+from orderguard.ingest.normalize import parse_time
 from orderguard.ingest.service import ItemError
 from orderguard.labels import LabelLog
 from orderguard.schema import Channel, Label, OrderKey, Verdict
@@ -190,7 +191,7 @@ def cell_time(value: Any, *, field: str) -> datetime:
     '2024-11-20T07:30:00+00:00'
     """
     if isinstance(value, datetime):  # an XLSX date cell
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=SHANGHAI)
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=SHOP_TZ)
         return aware.astimezone(UTC)
     text = cell_text(value)
     if not text:
@@ -314,7 +315,7 @@ def parse_moment(text: str, *, field: str) -> datetime:
     except ValueError as e:
         raise InvalidInputError(must(field, "a date YYYY-MM-DD or an ISO time", text), field=field) from e
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=SHANGHAI)
+        parsed = parsed.replace(tzinfo=SHOP_TZ)
     return parsed.astimezone(UTC)
 
 

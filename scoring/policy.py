@@ -26,13 +26,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
+from orderguard.clock import SHOP_TZ
 from orderguard.errors import ConfigError, must
 from orderguard.schema import Order, OrderStatus
 from orderguard.settings import PolicySettings
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 class Decision(StrEnum):
@@ -87,7 +85,7 @@ class Campaign:
 
     def covers(self, at: datetime) -> bool:
         """Whether the instant ``at`` falls on one of the campaign's Beijing days."""
-        day = at.astimezone(SHANGHAI).date()
+        day = at.astimezone(SHOP_TZ).date()
         return self.first_day <= day <= self.last_day
 
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from orderguard.clock import SHOP_TZ
 from orderguard.errors import InvalidInputError, must
 
 #: The shop's local time: days, opening hours and the warehouse cut-off are Beijing time.
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +78,7 @@ class SimConfig:
     @property
     def start_at(self) -> datetime:
         """Beginning of the period: Beijing midnight of ``start``, in UTC."""
-        return datetime.combine(self.start, time(0), tzinfo=SHANGHAI).astimezone(UTC)
+        return datetime.combine(self.start, time(0), tzinfo=SHOP_TZ).astimezone(UTC)
 
     @property
     def end_at(self) -> datetime:

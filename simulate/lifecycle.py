@@ -19,8 +19,8 @@ from datetime import datetime, time, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 
+from orderguard.clock import SHOP_TZ
 from orderguard.schema import Channel, EventKind, OrderStatus, RefundReason
-from simulate.config import SHANGHAI
 from simulate.rand import chance, lognormal_delay, uniform_delay
 
 _SECOND = timedelta(seconds=1)
@@ -130,8 +130,8 @@ class Step:
 
 def _local_at(day: datetime, hour: int, minute: int = 0) -> datetime:
     """``day``'s Beijing date at ``hour:minute`` local, returned in the tz of ``day``."""
-    local = day.astimezone(SHANGHAI)
-    return datetime.combine(local.date(), time(hour, minute), tzinfo=SHANGHAI).astimezone(day.tzinfo)
+    local = day.astimezone(SHOP_TZ)
+    return datetime.combine(local.date(), time(hour, minute), tzinfo=SHOP_TZ).astimezone(day.tzinfo)
 
 
 def ship_time(rng: random.Random, ready: datetime, *, backlog_days: int = 0) -> datetime:
@@ -143,10 +143,10 @@ def ship_time(rng: random.Random, ready: datetime, *, backlog_days: int = 0) -> 
 
     >>> from datetime import UTC
     >>> t = ship_time(random.Random(0), datetime(2024, 11, 4, 1, 0, tzinfo=UTC))  # 09:00 Beijing
-    >>> t.astimezone(SHANGHAI).date().isoformat(), 17 <= t.astimezone(SHANGHAI).hour <= 19
+    >>> t.astimezone(SHOP_TZ).date().isoformat(), 17 <= t.astimezone(SHOP_TZ).hour <= 19
     ('2024-11-04', True)
     """
-    local = ready.astimezone(SHANGHAI)
+    local = ready.astimezone(SHOP_TZ)
     days = 0 if local.hour < _CUTOFF_HOUR else 1
     days += backlog_days + (1 if chance(rng, 0.04) else 0)
     pickup = _local_at(ready + timedelta(days=days), _PICKUP_HOUR)

@@ -14,8 +14,8 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Final
 
+from orderguard.clock import SHOP_TZ
 from orderguard.schema import Channel
-from simulate.config import SHANGHAI
 from simulate.rand import digits
 
 #: ``(prefix, digits, multiplier)`` of the scrambled ids; multipliers are coprime to 10.
@@ -65,7 +65,7 @@ class Numbering:
             return f"{prefix}{number:0{width}d}"
         if channel is Channel.JD:
             return str(300_000_000_000 + offset % 10**10 + seq * 37 + (seq * 7919 + offset) % 37)
-        return f"PH{created_at.astimezone(SHANGHAI):%Y%m%d}{seq:06d}"
+        return f"PH{created_at.astimezone(SHOP_TZ):%Y%m%d}{seq:06d}"
 
 
 def refund_id(channel: Channel, order_id: str) -> str:

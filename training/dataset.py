@@ -55,13 +55,13 @@ import pandas as pd
 
 from features.derived import point_in_time_features
 from features.specs import FeatureSet
+from orderguard.clock import SHOP_TZ
 from orderguard.durations import to_timedelta
 from orderguard.enrich import Gazetteer
 from orderguard.errors import InvalidInputError, must
 from orderguard.labels import precedence
 from orderguard.schema import Label, Order, OrderStatus, Verdict
 from orderguard.settings import TrainingSettings
-from scoring.policy import SHANGHAI
 
 #: Columns every dataset frame carries besides the features.
 META_COLUMNS: tuple[str, ...] = ("order_key", "event_time", "day", "target", "target_source", "verdict",
@@ -236,7 +236,7 @@ def beijing_day(times: pd.Series) -> pd.Series:
     >>> beijing_day(pd.Series(pd.to_datetime(["2024-11-10T16:30:00Z"]))).tolist()
     [datetime.date(2024, 11, 11)]
     """
-    return times.dt.tz_convert(SHANGHAI).dt.date
+    return times.dt.tz_convert(SHOP_TZ).dt.date
 
 
 def build_dataset(orders: Iterable[Order], labels: Iterable[Label], feature_set: FeatureSet, *, cutoff: datetime,

@@ -17,12 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from zoneinfo import ZoneInfo
 
+from orderguard.clock import SHOP_TZ
 from orderguard.errors import InvalidInputError, UnknownStatusError, must
 from orderguard.schema import LIFECYCLE_RANK, EventKind, OrderStatus, Phone
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -97,7 +95,7 @@ def parse_time(value: object, *, field: str) -> datetime:
         except ValueError as e:
             raise InvalidInputError(must(field, "a 'YYYY-MM-DD HH:MM:SS' time", value), field=field) from e
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=SHANGHAI)
+            parsed = parsed.replace(tzinfo=SHOP_TZ)
         return parsed.astimezone(UTC)
     raise InvalidInputError(must(field, "a timestamp", value), field=field)
 

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
-from orderguard.ingest.normalize import SHANGHAI
+from orderguard.clock import SHOP_TZ
 from orderguard.schema import Channel, EventKind, OrderStatus, RefundReason
 from simulate.plain import PlainEvent, PlainRefund
 
@@ -48,7 +48,7 @@ def local_text(moment: datetime) -> str:
     >>> local_text(datetime(2024, 11, 11, 0, 0, 0, 999999, tzinfo=UTC))
     '2024-11-11 08:00:00'
     """
-    return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone(SHOP_TZ).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def epoch_s(moment: datetime) -> int:
@@ -75,7 +75,7 @@ def iso_local_ms(moment: datetime) -> str:
     >>> iso_local_ms(datetime(2024, 11, 11, 0, 0, 0, 123999, tzinfo=UTC))
     '2024-11-11T08:00:00.123+08:00'
     """
-    return moment.astimezone(SHANGHAI).isoformat(timespec="milliseconds")
+    return moment.astimezone(SHOP_TZ).isoformat(timespec="milliseconds")
 
 
 def yuan(amount_fen: int) -> str:

@@ -21,10 +21,11 @@ import cpca
 import phonenumbers
 import pytest
 
+from orderguard.clock import SHOP_TZ
 from orderguard.errors import InvalidInputError
 from orderguard.schema import LIFECYCLE_RANK, Channel, EventKind, OrderStatus, RefundReason
 from simulate.catalog import NEW_USER_COUPON, SKUS
-from simulate.config import SHANGHAI, SimConfig
+from simulate.config import SimConfig
 from simulate.engine import Simulation, simulate
 from simulate.geo import PICKUP_KEYWORDS
 from simulate.identity import VIRTUAL_SEGMENTS, id_card_check_digit
@@ -96,7 +97,7 @@ def test_config_rejects_out_of_range_values(field: str, kwargs: dict[str, Any]) 
 
 
 def test_period_starts_at_beijing_midnight() -> None:
-    start = WEEK.start_at.astimezone(SHANGHAI)
+    start = WEEK.start_at.astimezone(SHOP_TZ)
     assert (start.hour, start.minute, start.date()) == (0, 0, WEEK.start)
     assert WEEK.start_at.utcoffset() == timedelta(0)
 
@@ -165,12 +166,12 @@ def test_truth_rows_match_orders_one_to_one(week: Simulation, by_order: dict[str
 
 
 def test_promotion_day_has_about_ten_times_the_volume(week: Simulation) -> None:
-    per_day = Counter(r.created_at.astimezone(SHANGHAI).date() for r in week.truth)
+    per_day = Counter(r.created_at.astimezone(SHOP_TZ).date() for r in week.truth)
     promo = WEEK.start + timedelta(days=WEEK.promo_day or 0)
     others = [n for day, n in per_day.items() if day != promo]
     ratio = per_day[promo] / statistics.median(others)
     assert 8.0 <= ratio <= 12.0
-    promo_rows = [r for r in week.truth if r.created_at.astimezone(SHANGHAI).date() == promo]
+    promo_rows = [r for r in week.truth if r.created_at.astimezone(SHOP_TZ).date() == promo]
     assert Counter(r.pattern for r in promo_rows).most_common(1)[0][0] is Pattern.PROMOTION_SPIKE
 
 

@@ -13,12 +13,13 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from features.shop import default_shop_features
+from orderguard.clock import SHOP_TZ
 from orderguard.enrich import Gazetteer
 from orderguard.errors import InvalidInputError
 from orderguard.ingest.state import derive_order
 from orderguard.schema import Address, ClientInfo, Label, Order, Party, Verdict
 from orderguard.settings import TrainingSettings
-from scoring.policy import SHANGHAI, Bands, Campaign, Decision, Policy
+from scoring.policy import Bands, Campaign, Decision, Policy
 from scoring.rules import RulePack, default_rules_path, load_rules, load_rules_file
 from tests.factories import BASE_TIME, make_event
 from training.dataset import Dataset, TargetPolicy, build_dataset
@@ -61,7 +62,7 @@ def hand_made() -> Dataset:
     times = pd.Series(pd.to_datetime([row[0] for row in ROWS], utc=True))
     frame = pd.DataFrame({
         "order_key": [str(o.key) for o in orders], "event_time": times,
-        "day": [row[0].astimezone(SHANGHAI).date() for row in ROWS],
+        "day": [row[0].astimezone(SHOP_TZ).date() for row in ROWS],
         "target": np.array([row[3] for row in ROWS], dtype="int8"), "target_source": "label",
         "verdict": ["confirmed_fraud" if row[3] else "false_positive" for row in ROWS],
         "label_time": times, "burst": [row[1] for row in ROWS], "age": [row[2] for row in ROWS]})
@@ -84,7 +85,7 @@ def expected_scores(policy: Policy) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 def top_per_day(score: np.ndarray, k: int) -> list[int]:
     chosen: list[int] = []
     for day in (date(2024, 11, 11), date(2024, 11, 12)):
-        rows = [i for i, row in enumerate(ROWS) if row[0].astimezone(SHANGHAI).date() == day]
+        rows = [i for i, row in enumerate(ROWS) if row[0].astimezone(SHOP_TZ).date() == day]
         chosen += sorted(rows, key=lambda i: -score[i])[:k]
     return chosen
 
