@@ -2,7 +2,7 @@
 
 Pure code takes time as an argument; code at the edges (API handlers, CLI, the
 order-health monitor) asks an injected ``Clock``, so tests can freeze or step time
-instead of sleeping.
+instead of sleeping (``tests.factories.FixedClock``).
 
 Everything stored is tz-aware UTC. People think in the shop's calendar (Beijing time:
 the channels stamp it, days start at Beijing midnight), so one rule holds for every
@@ -12,8 +12,7 @@ a date alone is shop midnight, an explicit offset (``Z``, ``+00:00``) is honoure
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -84,27 +83,3 @@ class SystemClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
-
-
-@dataclass
-class FixedClock:
-    """A clock that only moves when told to; for tests and deterministic replays.
-
-    >>> c = FixedClock(datetime(2024, 1, 1, tzinfo=UTC))
-    >>> c.advance(seconds=90).isoformat()
-    '2024-01-01T00:01:30+00:00'
-    """
-
-    current: datetime = field(default_factory=lambda: datetime(2024, 1, 1, tzinfo=UTC))
-
-    def __post_init__(self) -> None:
-        if self.current.tzinfo is None:
-            raise ValueError("FixedClock needs a tz-aware datetime")
-
-    def now(self) -> datetime:
-        return self.current
-
-    def advance(self, **delta: float) -> datetime:
-        """Move forward by ``timedelta(**delta)`` and return the new time."""
-        self.current = self.current + timedelta(**delta)
-        return self.current

@@ -67,15 +67,6 @@ def normalize_text(text: str) -> str:
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).lower()
 
 
-def address_text(address: Address) -> str:
-    """Canonical one-line form of an address, the basis of the address entity key.
-
-    >>> address_text(Address("浙江省", "杭州市", "西湖区", " 文三路100号 "))
-    '浙江省|杭州市|西湖区|文三路100号'
-    """
-    return "|".join(normalize_text(p) for p in (address.province, address.city, address.district, address.detail))
-
-
 def distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
     """Great-circle distance between two (latitude, longitude) points in km.
 

@@ -18,7 +18,6 @@ never used.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -101,16 +100,8 @@ class RunLog:
         for i in range(0, len(items), 500):
             self.client.log_batch(self.run_id, metrics=items[i:i + 500])
 
-    def set_tags(self, tags: Mapping[str, str]) -> None:
-        from mlflow.entities import RunTag
-
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
-
     def log_text(self, text: str, path: str) -> None:
         self.client.log_text(self.run_id, text, path)
-
-    def log_dict(self, data: Mapping[str, Any], path: str) -> None:
-        self.client.log_text(self.run_id, json.dumps(data, indent=2, ensure_ascii=False, default=str), path)
 
     def log_figure(self, figure: Figure, path: str) -> None:
         self.client.log_figure(self.run_id, figure, path)

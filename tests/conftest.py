@@ -33,9 +33,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from features.settings import Settings
-from orderguard.clock import FixedClock
 from orderguard.ingest.orderlog import OrderLog, redacted
-from tests.factories import BASE_TIME, EventFactory
+from tests.factories import BASE_TIME, EventFactory, FixedClock
 
 PG_URL_ENV = "ORDERGUARD_TEST_PG_URL"
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

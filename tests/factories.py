@@ -29,7 +29,7 @@ same kind and status (the channels guarantee that; the strategies do too).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import pairwise
 from typing import Any
@@ -367,3 +367,27 @@ def batches(draw: st.DrawFn, events: Sequence[OrderEvent]) -> list[list[OrderEve
     cuts = sorted(draw(st.sets(st.integers(1, max(len(events) - 1, 1)), max_size=4)))
     bounds = [0, *(c for c in cuts if c < len(events)), len(events)]
     return [list(events[a:b]) for a, b in pairwise(bounds) if b > a]
+
+
+@dataclass
+class FixedClock:
+    """A clock that only moves when told to; for tests and deterministic replays.
+
+    >>> c = FixedClock(datetime(2024, 1, 1, tzinfo=UTC))
+    >>> c.advance(seconds=90).isoformat()
+    '2024-01-01T00:01:30+00:00'
+    """
+
+    current: datetime = field(default_factory=lambda: datetime(2024, 1, 1, tzinfo=UTC))
+
+    def __post_init__(self) -> None:
+        if self.current.tzinfo is None:
+            raise ValueError("FixedClock needs a tz-aware datetime")
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, **delta: float) -> datetime:
+        """Move forward by ``timedelta(**delta)`` and return the new time."""
+        self.current = self.current + timedelta(**delta)
+        return self.current

@@ -118,11 +118,6 @@ class RuleStats:
     needs_investigation: int
 
     @property
-    def labelled_hits(self) -> int:
-        """Hits that carry a label of any verdict."""
-        return self.confirmed_fraud + self.false_positive + self.needs_investigation
-
-    @property
     def decided(self) -> int:
         """Hits labelled fraud or false positive (what precision is measured on)."""
         return self.confirmed_fraud + self.false_positive

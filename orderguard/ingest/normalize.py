@@ -211,11 +211,3 @@ def phone_from(value: str | None, *, hasher: PiiHasher, encrypted_token: str | N
     identity = encrypted_token or text
     return Phone(hash=hasher.hash("phone-token" if encrypted_token else "phone-masked", identity),
                  prefix=prefix[:7] if prefix else None, masked=text or None)
-
-
-def require(payload: Mapping[str, object], name: str, *, prefix: str = "") -> object:
-    """A required payload field, or an ``InvalidInputError`` naming it."""
-    field = f"{prefix}{name}"
-    if name not in payload or payload[name] is None or payload[name] == "":
-        raise InvalidInputError(f"`{field}` is required", field=field)
-    return payload[name]

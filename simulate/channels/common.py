@@ -120,16 +120,6 @@ def token(secret: bytes, kind: str, value: str) -> str:
     return base64.urlsafe_b64encode(mac[:18]).decode()
 
 
-def split_amount(total: int, parts: int) -> list[int]:
-    """Split fen over ``parts`` entries, the remainder on the first one.
-
-    >>> split_amount(1001, 3)
-    [335, 333, 333]
-    """
-    share, rest = divmod(total, parts)
-    return [share + rest] + [share] * (parts - 1)
-
-
 def require_refund(event: PlainEvent) -> PlainRefund:
     """An after-sale event must carry its refund claim."""
     if event.refund is None:

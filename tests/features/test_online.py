@@ -13,10 +13,10 @@ from features.facts import Entity
 from features.online import OnlineFeatures
 from features.specs import FeatureSet
 from features.stores import MemoryStore
-from orderguard.clock import FixedClock
 from orderguard.enrich import Gazetteer
 from orderguard.errors import ConfigError
 from orderguard.schema import Phone, RefundReason, Verdict
+from tests.factories import FixedClock
 from tests.features.builders import T0, at, make_label, make_order, refunded
 
 

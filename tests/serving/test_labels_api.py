@@ -12,11 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from features.settings import Settings
-from orderguard.clock import FixedClock
 from orderguard.schema import Amounts, Channel, EventKind, OrderKey, OrderLine, OrderStatus
 from serving.app import create_app
 from simulate.channels import encode
 from simulate.plain import PlainAddress, PlainBuyer, PlainClient, PlainEvent
+from tests.factories import FixedClock
 
 T0 = datetime(2024, 11, 12, 6, 0, tzinfo=UTC)  # orders are created from here on
 NOW = T0 + timedelta(days=2)  # the service clock
