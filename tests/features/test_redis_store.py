@@ -16,10 +16,10 @@ def group(group_id: str) -> FactGroup:
     return FactGroup(group_id, 1, (Fact(FactKind.ORDER, 1_000, group_id, {Entity.DEVICE: "d"}, {}),))
 
 
-def test_clear_removes_only_its_own_namespace_even_with_pattern_characters(feature_redis_url: str) -> None:
+def test_clear_removes_only_its_own_namespace_even_with_pattern_characters(redis_url: str) -> None:
     base = f"og:test:ns:{uuid.uuid4().hex}"
-    tricky = RedisStore(feature_redis_url, prefix=f"{base}:[a]*")
-    neighbour = RedisStore(feature_redis_url, prefix=f"{base}:a")  # what "[a]*" would match as a pattern
+    tricky = RedisStore(redis_url, prefix=f"{base}:[a]*")
+    neighbour = RedisStore(redis_url, prefix=f"{base}:a")  # what "[a]*" would match as a pattern
     try:
         tricky.apply(group("g1"))
         neighbour.apply(group("g2"))

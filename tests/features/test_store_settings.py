@@ -37,8 +37,8 @@ def test_sqlite_defaults_to_a_file_in_the_data_dir(tmp_path: Path) -> None:
         store.close()
 
 
-def test_redis_store_uses_its_settings(tmp_path: Path, feature_redis_url: str) -> None:
-    config = CONFIG.validate_python({"type": "redis", "url": feature_redis_url, "prefix": "og:test:settings"})
+def test_redis_store_uses_its_settings(tmp_path: Path, redis_url: str) -> None:
+    config = CONFIG.validate_python({"type": "redis", "url": redis_url, "prefix": "og:test:settings"})
     store = config.open(tmp_path)
     try:
         assert isinstance(store, RedisStore)
