@@ -65,7 +65,8 @@ from features.facts import (
     label_facts,
     order_facts,
 )
-from features.specs import ZERO_WHEN_EMPTY, Agg, Condition, FeatureSet, FeatureSpec, Op
+from features.operators import MEANING
+from features.specs import ZERO_WHEN_EMPTY, Agg, Condition, FeatureSet, FeatureSpec
 from orderguard.errors import ConfigError, InvalidInputError, must
 from orderguard.schema import Label, Order
 
@@ -83,9 +84,6 @@ _ARROW_TYPES: Mapping[AttrType, pa.DataType] = MappingProxyType({
     AttrType.NUMBER: pa.float64(), AttrType.CATEGORY: pa.string(), AttrType.FLAG: pa.bool_()})
 _SQL_AGG: Mapping[Agg, str] = MappingProxyType({
     Agg.SUM: "sum", Agg.MEAN: "avg", Agg.MIN: "min", Agg.MAX: "max", Agg.STD: "stddev_pop"})
-_SQL_OP: Mapping[Op, str] = MappingProxyType({
-    Op.EQ: "=", Op.NE: "<>", Op.IN: "IN", Op.NOT_IN: "NOT IN", Op.LT: "<", Op.LE: "<=", Op.GT: ">",
-    Op.GE: ">="})
 
 
 def _attr_types() -> dict[str, AttrType]:
@@ -132,14 +130,15 @@ def sql_literal(value: object) -> str:
 def condition_sql(condition: Condition) -> str:
     """One filter condition as SQL; unknown (NULL) attributes never match, as online.
 
+    >>> from features.operators import Op
     >>> condition_sql(Condition("reason", Op.IN, ("damaged", "not_received")))
     "a_reason IN ('damaged', 'not_received')"
     """
     column = attr_column(condition.attr)
     if isinstance(condition.value, tuple):
         items = ", ".join(sql_literal(v) for v in condition.value)
-        return f"{column} {_SQL_OP[condition.op]} ({items})"
-    return f"{column} {_SQL_OP[condition.op]} {sql_literal(condition.value)}"
+        return f"{column} {MEANING[condition.op].sql} ({items})"
+    return f"{column} {MEANING[condition.op].sql} {sql_literal(condition.value)}"
 
 
 def window_sql(spec: FeatureSpec) -> str:

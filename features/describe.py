@@ -31,6 +31,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from features.facts import Entity, FactKind
+from features.operators import MEANING, Op
 from features.specs import (
     Agg,
     Condition,
@@ -38,7 +39,6 @@ from features.specs import (
     DerivedSpec,
     FeatureSet,
     FeatureSpec,
-    Op,
     Scalar,
 )
 from features.windows import Duration
@@ -333,8 +333,6 @@ def _words(values: Iterable[Scalar]) -> tuple[str, str]:
     return "/".join(zh), " / ".join(en)
 
 
-_OP_SIGNS: Mapping[Op, str] = MappingProxyType({Op.LT: "<", Op.LE: "≤", Op.GT: ">", Op.GE: "≥", Op.EQ: "=",
-                                                 Op.NE: "≠"})
 
 
 def _scalar_text(attr: _Attr, value: Scalar | tuple[Scalar, ...]) -> Phrase:
@@ -373,7 +371,7 @@ def _condition_mods(c: Condition) -> _Mods:
     if attr.unit is _Unit.FLAG:
         yes = (c.value is True) != negated
         return _Mods(zh=f"{'' if yes else '非'}{attr.zh}的", en_after=f"{'' if yes else 'not '}{attr.en}")
-    sign = _OP_SIGNS[c.op]
+    sign = MEANING[c.op].sign
     shown = _scalar_text(attr, c.value)
     return _Mods(zh=f"{attr.zh}{sign}{shown.zh}的", en_after=f"with {attr.en} {sign} {shown.en}")
 

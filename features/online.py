@@ -65,7 +65,8 @@ from features.facts import (
     reference_attributes,
     reference_inputs,
 )
-from features.specs import ZERO_WHEN_EMPTY, Agg, Condition, FeatureSet, FeatureSpec, Op, attribute_value
+from features.operators import MEANING, Op
+from features.specs import ZERO_WHEN_EMPTY, Agg, Condition, FeatureSet, FeatureSpec, attribute_value
 from features.stores.base import FactRange, OnlineStore, RangeQuery
 from features.windows import from_us, to_us
 from orderguard.clock import Clock
@@ -187,9 +188,6 @@ def _condition_test(c: Condition) -> _Test:
     return lambda attrs: match(attrs.get(attr))
 
 
-_SIGNS = {Op.LT: "<", Op.LE: "<=", Op.GT: ">", Op.GE: ">="}
-
-
 def _filter_expr(conditions: tuple[Condition, ...], *, prefix: str, env: dict[str, object]) -> str:
     """A filter as one inline expression over a fact ``f`` (same semantics as ``Condition.matches``).
 
@@ -207,22 +205,20 @@ and float(x0_1) <= c0_1"
     parts: list[str] = []
     for j, c in enumerate(conditions):
         name, temp, get = f"{prefix}{j}", f"x{prefix[1:]}{j}", f"f.attrs.get({c.attr!r})"
-        if c.op in (Op.IN, Op.NOT_IN):
+        meaning = MEANING[c.op]
+        if meaning.membership:
             env[name] = frozenset(c.value) if isinstance(c.value, tuple) else frozenset((c.value,))
-        elif c.op in _SIGNS:
-            env[name] = float(c.value)  # type: ignore[arg-type]  # numeric ops take numbers (validated)
+        elif meaning.ordering:
+            env[name] = float(c.value)  # type: ignore[arg-type]  # ordering ops take numbers (validated)
         else:
             env[name] = c.value
-        if c.op is Op.EQ:
-            parts.append(f"{get} == {name}")  # the value is never None, so unknown never matches
-        elif c.op is Op.IN:
-            parts.append(f"{get} in {name}")
-        elif c.op is Op.NE:
-            parts.append(f"({temp} := {get}) is not None and {temp} != {name}")
-        elif c.op is Op.NOT_IN:
-            parts.append(f"({temp} := {get}) is not None and {temp} not in {name}")
+        if c.op in (Op.EQ, Op.IN):
+            # the value is never None (nor holds it), so an unknown attribute never matches
+            parts.append(f"{get} {meaning.python} {name}")
+        elif meaning.ordering:
+            parts.append(f"({temp} := {get}) is not None and float({temp}) {meaning.python} {name}")
         else:
-            parts.append(f"({temp} := {get}) is not None and float({temp}) {_SIGNS[c.op]} {name}")
+            parts.append(f"({temp} := {get}) is not None and {temp} {meaning.python} {name}")
     return " and ".join(parts)
 
 

@@ -76,6 +76,7 @@ from features.facts import (
     Entity,
     FactKind,
 )
+from features.operators import MEMBERSHIP_OPS, ORDERING_OPS, Op, matches
 from features.windows import Duration, Window
 from orderguard.errors import ConfigError, must
 
@@ -105,25 +106,11 @@ NUMERIC_AGGS: frozenset[Agg] = frozenset({Agg.SUM, Agg.MEAN, Agg.MIN, Agg.MAX, A
 ZERO_WHEN_EMPTY: frozenset[Agg] = frozenset({Agg.COUNT, Agg.SUM, Agg.DISTINCT})
 
 
-class Op(StrEnum):
-    """Comparison of a filter condition; a fact whose attribute is unknown never matches."""
-
-    EQ = "eq"
-    NE = "ne"
-    IN = "in"
-    NOT_IN = "not_in"
-    LT = "lt"
-    LE = "le"
-    GT = "gt"
-    GE = "ge"
-
-
 _OPS_BY_TYPE: Mapping[AttrType, frozenset[Op]] = {
-    AttrType.CATEGORY: frozenset({Op.EQ, Op.NE, Op.IN, Op.NOT_IN}),
-    AttrType.FLAG: frozenset({Op.EQ, Op.NE}),
+    AttrType.CATEGORY: frozenset(Op) - ORDERING_OPS,
+    AttrType.FLAG: frozenset(Op) - ORDERING_OPS - MEMBERSHIP_OPS,
     AttrType.NUMBER: frozenset(Op),
 }
-_SET_OPS = frozenset({Op.IN, Op.NOT_IN})
 #: A missing value.
 NAN = float("nan")
 _QUALIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -154,26 +141,7 @@ class Condition:
         >>> Condition("paid_fen", Op.GE, 100).matches(None)
         False
         """
-        if actual is None:
-            return False
-        value = self.value
-        if self.op is Op.EQ:
-            return actual == value
-        if self.op is Op.NE:
-            return actual != value
-        if self.op is Op.IN:
-            return actual in value  # type: ignore[operator]
-        if self.op is Op.NOT_IN:
-            return actual not in value  # type: ignore[operator]
-        number = float(actual)  # type: ignore[arg-type]
-        limit = float(value)  # type: ignore[arg-type]
-        if self.op is Op.LT:
-            return number < limit
-        if self.op is Op.LE:
-            return number <= limit
-        if self.op is Op.GT:
-            return number > limit
-        return number >= limit
+        return matches(self.op, actual, self.value)
 
     def to_data(self) -> Any:
         """The condition's value in YAML form (a list for ``in`` / ``not_in``)."""
@@ -219,7 +187,7 @@ value=('damaged', 'not_received')))
 
 
 def _condition_value(op: Op, value: Any, *, path: str) -> Scalar | tuple[Scalar, ...]:
-    if op in _SET_OPS:
+    if op in MEMBERSHIP_OPS:
         if not isinstance(value, list | tuple) or not value:
             raise _err(path, f"a non-empty list for `{op.value}`", value)
         items = [_scalar(v, path=path) for v in value]

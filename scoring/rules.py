@@ -30,56 +30,31 @@ import math
 import string
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from features.operators import SCALAR_OPS, Op, compare
 from features.settings import Settings
 from features.specs import FeatureSet
 from orderguard.errors import ConfigError
-
-
-class Cmp(StrEnum):
-    """Comparison of a feature with a threshold."""
-
-    GE = "ge"
-    GT = "gt"
-    LE = "le"
-    LT = "lt"
-    EQ = "eq"
-    NE = "ne"
-
-
-def _compare(op: Cmp, value: float, threshold: float) -> bool:
-    """``value <op> threshold``; NaN (unknown) is never true.
-
-    >>> _compare(Cmp.GE, 5.0, 5.0), _compare(Cmp.LT, float("nan"), 1.0)
-    (True, False)
-    """
-    if math.isnan(value):
-        return False
-    if op is Cmp.GE:
-        return value >= threshold
-    if op is Cmp.GT:
-        return value > threshold
-    if op is Cmp.LE:
-        return value <= threshold
-    if op is Cmp.LT:
-        return value < threshold
-    if op is Cmp.EQ:
-        return value == threshold
-    return value != threshold
 
 
 class _Comparison(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     feature: str = Field(min_length=1)
-    op: Cmp
+    op: Op
     value: float
+
+    @field_validator("op")
+    @classmethod
+    def _one_value(cls, op: Op) -> Op:
+        if op not in SCALAR_OPS:
+            raise ValueError(f"must be one of {', '.join(sorted(SCALAR_OPS))} (a rule compares with one threshold)")
+        return op
 
 
 class _Compound(BaseModel):
@@ -143,7 +118,7 @@ class Comparison:
     """``feature <op> threshold``."""
 
     feature: str
-    op: Cmp
+    op: Op
     threshold: float
 
 
@@ -241,7 +216,7 @@ class RulePack:
 
 def _fire(rule: Rule, vector: Mapping[str, float]) -> RuleHit | None:
     values = {f: float(vector.get(f, math.nan)) for f in rule.features}
-    results = (_compare(c.op, values[c.feature], c.threshold) for c in rule.comparisons)
+    results = (compare(c.op, values[c.feature], c.threshold) for c in rule.comparisons)
     if not (all(results) if rule.mode == "all" else any(results)):
         return None
     first = rule.comparisons[0]

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from features.facts import Entity, FactKind
+from features.operators import Op
 from features.specs import (
     Agg,
     Condition,
     DerivedOp,
     FeatureSet,
     FeatureSpec,
-    Op,
     attribute_value,
     derive,
     parse_filter,

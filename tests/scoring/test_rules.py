@@ -70,6 +70,8 @@ def test_deny_and_allow_lists() -> None:
      "DEVICE_BURST_5M"),
     (pack(when={"feature": "count_orders_by_device_5m", "op": "approx", "value": 5}), "rules[0].when.op",
      "DEVICE_BURST_5M"),
+    (pack(when={"feature": "count_orders_by_device_5m", "op": "in", "value": 5}), "rules[0].when.op",
+     "one threshold"),
     (pack(points="many"), "rules[0].points", "DEVICE_BURST_5M"),
     (pack(code="lower-case"), "rules[0].code", "lower-case"),
     (pack(reason={"zh": "{nope}", "en": "x"}), "rules[0].reason.zh", "DEVICE_BURST_5M"),
