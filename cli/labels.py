@@ -95,14 +95,14 @@ def label_history(
     order_key: Annotated[str, typer.Argument(help="The order: <channel>:<order id>.")],
 ) -> None:
     """Every verdict on one order, oldest first (times in UTC)."""
-    from orderguard.errors import NotFoundError, must
+    from orderguard.errors import NotFoundError
     from orderguard.label_files import parse_order_key
     from orderguard.labels import LabelLog
 
     key = parse_order_key(order_key)
     with open_log(settings_of(ctx)) as log:
         if log.get(key) is None:
-            raise NotFoundError(must("order_key", "an order in the order log", str(key)), field="order_key")
+            raise NotFoundError.must("order_key", "an order in the order log", str(key))
         records = LabelLog(log.engine).history(key)
     if not records:
         Console().print(f"{key}: no labels", markup=False)

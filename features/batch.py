@@ -465,8 +465,7 @@ class BatchFeatures:
         if missing or unknown:
             wanted = "columns " + ", ".join(layout) + " (fact_id optional)"
             problem = {"missing": missing, "unknown": unknown}
-            raise InvalidInputError(must("facts", wanted, {k: v for k, v in problem.items() if v}),
-                                    field="facts")
+            raise InvalidInputError.must("facts", wanted, {k: v for k, v in problem.items() if v})
         select = ", ".join(
             f"CAST({_quote(c)} AS {t}) AS {c}" if c in names else f"CAST(NULL AS {t}) AS {c}"
             for c, t in layout.items())
@@ -483,8 +482,8 @@ class BatchFeatures:
             self._check_facts()
         except (duckdb.ConversionException, duckdb.BinderException, duckdb.InvalidInputException) as e:
             self._con.rollback()
-            raise InvalidInputError(must("facts", "values castable to the facts table types",
-                                         str(e).splitlines()[0]), field="facts") from e
+            raise InvalidInputError.must("facts", "values castable to the facts table types",
+                                         str(e).splitlines()[0]) from e
         except BaseException:
             self._con.rollback()
             raise
@@ -503,14 +502,11 @@ class BatchFeatures:
             f"any_value(kind) FILTER (WHERE kind NOT IN ({kinds})) FROM facts").fetchall()[0]
         bad_kind, no_ts, no_order, example = row
         if bad_kind:
-            raise InvalidInputError(must("facts.kind", "one of " + ", ".join(FactKind), example),
-                                    field="facts.kind")
+            raise InvalidInputError.must("facts.kind", "one of " + ", ".join(FactKind), example)
         if no_ts:
-            raise InvalidInputError(must("facts.ts", "given on every fact", f"{no_ts} null(s)"),
-                                    field="facts.ts")
+            raise InvalidInputError.must("facts.ts", "given on every fact", f"{no_ts} null(s)")
         if no_order:
-            raise InvalidInputError(must("facts.e_order", "given on every fact", f"{no_order} null(s)"),
-                                    field="facts.e_order")
+            raise InvalidInputError.must("facts.e_order", "given on every fact", f"{no_order} null(s)")
 
     def _query(self, *, ordered: bool = True) -> str:
         return frame_query(self.specs.specs, carry=self.carry, ordered=ordered)

@@ -78,7 +78,7 @@ from features.facts import (
 )
 from features.operators import MEMBERSHIP_OPS, ORDERING_OPS, Op, matches
 from features.windows import Duration, Window
-from orderguard.errors import ConfigError, must
+from orderguard.errors import ConfigError
 
 
 class Agg(StrEnum):
@@ -149,7 +149,7 @@ class Condition:
 
 
 def _err(path: str, constraint: str, value: object) -> ConfigError:
-    return ConfigError(must(path, constraint, value), field=path)
+    return ConfigError.must(path, constraint, value)
 
 
 def _choice(path: str, options: Iterable[str], value: object) -> ConfigError:
@@ -584,10 +584,8 @@ def _spec_from_model(model: FeatureSpecModel, *, path: str) -> FeatureSpec:
 
 
 def _located(error: ConfigError, path: str) -> ConfigError:
-    """The same error with its field prefixed by where it sits in the feature set."""
-    where = f"{path}.{error.field}" if error.field else path
-    message = error.message.replace(f"`{error.field}`", f"`{where}`", 1) if error.field else error.message
-    return ConfigError(message, field=where)
+    """The same error with its field nested under where it sits in the feature set."""
+    return error.under(path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -623,8 +621,7 @@ class FeatureSet:
             path = f"derived[{i}]"
             unknown = [a for a in d.args if a not in seen]
             if unknown:
-                raise ConfigError(must(f"{path}.of", "names of features declared before it", unknown[0]),
-                                  field=f"{path}.of")
+                raise ConfigError.must(f"{path}.of", "names of features declared before it", unknown[0])
             if d.name in seen:
                 raise ConfigError(f"`{path}` must have a unique name; {d.name!r} is also {seen[d.name]}",
                                   field=path)
@@ -695,8 +692,7 @@ class FeatureSet:
             try:
                 attributes.append(AttributeSpec(attr))
             except ConfigError as e:
-                raise ConfigError(e.message.replace("`attribute`", f"`attributes[{i}]`", 1),
-                                  field=f"attributes[{i}]") from e
+                raise e.at(f"attributes[{i}]") from e
         derived: list[DerivedSpec] = []
         for i, d in enumerate(model.derived):
             try:
@@ -724,5 +720,5 @@ class FeatureSet:
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as e:
-            raise ConfigError(must("features", "a readable YAML file", str(path)), field="features") from e
+            raise ConfigError.must("features", "a readable YAML file", str(path)) from e
         return cls.from_yaml(text)

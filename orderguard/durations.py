@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from orderguard.errors import ConfigError, must
+from orderguard.errors import ConfigError
 
 US_PER_S = 1_000_000
 UNITS_US = {"s": US_PER_S, "m": 60 * US_PER_S, "h": 3600 * US_PER_S, "d": 86400 * US_PER_S,
@@ -29,7 +29,7 @@ def parse_duration(text: object, *, field: str = "window") -> tuple[int, str]:
     """
     match = _DURATION.match(text.lower()) if isinstance(text, str) else None
     if match is None or int(match.group(1)) <= 0:
-        raise ConfigError(must(field, "a positive duration like 5m, 48h or 30d", text), field=field)
+        raise ConfigError.must(field, "a positive duration like 5m, 48h or 30d", text)
     amount, unit = int(match.group(1)), match.group(2)
     return amount * UNITS_US[unit], f"{amount}{unit}"
 

@@ -8,7 +8,7 @@ way: ``{"code", "message", "field"}`` over HTTP, one line and exit code 2 on the
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 #: Exit code of the CLI for any user-caused error (bad input, bad config).
 CLI_EXIT_CODE = 2
@@ -26,10 +26,46 @@ class OrderGuardError(Exception):
     code: str = "orderguard_error"
     http_status: int = 400
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(self, message: str | None = None, *, field: str | None = None, constraint: str | None = None,
+                 value: object = None) -> None:
+        if message is None:
+            if field is None or constraint is None:
+                raise TypeError("an error without a message needs a field and a constraint")
+            message = must(field, constraint, value)
         super().__init__(message)
         self.message = message
         self.field = field
+        self.constraint = constraint
+        self.value = value
+
+    @classmethod
+    def must(cls, field: str, constraint: str, value: object) -> Self:
+        """The conventional error, kept as structure so it can be re-rooted: ``field`` must be ``constraint``.
+
+        >>> InvalidInputError.must("qty", "a positive integer", -1).message
+        '`qty` must be a positive integer; got -1'
+        """
+        return cls(field=field, constraint=constraint, value=value)
+
+    def at(self, field: str) -> Self:
+        """The same error about ``field`` instead (its message re-rendered when it is structured).
+
+        >>> ConfigError.must("attribute", "a flag", "x").at("attributes[2]").message
+        "`attributes[2]` must be a flag; got 'x'"
+        """
+        if self.constraint is not None:
+            return type(self)(field=field, constraint=self.constraint, value=self.value)
+        return type(self)(f"`{field}`: {self.message}" if self.field != field else self.message, field=field)
+
+    def under(self, prefix: str) -> Self:
+        """The same error with its field nested under ``prefix`` (joined as a path, not by editing text).
+
+        >>> ConfigError.must("window", "a duration", "5x").under("features[3]").field
+        'features[3].window'
+        >>> ConfigError.must("[0]", "a number", None).under("features").field
+        'features[0]'
+        """
+        return self.at(join_path(prefix, self.field))
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form rendered by the API error handler."""
@@ -102,3 +138,10 @@ def must(field: str, constraint: str, value: object) -> str:
     '`qty` must be a positive integer; got -1'
     """
     return f"`{field}` must be {constraint}; got {value!r}"
+
+
+def join_path(prefix: str, field: str | None) -> str:
+    """``prefix`` and a field path below it: ``a`` + ``b`` → ``a.b``, ``a`` + ``[0]`` → ``a[0]``."""
+    if not field:
+        return prefix
+    return f"{prefix}{field}" if field.startswith("[") else f"{prefix}.{field}"

@@ -64,7 +64,7 @@ from types import MappingProxyType
 from typing import Any
 
 from orderguard.clock import SHOP_TZ
-from orderguard.errors import InvalidInputError, OrderGuardError, must
+from orderguard.errors import InvalidInputError, OrderGuardError
 from orderguard.ingest.files import ColumnMapping, Record, read_records
 from orderguard.ingest.normalize import parse_time
 from orderguard.ingest.service import ItemError
@@ -212,7 +212,7 @@ def _ruling(row: Mapping[str, Any], title: str, table: Mapping[str, Ruling]) -> 
         raise InvalidInputError(f"`{title}` is required", field=title)
     found = table.get(text)
     if found is None:
-        raise InvalidInputError(must(title, f"one of {', '.join(table)}", text), field=title)
+        raise InvalidInputError.must(title, f"one of {', '.join(table)}", text)
     return found
 
 
@@ -227,8 +227,8 @@ def _generic_row(row: Mapping[str, Any]) -> Label:
         try:
             key = OrderKey(Channel(_required(row, "channel")), _required(row, "order_id"))
         except ValueError as e:
-            raise InvalidInputError(must("channel", f"one of {', '.join(c.value for c in Channel)}",
-                                         row.get("channel")), field="channel") from e
+            raise InvalidInputError.must("channel", f"one of {', '.join(c.value for c in Channel)}",
+                                         row.get("channel")) from e
     verdict = parse_verdict(_required(row, "verdict"))
     return Label(key, verdict, cell_time(row.get("labeled_at"), field="labeled_at"), _required(row, "reviewer_id"),
                  cell_text(row.get("note")))
@@ -283,8 +283,7 @@ def parse_verdict(text: str) -> Verdict:
     try:
         return Verdict(clean.lower())
     except ValueError as e:
-        raise InvalidInputError(must("verdict", f"one of {', '.join(v.value for v in Verdict)}", text),
-                                field="verdict") from e
+        raise InvalidInputError.must("verdict", f"one of {', '.join(v.value for v in Verdict)}", text) from e
 
 
 def parse_order_key(text: str, *, field: str = "order_key") -> OrderKey:
@@ -296,8 +295,8 @@ def parse_order_key(text: str, *, field: str = "order_key") -> OrderKey:
     try:
         return OrderKey.parse(text.strip())
     except ValueError as e:
-        raise InvalidInputError(must(field, "<channel>:<order id> with a known channel "
-                                            f"({', '.join(c.value for c in Channel)})", text), field=field) from e
+        raise InvalidInputError.must(field, "<channel>:<order id> with a known channel "
+                                            f"({', '.join(c.value for c in Channel)})", text) from e
 
 
 def parse_moment(text: str, *, field: str) -> datetime:
@@ -313,7 +312,7 @@ def parse_moment(text: str, *, field: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(text.strip())
     except ValueError as e:
-        raise InvalidInputError(must(field, "a date YYYY-MM-DD or an ISO time", text), field=field) from e
+        raise InvalidInputError.must(field, "a date YYYY-MM-DD or an ISO time", text) from e
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=SHOP_TZ)
     return parsed.astimezone(UTC)
@@ -324,8 +323,7 @@ def label_format(name: str) -> LabelFormat:
     try:
         return LabelFormat(name)
     except ValueError as e:
-        raise InvalidInputError(must("format", f"one of {', '.join(f.value for f in LabelFormat)}", name),
-                                field="format") from e
+        raise InvalidInputError.must("format", f"one of {', '.join(f.value for f in LabelFormat)}", name) from e
 
 
 def _read_csv(path: Path) -> Iterator[Record]:
@@ -337,7 +335,7 @@ def _read_csv(path: Path) -> Iterator[Record]:
         try:
             text = data.decode("gb18030")
         except UnicodeDecodeError as e:
-            raise InvalidInputError(must("FILE", "UTF-8 or GB18030 text", path.name), field="FILE") from e
+            raise InvalidInputError.must("FILE", "UTF-8 or GB18030 text", path.name) from e
     reader = csv.DictReader(io.StringIO(text, newline=""))
     for row in reader:
         yield reader.line_num, {k.strip(): v for k, v in row.items() if k is not None}
@@ -474,7 +472,7 @@ def write_label_file(labels: Iterable[Label], path: Path) -> int:
                 count += 1
         return count
     if path.suffix.lower() != ".csv":
-        raise InvalidInputError(must("out", "a .csv or .jsonl path", path.name), field="out")
+        raise InvalidInputError.must("out", "a .csv or .jsonl path", path.name)
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=GENERIC_COLUMNS, lineterminator="\n")
         writer.writeheader()

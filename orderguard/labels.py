@@ -153,19 +153,17 @@ def normalized(label: Label) -> Label | OrderGuardError:
     try:
         verdict = Verdict(label.verdict)
     except ValueError:
-        return InvalidInputError(must("verdict", f"one of {', '.join(v.value for v in Verdict)}", label.verdict),
-                                 field="verdict")
+        return InvalidInputError.must("verdict", f"one of {', '.join(v.value for v in Verdict)}", label.verdict)
     at = label.labeled_at
     if not isinstance(at, datetime) or at.tzinfo is None or at.utcoffset() is None:
-        return InvalidInputError(must("labeled_at", "a tz-aware datetime", at), field="labeled_at")
+        return InvalidInputError.must("labeled_at", "a tz-aware datetime", at)
     reviewer = label.reviewer_id.strip() if isinstance(label.reviewer_id, str) else ""
     if not reviewer or len(reviewer) > REVIEWER_MAX:
-        return InvalidInputError(must("reviewer_id", f"a non-empty id of at most {REVIEWER_MAX} characters",
-                                      label.reviewer_id), field="reviewer_id")
+        return InvalidInputError.must("reviewer_id", f"a non-empty id of at most {REVIEWER_MAX} characters",
+                                      label.reviewer_id)
     note = label.note if isinstance(label.note, str) else ""
     if len(note) > NOTE_MAX:
-        return InvalidInputError(must("note", f"at most {NOTE_MAX} characters", f"{note[:20]}… ({len(note)})"),
-                                 field="note")
+        return InvalidInputError.must("note", f"at most {NOTE_MAX} characters", f"{note[:20]}… ({len(note)})")
     return Label(label.key, verdict, at.astimezone(UTC), reviewer, note)
 
 
@@ -183,7 +181,7 @@ def _record(row: sa.Row[Any]) -> LabelRecord:
 
 def _aware(value: datetime | None, *, field: str) -> datetime | None:
     if value is not None and (value.tzinfo is None or value.utcoffset() is None):
-        raise InvalidInputError(must(field, "a tz-aware datetime", value), field=field)
+        raise InvalidInputError.must(field, "a tz-aware datetime", value)
     return value
 
 
@@ -200,8 +198,7 @@ class LabelLog:
 
     def __init__(self, engine: Engine) -> None:
         if engine.dialect.name not in ("sqlite", "postgresql"):
-            raise ConfigError(must("database.url", "a SQLite or PostgreSQL database", redacted(engine.url)),
-                              field="database.url")
+            raise ConfigError.must("database.url", "a SQLite or PostgreSQL database", redacted(engine.url))
         self._engine = engine
         self._dialect = engine.dialect.name
         self._where = redacted(engine.url)
@@ -251,7 +248,7 @@ class LabelLog:
             the batch is stored on any error.
         """
         if not source.strip():
-            raise InvalidInputError(must("source", "non-empty", source), field="source")
+            raise InvalidInputError.must("source", "non-empty", source)
         when = self._recorded_at(recorded_at)
         for attempt in (1, 2):
             try:

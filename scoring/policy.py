@@ -28,7 +28,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from orderguard.clock import SHOP_TZ
-from orderguard.errors import ConfigError, must
+from orderguard.errors import ConfigError
 from orderguard.schema import Order, OrderStatus
 from orderguard.settings import PolicySettings
 
@@ -66,8 +66,8 @@ class Bands:
 
     def __post_init__(self) -> None:
         if not 0 < self.verify <= self.review <= self.hold <= 100:
-            raise ConfigError(must("policy.bands", "0 < verify <= review <= hold <= 100",
-                                   (self.verify, self.review, self.hold)), field="policy.bands")
+            raise ConfigError.must("policy.bands", "0 < verify <= review <= hold <= 100",
+                                   (self.verify, self.review, self.hold))
 
     def shifted(self, shift: float) -> Bands:
         """Every band moved up by ``shift`` points (capped at 100)."""
@@ -100,10 +100,9 @@ class Policy:
 
     def __post_init__(self) -> None:
         if not self.points_scale > 0:
-            raise ConfigError(must("policy.points_scale", "> 0", self.points_scale), field="policy.points_scale")
+            raise ConfigError.must("policy.points_scale", "> 0", self.points_scale)
         if not 0 <= self.model_weight <= 1:
-            raise ConfigError(must("policy.model_weight", "between 0 and 1", self.model_weight),
-                              field="policy.model_weight")
+            raise ConfigError.must("policy.model_weight", "between 0 and 1", self.model_weight)
 
     def bands_at(self, at: datetime) -> Bands:
         """Bands in force at ``at``: the largest shift of any campaign covering that day."""

@@ -302,12 +302,21 @@ def _code_at(data: Mapping[str, Any], loc: Sequence[int | str]) -> str | None:
 def load_rules_file(path: Path, *, known_features: Collection[str] | None = None) -> RulePack:
     """Load a YAML rule pack; a missing file or bad YAML is a ``ConfigError`` naming the file."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
         raise ConfigError(f"`{path}` must be a readable YAML rule pack; {e}", field="rules") from e
+    return load_rules_text(text, source=str(path), known_features=known_features)
+
+
+def load_rules_text(text: str, *, source: str, known_features: Collection[str] | None = None) -> RulePack:
+    """Load a rule pack from YAML text; errors name ``source`` (the file it is, or is about to be, in)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"`{source}` must be a readable YAML rule pack; {e}", field="rules") from e
     if not isinstance(data, Mapping):
-        raise ConfigError(f"`{path}` must hold a mapping with `rules`; got {type(data).__name__}", field="rules")
-    return load_rules(data, known_features=known_features, source=str(path))
+        raise ConfigError(f"`{source}` must hold a mapping with `rules`; got {type(data).__name__}", field="rules")
+    return load_rules(data, known_features=known_features, source=source)
 
 
 def default_rules_path() -> Path:

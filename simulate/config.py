@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from orderguard.clock import SHOP_TZ
-from orderguard.errors import InvalidInputError, must
+from orderguard.errors import InvalidInputError
 
 #: The shop's local time: days, opening hours and the warehouse cut-off are Beijing time.
 
@@ -61,7 +61,7 @@ class SimConfig:
                            f"None or a day offset in [0, {self.days})", self.promo_day))
         for field, ok, constraint, value in checks:
             if not ok:
-                raise InvalidInputError(must(field, constraint, value), field=field)
+                raise InvalidInputError.must(field, constraint, value)
 
     @classmethod
     def for_period(cls, *, seed: int, days: int, start: date = date(2024, 9, 1), orders_per_day: int = 500,

@@ -34,7 +34,7 @@ from typing import Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from orderguard.errors import InvalidInputError, must
+from orderguard.errors import InvalidInputError
 from orderguard.ingest.orderlog import ORDERS
 from orderguard.label_files import write_label_file
 from orderguard.schema import Channel, Label, OrderKey, Verdict
@@ -73,12 +73,11 @@ class ReviewPlan:
         for name in ("lookalike_share", "normal_share", "investigate_share"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise InvalidInputError(must(name, "between 0 and 1", value), field=name)
+                raise InvalidInputError.must(name, "between 0 and 1", value)
         if not timedelta(0) < self.min_delay <= self.max_delay:
-            raise InvalidInputError(must("max_delay", f"at least min_delay ({self.min_delay}) > 0", self.max_delay),
-                                    field="max_delay")
+            raise InvalidInputError.must("max_delay", f"at least min_delay ({self.min_delay}) > 0", self.max_delay)
         if self.reviewers < 1:
-            raise InvalidInputError(must("reviewers", "at least 1", self.reviewers), field="reviewers")
+            raise InvalidInputError.must("reviewers", "at least 1", self.reviewers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,14 +96,14 @@ def read_ground_truth(path: Path) -> list[TruthEntry]:
         InvalidInputError: missing file or column, or a malformed row (``file:line`` in the message).
     """
     if not path.is_file():
-        raise InvalidInputError(must("truth", "an existing ground_truth.csv", str(path)), field="truth")
+        raise InvalidInputError.must("truth", "an existing ground_truth.csv", str(path))
     entries: list[TruthEntry] = []
     with path.open(encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
         missing = {"order_key", "pattern", "is_abnormal"} - set(reader.fieldnames or ())
         if missing:
-            raise InvalidInputError(must("truth", f"a ground truth CSV with columns {', '.join(sorted(missing))}",
-                                         path.name), field="truth")
+            raise InvalidInputError.must("truth", f"a ground truth CSV with columns {', '.join(sorted(missing))}",
+                                         path.name)
         for row in reader:
             flag = (row["is_abnormal"] or "").strip().lower()
             try:
@@ -148,7 +147,7 @@ def simulated_labels(truth: Iterable[TruthEntry], *, created_at: Mapping[OrderKe
         plan: how the desk works (:class:`ReviewPlan` defaults).
     """
     if until.tzinfo is None or until.utcoffset() is None:
-        raise InvalidInputError(must("until", "a tz-aware datetime", until), field="until")
+        raise InvalidInputError.must("until", "a tz-aware datetime", until)
     plan = plan or ReviewPlan()
     labels: list[Label] = []
     for entry in truth:
@@ -203,8 +202,8 @@ def write_simulated_labels(truth: Path, *, engine: Engine, until: datetime, out:
     entries = read_ground_truth(truth)
     created = creation_times(engine, until=until)
     if not any(entry.key in created for entry in entries):
-        raise InvalidInputError(must("truth", f"orders present in the order log before {until.isoformat()} "
-                                              "(ingest the simulated shop first)", truth.name), field="truth")
+        raise InvalidInputError.must("truth", f"orders present in the order log before {until.isoformat()} "
+                                              "(ingest the simulated shop first)", truth.name)
     labels = simulated_labels(entries, created_at=created, until=until, seed=seed, plan=plan)
     rows = write_label_file(labels, out)
     verdicts: dict[Verdict, int] = {}

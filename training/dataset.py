@@ -58,7 +58,7 @@ from features.specs import FeatureSet
 from orderguard.clock import SHOP_TZ
 from orderguard.durations import to_timedelta
 from orderguard.enrich import Gazetteer
-from orderguard.errors import InvalidInputError, must
+from orderguard.errors import InvalidInputError
 from orderguard.labels import precedence
 from orderguard.schema import Label, Order, OrderStatus, Verdict
 from orderguard.settings import TrainingSettings
@@ -255,7 +255,7 @@ def build_dataset(orders: Iterable[Order], labels: Iterable[Label], feature_set:
             windows of later ones.
     """
     if cutoff.tzinfo is None:
-        raise InvalidInputError(must("cutoff", "tz-aware", cutoff), field="cutoff")
+        raise InvalidInputError.must("cutoff", "tz-aware", cutoff)
     every = list(orders)
     placed = [o for o in every if o.details.created_at <= cutoff]
     known = sorted((label for label in labels if label.labeled_at <= cutoff),
@@ -283,8 +283,8 @@ def relabel(dataset: Dataset, *, at: datetime, before: datetime | None = None) -
     ``at`` would give (the split tests check this).
     """
     if at > dataset.cutoff:
-        raise InvalidInputError(must("at", f"at or before the dataset cutoff {dataset.cutoff.isoformat()}",
-                                     at.isoformat()), field="at")
+        raise InvalidInputError.must("at", f"at or before the dataset cutoff {dataset.cutoff.isoformat()}",
+                                     at.isoformat())
     candidates = dataset.candidates
     times = candidates["event_time"]
     mask = times <= pd.Timestamp(at)
@@ -361,13 +361,12 @@ def time_split(dataset: Dataset, *, holdout_days: int, gap: timedelta, holdout_e
     ``holdout_end`` are in neither part.
     """
     if holdout_days < 1:
-        raise InvalidInputError(must("holdout_days", ">= 1", holdout_days), field="holdout_days")
+        raise InvalidInputError.must("holdout_days", ">= 1", holdout_days)
     if gap < timedelta(0):
-        raise InvalidInputError(must("gap", ">= 0", gap), field="gap")
+        raise InvalidInputError.must("gap", ">= 0", gap)
     end = dataset.cutoff - dataset.policy.maturity if holdout_end is None else holdout_end
     if end > dataset.cutoff:
-        raise InvalidInputError(must("holdout_end", "at or before the dataset cutoff", end.isoformat()),
-                                field="holdout_end")
+        raise InvalidInputError.must("holdout_end", "at or before the dataset cutoff", end.isoformat())
     holdout_start = end - timedelta(days=holdout_days)
     train_end = holdout_start - gap
     times = dataset.frame["event_time"]
@@ -477,5 +476,5 @@ def feature_matrix(frame: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
     """
     missing = [n for n in names if n not in frame.columns]
     if missing:
-        raise InvalidInputError(must("frame", "a column for every feature", missing[:10]), field="frame")
+        raise InvalidInputError.must("frame", "a column for every feature", missing[:10])
     return np.asarray(frame[list(names)].to_numpy(dtype=np.float64, na_value=math.nan), dtype=np.float64)

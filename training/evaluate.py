@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from orderguard.errors import InvalidInputError, must
+from orderguard.errors import InvalidInputError
 from scoring.judge import judge
 from scoring.policy import Decision, Policy, blend, decide, decision_rank
 from scoring.rules import RulePack
@@ -164,10 +164,9 @@ def evaluate(holdout: Dataset, *, probability: np.ndarray | None, rules: RulePac
     frame = holdout.frame
     n = len(frame)
     if probability is not None and len(probability) != n:
-        raise InvalidInputError(must("probability", f"one value per holdout row ({n})", len(probability)),
-                                field="probability")
+        raise InvalidInputError.must("probability", f"one value per holdout row ({n})", len(probability))
     if capacity_per_day < 1:
-        raise InvalidInputError(must("capacity_per_day", ">= 1", capacity_per_day), field="capacity_per_day")
+        raise InvalidInputError.must("capacity_per_day", ">= 1", capacity_per_day)
     keys = tuple(str(k) for k in frame["order_key"])
     target = frame["target"].to_numpy(dtype=np.int8)
     day = frame["day"].to_numpy()

@@ -34,7 +34,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from orderguard.errors import InvalidInputError, must
+from orderguard.errors import InvalidInputError
 from orderguard.settings import TrainingSettings
 from training.dataset import Dataset, feature_matrix, time_ordered
 from training.metrics import pr_auc, roc_auc
@@ -155,8 +155,8 @@ def validation_split(frame: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame
 def _check_classes(part: pd.DataFrame, name: str) -> None:
     positives = int(part["target"].sum())
     if positives == 0 or positives == len(part):
-        raise InvalidInputError(must(f"train.{name}", "hold both frauds and honest orders",
-                                     f"{positives} frauds in {len(part)} rows"), field=f"train.{name}")
+        raise InvalidInputError.must(f"train.{name}", "hold both frauds and honest orders",
+                                     f"{positives} frauds in {len(part)} rows")
 
 
 def fit(train: Dataset, *, settings: TrainingSettings, feature_names: Sequence[str]) -> FittedModel:

@@ -16,14 +16,14 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from orderguard.errors import InvalidInputError, must
+from orderguard.errors import InvalidInputError
 
 
 def _arrays(y_true: Sequence[int] | np.ndarray, score: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(y_true, dtype=np.int8)
     s = np.asarray(score, dtype=np.float64)
     if y.shape != s.shape:
-        raise InvalidInputError(must("score", f"one value per label ({y.shape[0]})", s.shape[0]), field="score")
+        raise InvalidInputError.must("score", f"one value per label ({y.shape[0]})", s.shape[0])
     return y, s
 
 

@@ -55,11 +55,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from orderguard.errors import ConfigError, InvalidInputError, must
+from orderguard.errors import ConfigError, InvalidInputError
 from orderguard.label_files import LabelFormat, read_label_file
 from orderguard.labels import current_labels as in_force
 from orderguard.schema import Label, Verdict
-from scoring.rules import RulePack, load_rules_file
+from scoring.rules import RulePack, load_rules_text
 
 #: ``kind`` of a suggestions file, so a rule pack or a label file passed by mistake is refused.
 SUGGESTIONS_KIND = "orderguard.rule-suggestions"
@@ -103,7 +103,7 @@ class TuningPolicy:
         ]
         for field, ok, constraint, value in checks:
             if not ok:
-                raise InvalidInputError(must(field, constraint, value), field=field)
+                raise InvalidInputError.must(field, constraint, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +208,7 @@ def read_current_labels(path: Path) -> dict[str, Label]:
         InvalidInputError: missing or unreadable file, a bad row, or no label at all.
     """
     if not path.is_file():
-        raise InvalidInputError(must("labels", "an existing label file", str(path)), field="labels")
+        raise InvalidInputError.must("labels", "an existing label file", str(path))
     parsed = read_label_file(path, fmt=LabelFormat.GENERIC)
     if parsed.errors:
         first = parsed.errors[0]
@@ -216,7 +216,7 @@ def read_current_labels(path: Path) -> dict[str, Label]:
         raise InvalidInputError(f"{path.name}:{first.position}: {first.error.message}{more}",
                                 field=first.error.field or "labels")
     if not parsed.labels:
-        raise InvalidInputError(must("labels", "a file with at least one label", path.name), field="labels")
+        raise InvalidInputError.must("labels", "a file with at least one label", path.name)
     return current_labels(label for _, label in parsed.labels)
 
 
@@ -475,23 +475,20 @@ def apply_suggestions(pack_text: str, suggestions: Sequence[Suggestion], *,
 
 
 def write_pack(text: str, out: Path, *, known_features: Collection[str] | None = None) -> RulePack:
-    """Write a rule pack only if it loads: the text goes to a temporary file beside ``out``, is loaded
-    with :func:`scoring.rules.load_rules_file` (every feature name checked), and only then
-    replaces ``out``; on any error ``out`` is left as it was.
+    """Write a rule pack only if it loads: the text is loaded first (every feature name checked,
+    errors naming ``out``), then written to a temporary file beside ``out`` that replaces it;
+    on any error ``out`` is left as it was.
 
     Raises:
-        ConfigError: the pack does not load (the temporary file is removed).
+        ConfigError: the pack does not load.
     """
+    pack = load_rules_text(text, source=str(out), known_features=known_features)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".yaml", dir=out.parent)
     tmp = Path(name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        try:
-            pack = load_rules_file(tmp, known_features=known_features)
-        except ConfigError as e:  # name the pack the user asked for, not the temporary file
-            raise ConfigError(e.message.replace(str(tmp), str(out)), field=e.field) from e
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from orderguard.errors import InvalidInputError, must
+from orderguard.errors import InvalidInputError
 from orderguard.schema import Order, OrderEvent
 
 #: Top-level event fields that do not take part in the content hash: the receive time
@@ -59,7 +59,7 @@ class _EncodeError(Exception):
 
 
 def _invalid(path: str, constraint: str, value: object) -> InvalidInputError:
-    return InvalidInputError(must(path, constraint, value), field=path)
+    return InvalidInputError.must(path, constraint, value)
 
 
 # --------------------------------------------------------------------------- encoding
@@ -425,7 +425,7 @@ def dumps_bytes(value: Any, *, sort_keys: bool = False) -> bytes:
             text = json.dumps(value, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False,
                               allow_nan=False)
         except (TypeError, ValueError) as e2:
-            raise InvalidInputError(must("payload", "JSON-serialisable", str(e2)), field="payload") from e
+            raise InvalidInputError.must("payload", "JSON-serialisable", str(e2)) from e
         return text.encode()
 
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from orderguard.clock import SHOP_TZ
-from orderguard.errors import InvalidInputError, UnknownStatusError, must
+from orderguard.errors import InvalidInputError, UnknownStatusError
 from orderguard.schema import LIFECYCLE_RANK, EventKind, OrderStatus, Phone
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -81,11 +81,11 @@ def parse_time(value: object, *, field: str) -> datetime:
     True
     """
     if isinstance(value, bool) or value is None or value == "":
-        raise InvalidInputError(must(field, "a timestamp", value), field=field)
+        raise InvalidInputError.must(field, "a timestamp", value)
     if isinstance(value, int | float) or (isinstance(value, str) and value.isdigit()):
         number = int(value)
         if number <= 0:
-            raise InvalidInputError(must(field, "a positive epoch time", value), field=field)
+            raise InvalidInputError.must(field, "a positive epoch time", value)
         seconds = number / 1000 if number > _MS_THRESHOLD else number
         return datetime.fromtimestamp(seconds, tz=UTC)
     if isinstance(value, str):
@@ -93,11 +93,11 @@ def parse_time(value: object, *, field: str) -> datetime:
         try:
             parsed = datetime.fromisoformat(text.replace("/", "-"))
         except ValueError as e:
-            raise InvalidInputError(must(field, "a 'YYYY-MM-DD HH:MM:SS' time", value), field=field) from e
+            raise InvalidInputError.must(field, "a 'YYYY-MM-DD HH:MM:SS' time", value) from e
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=SHOP_TZ)
         return parsed.astimezone(UTC)
-    raise InvalidInputError(must(field, "a timestamp", value), field=field)
+    raise InvalidInputError.must(field, "a timestamp", value)
 
 
 def parse_optional_time(value: object, *, field: str) -> datetime | None:
@@ -114,13 +114,13 @@ def yuan_to_fen(value: object, *, field: str) -> int:
     (1990, 30, 500)
     """
     if isinstance(value, bool) or value is None or value == "":
-        raise InvalidInputError(must(field, "an amount in yuan", value), field=field)
+        raise InvalidInputError.must(field, "an amount in yuan", value)
     try:
         amount = Decimal(str(value))
     except InvalidOperation as e:
-        raise InvalidInputError(must(field, "an amount in yuan", value), field=field) from e
+        raise InvalidInputError.must(field, "an amount in yuan", value) from e
     if not amount.is_finite() or amount < 0:
-        raise InvalidInputError(must(field, "a non-negative amount in yuan", value), field=field)
+        raise InvalidInputError.must(field, "a non-negative amount in yuan", value)
     return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
@@ -131,15 +131,15 @@ def fen(value: object, *, field: str) -> int:
     1990
     """
     if isinstance(value, bool):
-        raise InvalidInputError(must(field, "an integer amount in fen", value), field=field)
+        raise InvalidInputError.must(field, "an integer amount in fen", value)
     if isinstance(value, int):
         number = value
     elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
         number = int(value)
     else:
-        raise InvalidInputError(must(field, "an integer amount in fen", value), field=field)
+        raise InvalidInputError.must(field, "an integer amount in fen", value)
     if number < 0:
-        raise InvalidInputError(must(field, "a non-negative amount in fen", value), field=field)
+        raise InvalidInputError.must(field, "a non-negative amount in fen", value)
     return number
 
 
@@ -173,8 +173,7 @@ def map_status(table: Mapping[str, OrderStatus], code: object, *, field: str) ->
         return table[str(code)]
     except KeyError as e:
         known = ", ".join(sorted(table))
-        raise UnknownStatusError(must(field, f"one of the channel's status codes ({known})", code),
-                            field=field) from e
+        raise UnknownStatusError.must(field, f"one of the channel's status codes ({known})", code) from e
 
 
 _MASK = re.compile(r"[*＊xX]+")

@@ -375,7 +375,7 @@ def create_log_engine(url: str, *, echo: bool = False) -> Engine:
     try:
         parsed = make_url(url)
     except sa_exc.ArgumentError as e:
-        raise ConfigError(must("database.url", "a SQLAlchemy URL", redacted(url)), field="database.url") from e
+        raise ConfigError.must("database.url", "a SQLAlchemy URL", redacted(url)) from e
     backend = parsed.get_backend_name()
     common: dict[str, Any] = {"echo": echo, "json_serializer": codec.dumps, "json_deserializer": codec.loads}
     if backend == "sqlite":
@@ -400,12 +400,10 @@ def create_log_engine(url: str, *, echo: bool = False) -> Engine:
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         if parsed.get_driver_name() != "psycopg":
-            raise ConfigError(must("database.url", "a postgresql+psycopg:// URL (psycopg 3)", redacted(parsed)),
-                              field="database.url")
+            raise ConfigError.must("database.url", "a postgresql+psycopg:// URL (psycopg 3)", redacted(parsed))
         return sa.create_engine(parsed, pool_pre_ping=True,
                                 connect_args={"connect_timeout": _PG_CONNECT_TIMEOUT_S}, **common)
-    raise ConfigError(must("database.url", "a sqlite:/// or postgresql+psycopg:// URL", redacted(parsed)),
-                      field="database.url")
+    raise ConfigError.must("database.url", "a sqlite:/// or postgresql+psycopg:// URL", redacted(parsed))
 
 
 def migration_config(*, connection: Connection | None = None, url: str | None = None) -> Config:
@@ -451,7 +449,7 @@ def _order_row(order: Order) -> dict[str, Any]:
 def _aware(value: datetime | None, *, field: str) -> datetime | None:
     """A query bound must be tz-aware: a naive one would silently mean local time."""
     if value is not None and (value.tzinfo is None or value.utcoffset() is None):
-        raise InvalidInputError(must(field, "a tz-aware datetime", value), field=field)
+        raise InvalidInputError.must(field, "a tz-aware datetime", value)
     return value
 
 
@@ -470,8 +468,7 @@ class OrderLog:
         """Wrap an engine, preferably one from :func:`create_log_engine` (pragmas, JSON
         codec); the schema is not touched (see :meth:`migrate`)."""
         if engine.dialect.name not in ("sqlite", "postgresql"):
-            raise ConfigError(must("database.url", "a SQLite or PostgreSQL database", redacted(engine.url)),
-                              field="database.url")
+            raise ConfigError.must("database.url", "a SQLite or PostgreSQL database", redacted(engine.url))
         self._engine = engine
         self._dialect = engine.dialect.name
         self._where = redacted(engine.url)
@@ -743,7 +740,7 @@ class OrderLog:
         Rows appended while iterating appear if they sort after the current position.
         """
         if batch_size < 1:
-            raise InvalidInputError(must("batch_size", "a positive integer", batch_size), field="batch_size")
+            raise InvalidInputError.must("batch_size", "a positive integer", batch_size)
         after: tuple[Any, ...] | None = None
         width = len(order)
         while True:

@@ -59,14 +59,13 @@ def _order_key(item: LabelIn) -> OrderKey:
         try:
             return OrderKey(Channel(item.order.channel), item.order.order_id)
         except ValueError as e:
-            raise UnknownChannelError(must("order.channel", f"one of {', '.join(c.value for c in Channel)}",
-                                           item.order.channel), field="order.channel") from e
+            raise UnknownChannelError.must("order.channel", f"one of {', '.join(c.value for c in Channel)}",
+                                           item.order.channel) from e
     assert item.order_key is not None
     try:
         return OrderKey.parse(item.order_key)
     except ValueError as e:
-        raise InvalidInputError(must("order_key", "'<channel>:<order id>' with a known channel", item.order_key),
-                                field="order_key") from e
+        raise InvalidInputError.must("order_key", "'<channel>:<order id>' with a known channel", item.order_key) from e
 
 
 def _parse(raw: dict[str, Any], *, now: datetime, max_batch: int,
@@ -79,9 +78,9 @@ def _parse(raw: dict[str, Any], *, now: datetime, max_batch: int,
             raise InvalidInputError(f"`{extra[0]}` is not allowed next to `labels`", field=extra[0])
         items = raw["labels"]
         if not isinstance(items, list) or not items:
-            raise InvalidInputError(must("labels", "a non-empty array of labels", items), field="labels")
+            raise InvalidInputError.must("labels", "a non-empty array of labels", items)
         if len(items) > max_batch:
-            raise InvalidInputError(must("labels", f"at most {max_batch} labels", len(items)), field="labels")
+            raise InvalidInputError.must("labels", f"at most {max_batch} labels", len(items))
     else:
         items = [raw]
     labels: list[tuple[int, Label]] = []
@@ -173,8 +172,7 @@ async def get_labels(channel: str, order_id: str, svc: Annotated[Services, Depen
     try:
         key = OrderKey(Channel(channel), order_id)
     except ValueError as e:
-        raise UnknownChannelError(must("channel", f"one of {', '.join(c.value for c in Channel)}", channel),
-                                  field="channel") from e
+        raise UnknownChannelError.must("channel", f"one of {', '.join(c.value for c in Channel)}", channel) from e
     records = label_history(svc, key)
     current = records[-1] if records else None  # newest labeled_at; ties: greatest reviewer id
     return LabelHistory(order_key=str(key), current=_out(current.label) if current else None,

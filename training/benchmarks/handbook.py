@@ -163,11 +163,11 @@ class SplitPlan:
 
     def __post_init__(self) -> None:
         if self.delta_train < 1 or self.delta_test < 1:
-            raise InvalidInputError(must("delta_train", "at least 1 day for training and for testing",
-                                         (self.delta_train, self.delta_test)), field="delta_train")
+            raise InvalidInputError.must("delta_train", "at least 1 day for training and for testing",
+                                         (self.delta_train, self.delta_test))
         if timedelta(days=self.delta_delay) < LABEL_DELAY:
-            raise InvalidInputError(must("delta_delay", f"at least the label delay ({LABEL_DELAY.days} days)",
-                                         self.delta_delay), field="delta_delay")
+            raise InvalidInputError.must("delta_delay", f"at least the label delay ({LABEL_DELAY.days} days)",
+                                         self.delta_delay)
 
     @property
     def last_train_day(self) -> date:
@@ -259,16 +259,15 @@ def plus_feature_set() -> FeatureSet:
     try:
         extra = yaml.safe_load(PLUS_SPECS_PATH.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(must("features", "a readable YAML file", str(PLUS_SPECS_PATH)), field="features") from e
+        raise ConfigError.must("features", "a readable YAML file", str(PLUS_SPECS_PATH)) from e
     if not isinstance(extra, dict):
-        raise ConfigError(must("features", "a mapping with `features`", type(extra).__name__), field="features")
+        raise ConfigError.must("features", "a mapping with `features`", type(extra).__name__)
     book = handbook_feature_set().to_data()
     data = {**extra, "features": [*book["features"], *(extra.get("features") or [])]}
     feature_set = FeatureSet.from_data(data)
     unusable = [a.attr for a in feature_set.attributes if a.attr not in _CARRIED_ATTRIBUTES]
     if unusable:
-        raise ConfigError(must("attributes", "attributes the handbook's transactions have (paid_fen)", unusable),
-                          field="attributes")
+        raise ConfigError.must("attributes", "attributes the handbook's transactions have (paid_fen)", unusable)
     return feature_set
 
 
@@ -595,9 +594,8 @@ def _fold_predictions(dataset: HandbookDataset, plan: SplitPlan, variants: Seque
     y = dataset.frame["TX_FRAUD"].to_numpy(dtype=np.int8)
     y_train, y_test = y[train], y[test]
     if len(train) == 0 or y_train.min(initial=0) == y_train.max(initial=0):
-        raise InvalidInputError(must("data", f"transactions of both classes in the training week from "
-                                     f"{plan.start.isoformat()}", f"{len(train)} rows, {int(y_train.sum())} frauds"),
-                                field="data")
+        raise InvalidInputError.must("data", f"transactions of both classes in the training week from "
+                                     f"{plan.start.isoformat()}", f"{len(train)} rows, {int(y_train.sum())} frauds")
     longest = max(variants, key=lambda p: p.num_boost_round)
     booster = _train(dataset.frame.iloc[train][columns].to_numpy(dtype=np.float64), y_train, longest, seed=seed,
                      threads=threads)
@@ -624,7 +622,7 @@ def select_params(dataset: HandbookDataset, candidates: Sequence[ModelParams], *
     at each round count), so the search costs one fit per tree configuration and fold.
     """
     if not candidates:
-        raise InvalidInputError(must("grid", "at least one grid point", 0), field="grid")
+        raise InvalidInputError.must("grid", "at least one grid point", 0)
     started = time.perf_counter()
     folds = tuple(plans) if plans is not None else validation_plans()
     groups: dict[ModelParams, list[int]] = {}
@@ -695,9 +693,8 @@ def read_published(folder: Path, protocols: Iterable[Protocol] = tuple(Protocol)
                                    for label, b in zip(("AUC", "AP", "CP"), best, strict=True))
                 rows.append(PublishedRow(Protocol.CH5, str(model), means, stds, f"best val. per metric ({chosen})"))
     except (OSError, KeyError, ValueError) as e:
-        raise InvalidInputError(must("published", "the handbook's published_results folder (ch3_baseline_modeling.csv, "
-                                     "ch5_model_selection_all_parameters.csv)", f"{folder}: {e}"),
-                                field="published") from e
+        raise InvalidInputError.must("published", "the handbook's published_results folder (ch3_baseline_modeling.csv, "
+                                     "ch5_model_selection_all_parameters.csv)", f"{folder}: {e}") from e
     return tuple(rows)
 
 
@@ -734,9 +731,9 @@ def evaluate(data: Path, *, protocols: Sequence[Protocol] = tuple(Protocol), fea
         progress: ``(stage, done, total)`` callback.
     """
     if not protocols:
-        raise InvalidInputError(must("protocol", "ch3, ch5 or all", "nothing"), field="protocol")
+        raise InvalidInputError.must("protocol", "ch3, ch5 or all", "nothing")
     if not data.is_file():
-        raise InvalidInputError(must("data", "an existing transactions_raw.csv(.gz) file", str(data)), field="data")
+        raise InvalidInputError.must("data", "an existing transactions_raw.csv(.gz) file", str(data))
     started = time.perf_counter()
     book_rows = read_published(published if published is not None else data.parent / "published_results",
                                protocols)

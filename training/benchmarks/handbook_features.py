@@ -66,7 +66,7 @@ from features.batch import BatchFeatures, Progress
 from features.facts import FactKind
 from features.specs import FeatureSet
 from features.windows import to_us
-from orderguard.errors import ConfigError, InvalidInputError, must
+from orderguard.errors import ConfigError, InvalidInputError
 
 #: The feature set, shipped next to this module (package data).
 HANDBOOK_SPECS_PATH = Path(__file__).with_name("handbook.yaml")
@@ -130,7 +130,7 @@ def book_columns(specs: FeatureSet) -> tuple[tuple[str, str], ...]:
     unused = [name for name in specs.names if name not in used]
     if missing or unused:
         problem = {k: v for k, v in (("missing", missing), ("unused", unused)) if v}
-        raise ConfigError(must("features", "the handbook's 12 window specs", problem), field="features")
+        raise ConfigError.must("features", "the handbook's 12 window specs", problem)
     assert tuple(name for name, _ in pairs) == BOOK_COLUMNS
     return tuple(pairs)
 
@@ -160,8 +160,7 @@ class Period:
         (1, 37)
         """
         if start is not None and end is not None and end < start:
-            raise InvalidInputError(must("end", f"on or after start {start.isoformat()}", end.isoformat()),
-                                    field="end")
+            raise InvalidInputError.must("end", f"on or after start {start.isoformat()}", end.isoformat())
         delay = LABEL_DELAY // timedelta(microseconds=1)
         history = max((s.frame.span_us + (delay if s.kind is FactKind.LABEL else 0) for s in specs), default=0)
         since = to_us(datetime(start.year, start.month, start.day, tzinfo=UTC)) if start is not None else None
@@ -195,8 +194,7 @@ def _sql_path(path: Path) -> str:
 def _read_transactions(con: duckdb.DuckDBPyConnection, data: Path, period: Period) -> int:
     """Read the CSV into the temp table ``tx`` (only the columns the features use); returns its rows."""
     if not data.is_file():
-        raise InvalidInputError(must("data", "an existing transactions_raw.csv(.gz) file", str(data)),
-                                field="data")
+        raise InvalidInputError.must("data", "an existing transactions_raw.csv(.gz) file", str(data))
     try:
         con.execute(f"""
             CREATE TEMP TABLE tx AS
@@ -208,26 +206,22 @@ def _read_transactions(con: duckdb.DuckDBPyConnection, data: Path, period: Perio
               FROM read_csv({_sql_path(data)}, header = true)
             ) WHERE {period.read_filter()}""")
     except duckdb.Error as e:
-        raise InvalidInputError(must("data", "the handbook's transactions CSV (TRANSACTION_ID, TX_DATETIME, "
+        raise InvalidInputError.must("data", "the handbook's transactions CSV (TRANSACTION_ID, TX_DATETIME, "
                                      "CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT, TX_FRAUD, ...)",
-                                     str(e).splitlines()[0]), field="data") from e
+                                     str(e).splitlines()[0]) from e
     row = con.execute("SELECT count(*), count(DISTINCT id), count(*) FILTER (WHERE id IS NULL OR customer IS NULL "
                       "OR terminal IS NULL OR fen IS NULL OR fraud IS NULL OR ts IS NULL), "
                       "count(*) FILTER (WHERE fraud NOT IN (0, 1)), "
                       "count(*) FILTER (WHERE ts % 1000000 <> 0) FROM tx").fetchall()[0]
     rows, distinct, incomplete, bad_fraud, fractional = row
     if distinct != rows:
-        raise InvalidInputError(must("data.TRANSACTION_ID", "unique", f"{rows - distinct} duplicate(s)"),
-                                field="data.TRANSACTION_ID")
+        raise InvalidInputError.must("data.TRANSACTION_ID", "unique", f"{rows - distinct} duplicate(s)")
     if incomplete:
-        raise InvalidInputError(must("data", "complete rows", f"{incomplete} row(s) with empty fields"),
-                                field="data")
+        raise InvalidInputError.must("data", "complete rows", f"{incomplete} row(s) with empty fields")
     if bad_fraud:
-        raise InvalidInputError(must("data.TX_FRAUD", "0 or 1", f"{bad_fraud} other value(s)"),
-                                field="data.TX_FRAUD")
+        raise InvalidInputError.must("data.TX_FRAUD", "0 or 1", f"{bad_fraud} other value(s)")
     if fractional:  # the sub-second tie order needs the microseconds free (see the module docstring)
-        raise InvalidInputError(must("data.TX_DATETIME", "whole seconds", f"{fractional} fractional value(s)"),
-                                field="data.TX_DATETIME")
+        raise InvalidInputError.must("data.TX_DATETIME", "whole seconds", f"{fractional} fractional value(s)")
     return int(rows)
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from orderguard.errors import InvalidInputError, must
+from orderguard.errors import InvalidInputError
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +69,14 @@ def card_precision_top_k(y_true: Sequence[int] | np.ndarray, score: Sequence[flo
     ((1.0, 0.0), (1, 0), 0.5)
     """
     if k < 1:
-        raise InvalidInputError(must("k", "at least 1", k), field="k")
+        raise InvalidInputError.must("k", "at least 1", k)
     y = np.asarray(y_true, dtype=np.int8)
     s = np.asarray(score, dtype=np.float64)
     days_of = np.asarray(day)
     cards_of = np.asarray(card)
     if not (y.shape == s.shape == days_of.shape == cards_of.shape) or y.ndim != 1:
-        raise InvalidInputError(must("score", f"one value per label, day and card ({y.shape[0]})",
-                                     (s.shape, days_of.shape, cards_of.shape)), field="score")
+        raise InvalidInputError.must("score", f"one value per label, day and card ({y.shape[0]})",
+                                     (s.shape, days_of.shape, cards_of.shape))
     frame = pd.DataFrame({"y": y, "s": s, "day": days_of, "card": cards_of})
     per_card = frame.groupby(["day", "card"], sort=True).agg(y=("y", "max"), s=("s", "max")).reset_index()
     found: set[object] = set()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from orderguard.errors import UnknownChannelError, must
+from orderguard.errors import UnknownChannelError
 from orderguard.ingest.channels import douyin, jd, kuaishou, site, tmall, wechat
 from orderguard.ingest.channels.base import ChannelAdapter
 from orderguard.schema import Channel
@@ -44,4 +44,4 @@ def get_adapter(name: str) -> ChannelAdapter:
         if channel.value == key:
             return adapter
     known = ", ".join(c.value for c in ADAPTERS)
-    raise UnknownChannelError(must("channel", f"one of {known}", name), field="channel")
+    raise UnknownChannelError.must("channel", f"one of {known}", name)

@@ -29,7 +29,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator
 
-from orderguard.errors import InvalidInputError, must
+from orderguard.errors import InvalidInputError
 from orderguard.ingest.normalize import ParseContext, PiiHasher, event_version
 from orderguard.schema import Channel, EventKind, OrderDetails, OrderEvent, OrderKey, OrderStatus, Refund, RefundReason
 
@@ -216,7 +216,7 @@ def unit_price(total_fen: int, qty: int) -> int:
 def positive(value: int, *, field: str) -> int:
     """A quantity that must be at least 1, or an error naming the field."""
     if value < 1:
-        raise InvalidInputError(must(field, "a positive integer", value), field=field)
+        raise InvalidInputError.must(field, "a positive integer", value)
     return value
 
 

@@ -44,7 +44,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from orderguard.errors import InvalidInputError, must
+from orderguard.errors import InvalidInputError
 from orderguard.ingest.channels.base import unknown_fields, validate
 from orderguard.ingest.channels.kit import (
     Count,
@@ -228,7 +228,7 @@ def parse(payload: Mapping[str, Any], *, ctx: ParseContext) -> OrderEvent:
 
 def _version(value: int) -> int:
     if value < 1:
-        raise InvalidInputError(must("version", "a positive integer", value), field="version")
+        raise InvalidInputError.must("version", "a positive integer", value)
     return value
 
 
