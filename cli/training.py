@@ -46,6 +46,7 @@ def train(
 ) -> None:
     """Train a candidate on reviewer labels, compare it with the champion, log it to MLflow and register it."""
     from scoring.registry import Registry, git_sha
+    from training.cards import CARD_METRICS
     from training.pipeline import train as run_training
 
     settings = settings_of(ctx)
@@ -58,7 +59,7 @@ def train(
     metrics = result.evaluation.metrics()
     champion = result.champion_evaluation.metrics() if result.champion_evaluation else {}
     table = Table("holdout metric", "rules only", "model only", "blend (served)", "champion blend")
-    for name in ("roc_auc", "pr_auc", "precision_at_capacity", "recall_at_capacity"):
+    for name in CARD_METRICS:
         table.add_row(name, *(f"{metrics.get(f'{who}_{name}', float('nan')):.4f}"
                               for who in ("rules", "model", "blend")),
                       f"{champion[f'blend_{name}']:.4f}" if f"blend_{name}" in champion else "-")

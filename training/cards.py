@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
 import lightgbm as lgb
-import numpy as np
+
+from orderguard.atomicfile import write_text_atomic
+from training.fit import gain_ranking
 
 CARD_METRICS = ("pr_auc", "roc_auc", "precision_at_capacity", "recall_at_capacity")
 """The holdout metrics a card shows for each scorer (``training.evaluate`` names)."""
@@ -92,20 +92,15 @@ class ModelCard:
             lines.append(f"| {name} | {' | '.join(cells)} | {_cell(self.baseline_metrics.get(name))} |")
         lines += ["", "## Gate", "", *(f"- {reason}" for reason in self.gate_reasons), "",
                   "## Top features (share of total gain)", "",
-                  *(f"{i}. `{name}` {share:.1%}" for i, name_share in enumerate(self.top_features, 1)
-                    for name, share in [name_share]), ""]
+                  *(f"{i}. `{name}` {share:.1%}" for i, (name, share) in enumerate(self.top_features, 1)), ""]
         return "\n".join(lines)
 
 
 def top_features(booster: lgb.Booster, *, top: int = 10) -> tuple[tuple[str, float], ...]:
-    """The ``top`` features by total split gain, as shares of the whole (features never used are left out)."""
-    gain = np.asarray(booster.feature_importance(importance_type="gain"), dtype=np.float64)
-    total = float(gain.sum())
-    if total <= 0:
-        return ()
-    names = booster.feature_name()
-    order = np.argsort(-gain, kind="stable")[:top]
-    return tuple((names[i], float(gain[i] / total)) for i in order if gain[i] > 0)
+    """The ``top`` features of :func:`training.fit.gain_ranking`, as shares of the total gain."""
+    ranked = gain_ranking(booster)
+    total = sum(gain for _, gain in ranked)
+    return tuple((name, gain / total) for name, gain in ranked[:top])
 
 
 def blend_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
@@ -116,8 +111,8 @@ def blend_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
 def write_card(card: ModelCard, directory: Path) -> tuple[Path, Path]:
     """Write ``<stem>.md`` and ``<stem>.json`` under ``directory`` (created), each replaced atomically."""
     directory.mkdir(parents=True, exist_ok=True)
-    md = _atomic_write(directory / f"{card.stem}.md", card.markdown())
-    js = _atomic_write(directory / f"{card.stem}.json",
+    md = write_text_atomic(directory / f"{card.stem}.md", card.markdown())
+    js = write_text_atomic(directory / f"{card.stem}.json",
                        json.dumps(card.to_json(), ensure_ascii=False, indent=2, allow_nan=False) + "\n")
     return md, js
 
@@ -126,18 +121,6 @@ def read_card(path: Path) -> dict[str, object]:
     """A card's JSON twin as written (for tools and tests)."""
     loaded: dict[str, object] = json.loads(path.read_text(encoding="utf-8"))
     return loaded
-
-
-def _atomic_write(path: Path, text: str) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _finite(value: float) -> float | None:

@@ -108,6 +108,19 @@ def _predict(booster: lgb.Booster, matrix: np.ndarray) -> np.ndarray:
     return np.asarray(booster.predict(matrix), dtype=np.float64)
 
 
+def gain_ranking(booster: lgb.Booster, *, top: int | None = None) -> tuple[tuple[str, float], ...]:
+    """Features by total split gain (how much their splits reduced the loss), largest first.
+
+    Features the trees never split on are left out; ``top`` keeps only the first ones.
+    The plot of a run and the model card both read this ranking.
+    """
+    names = booster.feature_name()
+    gain = np.asarray(booster.feature_importance(importance_type="gain"), dtype=np.float64)
+    order = np.argsort(-gain, kind="stable")
+    ranked = tuple((names[i], float(gain[i])) for i in order if gain[i] > 0)
+    return ranked if top is None else ranked[:top]
+
+
 def monotone_vector(feature_names: Sequence[str], increasing: Sequence[str] = MONOTONE_INCREASING) -> list[int]:
     """LightGBM's ``monotone_constraints``: +1 for the constrained features, 0 elsewhere.
 

@@ -13,6 +13,7 @@ import numpy as np
 from sklearn.metrics import precision_recall_curve
 
 from training.evaluate import BLEND, MODEL, RULES, Evaluation
+from training.fit import gain_ranking
 
 if TYPE_CHECKING:
     import lightgbm as lgb
@@ -77,14 +78,11 @@ def score_distribution_figure(evaluation: Evaluation, *, scorer: str = BLEND) ->
 
 def feature_importance_figure(booster: lgb.Booster, *, top: int = 25) -> Figure:
     """The ``top`` features by total gain (how much each feature's splits reduced the loss)."""
-    names = list(booster.feature_name())
-    gain = np.asarray(booster.feature_importance(importance_type="gain"), dtype=np.float64)
-    order = np.argsort(-gain, kind="stable")[:top]
-    order = order[gain[order] > 0][::-1]
-    figure = _figure(7.5, max(3.0, 0.28 * len(order) + 1.2))
+    ranked = gain_ranking(booster, top=top)[::-1]  # largest at the top of the chart
+    figure = _figure(7.5, max(3.0, 0.28 * len(ranked) + 1.2))
     ax = figure.add_subplot()
-    ax.barh([names[i] for i in order], gain[order], color="#1f77b4")
+    ax.barh([name for name, _ in ranked], [gain for _, gain in ranked], color="#1f77b4")
     ax.set_xlabel("total gain")
-    ax.set_title(f"Feature importance (top {len(order)} by gain)")
+    ax.set_title(f"Feature importance (top {len(ranked)} by gain)")
     ax.tick_params(axis="y", labelsize="small")
     return figure

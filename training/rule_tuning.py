@@ -44,8 +44,6 @@ the pack are kept) and checking the result loads before anything is written.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -55,6 +53,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from orderguard.atomicfile import write_text_atomic
 from orderguard.errors import ConfigError, InvalidInputError
 from orderguard.label_files import LabelFormat, read_label_file
 from orderguard.labels import current_labels as in_force
@@ -476,20 +475,13 @@ def apply_suggestions(pack_text: str, suggestions: Sequence[Suggestion], *,
 
 def write_pack(text: str, out: Path, *, known_features: Collection[str] | None = None) -> RulePack:
     """Write a rule pack only if it loads: the text is loaded first (every feature name checked,
-    errors naming ``out``), then written to a temporary file beside ``out`` that replaces it;
-    on any error ``out`` is left as it was.
+    errors naming ``out``), then replaces ``out`` atomically; on any error ``out`` is left as
+    it was.
 
     Raises:
         ConfigError: the pack does not load.
     """
     pack = load_rules_text(text, source=str(out), known_features=known_features)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".yaml", dir=out.parent)
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text_atomic(out, text)
     return pack
