@@ -63,7 +63,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from orderguard.clock import SHOP_TZ
+from orderguard.clock import as_utc
 from orderguard.errors import InvalidInputError, OrderGuardError
 from orderguard.ingest.files import ColumnMapping, Record, read_records
 from orderguard.ingest.normalize import parse_time
@@ -191,8 +191,7 @@ def cell_time(value: Any, *, field: str) -> datetime:
     '2024-11-20T07:30:00+00:00'
     """
     if isinstance(value, datetime):  # an XLSX date cell
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=SHOP_TZ)
-        return aware.astimezone(UTC)
+        return as_utc(value)
     text = cell_text(value)
     if not text:
         raise InvalidInputError(f"`{field}` is required", field=field)
@@ -313,9 +312,7 @@ def parse_moment(text: str, *, field: str) -> datetime:
         parsed = datetime.fromisoformat(text.strip())
     except ValueError as e:
         raise InvalidInputError.must(field, "a date YYYY-MM-DD or an ISO time", text) from e
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=SHOP_TZ)
-    return parsed.astimezone(UTC)
+    return as_utc(parsed)
 
 
 def label_format(name: str) -> LabelFormat:

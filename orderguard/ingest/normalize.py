@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from orderguard.clock import SHOP_TZ
+from orderguard.clock import as_utc
 from orderguard.errors import InvalidInputError, UnknownStatusError
 from orderguard.schema import LIFECYCLE_RANK, EventKind, OrderStatus, Phone
 
@@ -94,9 +94,7 @@ def parse_time(value: object, *, field: str) -> datetime:
             parsed = datetime.fromisoformat(text.replace("/", "-"))
         except ValueError as e:
             raise InvalidInputError.must(field, "a 'YYYY-MM-DD HH:MM:SS' time", value) from e
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=SHOP_TZ)
-        return parsed.astimezone(UTC)
+        return as_utc(parsed)
     raise InvalidInputError.must(field, "a timestamp", value)
 
 
