@@ -1,4 +1,4 @@
-"""``orderguard handbook features | evaluate``: the fraud-detection handbook's public benchmark."""
+"""``orderguard handbook simulate | features | evaluate``: the fraud-detection handbook's public benchmark."""
 
 from __future__ import annotations
 
@@ -12,6 +12,32 @@ from cli.common import parse_day, settings_of, user_errors
 
 app = typer.Typer(no_args_is_help=True,
                   help="The fraud-detection handbook's public benchmark (simulated card transactions).")
+
+
+@app.command("simulate")
+@user_errors
+def handbook_simulate(
+    out: Annotated[Path, typer.Option(help="CSV file to write (gzip when it ends in .gz).")],
+    seed: Annotated[int, typer.Option(help="Random seed: same seed and sizes, same file.")] = 7,
+    customers: Annotated[int, typer.Option(help="Number of customers (the book: 4,990).")] = 400,
+    terminals: Annotated[int, typer.Option(help="Number of terminals (the book: 10,000).")] = 800,
+    days: Annotated[int, typer.Option(help="Calendar days from 2018-04-01 (the book: 183).")] = 183,
+) -> None:
+    """Write transactions in the handbook's format with its generator's three fraud scenarios.
+
+    For running `features` and `evaluate` without the book's own file; the figures are
+    not comparable with the book's (no published results beside it).
+    """
+    from simulate.handbook import HandbookShape, write_handbook_transactions
+
+    shape = HandbookShape(seed=seed, customers=customers, terminals=terminals, days=days)
+    try:
+        rows = write_handbook_transactions(out, shape)
+    except OSError as e:
+        from orderguard.errors import InvalidInputError
+
+        raise InvalidInputError.must("out", "a writable file path", f"{out}: {e.strerror or e}") from e
+    Console().print(f"wrote {rows:,} transactions to {out}")
 
 
 @app.command("features")

@@ -1,9 +1,9 @@
 """The handbook's evaluation protocols: splits, the card precision, the features fed to the model, the command.
 
-Split sizes are checked on the whole file against the figures the book publishes. The
-model runs are smoke runs on a slice (every transaction of a random set of customers)
-with a one-point grid, so the suite stays fast; the full benchmark is
-``orderguard handbook evaluate``.
+The data is handbook-format and generated (``tests/training/handbook_data.py``); the
+book's own split sizes and published figures are checked on the real file in
+``test_handbook_book_data.py``. The model runs are smoke runs with a one-point grid, so
+the suite stays fast; the full benchmark is ``orderguard handbook evaluate``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from cli import app
 from features.settings import Settings
 from orderguard.errors import InvalidInputError
 from scoring.registry import Registry
+from tests.training.handbook_data import CH3_ROWS
 from training.benchmarks.handbook import (
     ID_COLUMNS,
     QUICK_GRID,
@@ -29,6 +30,7 @@ from training.benchmarks.handbook import (
     HandbookDataset,
     ModelParams,
     Protocol,
+    Scores,
     SplitPlan,
     book_split,
     evaluate,
@@ -45,18 +47,8 @@ from training.benchmarks.handbook_features import BOOK_COLUMNS, handbook_feature
 from training.benchmarks.handbook_metrics import card_precision_top_k
 from training.metrics import card_precision_at_k
 
-SHARED = Path(__file__).parents[2].parent / "shared" / "data" / "handbook"
-DATA = SHARED / "transactions_raw.csv.gz"
-PUBLISHED = SHARED / "published_results"
-SLICE_CUSTOMERS = 600
 #: The slice's period: the validation folds and the chapter 3 split (2018-06-20 ... 08-14).
 SLICE_START, SLICE_END = date(2018, 6, 20), date(2018, 8, 14)
-
-
-def _require_data() -> None:
-    if not DATA.is_file():
-        pytest.fail(f"the handbook data set is missing: expected {DATA} (the shared data folder beside the "
-                    "repository, ../shared/data/handbook/transactions_raw.csv.gz)", pytrace=False)
 
 
 def _sql_path(path: Path) -> str:
@@ -64,48 +56,23 @@ def _sql_path(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def transactions() -> pd.DataFrame:
+def transactions(handbook_files: tuple[Path, Path]) -> pd.DataFrame:
     """Id, calendar day, customer and label of every transaction, in canonical order."""
-    _require_data()
     with duckdb.connect() as con:
         df = con.execute(
             "SELECT CAST(TRANSACTION_ID AS BIGINT) AS id, CAST(CUSTOMER_ID AS BIGINT) AS customer, "
             "CAST(TX_FRAUD AS INTEGER) AS fraud, CAST(CAST(TX_DATETIME AS TIMESTAMP) AS DATE) AS day "
-            f"FROM read_csv({_sql_path(DATA)}, header = true) ORDER BY id").df()
+            f"FROM read_csv({_sql_path(handbook_files[0])}, header = true) ORDER BY id").df()
     df["day"] = pd.to_datetime(df["day"]).to_numpy().astype("datetime64[D]")
     return df
 
 
 @pytest.fixture(scope="module")
-def slices(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Every transaction of a random set of customers: once with all columns, once without ``TX_FRAUD_SCENARIO``."""
-    _require_data()
-    folder = tmp_path_factory.mktemp("handbook")
-    with duckdb.connect() as con:
-        con.execute(f"CREATE TABLE raw AS SELECT * FROM read_csv({_sql_path(DATA)}, header = true)")
-        customers = con.execute("SELECT DISTINCT CUSTOMER_ID FROM raw ORDER BY 1").df()["CUSTOMER_ID"].to_numpy()
-        chosen = np.random.default_rng(11).choice(customers, SLICE_CUSTOMERS, replace=False).tolist()
-        con.execute("CREATE TABLE part AS SELECT * FROM raw WHERE CUSTOMER_ID IN (SELECT unnest(?))", [chosen])
-        with_scenario, without = folder / "with_scenario.csv", folder / "without_scenario.csv"
-        con.execute(f"COPY part TO {_sql_path(with_scenario)} (HEADER)")
-        con.execute(f"COPY (SELECT * EXCLUDE (TX_FRAUD_SCENARIO) FROM part) TO {_sql_path(without)} (HEADER)")
-    return with_scenario, without
-
-
-@pytest.fixture(scope="module")
-def dataset(slices: tuple[Path, Path]) -> HandbookDataset:
-    return load_dataset(slices[1], start=SLICE_START, end=SLICE_END, features=Features.PLUS)
+def dataset(handbook_files: tuple[Path, Path]) -> HandbookDataset:
+    return load_dataset(handbook_files[1], start=SLICE_START, end=SLICE_END, features=Features.PLUS)
 
 
 # ---------------------------------------------------------------------------------------------- splits
-
-
-def test_chapter3_split_has_the_books_sizes(transactions: pd.DataFrame) -> None:
-    train, test = book_split(transactions["day"].to_numpy(), transactions["customer"].to_numpy(),
-                             transactions["fraud"].to_numpy(), SplitPlan(date(2018, 7, 25)))
-    fraud = transactions["fraud"].to_numpy()
-    assert (len(train), int(fraud[train].sum())) == (67_240, 598)
-    assert (len(test), int(fraud[test].sum())) == (58_264, 385)
 
 
 def test_test_days_drop_exactly_the_customers_known_compromised(transactions: pd.DataFrame) -> None:
@@ -202,8 +169,8 @@ def test_card_precision_divides_by_k_even_on_a_small_day() -> None:
 # -------------------------------------------------------------------------------------------- features
 
 
-def test_the_scenario_column_is_never_an_input(slices: tuple[Path, Path], dataset: HandbookDataset) -> None:
-    with_scenario = load_dataset(slices[0], start=SLICE_START, end=SLICE_END, features=Features.PLUS)
+def test_the_scenario_column_is_never_an_input(handbook_files: tuple[Path, Path], dataset: HandbookDataset) -> None:
+    with_scenario = load_dataset(handbook_files[0], start=SLICE_START, end=SLICE_END, features=Features.PLUS)
     for ds in (dataset, with_scenario):
         assert "TX_FRAUD_SCENARIO" not in ds.frame.columns
         assert not {"TX_FRAUD_SCENARIO", "TX_FRAUD", "TRANSACTION_ID", "CUSTOMER_ID"} & set(ds.features)
@@ -212,7 +179,7 @@ def test_the_scenario_column_is_never_an_input(slices: tuple[Path, Path], datase
     pd.testing.assert_frame_equal(with_scenario.frame, dataset.frame)
 
 
-def test_dataset_columns(dataset: HandbookDataset, slices: tuple[Path, Path]) -> None:
+def test_dataset_columns(dataset: HandbookDataset, handbook_files: tuple[Path, Path]) -> None:
     frame = dataset.frame
     assert tuple(frame.columns) == (*ID_COLUMNS, *dataset.features)
     assert dataset.features[:15] == BOOK_COLUMNS
@@ -221,14 +188,14 @@ def test_dataset_columns(dataset: HandbookDataset, slices: tuple[Path, Path]) ->
     days = dataset.days()
     assert days.min() == np.datetime64(SLICE_START) and days.max() == np.datetime64(SLICE_END)
     # the book's 15 columns are the ones handbook_features computes
-    book = handbook_features(slices[1], start=SLICE_START, end=SLICE_END)
+    book = handbook_features(handbook_files[1], start=SLICE_START, end=SLICE_END)
     pd.testing.assert_frame_equal(frame[["TRANSACTION_ID", *BOOK_COLUMNS]].reset_index(drop=True),
                                   book.reset_index(drop=True), check_dtype=False)
     # a derived ratio agrees with the same ratio of the book's columns
     ratio = frame["ratio_order_paid_fen_to_mean_paid_fen_by_user_30d"]
     np.testing.assert_allclose(ratio, frame["TX_AMOUNT"] / frame["CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW"], rtol=1e-9)
     # labels are the file's TX_FRAUD
-    raw = pd.read_csv(slices[1], usecols=["TRANSACTION_ID", "TX_FRAUD"]).set_index("TRANSACTION_ID")
+    raw = pd.read_csv(handbook_files[1], usecols=["TRANSACTION_ID", "TX_FRAUD"]).set_index("TRANSACTION_ID")
     assert (raw.loc[frame["TRANSACTION_ID"], "TX_FRAUD"].to_numpy() == frame["TX_FRAUD"].to_numpy()).all()
 
 
@@ -256,8 +223,9 @@ def test_model_selection_never_sees_the_test_period(dataset: HandbookDataset) ->
     assert all(not math.isnan(scores.ap) for _, scores in first.candidates)
 
 
-def test_evaluate_on_a_slice(slices: tuple[Path, Path]) -> None:
-    result = evaluate(slices[1], protocols=(Protocol.CH3,), candidates=QUICK_GRID, published=PUBLISHED, seed=1)
+def test_evaluate_on_a_slice(handbook_files: tuple[Path, Path], handbook_published: Path) -> None:
+    result = evaluate(handbook_files[1], protocols=(Protocol.CH3,), candidates=QUICK_GRID,
+                      published=handbook_published, seed=1)
     (ch3,) = result.protocols
     assert ch3.protocol is Protocol.CH3 and ch3.params == QUICK_GRID[0]
     (fold,) = ch3.folds
@@ -275,26 +243,30 @@ def test_evaluate_on_a_slice(slices: tuple[Path, Path]) -> None:
     assert "orderguard LightGBM" in text and "book: Logistic regression" in text
 
 
-def test_published_rows_are_the_books() -> None:
-    if not PUBLISHED.is_dir():
-        pytest.fail(f"the handbook's published results are missing: expected {PUBLISHED}", pytrace=False)
-    rows = {(r.protocol, r.model): r for r in read_published(PUBLISHED)}
-    # the figures the data set's README quotes
-    ch3 = rows[(Protocol.CH3, "Logistic regression")].scores
-    assert (ch3.auc, ch3.ap, ch3.cp100) == (0.871, 0.606, 0.291)
-    xgb = rows[(Protocol.CH5, "XGBoost Random")].scores
-    assert (round(xgb.auc, 3), round(xgb.ap, 3), round(xgb.cp100, 3)) == (0.872, 0.687, 0.303)
-    forest = rows[(Protocol.CH5, "Random Forest")].scores
-    assert (round(forest.auc, 3), round(forest.ap, 3), round(forest.cp100, 3)) == (0.870, 0.678, 0.299)
+def test_published_rows_are_read_from_the_books_files(handbook_published: Path) -> None:
+    rows = {(r.protocol, r.model): r for r in read_published(handbook_published)}
+    assert set(rows) == {*((Protocol.CH3, m) for m, *_ in CH3_ROWS), (Protocol.CH5, "XGBoost"),
+                         (Protocol.CH5, "Random Forest")}  # the ch3 "train" row is not a result
+    assert rows[(Protocol.CH3, "Random forest")].scores == Scores(0.834, 0.571, 0.245)
+    # ch5: each metric's test figure at the parameters with the best validation value of that metric
+    xgb = rows[(Protocol.CH5, "XGBoost")]
+    assert xgb.scores == Scores(0.846, 0.633, 0.284)
+    assert xgb.std == Scores(0.01, 0.02, 0.005)
+    assert "AUC 6/100; AP 3/50; CP 6/100" in xgb.note
+    assert read_published(handbook_published, (Protocol.CH3,)) == tuple(
+        r for r in read_published(handbook_published) if r.protocol is Protocol.CH3)
+    with pytest.raises(InvalidInputError, match="`published` must be the handbook's published_results folder"):
+        read_published(handbook_published.parent / "nowhere")
 
 
 # ------------------------------------------------------------------------------------------ command line
 
 
-def test_command_line_prints_the_table_and_logs_the_run(slices: tuple[Path, Path], tmp_path: Path) -> None:
+def test_command_line_prints_the_table_and_logs_the_run(handbook_files: tuple[Path, Path], tmp_path: Path,
+                                                       handbook_published: Path) -> None:
     runner = CliRunner()
-    result = runner.invoke(app, ["--data-dir", str(tmp_path), "handbook", "evaluate", "--data", str(slices[1]),
-                                 "--protocol", "ch3", "--published", str(PUBLISHED), "--quick"],
+    result = runner.invoke(app, ["--data-dir", str(tmp_path), "handbook", "evaluate", "--data", str(handbook_files[1]),
+                                 "--protocol", "ch3", "--published", str(handbook_published), "--quick"],
                            env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     out = result.output
@@ -302,15 +274,20 @@ def test_command_line_prints_the_table_and_logs_the_run(slices: tuple[Path, Path
     run = Registry.from_settings(Settings(data_dir=tmp_path)).run(run_id)
     assert run.tags["benchmark"] == "handbook" and "ch3_ap" in " ".join(run.metrics)
     assert "orderguard LightGBM (plus" in out
-    assert "book: Logistic regression" in out and "0.871" in out and "0.606" in out
+    assert "book: Logistic regression" in out and "0.812" in out and "0.534" in out
     assert "book: XGBoost" in out
     assert "parameters chosen on the validation folds" in out
-    bad = runner.invoke(app, ["handbook", "evaluate", "--data", str(slices[1]), "--protocol", "ch4"])
+    bad = runner.invoke(app, ["handbook", "evaluate", "--data", str(handbook_files[1]), "--protocol", "ch4"])
     assert bad.exit_code == 2
     assert "`--protocol` must be ch3, ch5 or all; got 'ch4'" in bad.output
-    missing = runner.invoke(app, ["handbook", "evaluate", "--data", str(slices[1].with_name("nope.csv"))])
+    missing = runner.invoke(app, ["handbook", "evaluate", "--data", str(handbook_files[1].with_name("nope.csv"))])
     assert missing.exit_code == 2
     assert "`data` must be an existing transactions_raw.csv(.gz) file" in missing.output
+    # a generated file has no published results beside it: our rows only
+    alone = runner.invoke(app, ["--data-dir", str(tmp_path), "handbook", "evaluate", "--data", str(handbook_files[1]),
+                                "--protocol", "ch3", "--quick", "--no-track"], env={"COLUMNS": "200"})
+    assert alone.exit_code == 0, alone.output
+    assert "orderguard LightGBM (plus" in alone.output and "book:" not in alone.output
 
 
 def test_parse_protocols() -> None:

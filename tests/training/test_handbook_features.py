@@ -1,16 +1,17 @@
-"""The handbook's 15 features from FeatureSpecs against the book's own definitions, on the real data.
+"""The handbook's 15 features from FeatureSpecs against the book's own definitions.
 
 The expected values are computed here, independently, the way the book's code does it:
 pandas ``rolling`` over ``TX_DATETIME`` per customer (``get_customer_spending_behaviour_features``)
 and per terminal (``get_count_risk_rolling_window``: windows of n + 7 days minus the
 7-day delay, ``fillna(0)``), on rows in canonical ``TRANSACTION_ID`` order.
 
-The slice keeps every window complete: all transactions of a set of customers (whose
-customer features are then exact) and of a set of terminals (whose terminal features
-are exact), over the whole six months. The sets are chosen to contain the edge cases -
-customers with two transactions in the same second, and customer / terminal pairs
-exactly one window length apart (the open lower edges and the closed delayed upper
-edge) - plus a random sample; the test asserts they are there.
+The data is handbook-format and generated (``tests/training/handbook_data.py``), with the
+edge cases planted. The slice keeps every window complete: all transactions of a set of
+customers (whose customer features are then exact) and of a set of terminals (whose
+terminal features are exact), over the whole six months. The sets are chosen to contain
+the edge cases - customers with two transactions in the same second, and customer /
+terminal pairs exactly one window length apart (the open lower edges and the closed
+delayed upper edge) - plus a random sample; the test asserts they are there.
 """
 
 from __future__ import annotations
@@ -33,22 +34,18 @@ from training.benchmarks.handbook_features import (
     write_handbook_features,
 )
 
-DATA = Path(__file__).parents[2].parent / "shared" / "data" / "handbook" / "transactions_raw.csv.gz"
 WINDOWS = (1, 7, 30)
 DELAY = 7
 CUSTOMER_COLUMNS = [f"CUSTOMER_ID_{w}_{n}DAY_WINDOW" for n in WINDOWS for w in ("NB_TX", "AVG_AMOUNT")]
 TERMINAL_COLUMNS = [f"TERMINAL_ID_{w}_{n}DAY_WINDOW" for n in WINDOWS for w in ("NB_TX", "RISK")]
-SAMPLE = 40
+SAMPLE = 80
 
 
 @pytest.fixture(scope="module")
-def transactions() -> pd.DataFrame:
+def transactions(handbook_files: tuple[Path, Path]) -> pd.DataFrame:
     """The raw transactions (the columns the features use), in canonical order."""
-    if not DATA.is_file():
-        pytest.fail(f"the handbook data set is missing: expected {DATA} (the shared data folder beside the "
-                    "repository, ../shared/data/handbook/transactions_raw.csv.gz)", pytrace=False)
-    df = pd.read_csv(DATA, usecols=["TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT",
-                                    "TX_FRAUD"], parse_dates=["TX_DATETIME"])
+    columns = ["TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT", "TX_FRAUD"]
+    df = pd.read_csv(handbook_files[0], usecols=columns, parse_dates=["TX_DATETIME"])
     return df.sort_values("TRANSACTION_ID", kind="stable").reset_index(drop=True)
 
 

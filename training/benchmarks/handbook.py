@@ -727,7 +727,8 @@ def evaluate(data: Path, *, protocols: Sequence[Protocol] = tuple(Protocol), fea
         threads: LightGBM threads (results are repeatable for a given seed and count). One by
             default: the training sets are small (~70k rows), and on a machine whose cores are
             shared, OpenMP threads waiting for each other made a fit up to 10x slower than one thread.
-        published: the book's ``published_results`` folder; default: beside ``data``.
+        published: the book's ``published_results`` folder; default: beside ``data`` when it
+            is there (a generated file, ``orderguard handbook simulate``, has none: no book rows).
         progress: ``(stage, done, total)`` callback.
     """
     if not protocols:
@@ -735,8 +736,11 @@ def evaluate(data: Path, *, protocols: Sequence[Protocol] = tuple(Protocol), fea
     if not data.is_file():
         raise InvalidInputError.must("data", "an existing transactions_raw.csv(.gz) file", str(data))
     started = time.perf_counter()
-    book_rows = read_published(published if published is not None else data.parent / "published_results",
-                               protocols)
+    beside = data.parent / "published_results"
+    if published is not None:
+        book_rows = read_published(published, protocols)
+    else:
+        book_rows = read_published(beside, protocols) if beside.is_dir() else ()
     first, last = dataset_days(protocols)
     dataset = load_dataset(data, start=first, end=last, features=features, progress=progress)
     feature_seconds = time.perf_counter() - started
