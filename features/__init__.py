@@ -3,7 +3,7 @@
 * ``specs`` - :class:`~features.specs.FeatureSpec` / :class:`~features.specs.FeatureSet`, loaded from YAML;
 * ``windows`` - the event-time window semantics both engines share;
 * ``facts`` - orders and labels turned into the facts features aggregate;
-* ``aggregators`` - mergeable aggregation state;
+* ``aggregators`` - what each aggregation means over a window's values (the online side);
 * ``online`` - :class:`~features.online.OnlineFeatures`: ``apply`` orders, ``lookup`` vectors as of a time;
 * ``stores`` - online store backends (memory, SQLite, Redis) chosen by ``type``;
 * ``batch`` - the point-in-time training frame, in SQL generated from the specs (DuckDB);

@@ -22,9 +22,8 @@ partition evaluated on the order's row.
 The statement that runs (:func:`frame_query`) evaluates every single-valued entity's
 windows directly on the order rows in one pass over the facts (one sort per entity, no
 join; an order without the entity gets an empty window, not its NULL-key partition's);
-SKU entities are windowed on line rows, reduced per order and joined.
-:func:`frame_sql` is the equivalent per-entity form (each entity in its own CTE,
-joined), for inspection or another engine.
+SKU entities are windowed on line rows, reduced per order and joined. (The tests hold it
+to the plain per-entity form - each entity in its own CTE, joined - as their oracle.)
 
 Output: one row per order (its ``order`` fact): ``order_key``, ``event_time``
 (``details.created_at``, UTC), the carried order attributes if any, and one column per
@@ -240,36 +239,6 @@ def _feature_table(entity: Entity) -> str:
     return f"feat_{entity.value}"
 
 
-def join_sql(specs: Sequence[FeatureSpec], *, table: str = "facts") -> str:
-    """Join the per-entity results onto the order rows, filling empty windows (see module doc)."""
-    entities = _entities(specs)
-    alias = {e: f"f{i}" for i, e in enumerate(entities)}
-    columns = []
-    for s in specs:
-        value = f"CAST({alias[s.entity]}.{_quote(s.name)} AS DOUBLE)"
-        if s.agg in ZERO_WHEN_EMPTY:
-            value = f"COALESCE({value}, 0.0)"
-        columns.append(f"{value} AS {_quote(s.name)}")
-    joins = "".join(f"\nLEFT JOIN {_feature_table(e)} {alias[e]} ON {alias[e]}.order_key = o.e_order"
-                    for e in entities)
-    selected = ",\n  ".join(["o.e_order AS order_key", "o.ts AS ts", *columns])
-    return f"SELECT\n  {selected}\nFROM {table} o{joins}\nWHERE o.kind = 'order'\nORDER BY o.ts, o.e_order"
-
-
-def frame_sql(specs: FeatureSet | Sequence[FeatureSpec], *, table: str = "facts") -> str:
-    """The whole point-in-time frame as one SQL statement, one CTE per entity, joined.
-
-    The portable, per-entity form (for inspection or another engine): every entity's
-    facts are filtered and windowed on their own, then joined on the order key. It
-    gives the same frame as :func:`frame_query`, which the engine runs.
-    """
-    spec_list = list(specs)
-    ctes = ",\n".join(f"{_feature_table(e)} AS (\n{entity_sql(spec_list, e, table=table)}\n)"
-                      for e in _entities(spec_list))
-    body = join_sql(spec_list, table=table)
-    return f"WITH {ctes}\n{body}" if ctes else body
-
-
 def frame_query(specs: FeatureSet | Sequence[FeatureSpec], *, table: str = "facts", carry: Sequence[str] = (),
                 ordered: bool = True) -> str:
     """The statement :class:`BatchFeatures` runs: the frame in one pass over ``table``.
@@ -279,7 +248,7 @@ def frame_query(specs: FeatureSet | Sequence[FeatureSpec], *, table: str = "fact
     no join - guarded so that an order without the entity gets an empty window rather
     than the aggregate of all other orders without it (their NULL-key partition). SKU
     entities are computed per line and reduced per order in CTEs (:func:`entity_sql`)
-    and joined. Same values as :func:`frame_sql`.
+    and joined.
 
     Args:
         specs: the feature definitions, in output column order.
@@ -552,17 +521,6 @@ class BatchFeatures:
     def close(self) -> None:
         """Close the DuckDB connection."""
         self._con.close()
-
-
-def point_in_time_frame(orders: Iterable[Order], specs: FeatureSet | Sequence[FeatureSpec], *,
-                        labels: Iterable[Label] = (), progress: Progress | None = None) -> pd.DataFrame:
-    """Every feature as of every order (see :class:`BatchFeatures`), in memory."""
-    batch = BatchFeatures(specs, progress=progress)
-    try:
-        batch.load(orders, labels=labels)
-        return batch.frame()
-    finally:
-        batch.close()
 
 
 @contextmanager

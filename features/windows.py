@@ -110,12 +110,10 @@ class Window:
             most recent ``o`` of history, e.g. labels that were not yet known.
 
     >>> w = Window(length_us=300, offset_us=0)
-    >>> w.frame(strict=False)
-    (299, 0)
-    >>> [w.contains(ts, t=1000) for ts in (700, 701, 1000, 1001)]
-    [False, True, True, False]
-    >>> [w.contains(ts, t=1000, strict=True) for ts in (701, 999, 1000)]
-    [True, True, False]
+    >>> w.frame(strict=False), w.frame(strict=True)
+    ((299, 0), (299, 1))
+    >>> Window(length_us=10, offset_us=5).frame(strict=False)  # at t = 100: 86 <= ts <= 95
+    (14, 5)
     """
 
     length_us: int
@@ -138,17 +136,3 @@ class Window:
         batch engine and the online engine share one definition of the edges.
         """
         return self.span_us - 1, self.offset_us + (1 if strict else 0)
-
-    def bounds(self, t: int, *, strict: bool = False) -> tuple[int, int]:
-        """Inclusive ``(lo, hi)`` event-time bounds in microseconds for query time ``t``.
-
-        >>> Window(length_us=10, offset_us=5).bounds(100)
-        (86, 95)
-        """
-        a, b = self.frame(strict=strict)
-        return t - a, t - b
-
-    def contains(self, ts: int, *, t: int, strict: bool = False) -> bool:
-        """Whether a fact stamped ``ts`` counts for a query at ``t`` (both in microseconds)."""
-        lo, hi = self.bounds(t, strict=strict)
-        return lo <= ts <= hi

@@ -3,8 +3,8 @@
 Fraud is rare, so the headline metric is the area under the precision-recall curve
 (average precision); ROC AUC is kept for comparison with published results. Reviewers
 can only look at so many orders a day, so precision and recall are also measured on
-the top ``k`` orders of each day ("at capacity"). Card precision@k is the handbook's
-per-day measure on distinct cards (or customers) rather than transactions.
+the top ``k`` orders of each day ("at capacity"). The handbook's card precision@k is in
+``training.benchmarks.handbook_metrics``.
 """
 
 from __future__ import annotations
@@ -68,21 +68,3 @@ def at_capacity(y_true: Sequence[int] | np.ndarray, score: Sequence[float] | np.
     precision = hits / len(top) if len(top) else math.nan
     recall = hits / positives if positives else math.nan
     return precision, recall
-
-
-def card_precision_at_k(y_true: Sequence[int] | np.ndarray, score: Sequence[float] | np.ndarray,
-                        day: Sequence[object] | np.ndarray, card: Sequence[object] | np.ndarray, *,
-                        k: int = 100) -> float:
-    """The handbook's card precision@k: per day, a card's score is its highest transaction
-    score and it is fraudulent if any of its transactions is; the share of fraudulent cards
-    among each day's ``k`` highest is averaged over days.
-
-    >>> card_precision_at_k([1, 0, 0, 0], [0.9, 0.8, 0.7, 0.1], [1, 1, 2, 2], ["x", "y", "x", "z"], k=1)
-    0.5
-    """
-    y, s = _arrays(y_true, score)
-    frame = pd.DataFrame({"y": y, "s": s, "day": np.asarray(day), "card": np.asarray(card)})
-    cards = frame.groupby(["day", "card"], sort=False).agg(y=("y", "max"), s=("s", "max")).reset_index()
-    top = cards.sort_values("s", ascending=False, kind="stable").groupby("day", sort=True).head(k)
-    per_day = top.groupby("day")["y"].sum() / k
-    return float(per_day.mean()) if len(per_day) else math.nan

@@ -1,4 +1,4 @@
-"""Aggregators agree with brute-force recomputation, incrementally, in one pass and when merged."""
+"""Each aggregation agrees with its spelling-out in the standard library."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from features.aggregators import aggregate, fold, new_state
+from features.aggregators import fold
 from features.specs import Agg
 
 NUMERIC = (Agg.SUM, Agg.MEAN, Agg.MIN, Agg.MAX, Agg.STD)
@@ -39,53 +39,24 @@ def close(a: float, b: float) -> bool:
 
 @pytest.mark.parametrize("agg", [Agg.COUNT, *NUMERIC])
 @given(values=values_st)
-def test_incremental_and_one_pass_match_brute_force(agg: Agg, values: list[float]) -> None:
-    expected = brute(agg, values)
-    assert close(aggregate(agg, values), expected)
-    assert close(fold(agg, values), expected)
+def test_one_pass_matches_brute_force(agg: Agg, values: list[float]) -> None:
+    assert close(fold(agg, values), brute(agg, values))
 
 
-@pytest.mark.parametrize("agg", [Agg.COUNT, *NUMERIC])
-@given(values=values_st, cut=st.integers(0, 40))
-def test_merging_two_partitions_equals_folding_all(agg: Agg, values: list[float], cut: int) -> None:
-    left, right = new_state(agg), new_state(agg)
-    for v in values[:cut]:
-        left.update(v)
-    for v in values[cut:]:
-        right.update(v)
-    left.merge(right)
-    assert close(left.value(0), brute(agg, values))
+@given(keys=st.lists(st.sampled_from(["u1", "u2", "u3", "u4"]), max_size=20))
+def test_distinct_counts_each_value_once(keys: list[str]) -> None:
+    assert fold(Agg.DISTINCT, keys) == len(set(keys))
 
 
-@given(keys=st.lists(st.sampled_from(["u1", "u2", "u3", "u4"]), max_size=20), cut=st.integers(0, 20))
-def test_distinct_counts_each_value_once_and_merges_as_a_union(keys: list[str], cut: int) -> None:
-    assert aggregate(Agg.DISTINCT, keys) == fold(Agg.DISTINCT, keys) == len(set(keys))
-    left, right = new_state(Agg.DISTINCT), new_state(Agg.DISTINCT)
-    for k in keys[:cut]:
-        left.update(k)
-    for k in keys[cut:]:
-        right.update(k)
-    left.merge(right)
-    assert left.value(0) == len(set(keys))
-
-
-@given(stamps=st.lists(st.integers(0, AS_OF), max_size=20), cut=st.integers(0, 20))
-def test_time_since_is_seconds_back_to_the_newest_time(stamps: list[int], cut: int) -> None:
+@given(stamps=st.lists(st.integers(0, AS_OF), max_size=20))
+def test_time_since_is_seconds_back_to_the_newest_time(stamps: list[int]) -> None:
     expected = (AS_OF - max(stamps)) / 1e6 if stamps else math.nan
-    assert close(aggregate(Agg.TIME_SINCE, stamps, as_of_us=AS_OF), expected)
     assert close(fold(Agg.TIME_SINCE, stamps, as_of_us=AS_OF), expected)
-    left, right = new_state(Agg.TIME_SINCE), new_state(Agg.TIME_SINCE)
-    for s in stamps[:cut]:
-        left.update(s)
-    for s in stamps[cut:]:
-        right.update(s)
-    left.merge(right)
-    assert close(left.value(AS_OF), expected)
 
 
 def test_empty_values_are_zero_for_counts_and_sums_and_missing_otherwise() -> None:
     for agg in Agg:
-        value = new_state(agg).value(AS_OF)
+        value = fold(agg, [], as_of_us=AS_OF)
         if agg in (Agg.COUNT, Agg.SUM, Agg.DISTINCT):
             assert value == 0.0
         else:
@@ -95,9 +66,9 @@ def test_empty_values_are_zero_for_counts_and_sums_and_missing_otherwise() -> No
 def test_std_stays_accurate_for_large_amounts_in_fen() -> None:
     # A plain sum of squares loses every digit here: 1e8 fen squared is 1e16, beyond 2**53.
     values = [100_000_000 + d for d in (1, 2, 3, 4)]
-    assert math.isclose(aggregate(Agg.STD, values), statistics.pstdev([1, 2, 3, 4]), rel_tol=1e-9)
+    assert math.isclose(fold(Agg.STD, values), statistics.pstdev([1, 2, 3, 4]), rel_tol=1e-9)
 
 
 def test_flags_aggregate_as_zero_or_one() -> None:
-    assert aggregate(Agg.SUM, [True, False, True]) == 2.0
+    assert fold(Agg.SUM, [True, False, True]) == 2.0
     assert fold(Agg.MAX, [False, True]) == 1.0

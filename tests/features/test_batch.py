@@ -8,10 +8,11 @@ from typing import Any
 
 import duckdb
 
-from features.batch import BatchFeatures, entity_sql, frame_sql, point_in_time_frame
+from features.batch import BatchFeatures, entity_sql
 from features.facts import Entity
 from features.specs import FeatureSet
 from orderguard.schema import Order, RefundReason
+from tests.features.batch_reference import frame_sql, point_in_time_frame
 from tests.features.builders import T0, at, make_label, make_order, refunded
 
 

@@ -11,11 +11,12 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from features.batch import BatchFeatures, frame_query, frame_sql, point_in_time_frame
+from features.batch import BatchFeatures, frame_query
 from features.facts import Entity, Fact, label_facts, order_facts
 from features.specs import FeatureSet
 from orderguard.errors import ConfigError, InvalidInputError
 from orderguard.schema import Label, Order, RefundReason, Verdict
+from tests.features.batch_reference import frame_sql, point_in_time_frame
 from tests.features.builders import at, make_label, make_order, refunded
 
 FEATURES = FeatureSet.from_data({"features": [

@@ -1,11 +1,12 @@
 """The handbook's card precision@k, with its rule for cards already detected (pure).
 
-``training.metrics.card_precision_at_k`` scores every day on its own. The handbook's
+A plain card precision@k scores every day on its own. The handbook's
 ``card_precision_top_k`` (Le Borgne et al., 2022, chapter 4.2) does one thing more: a
 compromised card found in a day's top ``k`` is blocked, so it is removed from every
 later test day, and the next days' top ``k`` can only be filled with cards not found
 yet. Its published Card Precision@100 figures are computed that way, so the benchmark
-uses this function to be comparable; the shop's own evaluation keeps the per-day form.
+uses this function to be comparable. (The shop's own evaluation measures orders, not
+cards: precision and recall at the review desk's daily capacity, ``training.metrics``.)
 
 Per day (days taken in increasing order): the transactions of cards not detected on
 an earlier day are grouped by card; a card's score is its highest transaction score and
@@ -59,7 +60,7 @@ def card_precision_top_k(y_true: Sequence[int] | np.ndarray, score: Sequence[flo
         card: the card (customer) of each transaction.
         k: cards reviewed per day (the book's 100).
         remove_detected: drop cards detected on an earlier day (the book's default);
-            ``False`` scores each day on its own, like ``training.metrics.card_precision_at_k``.
+            ``False`` scores each day on its own.
 
     Card ``x`` is found on day 1 and is then out of day 2, where ``z`` takes its place:
 
