@@ -82,11 +82,16 @@ class ReviewPlan:
 
 @dataclass(frozen=True, slots=True)
 class TruthEntry:
-    """One row of ``ground_truth.csv``, as far as reviewing needs it."""
+    """One row of ``ground_truth.csv``, as far as reviewing and evaluation need it.
+
+    ``group_id`` is the ring / burst / episode the order belongs to (empty for background
+    orders, and when the file has no such column).
+    """
 
     key: OrderKey
     pattern: str
     is_abnormal: bool
+    group_id: str = ""
 
 
 def read_ground_truth(path: Path) -> list[TruthEntry]:
@@ -112,7 +117,8 @@ def read_ground_truth(path: Path) -> list[TruthEntry]:
                     raise ValueError(f"is_abnormal must be true or false; got {row['is_abnormal']!r}")
             except ValueError as e:
                 raise InvalidInputError(f"{path.name}:{reader.line_num}: {e}", field="truth") from e
-            entries.append(TruthEntry(key, (row["pattern"] or "").strip(), flag == "true"))
+            entries.append(TruthEntry(key, (row["pattern"] or "").strip(), flag == "true",
+                                      (row.get("group_id") or "").strip()))
     return entries
 
 

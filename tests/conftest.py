@@ -15,6 +15,10 @@
 * ``redis_url`` (session) — ``ORDERGUARD_TEST_REDIS_URL`` (default
   ``redis://127.0.0.1:6379/15``) after a successful ping. The database is shared:
   namespace your keys.
+* ``online_store`` — an open online store, parametrised over every backend of
+  ``features.stores.STORE_TYPES`` (``tests/stores.py``); ``online_store_recipe`` opens
+  (and reopens) the same one, ``durable_store_recipe`` only the backends that persist.
+* ``order_factory`` — an :class:`factories.OrderFactory` (a fresh order id per call).
 
 PostgreSQL and Redis are real services. When one is down the tests that need it FAIL
 with a message saying how to start it; they are never skipped (DESIGN.md §5).
@@ -25,6 +29,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -33,8 +38,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from features.settings import Settings
+from features.stores import STORE_TYPES, OnlineStore
 from orderguard.ingest.orderlog import OrderLog, redacted
-from tests.factories import BASE_TIME, EventFactory, FixedClock
+from tests.factories import BASE_TIME, EventFactory, FixedClock, OrderFactory
+from tests.stores import DURABLE_TYPES, StoreRecipe, make_recipe
 
 PG_URL_ENV = "ORDERGUARD_TEST_PG_URL"
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -68,6 +75,32 @@ def clock() -> FixedClock:
 def event_factory() -> EventFactory:
     """``event_factory(**overrides)`` builds a valid OrderEvent with a fresh order id."""
     return EventFactory()
+
+
+@pytest.fixture
+def order_factory() -> OrderFactory:
+    """``order_factory(**overrides)`` builds an Order (the feature engines' input) with a fresh order id."""
+    return OrderFactory()
+
+
+@pytest.fixture(params=sorted(STORE_TYPES))
+def online_store_recipe(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreRecipe]:
+    """Every registered online store backend in turn, isolated for this test."""
+    yield from make_recipe(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=DURABLE_TYPES)
+def durable_store_recipe(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreRecipe]:
+    """The backends whose state outlives the process."""
+    yield from make_recipe(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def online_store(online_store_recipe: StoreRecipe) -> Iterator[OnlineStore]:
+    """An open store of every registered backend in turn."""
+    opened = online_store_recipe.open()
+    yield opened
+    opened.close()
 
 
 @pytest.fixture(scope="session")

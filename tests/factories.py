@@ -1,4 +1,4 @@
-"""Builders and hypothesis strategies for order events, shared by every test package.
+"""Builders and hypothesis strategies for order events and orders, shared by every test package.
 
 Plain builders (deterministic, for example-based tests):
 
@@ -9,6 +9,10 @@ Plain builders (deterministic, for example-based tests):
   later in time, carrying the same order snapshot.
 * :class:`EventFactory` — ``make_event`` with a fresh order id per call; the
   ``event_factory`` fixture in ``conftest.py`` hands one out per test.
+* :func:`make_order` — a domain :class:`Order` (the feature engines' input) with the entity
+  values a test cares about spelled out; :func:`delivered` / :func:`refunded` its later
+  versions, :func:`make_label` a verdict on it, :func:`at` a time after :data:`BASE_TIME`;
+  :class:`OrderFactory` (fixture ``order_factory``) gives fresh order ids.
 
 Strategies (for properties):
 
@@ -36,6 +40,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from features.windows import to_us
 from orderguard.ingest.normalize import event_version as version_of
 from orderguard.schema import (
     Address,
@@ -43,6 +48,8 @@ from orderguard.schema import (
     Channel,
     ClientInfo,
     EventKind,
+    Label,
+    Order,
     OrderDetails,
     OrderEvent,
     OrderKey,
@@ -52,6 +59,8 @@ from orderguard.schema import (
     Phone,
     Refund,
     RefundReason,
+    StatusChange,
+    Verdict,
 )
 
 #: 2024-11-11 10:00 in Beijing (the Singles' Day morning peak), as UTC.
@@ -367,6 +376,79 @@ def batches(draw: st.DrawFn, events: Sequence[OrderEvent]) -> list[list[OrderEve
     cuts = sorted(draw(st.sets(st.integers(1, max(len(events) - 1, 1)), max_size=4)))
     bounds = [0, *(c for c in cuts if c < len(events)), len(events)]
     return [list(events[a:b]) for a, b in pairwise(bounds) if b > a]
+
+
+# -- domain orders (the feature engines' input) -------------------------------------------------------------
+
+
+def at(**delta: float) -> datetime:
+    """``BASE_TIME`` plus a timedelta, e.g. ``at(minutes=5)``."""
+    return BASE_TIME + timedelta(**delta)
+
+
+def make_order(order_id: str = "o1", *, created_at: datetime = BASE_TIME, channel: Channel = Channel.SITE,
+               account: str | None = "u1", device: str | None = "d1", ip: str | None = None,
+               wifi: str | None = None, phone: str | None = None, id_card: str | None = None,
+               address: tuple[str, str, str, str] | None = ("浙江省", "杭州市", "西湖区", "文三路1号"),
+               lines: Sequence[tuple[str, int, int]] = (("sku1", 1, 1990),), coupon_fen: int = 0,
+               coupon_ids: tuple[str, ...] = (), registered_at: datetime | None = None,
+               shop: str = "shop1", version: int = 1, status: OrderStatus = OrderStatus.PAID) -> Order:
+    """An order with the given entity values; ``lines`` are ``(sku, qty, unit_price_fen)``."""
+    order_lines = tuple(OrderLine(sku, qty, price) for sku, qty, price in lines)
+    goods = sum(line.qty * line.unit_price_fen for line in order_lines)
+    client = ClientInfo(device_id=device, ip=ip, wifi_hash=wifi) if device or ip or wifi else None
+    details = OrderDetails(
+        shop_id=shop, created_at=created_at,
+        buyer=Party(account_id=account or "", phone=Phone(phone) if phone else None, id_card_hash=id_card,
+                    registered_at=registered_at),
+        lines=order_lines,
+        amounts=Amounts(goods_fen=goods, paid_fen=goods - coupon_fen, coupon_fen=coupon_fen),
+        address=Address(*address) if address is not None else None,
+        coupon_ids=coupon_ids, client=client)
+    return Order(key=OrderKey(channel, order_id), status=status, details=details, event_version=version,
+                 updated_at=created_at, timeline=(StatusChange(status, created_at, version, status.value),))
+
+
+def delivered(order: Order, *, when: datetime, version: int | None = None) -> Order:
+    """A newer version of ``order`` in which the parcel was delivered at ``when``."""
+    v = version if version is not None else order.event_version + 1
+    step = StatusChange(OrderStatus.DELIVERED, when, v, "delivered")
+    return replace(order, status=OrderStatus.DELIVERED, event_version=v, updated_at=when,
+                   timeline=(*order.timeline, step))
+
+
+def refunded(order: Order, *, when: datetime, reason: RefundReason = RefundReason.DAMAGED,
+             refund_id: str = "r1", amount_fen: int = 1000, sku: str | None = None,
+             version: int | None = None) -> Order:
+    """A newer version of ``order`` carrying a refund claim made at ``when``."""
+    v = version if version is not None else order.event_version + 1
+    step = StatusChange(OrderStatus.REFUND_REQUESTED, when, v, "refund")
+    refund = Refund(refund_id=refund_id, reason=reason, amount_fen=amount_fen, requested_at=when, sku_id=sku)
+    return replace(order, status=OrderStatus.REFUND_REQUESTED, event_version=v, updated_at=when,
+                   timeline=(*order.timeline, step), refund=refund)
+
+
+def make_label(order: Order, *, when: datetime, verdict: Verdict = Verdict.CONFIRMED_FRAUD,
+               reviewer: str = "rev1") -> Label:
+    """A reviewer's verdict on ``order`` at ``when``."""
+    return Label(key=order.key, verdict=verdict, labeled_at=when, reviewer_id=reviewer)
+
+
+def us(when: datetime) -> int:
+    """Event time in microseconds (shorthand for tests)."""
+    return to_us(when)
+
+
+class OrderFactory:
+    """``factory(**overrides)`` builds an order with :func:`make_order`, a fresh order id per call."""
+
+    def __init__(self, *, prefix: str = "o") -> None:
+        self._prefix = prefix
+        self._next = 0
+
+    def __call__(self, **overrides: Any) -> Order:
+        self._next += 1
+        return make_order(f"{self._prefix}{self._next}", **overrides)
 
 
 @dataclass

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 
 from features.batch import BatchFeatures, entity_sql
-from features.specs import ZERO_WHEN_EMPTY, Entity, FeatureSet, FeatureSpec
+from features.facts import Entity
+from features.specs import ZERO_WHEN_EMPTY, FeatureSet, FeatureSpec
 from orderguard.schema import Label, Order
 
 

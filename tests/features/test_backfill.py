@@ -18,12 +18,12 @@ from orderguard.enrich import Gazetteer
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.ingest.state import derive_order
 from orderguard.schema import Order, OrderEvent, OrderKey
-from tests.features.conftest import SimulatedShop
+from simulate.shop import IngestedShop
 
 runner = CliRunner()
 
 
-def backfill(shop: SimulatedShop, tmp_path: Path, out: Path, *options: str) -> pd.DataFrame:
+def backfill(shop: IngestedShop, tmp_path: Path, out: Path, *options: str) -> pd.DataFrame:
     result = runner.invoke(app, ["--data-dir", str(tmp_path), "--database-url", shop.database_url, "backfill",
                                  "--out", str(out), *options])
     assert result.exit_code == 0, result.output
@@ -31,13 +31,13 @@ def backfill(shop: SimulatedShop, tmp_path: Path, out: Path, *options: str) -> p
 
 
 @pytest.fixture(scope="module")
-def full_frame(simulated_shop: SimulatedShop, tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+def full_frame(simulated_shop: IngestedShop, tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
     tmp = tmp_path_factory.mktemp("backfill")
     return backfill(simulated_shop, tmp, tmp / "out" / "features.parquet")
 
 
 def test_one_row_per_order_with_every_feature_in_order(full_frame: pd.DataFrame,
-                                                       simulated_shop: SimulatedShop) -> None:
+                                                       simulated_shop: IngestedShop) -> None:
     names = default_shop_features().names
     assert list(full_frame.columns) == ["order_key", "event_time", *names]
     log = OrderLog.open(simulated_shop.database_url)
@@ -52,7 +52,7 @@ def test_one_row_per_order_with_every_feature_in_order(full_frame: pd.DataFrame,
 
 
 def test_the_frame_equals_what_serving_computes_replaying_the_log(full_frame: pd.DataFrame,
-                                                                  simulated_shop: SimulatedShop) -> None:
+                                                                  simulated_shop: IngestedShop) -> None:
     """Replay every event of the log in event-time order through the online engine, as serving does."""
     engine = OnlineFeatures(MemoryStore(), default_shop_features(), gazetteer=Gazetteer.build(),
                             retention_margin=timedelta(days=30))
@@ -82,7 +82,7 @@ def test_the_frame_equals_what_serving_computes_replaying_the_log(full_frame: pd
 
 
 def test_a_partial_backfill_reads_history_and_matches_the_full_one(full_frame: pd.DataFrame,
-                                                                   simulated_shop: SimulatedShop,
+                                                                   simulated_shop: IngestedShop,
                                                                    tmp_path: Path) -> None:
     start = simulated_shop.config.start + timedelta(days=3)
     end = start + timedelta(days=2)
@@ -98,7 +98,7 @@ def test_a_partial_backfill_reads_history_and_matches_the_full_one(full_frame: p
     (["--start", "2024-13-01"], "--start"),
     (["--start", "2024-09-05", "--end", "2024-09-05"], "--end"),
 ])
-def test_bad_bounds_are_one_line_errors(options: list[str], field: str, simulated_shop: SimulatedShop,
+def test_bad_bounds_are_one_line_errors(options: list[str], field: str, simulated_shop: IngestedShop,
                                         tmp_path: Path) -> None:
     result = runner.invoke(app, ["--data-dir", str(tmp_path), "--database-url", simulated_shop.database_url,
                                  "backfill", "--out", str(tmp_path / "x.parquet"), *options])

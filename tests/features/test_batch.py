@@ -12,8 +12,8 @@ from features.batch import BatchFeatures, entity_sql
 from features.facts import Entity
 from features.specs import FeatureSet
 from orderguard.schema import Order, RefundReason
+from tests.factories import BASE_TIME, at, make_label, make_order, refunded
 from tests.features.batch_reference import frame_sql, point_in_time_frame
-from tests.features.builders import T0, at, make_label, make_order, refunded
 
 
 def feature_set(*specs: dict[str, Any]) -> FeatureSet:
@@ -27,7 +27,7 @@ def by_order(orders: list[Order], fs: FeatureSet, **kwargs: Any) -> dict[str, di
 
 def test_each_order_sees_the_window_ending_at_itself() -> None:
     fs = feature_set({"entity": "device", "field": "orders", "agg": "count", "window": "5m"})
-    orders = [make_order("a", created_at=T0), make_order("b", created_at=at(minutes=5)),
+    orders = [make_order("a", created_at=BASE_TIME), make_order("b", created_at=at(minutes=5)),
               make_order("c", created_at=at(minutes=6)), make_order("d", created_at=at(minutes=6)),
               make_order("x", created_at=at(minutes=6), device="other")]
     values = by_order(orders, fs)
@@ -51,7 +51,7 @@ def test_refunds_labels_and_delays_are_point_in_time() -> None:
         {"entity": "device", "field": "orders", "agg": "distinct", "window": "90d", "qualifier": "fraud",
          "filter": {"verdict": "confirmed_fraud"}},
         {"entity": "device", "field": "orders", "agg": "count", "window": "1d", "offset": "1d"})
-    first = refunded(make_order("a", created_at=T0), when=at(days=1), reason=RefundReason.DAMAGED)
+    first = refunded(make_order("a", created_at=BASE_TIME), when=at(days=1), reason=RefundReason.DAMAGED)
     second = make_order("b", created_at=at(days=1, hours=12))
     third = make_order("c", created_at=at(days=5))
     values = by_order([first, second, third], fs, labels=[make_label(first, when=at(days=3))])

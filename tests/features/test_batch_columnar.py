@@ -16,8 +16,8 @@ from features.facts import Entity, Fact, label_facts, order_facts
 from features.specs import FeatureSet
 from orderguard.errors import ConfigError, InvalidInputError
 from orderguard.schema import Label, Order, RefundReason, Verdict
+from tests.factories import at, make_label, make_order, refunded
 from tests.features.batch_reference import frame_sql, point_in_time_frame
-from tests.features.builders import at, make_label, make_order, refunded
 
 FEATURES = FeatureSet.from_data({"features": [
     {"entity": "device", "field": "orders", "agg": "count", "window": "1h"},

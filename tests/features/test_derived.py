@@ -12,7 +12,7 @@ from features.derived import AFTER_SALE_ALLOWANCE, history_start, point_in_time_
 from features.specs import FeatureSet
 from orderguard.enrich import Gazetteer
 from orderguard.errors import ConfigError
-from tests.features.builders import T0, at, make_order
+from tests.factories import BASE_TIME, at, make_order
 
 SET = FeatureSet.from_data({
     "features": [{"entity": "user", "field": "orders", "agg": "time_since", "window": "30d"},
@@ -43,7 +43,7 @@ def test_attributes_and_derived_columns_follow_the_windowed_ones() -> None:
 
 
 def test_since_keeps_later_rows_but_their_windows_still_see_the_history() -> None:
-    history = make_order("old", created_at=T0)
+    history = make_order("old", created_at=BASE_TIME)
     later = make_order("new", created_at=at(days=1, minutes=20))
     got = rows(orders=[history, later], since=at(hours=12))
     assert list(got) == ["site:new"]

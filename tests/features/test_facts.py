@@ -26,7 +26,7 @@ from features.facts import (
 )
 from orderguard.enrich import Gazetteer
 from orderguard.schema import Address, Channel, Order, Phone, RefundReason, Verdict
-from tests.features.builders import T0, at, delivered, make_label, make_order, refunded, us
+from tests.factories import BASE_TIME, at, delivered, make_label, make_order, refunded, us
 
 
 def test_an_order_becomes_one_order_fact_and_one_line_fact_per_line() -> None:
@@ -36,7 +36,7 @@ def test_an_order_becomes_one_order_fact_and_one_line_fact_per_line() -> None:
     assert group.version == order.event_version
     kinds = [f.kind for f in group.facts]
     assert kinds == [FactKind.ORDER, FactKind.LINE, FactKind.LINE]
-    assert all(f.ts == us(T0) for f in group.facts)
+    assert all(f.ts == us(BASE_TIME) for f in group.facts)
     assert len({f.fact_id for f in group.facts}) == 3
     head = group.facts[0]
     assert head.attrs["units"] == 3
@@ -120,7 +120,7 @@ def test_refund_naming_a_sku_carries_the_sku_keys() -> None:
 
 
 def test_label_fact_is_at_labeled_at_with_the_labelled_orders_entities() -> None:
-    order = make_order("o7", device="d7", wifi="w7", created_at=T0)
+    order = make_order("o7", device="d7", wifi="w7", created_at=BASE_TIME)
     label = make_label(order, when=at(days=4), verdict=Verdict.CONFIRMED_FRAUD)
     group = label_facts(label, order)
     (fact,) = group.facts
@@ -136,7 +136,7 @@ def test_label_fact_is_at_labeled_at_with_the_labelled_orders_entities() -> None
 
 def test_label_for_another_order_is_refused() -> None:
     with pytest.raises(ValueError, match="label is for"):
-        label_facts(make_label(make_order("a"), when=T0), make_order("b"))
+        label_facts(make_label(make_order("a"), when=BASE_TIME), make_order("b"))
 
 
 def test_account_age_in_days_at_order_time() -> None:

@@ -12,17 +12,17 @@ import pytest
 from features.facts import Entity
 from features.online import OnlineFeatures
 from features.specs import FeatureSet
-from features.stores import MemoryStore
+from features.stores import MemoryStore, OnlineStore
 from orderguard.enrich import Gazetteer
 from orderguard.errors import ConfigError
 from orderguard.schema import Phone, RefundReason, Verdict
-from tests.factories import FixedClock
-from tests.features.builders import T0, at, make_label, make_order, refunded
+from tests.factories import BASE_TIME, FixedClock, OrderFactory, at, make_label, make_order, refunded
 
 
 def features(*specs: dict[str, Any], margin: timedelta = timedelta(hours=1),
-             clock: FixedClock | None = None) -> OnlineFeatures:
-    return OnlineFeatures(MemoryStore(), FeatureSet.from_data({"features": list(specs)}),
+             clock: FixedClock | None = None, store: OnlineStore | None = None) -> OnlineFeatures:
+    """The online engine over ``specs``, on ``store`` (default: a fresh memory store)."""
+    return OnlineFeatures(store or MemoryStore(), FeatureSet.from_data({"features": list(specs)}),
                           retention_margin=margin, clock=clock)
 
 
@@ -31,11 +31,11 @@ COUNT_5M = {"entity": "device", "field": "orders", "agg": "count", "window": "5m
 
 def test_window_includes_the_order_itself_and_excludes_exactly_w_before() -> None:
     engine = features(COUNT_5M)
-    first, edge, inside = (make_order("a", created_at=T0), make_order("b", created_at=at(minutes=5)),
+    first, edge, inside = (make_order("a", created_at=BASE_TIME), make_order("b", created_at=at(minutes=5)),
                            make_order("c", created_at=at(minutes=9, seconds=59)))
     for order in (first, edge, inside):
         engine.apply(order)
-    assert engine.lookup(first, as_of=T0)["count_orders_by_device_5m"] == 1
+    assert engine.lookup(first, as_of=BASE_TIME)["count_orders_by_device_5m"] == 1
     assert engine.lookup(edge, as_of=at(minutes=5))["count_orders_by_device_5m"] == 1  # a is exactly 5m old
     assert engine.lookup(inside, as_of=at(minutes=9, seconds=59))["count_orders_by_device_5m"] == 2
 
@@ -43,8 +43,8 @@ def test_window_includes_the_order_itself_and_excludes_exactly_w_before() -> Non
 def test_same_instant_orders_see_each_other() -> None:
     engine = features(COUNT_5M)
     for name in ("a", "b", "c"):
-        engine.apply(make_order(name, created_at=T0))
-    assert engine.lookup({Entity.DEVICE: ["d1"]}, as_of=T0)["count_orders_by_device_5m"] == 3
+        engine.apply(make_order(name, created_at=BASE_TIME))
+    assert engine.lookup({Entity.DEVICE: ["d1"]}, as_of=BASE_TIME)["count_orders_by_device_5m"] == 3
 
 
 def test_reapplying_the_same_or_an_older_version_changes_nothing() -> None:
@@ -53,15 +53,15 @@ def test_reapplying_the_same_or_an_older_version_changes_nothing() -> None:
     assert engine.apply(order)
     assert not engine.apply(order)
     assert not engine.apply(replace(order, event_version=4))
-    assert engine.lookup(order, as_of=T0)["count_orders_by_device_5m"] == 1
+    assert engine.lookup(order, as_of=BASE_TIME)["count_orders_by_device_5m"] == 1
 
 
 def test_a_newer_version_replaces_the_orders_facts() -> None:
     engine = features(COUNT_5M)
     engine.apply(make_order("a", device="d1", version=1))
     assert engine.apply(make_order("a", device="d2", version=2))  # the device was corrected
-    assert engine.lookup({Entity.DEVICE: ["d1"]}, as_of=T0)["count_orders_by_device_5m"] == 0
-    assert engine.lookup({Entity.DEVICE: ["d2"]}, as_of=T0)["count_orders_by_device_5m"] == 1
+    assert engine.lookup({Entity.DEVICE: ["d1"]}, as_of=BASE_TIME)["count_orders_by_device_5m"] == 0
+    assert engine.lookup({Entity.DEVICE: ["d2"]}, as_of=BASE_TIME)["count_orders_by_device_5m"] == 1
     assert not engine.apply(make_order("a", device="d1", version=1))  # the old version arriving late
 
 
@@ -90,7 +90,7 @@ def test_labels_count_only_once_known() -> None:
     engine = features({"entity": "device", "field": "orders", "agg": "distinct", "window": "90d",
                        "qualifier": "fraud", "filter": {"verdict": "confirmed_fraud"}})
     name = "distinct_orders_fraud_by_device_90d"
-    bad = make_order("bad", created_at=T0)
+    bad = make_order("bad", created_at=BASE_TIME)
     engine.apply(bad)
     engine.apply_label(make_label(bad, when=at(days=3)), bad)
     engine.apply_label(make_label(bad, when=at(days=4), reviewer="rev2"), bad)  # second confirmation
@@ -101,11 +101,12 @@ def test_labels_count_only_once_known() -> None:
     assert engine.lookup(later, as_of=at(days=5))[name] == 1  # one order, however many labels
 
 
-def test_delayed_window_ignores_the_recent_past() -> None:
-    engine = features({"entity": "device", "field": "orders", "agg": "count", "window": "1h", "offset": "10m"})
+def test_delayed_window_ignores_the_recent_past(online_store: OnlineStore, order_factory: OrderFactory) -> None:
+    engine = features({"entity": "device", "field": "orders", "agg": "count", "window": "1h", "offset": "10m"},
+                      store=online_store)
     name = "count_orders_by_device_1h_lag10m"
     for minutes in (0, 30, 55, 65):
-        engine.apply(make_order(f"o{minutes}", created_at=at(minutes=minutes)))
+        engine.apply(order_factory(created_at=at(minutes=minutes)))
     # window at 65m is (65 - 10 - 60, 65 - 10] = (-5m, 55m]: 0, 30 and 55 count, 65 does not
     assert engine.lookup({Entity.DEVICE: ["d1"]}, as_of=at(minutes=65))[name] == 3
     # at 70m: (0m, 60m]: 0 is exactly on the open edge
@@ -115,18 +116,18 @@ def test_delayed_window_ignores_the_recent_past() -> None:
 def test_time_since_looks_strictly_before_and_is_missing_without_history() -> None:
     engine = features({"entity": "device", "field": "orders", "agg": "time_since", "window": "1d"})
     name = "time_since_orders_by_device_1d"
-    first, peer, second = (make_order("a", created_at=T0), make_order("b", created_at=T0),
+    first, peer, second = (make_order("a", created_at=BASE_TIME), make_order("b", created_at=BASE_TIME),
                            make_order("c", created_at=at(minutes=3)))
     for order in (first, peer, second):
         engine.apply(order)
-    assert math.isnan(engine.lookup(first, as_of=T0)[name])  # a same-instant peer is not "before"
+    assert math.isnan(engine.lookup(first, as_of=BASE_TIME)[name])  # a same-instant peer is not "before"
     assert engine.lookup(second, as_of=at(minutes=3))[name] == 180.0
 
 
 def test_sku_features_take_the_riskiest_line() -> None:
     engine = features({"entity": "user_sku", "field": "units", "agg": "sum", "window": "24h"},
                       {"entity": "user_sku", "field": "unit_price_fen", "agg": "min", "window": "24h"})
-    engine.apply(make_order("a", created_at=T0, lines=(("s1", 4, 100),)))
+    engine.apply(make_order("a", created_at=BASE_TIME, lines=(("s1", 4, 100),)))
     probe = make_order("b", created_at=at(hours=1), lines=(("s1", 1, 300), ("s2", 2, 50)))
     engine.apply(probe)
     vector = engine.lookup(probe, as_of=at(hours=1))
@@ -134,11 +135,11 @@ def test_sku_features_take_the_riskiest_line() -> None:
     assert vector["min_unit_price_fen_by_user_sku_24h"] == 50  # min is reduced with min
 
 
-def test_numeric_aggregates_over_the_window() -> None:
+def test_numeric_aggregates_over_the_window(online_store: OnlineStore, order_factory: OrderFactory) -> None:
     engine = features(*({"entity": "device", "field": "paid_fen", "agg": agg, "window": "1h"}
-                        for agg in ("sum", "mean", "min", "max", "std")))
+                        for agg in ("sum", "mean", "min", "max", "std")), store=online_store)
     for i, price in enumerate((100, 300, 800)):
-        engine.apply(make_order(f"o{i}", created_at=at(minutes=i), lines=(("s", 1, price),)))
+        engine.apply(order_factory(created_at=at(minutes=i), lines=(("s", 1, price),)))
     v = engine.lookup({Entity.DEVICE: ["d1"]}, as_of=at(minutes=2))
     assert v["sum_paid_fen_by_device_1h"] == 1200
     assert v["mean_paid_fen_by_device_1h"] == 400
@@ -151,7 +152,7 @@ def test_an_order_without_the_entity_gets_empty_values() -> None:
     engine = features(COUNT_5M, {"entity": "device", "field": "paid_fen", "agg": "mean", "window": "5m"})
     order = make_order(device=None)
     engine.apply(order)
-    v = engine.lookup(order, as_of=T0)
+    v = engine.lookup(order, as_of=BASE_TIME)
     assert v["count_orders_by_device_5m"] == 0
     assert math.isnan(v["mean_paid_fen_by_device_5m"])
     assert v.missing() == ("mean_paid_fen_by_device_5m",)
@@ -181,9 +182,9 @@ def test_a_future_stamp_cannot_evict_the_present_when_a_clock_is_given() -> None
 
 def test_vector_keeps_spec_order_and_the_as_of_time() -> None:
     engine = features(COUNT_5M, {"entity": "ip", "field": "orders", "agg": "count", "window": "10m"})
-    v = engine.lookup({}, as_of=T0)
+    v = engine.lookup({}, as_of=BASE_TIME)
     assert list(v) == ["count_orders_by_device_5m", "count_orders_by_ip_10m"]
-    assert v.as_of == T0
+    assert v.as_of == BASE_TIME
     assert dict(v) == {"count_orders_by_device_5m": 0.0, "count_orders_by_ip_10m": 0.0}
 
 
@@ -213,7 +214,7 @@ def test_attributes_and_derived_features_of_the_scored_order(gazetteer: Gazettee
     first = make_order("a", coupon_ids=("welcome",), coupon_fen=500, lines=(("s", 1, 2_500),))
     second = make_order("b", created_at=at(minutes=1), lines=(("s", 2, 2_500),))
     engine.apply(first)
-    v1 = engine.lookup(first, as_of=T0)
+    v1 = engine.lookup(first, as_of=BASE_TIME)
     engine.apply(second)
     v2 = engine.lookup(second, as_of=at(minutes=1))
     assert (v1["order_paid_fen"], v1["order_has_coupon"]) == (2_000, 1)
@@ -228,7 +229,7 @@ def test_attributes_and_derived_features_of_the_scored_order(gazetteer: Gazettee
 def test_explicit_keys_have_no_order_so_attributes_are_missing(gazetteer: Gazetteer) -> None:
     engine = attributed(gazetteer)
     engine.apply(make_order("a"))
-    v = engine.lookup({Entity.DEVICE: ["d1"]}, as_of=T0)
+    v = engine.lookup({Entity.DEVICE: ["d1"]}, as_of=BASE_TIME)
     assert v["count_orders_by_device_5m"] == 1
     assert math.isnan(v["order_paid_fen"])
     assert math.isnan(v["all_order_has_coupon_and_is_missing_time_since_orders_by_user_90d"])
@@ -239,8 +240,8 @@ def test_an_order_looked_up_without_being_applied_gets_the_same_attributes(gazet
     engine = attributed(gazetteer)
     order = make_order("a", phone=None, lines=(("s", 3, 990),))
     engine.apply(order)
-    applied = engine.lookup(order, as_of=T0)
-    again = engine.lookup(replace(order), as_of=T0)  # an equal order, not the object just applied
+    applied = engine.lookup(order, as_of=BASE_TIME)
+    again = engine.lookup(replace(order), as_of=BASE_TIME)  # an equal order, not the object just applied
     assert dict(applied) == pytest.approx(dict(again), nan_ok=True)
 
 
@@ -258,7 +259,7 @@ def test_distance_follows_the_phone_block_and_the_delivery_district(gazetteer: G
         order = replace(order, details=replace(order.details, buyer=replace(
             order.details.buyer, phone=Phone(f"h-{order_id}", prefix=prefix))))
         engine.apply(order)
-        return engine.lookup(order, as_of=T0)["order_phone_delivery_km"]
+        return engine.lookup(order, as_of=BASE_TIME)["order_phone_delivery_km"]
 
     hangzhou = ("浙江省", "杭州市", "西湖区", "文三路1号")
     near = km("a", "1596811", hangzhou)
@@ -268,11 +269,12 @@ def test_distance_follows_the_phone_block_and_the_delivery_district(gazetteer: G
     assert math.isnan(km("d", "159", hangzhou))  # a masked number has no home city
 
 
-def test_eviction_keeps_state_within_the_horizon_at_every_step() -> None:
-    engine = features(COUNT_5M, margin=timedelta(minutes=10))
+def test_eviction_keeps_state_within_the_horizon_at_every_step(online_store: OnlineStore,
+                                                               order_factory: OrderFactory) -> None:
+    engine = features(COUNT_5M, margin=timedelta(minutes=10), store=online_store)
     sizes = []
     for i in range(120):
-        engine.apply(make_order(f"o{i}", created_at=at(minutes=i)))
+        engine.apply(order_factory(created_at=at(minutes=i)))
         sizes.append(engine.store.size())
     # the horizon is 5m + 10m: 15 one-a-minute orders, plus at most one awaiting the next
     # minute-long eviction step (a step of a quarter of the margin would let 17 pile up)

@@ -13,7 +13,7 @@ from features.specs import AttributeSpec, DerivedSpec, FeatureSpec
 from features.stores import MemoryStore
 from orderguard.enrich import Gazetteer
 from orderguard.schema import RefundReason
-from tests.features.builders import T0, at, delivered, make_label, make_order, refunded
+from tests.factories import BASE_TIME, at, delivered, make_label, make_order, refunded
 
 #: One feature per thing the shop's reviewers check (the brief of the shop's rule pack).
 REVIEWER_CHECKS = (
@@ -80,7 +80,7 @@ def test_default_set_runs_online(gazetteer: Gazetteer) -> None:
     first = make_order("a", registered_at=at(days=-2), coupon_ids=("new",), phone="p1")
     claimed = refunded(delivered(first, when=at(minutes=30)), when=at(hours=1), reason=RefundReason.NOT_RECEIVED)
     engine.apply(first)
-    v_first = engine.lookup(first, as_of=T0)
+    v_first = engine.lookup(first, as_of=BASE_TIME)
     engine.apply(claimed)
     engine.apply_label(make_label(claimed, when=at(hours=2)), claimed)
     probe = make_order("b", created_at=at(hours=3), registered_at=at(days=-2), phone="p1",

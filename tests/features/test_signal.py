@@ -31,7 +31,7 @@ from features.stores import MemoryStore
 from orderguard.enrich import Gazetteer
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.schema import Label, Order, Verdict
-from tests.features.conftest import SimulatedShop
+from simulate.shop import IngestedShop
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def gazetteer() -> Gazetteer:
 
 
 @pytest.fixture(scope="module")
-def orders(simulated_shop: SimulatedShop) -> list[Order]:
+def orders(simulated_shop: IngestedShop) -> list[Order]:
     log = OrderLog.open(simulated_shop.database_url)
     try:
         return list(log.iter_orders())
@@ -48,17 +48,17 @@ def orders(simulated_shop: SimulatedShop) -> list[Order]:
         log.close()
 
 
-def ring_labels(orders: list[Order], shop: SimulatedShop, pattern: str) -> list[Label]:
+def ring_labels(orders: list[Order], shop: IngestedShop, pattern: str) -> list[Label]:
     """A reviewer confirms every order of ``pattern`` six hours after it was placed."""
     return [Label(o.key, Verdict.CONFIRMED_FRAUD, o.details.created_at + timedelta(hours=6), "reviewer-1")
-            for o in orders if shop.truth[str(o.key)][0] == pattern]
+            for o in orders if shop.truth[str(o.key)].pattern == pattern]
 
 
 @pytest.fixture(scope="module")
-def frame(orders: list[Order], simulated_shop: SimulatedShop, gazetteer: Gazetteer) -> pd.DataFrame:
+def frame(orders: list[Order], simulated_shop: IngestedShop, gazetteer: Gazetteer) -> pd.DataFrame:
     scored = point_in_time_features(orders, default_shop_features(), gazetteer=gazetteer,
                                     labels=ring_labels(orders, simulated_shop, "device_ring"))
-    scored["pattern"] = scored["order_key"].map(lambda k: simulated_shop.truth[k][0])
+    scored["pattern"] = scored["order_key"].map(lambda k: simulated_shop.truth[k].pattern)
     return scored
 
 
@@ -119,11 +119,11 @@ def test_a_price_glitch_is_far_below_the_skus_usual_price(frame: pd.DataFrame) -
     assert glitch < 0.3 and 0.8 < normal < 1.25, (glitch, normal)
 
 
-def test_confirmed_frauds_count_only_once_confirmed(frame: pd.DataFrame, simulated_shop: SimulatedShop) -> None:
+def test_confirmed_frauds_count_only_once_confirmed(frame: pd.DataFrame, simulated_shop: IngestedShop) -> None:
     ring = of(frame, "device_ring")
     ring = ring[ring["count_orders_by_device_24h"] > 0]  # where the handset is sent
     checked = 0
-    for _, group in ring.groupby(ring["order_key"].map(lambda k: simulated_shop.truth[k][2])):
+    for _, group in ring.groupby(ring["order_key"].map(lambda k: simulated_shop.truth[k].group_id)):
         group = group.sort_values("event_time")
         first = group.iloc[0]
         assert first["distinct_orders_fraud_by_device_90d"] == 0  # nothing on this handset was confirmed yet
@@ -134,7 +134,7 @@ def test_confirmed_frauds_count_only_once_confirmed(frame: pd.DataFrame, simulat
     assert (of(frame, "normal")["distinct_orders_fraud_by_device_90d"] == 0).all()
 
 
-def test_refund_abuse_stands_out_when_the_claims_are_scored(orders: list[Order], simulated_shop: SimulatedShop,
+def test_refund_abuse_stands_out_when_the_claims_are_scored(orders: list[Order], simulated_shop: IngestedShop,
                                                             gazetteer: Gazetteer) -> None:
     """As of each claim: the ring's claims pile up on one SKU within two days."""
     engine = OnlineFeatures(MemoryStore(), default_shop_features(), gazetteer=gazetteer,
@@ -145,7 +145,7 @@ def test_refund_abuse_stands_out_when_the_claims_are_scored(orders: list[Order],
     for order in orders:
         if order.refund is not None:
             claim = engine.lookup(order, as_of=order.refund.requested_at)
-            pattern = simulated_shop.truth[str(order.key)][0]
+            pattern = simulated_shop.truth[str(order.key)].pattern
             by_pattern.setdefault(pattern, []).append(claim["count_refunds_damaged_or_lost_by_sku_48h"])
     abuse = sum(by_pattern["refund_abuse"]) / len(by_pattern["refund_abuse"])
     others = [v for p, values in by_pattern.items() if p != "refund_abuse" for v in values]

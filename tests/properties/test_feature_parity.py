@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import math
 import random
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -29,7 +27,7 @@ from hypothesis import strategies as st
 from features.derived import point_in_time_features
 from features.online import OnlineFeatures
 from features.specs import FeatureSet
-from features.stores import MemoryStore, OnlineStore, RedisStore, SqliteStore
+from features.stores import MemoryStore
 from features.stores.memory import TOTALS_FROM
 from orderguard.enrich import Gazetteer
 from orderguard.ingest.normalize import event_version
@@ -53,6 +51,7 @@ from orderguard.schema import (
     RefundReason,
     Verdict,
 )
+from tests.stores import every_store
 
 T0 = datetime(2024, 11, 11, 2, 0, tzinfo=UTC)
 #: Creation minutes chosen so that pairs of orders sit exactly on the windows' edges.
@@ -246,38 +245,20 @@ def assert_parity(engine: OnlineFeatures, stream: Stream, expected: dict[str, di
 
 
 @pytest.fixture(scope="module")
-def redis_prefix(redis_url: str) -> Iterator[str]:
-    prefix = f"og:test:parity:{uuid.uuid4().hex}"
-    yield prefix
-    cleaner = RedisStore(redis_url, prefix=prefix)
-    cleaner.clear()
-    cleaner.close()
-
-
-@pytest.fixture(scope="module")
 def gazetteer() -> Gazetteer:
     return Gazetteer.build()
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stream=streams())
-def test_online_equals_batch_on_every_store(stream: Stream, redis_url: str, redis_prefix: str,
-                                            gazetteer: Gazetteer) -> None:
+def test_online_equals_batch_on_every_store(stream: Stream, redis_url: str, gazetteer: Gazetteer) -> None:
     expected = batch_values(stream, gazetteer)
-    example = uuid.uuid4().hex
-    stores: dict[str, OnlineStore] = {"memory": MemoryStore(), "sqlite": SqliteStore(":memory:"),
-                                      "redis": RedisStore(redis_url, prefix=f"{redis_prefix}:{example}")}
-    try:
+    with every_store(redis_url) as stores:
         for name, store in stores.items():
             engine = OnlineFeatures(store, SPECS, gazetteer=gazetteer,
                                     retention_margin=timedelta(days=30))  # no eviction here
             replay(engine, stream)
             assert_parity(engine, stream, expected, store=name)
-    finally:
-        for store in stores.values():
-            if isinstance(store, RedisStore):
-                store.clear()
-            store.close()
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -324,25 +305,17 @@ def popular_sku_stream(seed: int) -> Stream:
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_long_ranges_agree_on_every_store(seed: int, redis_url: str, redis_prefix: str) -> None:
+def test_long_ranges_agree_on_every_store(seed: int, redis_url: str) -> None:
     stream = popular_sku_stream(seed)
     frame = point_in_time_features(final_orders(stream), LONG_RANGE_SPECS)
     expected = {row["order_key"]: {n: float(row[n]) for n in LONG_RANGE_SPECS.names}
                 for row in frame.to_dict("records")}
     assert frame["count_lines_by_sku_24h"].max() >= 2 * TOTALS_FROM  # long enough for the running totals
-    stores: dict[str, OnlineStore] = {"memory": MemoryStore(), "sqlite": SqliteStore(":memory:"),
-                                      "redis": RedisStore(redis_url, prefix=f"{redis_prefix}:long:{seed}")}
-    try:
+    with every_store(redis_url) as stores:
         for name, store in stores.items():
             engine = OnlineFeatures(store, LONG_RANGE_SPECS, retention_margin=timedelta(days=30))
             replay(engine, stream)
-            orders = final_orders(stream)
-            for order in orders:
+            for order in final_orders(stream):
                 online = engine.lookup(order, as_of=order.details.created_at)
                 wrong = {n: (online[n], v) for n, v in expected[str(order.key)].items() if not same(online[n], v)}
                 assert not wrong, f"{name}: {order.key} online != batch: {wrong}"
-    finally:
-        for store in stores.values():
-            if isinstance(store, RedisStore):
-                store.clear()
-            store.close()

@@ -10,18 +10,18 @@ unlabelled and count as honest once they have matured.
 
 from __future__ import annotations
 
-import csv
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 from features.settings import Settings
-from orderguard.ingest.importer import import_file
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.schema import Label, Order, Verdict
 from simulate import SimConfig
-from simulate.export import export_shop
+from simulate.reviews import TruthEntry
+from simulate.shop import ingest_shop
 
 
 @dataclass(frozen=True)
@@ -31,19 +31,19 @@ class Shop:
     Attributes:
         config: what was simulated (``config.end_at`` is the natural cutoff).
         orders: every order in its final state, as the order log gives them.
-        truth: order key → (pattern, is_abnormal).
+        truth: order key → its ground-truth row.
     """
 
     config: SimConfig
     orders: list[Order]
-    truth: dict[str, tuple[str, bool]]
+    truth: Mapping[str, TruthEntry]
 
     def fraud_labels(self, *, seed: int = 1, delay_hours: tuple[float, float] = (2.0, 72.0)) -> list[Label]:
         """Every abnormal order confirmed as fraud ``delay_hours`` after its creation (or its refund claim)."""
         rng = random.Random(seed)
         labels = []
         for order in self.orders:
-            if not self.truth[str(order.key)][1]:
+            if not self.truth[str(order.key)].is_abnormal:
                 continue
             seen = order.refund.requested_at if order.refund is not None else order.details.created_at
             labels.append(Label(order.key, Verdict.CONFIRMED_FRAUD, seen + timedelta(hours=rng.uniform(*delay_hours)),
@@ -53,16 +53,11 @@ class Shop:
 
 def build_shop(root: Path, *, days: int, orders_per_day: int, seed: int) -> Shop:
     """Simulate ``days`` of the shop into ``root`` and read the orders back from the order log."""
-    config = SimConfig.for_period(seed=seed, days=days, orders_per_day=orders_per_day)
-    files = export_shop(config, root / "files", secret=b"training-tests")
-    log = OrderLog.open(f"sqlite:///{root / 'orderguard.db'}")
+    shop = ingest_shop(SimConfig.for_period(seed=seed, days=days, orders_per_day=orders_per_day), root,
+                       secret=b"training-tests", pii=Settings(data_dir=root).pii)
+    log = OrderLog.open(shop.database_url)
     try:
-        for path in sorted(files.channels.values()):
-            result = import_file(path, channel=None, mapping=None, log=log, pii=Settings(data_dir=root).pii)
-            assert not result.report.errors, result.report.errors[:3]
         orders = list(log.iter_orders())
     finally:
         log.close()
-    with files.ground_truth.open(encoding="utf-8", newline="") as fh:
-        truth = {row["order_key"]: (row["pattern"], row["is_abnormal"] == "true") for row in csv.DictReader(fh)}
-    return Shop(config, orders, truth)
+    return Shop(shop.config, orders, shop.truth)
