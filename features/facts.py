@@ -49,12 +49,13 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
 from features.windows import to_us
+from orderguard.clock import SHOP_TZ
 from orderguard.enrich import Gazetteer, is_virtual_phone, pickup_keyword
 from orderguard.schema import Address, Channel, Label, Order, OrderDetails, OrderStatus, RefundReason, Verdict
 
@@ -181,8 +182,6 @@ DISTINCT_FIELDS: Mapping[str, Entity] = MappingProxyType({
 
 _DELIVERED = frozenset({OrderStatus.DELIVERED, OrderStatus.COMPLETED})
 _SECONDS_PER_DAY = 86400.0
-#: Beijing time: China Standard Time is UTC+8 all year (no daylight saving since 1991).
-BEIJING = timezone(timedelta(hours=8), "CST")
 #: Night is 00:00-06:59 Beijing time: hours before this one.
 NIGHT_ENDS_HOUR = 7
 #: "Whole-thousand" amounts are multiples of 1,000 yuan, in fen.
@@ -367,7 +366,7 @@ def beijing_flags(at: datetime) -> tuple[bool, bool]:
     >>> beijing_flags(saturday), beijing_flags(monday)
     ((True, True), (True, False))
     """
-    local = at.astimezone(BEIJING)
+    local = at.astimezone(SHOP_TZ)
     return local.hour < NIGHT_ENDS_HOUR, local.weekday() >= 5
 
 
