@@ -44,7 +44,8 @@ def ingest(
     with open_log(settings) as log, progress_bar(console) as progress:
         for path in files:
             result = import_file(path, channel=channel, mapping=mapping, log=log, pii=settings.pii,
-                                 all_or_nothing=all_or_nothing, batch_size=batch_size, progress=progress)
+                                 limits=settings.ingest, all_or_nothing=all_or_nothing, batch_size=batch_size,
+                                 progress=progress)
             table.add_row(path.name, result.channel, str(result.rows), str(result.report.inserted),
                           str(result.report.duplicates), str(result.report.conflicts),
                           str(len(result.report.errors)))

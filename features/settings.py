@@ -24,6 +24,7 @@ from orderguard.durations import to_timedelta
 from orderguard.settings import (
     ApiSettings,
     DatabaseSettings,
+    IngestLimits,
     PiiSettings,
     PolicySettings,
     ScoringSettings,
@@ -69,6 +70,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     pii: PiiSettings = PiiSettings()
     api: ApiSettings = ApiSettings()
+    ingest: IngestLimits = IngestLimits()
     features: FeatureStoreSettings = FeatureStoreSettings()
     policy: PolicySettings = PolicySettings()
     scoring: ScoringSettings = ScoringSettings()

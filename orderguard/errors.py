@@ -8,6 +8,7 @@ way: ``{"code", "message", "field"}`` over HTTP, one line and exit code 2 on the
 
 from __future__ import annotations
 
+import re
 from typing import Any, Self
 
 #: Exit code of the CLI for any user-caused error (bad input, bad config).
@@ -131,13 +132,39 @@ class ServiceUnavailableError(OrderGuardError):
     http_status = 503
 
 
+#: Longest excerpt of a refused value an error message quotes.
+EXCERPT_CHARS = 60
+_LONG_DIGITS = re.compile(r"\d{11,}")
+
+
+def _mask_digits(match: re.Match[str]) -> str:
+    digits = match.group(0)
+    return digits[:3] + "*" * (len(digits) - 5) + digits[-2:]
+
+
+def excerpt(value: object) -> str:
+    """What an error message quotes of a refused value: its repr, short, with long digit runs masked.
+
+    A message goes back to the caller and into logs, so it must neither echo a 50 MB
+    body nor a whole phone or id-card number (runs of 11 or more digits keep their first
+    three and last two).
+
+    >>> excerpt(-1), excerpt("13800138000"), excerpt("x" * 100)
+    ('-1', "'138******00'", "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx… (102 characters)")
+    """
+    text = repr(value)
+    if len(text) > EXCERPT_CHARS:
+        text = f"{text[:EXCERPT_CHARS]}… ({len(text)} characters)"
+    return _LONG_DIGITS.sub(_mask_digits, text)
+
+
 def must(field: str, constraint: str, value: object) -> str:
-    """Format the conventional error message.
+    """Format the conventional error message (the value as a short, masked :func:`excerpt`).
 
     >>> must("qty", "a positive integer", -1)
     '`qty` must be a positive integer; got -1'
     """
-    return f"`{field}` must be {constraint}; got {value!r}"
+    return f"`{field}` must be {constraint}; got {excerpt(value)}"
 
 
 def join_path(prefix: str, field: str | None) -> str:

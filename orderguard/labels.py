@@ -164,7 +164,11 @@ def normalized(label: Label) -> Label | OrderGuardError:
     note = label.note if isinstance(label.note, str) else ""
     if len(note) > NOTE_MAX:
         return InvalidInputError.must("note", f"at most {NOTE_MAX} characters", f"{note[:20]}… ({len(note)})")
-    return Label(label.key, verdict, at.astimezone(UTC), reviewer, note)
+    try:
+        utc = at.astimezone(UTC)
+    except OverflowError:  # year 1 with a positive offset, year 9999 with a negative one
+        return InvalidInputError.must("labeled_at", "a time within the calendar", at.isoformat())
+    return Label(label.key, verdict, utc, reviewer, note)
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

@@ -8,7 +8,7 @@ needs (e.g. :class:`PiiSettings`), never the whole object.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -39,12 +39,40 @@ class PiiSettings(BaseModel):
     hash_key: SecretStr = SecretStr("orderguard-development-key")
 
 
+class IngestLimits(BaseModel):
+    """Bounds every channel payload and event keeps (``orderguard.ingest.guard``), for every way in.
+
+    The defaults are far beyond what the channels send (a platform order holds at most a
+    few hundred lines; a buyer message at most a few hundred characters) and far below
+    what would strain the order log or the warm start that replays it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_text_chars: int = Field(default=4_000, ge=64, description="longest text value in a payload")
+    max_list_items: int = Field(default=1_000, ge=10, description="most items in one list or object of a payload")
+    max_depth: int = Field(default=16, ge=4, description="deepest nesting of a payload")
+    max_id_chars: int = Field(default=128, ge=16, description="longest order id")
+    max_fen: int = Field(default=10**10, ge=100, le=2**62, description="largest amount, in fen (default 100 M yuan)")
+    max_qty: int = Field(default=100_000, ge=1, description="largest quantity on one line")
+    earliest: datetime = Field(default=datetime(2000, 1, 1, tzinfo=UTC), description="earliest plausible time")
+    future_skew: timedelta = Field(default=timedelta(hours=1), ge=timedelta(0),
+                                   description="how far after its receipt a channel's time may lie (clock skew)")
+
+    @field_validator("earliest")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 class ApiSettings(BaseModel):
     """HTTP service options."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_batch: int = Field(default=1000, ge=1, description="most payloads accepted in one batch request")
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024,
+                                description="largest request body; larger ones get 413 before parsing")
 
 
 class BandSettings(BaseModel):

@@ -26,7 +26,7 @@ from scoring.model import model_factory
 from scoring.records import ScoreLog
 from scoring.registry import Registry
 from serving.api import admin, health, ingest, labels, score
-from serving.api.errors import install_error_handlers
+from serving.api.errors import BodyLimit, install_error_handlers
 from serving.champion import ChampionSlot, ChampionSource
 from serving.engine import build_engine
 from serving.services import Services, warm_start
@@ -78,6 +78,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app = FastAPI(title="orderguard", version="0.1.0", lifespan=lifespan,
                   description="Order-risk service: ingest orders from every channel, score them, review them.")
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     app.include_router(health.router)
     app.include_router(ingest.router)
     app.include_router(score.router)

@@ -20,7 +20,7 @@ from orderguard.ingest.channels import get_adapter
 from orderguard.ingest.files import Record
 from orderguard.ingest.normalize import ParseContext, PiiHasher
 from orderguard.ingest.orderlog import OrderLog
-from orderguard.ingest.service import IngestReport, ingest_payloads
+from orderguard.ingest.service import IngestReport, ingest_payloads, parse_payload
 from orderguard.labels import AddResult, LabelLog, LabelProblem, LabelRecord
 from orderguard.schema import Label, OrderKey
 from scoring.records import ScoreLog, ScoreRecord
@@ -68,7 +68,8 @@ def score_and_store(svc: Services, channel: str, payload: Mapping[str, Any], *,
     responding) instead of being stored here.
     """
     adapter = get_adapter(channel)
-    event = adapter.parse(payload, ctx=ParseContext(received_at=svc.clock.now(), hasher=svc.hasher))
+    event = parse_payload(adapter, payload, ctx=ParseContext(received_at=svc.clock.now(), hasher=svc.hasher,
+                                                             limits=svc.settings.ingest))
     result = svc.order_log.append([event])
     if result.conflicts:
         raise result.conflicts[0].to_error()
@@ -128,7 +129,7 @@ def ingest_and_apply(svc: Services, channel: str, items: Sequence[object], *, at
         else:
             numbered.append((i, InvalidInputError(f"`{i}` must be a JSON object; got {type(item).__name__}",
                                                   field=str(i))))
-    ctx = ParseContext(received_at=svc.clock.now(), hasher=svc.hasher)
+    ctx = ParseContext(received_at=svc.clock.now(), hasher=svc.hasher, limits=svc.settings.ingest)
     report = ingest_payloads(svc.order_log, adapter, numbered, ctx=ctx, all_or_nothing=atomic,
                              on_orders=svc.engine.apply_orders)
     return Ingested(adapter.channel.value, len(items), report)
@@ -155,6 +156,26 @@ class LabelBatchError(InvalidInputError):
         errors = [{"index": p.index, "code": p.error.code, "field": _batch_field(p), "message": p.error.message}
                   for p in self.problems]
         return {**super().to_dict(), "errors": errors}
+
+
+def _same_as_latest(svc: Services, label: Label) -> Label:
+    """``label`` (sent without a time) as the reviewer's latest label on its order when that says the same."""
+    if svc.order_log.get(label.key) is None:
+        return label
+    mine = [r.label for r in svc.labels.history(label.key) if r.label.reviewer_id == label.reviewer_id]
+    if mine and (mine[-1].verdict, mine[-1].note) == (label.verdict, label.note):
+        return mine[-1]
+    return label
+
+
+def resolve_timeless(svc: Services, labels: Sequence[tuple[int, Label]], timeless: frozenset[int],
+                     ) -> list[tuple[int, Label]]:
+    """Labels sent without ``labeled_at`` (their positions in ``timeless``) that repeat the reviewer's latest
+    verdict on the order (same verdict and note) become that stored label.
+
+    A retry of a time-less label would otherwise be stamped anew and stored twice.
+    """
+    return [(index, _same_as_latest(svc, label) if index in timeless else label) for index, label in labels]
 
 
 def label_and_apply(svc: Services, labels: Sequence[tuple[int, Label]], problems: Sequence[LabelProblem], *,

@@ -23,7 +23,7 @@ from orderguard.ingest.normalize import ParseContext, PiiHasher
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.ingest.service import IngestReport, parse_items, store
 from orderguard.schema import Channel
-from orderguard.settings import PiiSettings
+from orderguard.settings import IngestLimits, PiiSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,14 +62,15 @@ def _batches(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
 
 def import_file(
     path: Path, *, channel: str | None, mapping: Path | None, log: OrderLog, pii: PiiSettings,
-    all_or_nothing: bool = False, batch_size: int = 1000, progress: Progress | None = None,
+    limits: IngestLimits | None = None, all_or_nothing: bool = False, batch_size: int = 1000,
+    progress: Progress | None = None,
 ) -> FileImportResult:
     """Read, parse and store one file; see the module docstring."""
     name = channel_for(path, channel)
     adapter = get_adapter(name)
     column_mapping = ColumnMapping.load(mapping) if mapping is not None else None
-    ctx = ParseContext(received_at=datetime.now(UTC),
-                       hasher=PiiHasher(pii.hash_key.get_secret_value().encode()))
+    ctx = ParseContext(received_at=datetime.now(UTC), hasher=PiiHasher(pii.hash_key.get_secret_value().encode()),
+                       limits=limits or IngestLimits())
     records = read_records(path, mapping=column_mapping)
     task = progress.add_task(path.name, total=count_records(path)) if progress is not None else None
     report = IngestReport()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,8 +22,11 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from orderguard.clock import as_utc
 from orderguard.errors import InvalidInputError, UnknownStatusError
 from orderguard.schema import LIFECYCLE_RANK, EventKind, OrderStatus, Phone
+from orderguard.settings import IngestLimits
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: No order costs more; larger values are refused before any arithmetic on them.
+_MAX_YUAN = Decimal(10) ** 12
 
 #: Epoch values above this are milliseconds (2001-09-09 in seconds is 1e9; in ms 1e12).
 _MS_THRESHOLD = 10_000_000_000
@@ -61,12 +65,17 @@ class PiiHasher:
         return mac.hexdigest()[:32]
 
 
+#: The bounds of :class:`IngestLimits` when a caller sets none.
+DEFAULT_LIMITS = IngestLimits()
+
+
 @dataclass(frozen=True, slots=True)
 class ParseContext:
-    """What an adapter needs besides the payload: receive time and the PII key."""
+    """What parsing needs besides the payload: receive time, the PII key and the input bounds."""
 
     received_at: datetime
     hasher: PiiHasher
+    limits: IngestLimits = DEFAULT_LIMITS
 
 
 def parse_time(value: object, *, field: str) -> datetime:
@@ -82,19 +91,27 @@ def parse_time(value: object, *, field: str) -> datetime:
     """
     if isinstance(value, bool) or value is None or value == "":
         raise InvalidInputError.must(field, "a timestamp", value)
-    if isinstance(value, int | float) or (isinstance(value, str) and value.isdigit()):
+    if isinstance(value, int | float) or (isinstance(value, str) and value.isascii() and value.isdigit()):
+        if (isinstance(value, float) and not math.isfinite(value)) or (isinstance(value, str) and len(value) > 20):
+            raise InvalidInputError.must(field, "an epoch time within the calendar", value)
         number = int(value)
         if number <= 0:
             raise InvalidInputError.must(field, "a positive epoch time", value)
         seconds = number / 1000 if number > _MS_THRESHOLD else number
-        return datetime.fromtimestamp(seconds, tz=UTC)
+        try:
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError) as e:
+            raise InvalidInputError.must(field, "an epoch time within the calendar", value) from e
     if isinstance(value, str):
         text = value.strip()
         try:
             parsed = datetime.fromisoformat(text.replace("/", "-"))
         except ValueError as e:
             raise InvalidInputError.must(field, "a 'YYYY-MM-DD HH:MM:SS' time", value) from e
-        return as_utc(parsed)
+        try:
+            return as_utc(parsed)
+        except (OverflowError, ValueError) as e:  # year 1 with a positive offset, year 9999 with a negative one
+            raise InvalidInputError.must(field, "a time within the calendar", value) from e
     raise InvalidInputError.must(field, "a timestamp", value)
 
 
@@ -119,6 +136,8 @@ def yuan_to_fen(value: object, *, field: str) -> int:
         raise InvalidInputError.must(field, "an amount in yuan", value) from e
     if not amount.is_finite() or amount < 0:
         raise InvalidInputError.must(field, "a non-negative amount in yuan", value)
+    if amount > _MAX_YUAN:  # beyond any order, and beyond what quantize can hold ("1e400")
+        raise InvalidInputError.must(field, f"an amount of at most {_MAX_YUAN:,} yuan", value)
     return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
@@ -132,7 +151,8 @@ def fen(value: object, *, field: str) -> int:
         raise InvalidInputError.must(field, "an integer amount in fen", value)
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    elif isinstance(value, str) and value.strip().lstrip("-").isascii() and value.strip().lstrip("-").isdigit() \
+            and len(value) <= 30:
         number = int(value)
     else:
         raise InvalidInputError.must(field, "an integer amount in fen", value)

@@ -14,6 +14,7 @@ from typing import Any
 
 from orderguard.errors import OrderGuardError
 from orderguard.ingest.channels.base import ChannelAdapter
+from orderguard.ingest.guard import check_event, check_payload
 from orderguard.ingest.normalize import ParseContext
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.schema import Order, OrderEvent
@@ -69,6 +70,14 @@ class IngestReport:
         self.errors.extend(other.errors)
 
 
+def parse_payload(adapter: ChannelAdapter, payload: Mapping[str, Any], *, ctx: ParseContext) -> OrderEvent:
+    """One payload → one event, through the bounds every way in shares (``orderguard.ingest.guard``)."""
+    check_payload(payload, ctx.limits)
+    event = adapter.parse(payload, ctx=ctx)
+    check_event(event, ctx.limits)
+    return event
+
+
 def parse_items(
     adapter: ChannelAdapter, payloads: Iterable[tuple[int, Mapping[str, Any] | OrderGuardError]],
     *, ctx: ParseContext,
@@ -81,7 +90,7 @@ def parse_items(
             errors.append(ItemError(position, payload))
             continue
         try:
-            events.append((position, adapter.parse(payload, ctx=ctx)))
+            events.append((position, parse_payload(adapter, payload, ctx=ctx)))
         except OrderGuardError as e:
             errors.append(ItemError(position, e))
     return events, errors

@@ -34,7 +34,7 @@ from serving.api.schemas import (
     LabelsAdded,
     LabelsRequest,
 )
-from serving.services import Services, label_and_apply, label_history
+from serving.services import Services, label_and_apply, label_history, resolve_timeless
 
 router = APIRouter(tags=["labels"])
 
@@ -69,8 +69,8 @@ def _order_key(item: LabelIn) -> OrderKey:
 
 
 def _parse(raw: dict[str, Any], *, now: datetime, max_batch: int,
-           ) -> tuple[bool, list[tuple[int, Label]], list[LabelProblem]]:
-    """Request body → (is a batch, labels with their index, problems)."""
+           ) -> tuple[bool, list[tuple[int, Label]], list[LabelProblem], frozenset[int]]:
+    """Request body → (is a batch, labels with their index, problems, indexes of labels sent without a time)."""
     batch = "labels" in raw
     if batch:
         extra = sorted(set(raw) - {"labels"})
@@ -85,6 +85,7 @@ def _parse(raw: dict[str, Any], *, now: datetime, max_batch: int,
         items = [raw]
     labels: list[tuple[int, Label]] = []
     problems: list[LabelProblem] = []
+    timeless: set[int] = set()
     for index, item in enumerate(items):
         try:
             parsed = LabelIn.model_validate(item)
@@ -96,9 +97,11 @@ def _parse(raw: dict[str, Any], *, now: datetime, max_batch: int,
         except OrderGuardError as e:
             problems.append(LabelProblem(index, e))
             continue
+        if parsed.labeled_at is None:
+            timeless.add(index)
         labels.append((index, Label(key, parsed.verdict, parsed.labeled_at or now, parsed.reviewer_id,
                                     parsed.note)))
-    return batch, labels, problems
+    return batch, labels, problems, frozenset(timeless)
 
 
 def _out(label: Label) -> LabelOut:
@@ -143,13 +146,16 @@ async def post_labels(
     """Store one verdict, or a batch of them atomically, and update the online features.
 
     ``labeled_at`` defaults to the service's clock. Relabelling an order (a later verdict)
-    keeps the earlier one in its history; sending the same label again changes nothing.
+    keeps the earlier one in its history; sending the same label again changes nothing -
+    also without ``labeled_at``: then the reviewer's latest verdict on the order, when it
+    says the same (verdict and note), is that label.
     A single bad label is answered with the usual error body (404 unknown order, 409
     conflicting verdict, 422 bad field); a batch with any bad label is refused with 422
     listing each bad label's index, field and reason.
     """
     now = svc.clock.now()
-    batch, labels, problems = _parse(body.root, now=now, max_batch=svc.settings.api.max_batch)
+    batch, labels, problems, timeless = _parse(body.root, now=now, max_batch=svc.settings.api.max_batch)
+    labels = resolve_timeless(svc, labels, timeless)
     result = label_and_apply(svc, labels, problems, batch=batch, now=now)
     response.status_code = 201 if result.added else 200
     return LabelsAdded(

@@ -182,3 +182,30 @@ def test_openapi_documents_both_request_shapes_and_the_errors(client: TestClient
     assert refs == {"LabelIn", "LabelBatchIn"}
     assert {"200", "201", "404", "409", "422"} <= set(post["responses"])
     assert "LabelHistory" in str(spec["paths"]["/v1/labels/{channel}/{order_id}"]["get"]["responses"]["200"])
+
+
+def test_a_label_sent_again_without_a_time_is_stored_once(settings: Settings) -> None:
+    clock = FixedClock(NOW)
+    with TestClient(create_app(settings, clock=clock)) as client:
+        assert client.post("/v1/orders/site", json=site_order("A1")["payload"]).status_code == 200
+        earlier = (NOW - timedelta(hours=1)).isoformat()
+        assert client.post("/v1/labels", json=label("A1", "false_positive", labeled_at=earlier)).status_code == 201
+        # the reviewer's latest verdict says something else: a new label, stamped now
+        first = client.post("/v1/labels", json=label("A1", note="驿站地址"))
+        assert first.status_code == 201 and first.json()["added"] == 1, first.text
+        clock.advance(minutes=3)  # a retry a little later
+        retry = client.post("/v1/labels", json=label("A1", note="驿站地址"))
+        assert retry.status_code == 200, retry.text
+        assert retry.json()["duplicates"] == 1 and retry.json()["added"] == 0
+        assert retry.json()["items"][0]["labeled_at"] == first.json()["items"][0]["labeled_at"]
+        assert len(client.get("/v1/labels/site/A1").json()["history"]) == 2
+        # another reviewer saying the same is their own label
+        other = {**label("A1", note="驿站地址"), "reviewer_id": "r2"}
+        assert client.post("/v1/labels", json=other).json()["added"] == 1
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+08:00", "9999-12-31T23:59:59-12:00"])
+def test_label_times_outside_the_calendar_are_field_errors(client: TestClient, when: str) -> None:
+    response = client.post("/v1/labels", json=label("A0", labeled_at=when))
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "labeled_at"

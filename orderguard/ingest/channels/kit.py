@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
 from types import MappingProxyType
 from typing import Annotated, Any
 
@@ -210,7 +209,9 @@ def unit_price(total_fen: int, qty: int) -> int:
     >>> unit_price(2997, 3), unit_price(1000, 3), unit_price(1001, 2)
     (999, 333, 501)
     """
-    return int((Decimal(total_fen) / Decimal(qty)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    if qty < 1:
+        raise InvalidInputError.must("qty", "a positive integer", qty)
+    return (2 * total_fen + qty) // (2 * qty)  # exact for any size (a Decimal quotient has 28 digits)
 
 
 def positive(value: int, *, field: str) -> int:

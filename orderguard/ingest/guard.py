@@ -1,0 +1,166 @@
+"""The bounds every channel payload keeps before an adapter reads it, and every event after.
+
+An order that is stored is replayed at every start (the warm start folds the order log
+into the online features), so one value the rest of the system cannot hold - an amount
+beyond 64 bits, a lone UTF-16 surrogate, a year 9999 - would not just be one bad answer:
+it would stop the service from starting again. Adapters check what each channel's
+contract says (types, codes, formats); this module checks what every channel shares, in
+two places that every way in goes through (``orderguard.ingest.service.parse_payload``):
+
+* :func:`check_payload` on the raw JSON: text is valid Unicode and of a bounded length,
+  numbers are finite and fit 64 bits, nesting and lists are bounded - before any parsing
+  work is spent on it;
+* :func:`check_event` on the parsed event: a non-empty order id, amounts and quantities a
+  shop can have, times between :attr:`IngestLimits.earliest` and a little after receipt
+  (a clock skew), a version the order log can store.
+
+Error messages quote at most a short excerpt of the value (``orderguard.errors``), so a
+50 MB string is not echoed back, and never a whole phone or id-card number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
+
+from orderguard.errors import InvalidInputError, join_path
+from orderguard.schema import OrderEvent
+from orderguard.settings import IngestLimits
+
+#: Largest integer the order log stores (SQLite and PostgreSQL BIGINT).
+MAX_INT64 = 2**63 - 1
+
+
+def _walk(value: object, path: str, depth: int, limits: IngestLimits) -> None:
+    if depth > limits.max_depth:
+        raise InvalidInputError.must(path or "payload", f"nested at most {limits.max_depth} levels deep", "...")
+    if isinstance(value, str):
+        _check_text(value, path or "payload", limits)
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int):
+        if not -MAX_INT64 <= value <= MAX_INT64:
+            raise InvalidInputError.must(path, "an integer that fits 64 bits", value)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInputError.must(path, "a finite number", value)
+    elif isinstance(value, Mapping):
+        if len(value) > limits.max_list_items:
+            raise InvalidInputError.must(path or "payload", f"an object of at most {limits.max_list_items} fields",
+                                         f"{len(value)} fields")
+        for key, item in value.items():
+            name = str(key)
+            _check_text(name, join_path(path, name) if path else name, limits)
+            _walk(item, join_path(path, name) if path else name, depth + 1, limits)
+    elif isinstance(value, list | tuple):
+        if len(value) > limits.max_list_items:
+            raise InvalidInputError.must(path or "payload", f"a list of at most {limits.max_list_items} items",
+                                         f"{len(value)} items")
+        for i, item in enumerate(value):
+            _walk(item, f"{path}[{i}]", depth + 1, limits)
+
+
+def _check_text(text: str, path: str, limits: IngestLimits) -> None:
+    if len(text) > limits.max_text_chars:
+        raise InvalidInputError.must(path, f"text of at most {limits.max_text_chars:,} characters",
+                                     f"{len(text):,} characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidInputError.must(path, "valid Unicode text (a lone surrogate cannot be stored)",
+                                     text[max(e.start - 8, 0):e.end + 8]) from e
+
+
+def check_payload(payload: Mapping[str, object], limits: IngestLimits) -> None:
+    """Refuse a raw payload that holds text, numbers or nesting the system cannot keep."""
+    _walk(payload, "", 0, limits)
+
+
+def _times(event: OrderEvent) -> Iterator[tuple[str, datetime]]:
+    yield "event_time", event.event_time
+    if event.details is not None:
+        yield "details.created_at", event.details.created_at
+        if event.details.paid_at is not None:
+            yield "details.paid_at", event.details.paid_at
+    if event.refund is not None:
+        yield "refund.requested_at", event.refund.requested_at
+
+
+def _amounts(event: OrderEvent) -> Iterator[tuple[str, int]]:
+    if event.details is not None:
+        a = event.details.amounts
+        for name in ("goods_fen", "paid_fen", "shipping_fen", "discount_fen", "coupon_fen"):
+            yield f"details.amounts.{name}", getattr(a, name)
+        for i, line in enumerate(event.details.lines):
+            yield f"details.lines[{i}].unit_price_fen", line.unit_price_fen
+            if line.list_price_fen is not None:
+                yield f"details.lines[{i}].list_price_fen", line.list_price_fen
+    if event.refund is not None:
+        yield "refund.amount_fen", event.refund.amount_fen
+
+
+def _integers(value: object, path: str) -> Iterator[tuple[str, int]]:
+    """Every integer of a parsed event (a dataclass tree), by dotted path; ``raw`` is the payload's, checked before."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        yield path, value
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            if f.name != "raw":
+                yield from _integers(getattr(value, f.name), join_path(path, f.name) if path else f.name)
+    elif isinstance(value, tuple):
+        for i, item in enumerate(value):
+            yield from _integers(item, f"{path}[{i}]")
+
+
+def check_event(event: OrderEvent, limits: IngestLimits) -> None:
+    """Refuse a parsed event whose identity, amounts or times the shop cannot have had.
+
+    Times must lie between ``limits.earliest`` and ``received_at + limits.future_skew``:
+    an order exported years ago is history worth learning from, an order from next week
+    is a broken clock or a forgery.
+    """
+    order_id = event.key.channel_order_id
+    if not order_id.strip():
+        raise InvalidInputError.must("order_id", "a non-empty order id", order_id)
+    if len(order_id) > limits.max_id_chars or not order_id.isprintable():
+        raise InvalidInputError.must("order_id", f"a printable id of at most {limits.max_id_chars} characters",
+                                     order_id)
+    if not 0 < event.event_version <= MAX_INT64:
+        raise InvalidInputError.must("version", "a positive 64-bit integer", event.event_version)
+    for name, number in _integers(event, ""):
+        if not -MAX_INT64 <= number <= MAX_INT64:
+            raise InvalidInputError.must(name, "an integer that fits 64 bits", number)
+    latest = event.received_at + limits.future_skew
+    for name, moment in _times(event):
+        if not limits.earliest <= moment <= latest:
+            raise InvalidInputError.must(name, f"a time between {limits.earliest:%Y-%m-%d} and "
+                                               f"{_skew(limits.future_skew)} after receipt",
+                                         moment.isoformat())
+    for name, fen in _amounts(event):
+        if not 0 <= fen <= limits.max_fen:
+            raise InvalidInputError.must(name, f"an amount between 0 and {limits.max_fen // 100:,} yuan",
+                                         f"{fen} fen")
+    if event.details is not None:
+        if not event.details.lines:
+            raise InvalidInputError.must("details.lines", "at least one order line", "none")
+        for i, line in enumerate(event.details.lines):
+            if not 0 < line.qty <= limits.max_qty:
+                raise InvalidInputError.must(f"details.lines[{i}].qty", f"a quantity between 1 and {limits.max_qty:,}",
+                                             line.qty)
+
+
+def _skew(skew: timedelta) -> str:
+    """``10 minutes`` / ``1 day`` for messages.
+
+    >>> _skew(timedelta(minutes=10)), _skew(timedelta(days=1))
+    ('10 minutes', '1 day')
+    """
+    minutes = int(skew.total_seconds() // 60)
+    if minutes % 1440 == 0:
+        days = minutes // 1440
+        return f"{days} day" + ("s" if days != 1 else "")
+    return f"{minutes} minute" + ("s" if minutes != 1 else "")
