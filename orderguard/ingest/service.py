@@ -16,7 +16,7 @@ from orderguard.errors import OrderGuardError
 from orderguard.ingest.channels.base import ChannelAdapter
 from orderguard.ingest.guard import check_event, check_payload
 from orderguard.ingest.normalize import ParseContext
-from orderguard.ingest.orderlog import OrderLog
+from orderguard.ingest.orderlog import AppendOutcome, OrderLog
 from orderguard.schema import Order, OrderEvent
 
 
@@ -100,14 +100,22 @@ def store(log: OrderLog, events: list[tuple[int, OrderEvent]], *,
           on_orders: Callable[[Sequence[Order]], None] | None = None) -> list[ItemResult]:
     """Append parsed events and say, per item, whether it was new, a duplicate or a conflict.
 
-    ``on_orders`` receives the new current state of every order that changed (the
-    service uses it to keep the online features fresh).
+    ``on_orders`` receives the current state of every order that changed (the service
+    uses it to keep the online features fresh) and of every order an event was a
+    duplicate of: a retry after a failure between storing and applying (say, the online
+    store was down) must reach the state a first success would have, so the order is
+    applied again - applying is idempotent by version, so nothing counts twice.
     """
     if not events:
         return []
     result = log.append([e for _, e in events])
-    if on_orders is not None and result.orders:
-        on_orders(result.orders)
+    if on_orders is not None:
+        changed = {o.key for o in result.orders}
+        retried = {event.key for (_, event), outcome in zip(events, result.outcomes, strict=True)
+                   if outcome is AppendOutcome.DUPLICATE and event.key not in changed}
+        again = [order for key in sorted(retried) if (order := log.get(key)) is not None]
+        if result.orders or again:
+            on_orders([*result.orders, *again])
     return [ItemResult(position, str(event.key), event.event_version, event.status.value, outcome.value)
             for (position, event), outcome in zip(events, result.outcomes, strict=True)]
 

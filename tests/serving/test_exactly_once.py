@@ -1,0 +1,72 @@
+"""An acknowledged order is stored and applied to the online features, or neither; a retry gets there.
+
+The failure is injected between the two steps (the online store fails once while the
+order log has already committed), as a stalled or restarted Redis would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from features.facts import Entity
+from features.settings import Settings
+from orderguard.errors import ServiceUnavailableError
+from serving.app import create_app
+from tests.factories import FixedClock
+from tests.serving.test_labels_api import NOW, T0, site_order
+
+DEVICE_COUNT = "count_orders_by_device_1h"
+
+
+def _fail_once(target: Any, name: str) -> Callable[[], None]:
+    """Make ``target.name`` raise once (the online store is unavailable), then behave again."""
+    real = getattr(target, name)
+    calls = {"n": 0}
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ServiceUnavailableError("the online feature store is unavailable", field=None)
+        return real(*args, **kwargs)
+
+    setattr(target, name, flaky)
+    return lambda: setattr(target, name, real)
+
+
+def test_an_ingest_retried_after_a_store_failure_counts_once(settings: Settings) -> None:
+    with TestClient(create_app(settings, clock=FixedClock(NOW)), raise_server_exceptions=False) as client:
+        online = client.app.state.services.engine.online  # type: ignore[attr-defined]
+        for i in range(5):
+            assert client.post("/v1/orders/site", json=site_order(f"D{i}", minutes=i)["payload"]).status_code == 200
+        sixth = site_order("D5", minutes=5)["payload"]
+        restore = _fail_once(online, "apply")
+        failed = client.post("/v1/orders/site", json=sixth)
+        restore()
+        assert failed.status_code == 503, failed.text
+        assert {"code", "message", "field"} <= set(failed.json())
+        retried = client.post("/v1/orders/site", json=sixth)
+        assert retried.status_code == 200, retried.text
+        assert retried.json()["items"][0]["outcome"] == "duplicate"  # the log kept it the first time
+        assert client.post("/v1/orders/site", json=sixth).status_code == 200  # and again: still once
+        at = T0.replace(minute=10)
+        assert online.lookup({Entity.DEVICE: ["dev-1"]}, as_of=at)[DEVICE_COUNT] == 6
+
+
+def test_a_score_retried_after_a_store_failure_counts_once(settings: Settings) -> None:
+    with TestClient(create_app(settings, clock=FixedClock(NOW)), raise_server_exceptions=False) as client:
+        online = client.app.state.services.engine.online  # type: ignore[attr-defined]
+        for i in range(5):
+            assert client.post("/v1/score", json=site_order(f"S{i}", minutes=i)).status_code == 200
+        restore = _fail_once(online, "apply")
+        failed = client.post("/v1/score", json=site_order("S5", minutes=5))
+        restore()
+        assert failed.status_code == 503, failed.text
+        retried = client.post("/v1/score", json=site_order("S5", minutes=5))
+        assert retried.status_code == 200, retried.text
+        normal = client.post("/v1/score", json=site_order("S6", minutes=6)).json()
+        at = T0.replace(minute=10)
+        assert online.lookup({Entity.DEVICE: ["dev-1"]}, as_of=at)[DEVICE_COUNT] == 7
+        assert normal["replayed"] is False
