@@ -24,5 +24,9 @@ def serve(
     from serving.app import create_app
 
     settings = settings_of(ctx)
-    uvicorn.run(create_app(settings), host=host or settings.api.host, port=port or settings.api.port,
-                log_level="info", access_log=False)
+    bind = host or settings.api.host
+    warning = settings.pii.check_for(bind)
+    if warning is not None:
+        typer.echo(f"warning: {warning}", err=True)
+    uvicorn.run(create_app(settings), host=bind, port=port or settings.api.port, log_level="info",
+                access_log=False)

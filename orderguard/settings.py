@@ -33,10 +33,39 @@ class DatabaseSettings(BaseModel):
     echo: bool = False
 
 
+#: The PII key of a development checkout: public, so anyone can reverse its hashes by brute force.
+DEVELOPMENT_HASH_KEY = "orderguard-development-key"
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
 class PiiSettings(BaseModel):
     """Key for HMAC hashing of phones, id cards, BSSIDs. Change it in production."""
 
-    hash_key: SecretStr = SecretStr("orderguard-development-key")
+    hash_key: SecretStr = SecretStr(DEVELOPMENT_HASH_KEY)
+
+    @property
+    def is_development(self) -> bool:
+        """Whether the key is the public development one."""
+        return self.hash_key.get_secret_value() == DEVELOPMENT_HASH_KEY
+
+    def check_for(self, host: str) -> str | None:
+        """Refuse the development key on a service reachable beyond this machine; a warning on loopback.
+
+        With the public key, an 11-digit phone number is recovered from its hash in a
+        fraction of a second, so the key may only guard data nobody else can reach.
+
+        >>> PiiSettings().check_for("127.0.0.1") is not None
+        True
+        >>> PiiSettings(hash_key="a-real-secret").check_for("0.0.0.0") is None
+        True
+        """
+        if not self.is_development:
+            return None
+        if host not in _LOOPBACK:
+            raise ConfigError.must("ORDERGUARD_PII__HASH_KEY", f"a secret of your own to serve on {host} "
+                                   "(the development key is public)", "the development key")
+        return ("ORDERGUARD_PII__HASH_KEY is the public development key: phones and id cards are hashed with a "
+                "key anyone can use; set a secret before serving real orders")
 
 
 class IngestLimits(BaseModel):

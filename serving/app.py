@@ -48,6 +48,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         the_clock = clock or SystemClock()
+        if settings.pii.is_development:
+            logger.warning("the PII hash key is the public development key (ORDERGUARD_PII__HASH_KEY)")
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         log = OrderLog.open(settings.database_url)
         label_log = LabelLog(log.engine)

@@ -197,17 +197,26 @@ def map_status(table: Mapping[str, OrderStatus], code: object, *, field: str) ->
 _MASK = re.compile(r"[*＊xX]+")
 
 
-def phone_from(value: str | None, *, hasher: PiiHasher, encrypted_token: str | None = None) -> Phone | None:
+_PHONE_TEXT = re.compile(r"[+\d\s()\-]{7,24}")
+
+
+def phone_from(value: str | None, *, hasher: PiiHasher, encrypted_token: str | None = None,
+               field: str = "phone") -> Phone | None:
     """Build a :class:`Phone` from what a channel reveals.
 
-    * a clear mobile number: hash of the digits, prefix = first 7 digits;
+    * a clear number: hash of the digits, prefix = first 7 digits (carrier segment and
+      home city), shown as ``138******00``: the prefix and the shown digits together
+      never make the whole number;
     * a masked number (``138****1234``) with an encrypted token: hash of the token
       (stable within that channel), prefix = the clear leading digits;
     * a masked number alone: hash of the masked form (weak identity, still useful).
 
+    Clear text that is not a phone number (letters, too few or too many digits) is an
+    error about ``field``.
+
     >>> h = PiiHasher(b"k")
-    >>> phone_from("+86 138-0013-8000", hasher=h).prefix
-    '1380013'
+    >>> (phone_from("+86 138-0013-8000", hasher=h).prefix, phone_from("13800138000", hasher=h).masked)
+    ('1380013', '138******00')
     >>> p = phone_from("138****8000", hasher=h, encrypted_token="~AbC~")
     >>> (p.prefix, p.masked)
     ('138', '138****8000')
@@ -218,9 +227,12 @@ def phone_from(value: str | None, *, hasher: PiiHasher, encrypted_token: str | N
     digits = re.sub(r"\D", "", text)
     if digits.startswith("86") and len(digits) == 13:
         digits = digits[2:]
-    if text and not _MASK.search(text) and len(digits) >= 7:
+    if text and not _MASK.search(text):
+        if not _PHONE_TEXT.fullmatch(text) or not 7 <= len(digits) <= 15:
+            raise InvalidInputError.must(field, "a phone number (7 to 15 digits) or a masked one like 138****1234",
+                                         text)
         return Phone(hash=hasher.hash("phone", digits), prefix=digits[:7],
-                     masked=f"{digits[:3]}****{digits[-4:]}")
+                     masked=f"{digits[:3]}{'*' * (len(digits) - 5)}{digits[-2:]}")
     lead = re.match(r"\D*(\d+)", text)
     prefix = lead.group(1) if lead and _MASK.search(text) else None
     if prefix is not None and (prefix.startswith("86") and len(prefix) > 3):

@@ -10,7 +10,7 @@ import pytest
 
 from orderguard.errors import InvalidInputError, excerpt
 from orderguard.ingest.guard import MAX_INT64, check_event, check_payload
-from orderguard.ingest.normalize import fen, parse_time, yuan_to_fen
+from orderguard.ingest.normalize import PiiHasher, fen, parse_time, phone_from, yuan_to_fen
 from orderguard.schema import Amounts, OrderKey, OrderLine
 from orderguard.settings import IngestLimits
 from tests.factories import BASE_TIME, make_event
@@ -117,3 +117,17 @@ def test_error_excerpts_are_short_and_mask_numbers() -> None:
     assert "110101199003077777" not in excerpt("110101199003077777")
     error = InvalidInputError.must("buyer.phone", "a mobile number", "13800138000" * 3)
     assert "13800138000" not in error.message and "138" in error.message
+
+
+@pytest.mark.parametrize("text", ["abc", "1380013800O", "12345", "1" * 16, "138-0013-8000; DROP"])
+def test_clear_text_that_is_not_a_phone_is_a_field_error(text: str) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        phone_from(text, hasher=PiiHasher(b"k"), field="receiver_phone")
+    assert info.value.field == "receiver_phone"
+
+
+def test_a_stored_phone_never_holds_the_whole_number() -> None:
+    phone = phone_from("13800138000", hasher=PiiHasher(b"k"))
+    assert phone is not None and phone.prefix == "1380013" and phone.masked == "138******00"
+    masked = phone_from("138****8000", hasher=PiiHasher(b"k"), encrypted_token="~tok~")
+    assert masked is not None and (masked.prefix, masked.masked) == ("138", "138****8000")
