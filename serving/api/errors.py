@@ -62,6 +62,9 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_la
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
+    if exc.status_code == 400:  # the framework could not read the body (not UTF-8, broken framing)
+        return JSONResponse({"code": "invalid_input", "field": "body",
+                             "message": f"`body` must be valid JSON text (UTF-8); {exc.detail}"}, status_code=422)
     if exc.status_code == 404:
         message = f"`path` must be one of the service's routes (see /docs); got {excerpt(request.url.path)}"
         field: str | None = "path"

@@ -230,9 +230,10 @@ class LabelErrorOut(BaseModel):
 
 
 class LabelBatchErrorBody(ErrorBody):
-    """A refused batch: the first problem as the usual error body, plus every problem."""
+    """A refused label request: the first problem as the usual error body; for a batch, every problem."""
 
-    errors: list[LabelErrorOut]
+    errors: list[LabelErrorOut] = Field(default_factory=list,
+                                        description="every bad label of a batch (absent for a single label)")
 
 
 class LabelHistory(BaseModel):
