@@ -68,6 +68,7 @@ from features.facts import (
 from features.operators import MEANING, Op
 from features.specs import ZERO_WHEN_EMPTY, Agg, Condition, FeatureSet, FeatureSpec, attribute_value
 from features.stores.base import FactRange, OnlineStore, RangeQuery
+from features.stores.memory import MemoryStore
 from features.windows import from_us, to_us
 from orderguard.clock import Clock
 from orderguard.enrich import Gazetteer
@@ -451,6 +452,13 @@ class OnlineFeatures:
     def cutoff_us(self) -> int | None:
         """Event time (microseconds) at or before which facts can no longer affect an exact lookup."""
         return None if self._watermark is None else self._watermark - self._horizon_us
+
+    def standalone(self) -> OnlineFeatures:
+        """The same features on an empty in-memory store: an order's own attributes, with no history.
+
+        What scoring falls back to while the real store is unavailable.
+        """
+        return OnlineFeatures(MemoryStore(), self.specs, gazetteer=self._gazetteer, clock=self._clock)
 
     def apply(self, order: Order) -> bool:
         """Add or update an order's facts; ``True`` if state changed (not a duplicate, stale or too late)."""

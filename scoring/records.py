@@ -35,6 +35,8 @@ class ScoreRecord:
         hits: the fired rules, in pack order, with the values that made them fire.
         reasons: the reasons shown to the caller, strongest first (rules and model).
         latency_ms: server-side time to score, features to decision.
+        degraded: scored while the online feature store was unavailable: rules only, on the
+            order's own attributes without history.
     """
 
     order_key: OrderKey
@@ -53,6 +55,7 @@ class ScoreRecord:
     features: Mapping[str, float] = field(default_factory=dict)
     hits: tuple[RuleHit, ...] = ()
     reasons: tuple[Reason, ...] = ()
+    degraded: bool = False
 
 
 def _nan_to_none(values: Mapping[str, float]) -> dict[str, float | None]:
@@ -91,7 +94,8 @@ def _row(record: ScoreRecord) -> dict[str, Any]:
         "model_version": record.model_version, "settings_hash": record.settings_hash,
         "feature_set_hash": record.feature_set_hash, "latency_ms": record.latency_ms,
         "record": {"features": _nan_to_none(record.features), "hits": [_hit_json(h) for h in record.hits],
-                   "reasons": [_reason_json(r) for r in record.reasons], "allow_listed": record.allow_listed},
+                   "reasons": [_reason_json(r) for r in record.reasons], "allow_listed": record.allow_listed,
+                   "degraded": record.degraded},
     }
 
 
@@ -105,7 +109,8 @@ def _from_row(row: sa.Row[Any]) -> ScoreRecord:
         model_version=m["model_version"], settings_hash=m["settings_hash"],
         feature_set_hash=m["feature_set_hash"], latency_ms=float(m["latency_ms"]),
         allow_listed=bool(body.get("allow_listed", False)), features=_none_to_nan(body["features"]),
-        hits=tuple(map(_hit, body["hits"])), reasons=tuple(map(_reason, body["reasons"])))
+        hits=tuple(map(_hit, body["hits"])), reasons=tuple(map(_reason, body["reasons"])),
+        degraded=bool(body.get("degraded", False)))
 
 
 class ScoreLog:

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from features.settings import Settings
 from orderguard.clock import Clock, SystemClock
+from orderguard.errors import ServiceUnavailableError
 from orderguard.ingest.normalize import PiiHasher
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.labels import LabelLog
@@ -61,9 +62,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                                                              max_reasons=settings.scoring.max_reasons))
             logger.info("model: %s", champion.load_at_start().note)
             if settings.scoring.warm_start:
-                warmed = warm_start(engine, log, label_log)
-                logger.info("warm start: %d recent orders and %d labels replayed into the online store",
-                            warmed.orders, warmed.labels)
+                try:
+                    warmed = warm_start(engine, log, label_log)
+                    logger.info("warm start: %d recent orders and %d labels replayed into the online store",
+                                warmed.orders, warmed.labels)
+                except ServiceUnavailableError as e:  # degraded, not down: scoring goes on by the rules
+                    logger.error("warm start skipped, the online store is unavailable: %s", e.message)
             gc.collect()
             gc.freeze()  # the warmed feature state is long-lived: keep it out of every later collection
             app.state.services = Services(

@@ -15,7 +15,7 @@ from typing import Any
 
 from features.settings import Settings
 from orderguard.clock import Clock
-from orderguard.errors import InvalidInputError, NotFoundError, OrderGuardError
+from orderguard.errors import InvalidInputError, NotFoundError, OrderGuardError, ServiceUnavailableError
 from orderguard.ingest.channels import get_adapter
 from orderguard.ingest.files import Record
 from orderguard.ingest.normalize import ParseContext, PiiHasher
@@ -98,6 +98,15 @@ def store_records(svc: Services, records: Sequence[ScoreRecord]) -> None:
     """Store records whose decisions were already answered (the first record of a version wins)."""
     for record in records:
         svc.scores.put(record)
+
+
+def feature_store_status(svc: Services) -> str:
+    """``ok``, or why the online feature store cannot be used now (it is asked, cheaply)."""
+    try:
+        svc.engine.store.size()
+    except ServiceUnavailableError as e:
+        return f"unavailable: {e.message}"
+    return "ok"
 
 
 # -- ingest -------------------------------------------------------------------------------------------------------

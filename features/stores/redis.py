@@ -17,6 +17,7 @@ lookup, ``evict`` one script call per batch of groups.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -76,11 +77,12 @@ class RedisStoreConfig(BaseModel):
     type: Literal["redis"] = "redis"
     url: str = "redis://127.0.0.1:6379/0"
     prefix: str = Field(default="og:features", min_length=1, description="namespace of every key")
-    timeout_s: float = Field(default=2.0, gt=0, description="socket timeout in seconds")
+    timeout_s: float = Field(default=0.5, gt=0, description="socket timeout in seconds")
+    cooldown_s: float = Field(default=5.0, ge=0, description="after a failure, fail at once for this long")
 
     def open(self, data_dir: Path) -> RedisStore:
         """The store this configuration describes (``data_dir`` is unused: the state is on the server)."""
-        return RedisStore(self.url, prefix=self.prefix, timeout_s=self.timeout_s)
+        return RedisStore(self.url, prefix=self.prefix, timeout_s=self.timeout_s, cooldown_s=self.cooldown_s)
 
 
 def redacted(url: str) -> str:
@@ -112,11 +114,17 @@ class RedisStore:
         url: ``redis://host:port/db``.
         prefix: namespace of every key, so several deployments (or tests) share one database.
         timeout_s: socket timeout; a slow or absent server is a ``ServiceUnavailableError``.
+        cooldown_s: after a failure, calls fail at once for this long (a circuit breaker)
+            instead of each waiting for the timeout; then one call tries the server again.
     """
 
-    def __init__(self, url: str, *, prefix: str = "og:features", timeout_s: float = 2.0) -> None:
+    def __init__(self, url: str, *, prefix: str = "og:features", timeout_s: float = 0.5,
+                 cooldown_s: float = 5.0) -> None:
         self._url = url
         self._prefix = prefix
+        self._cooldown_s = cooldown_s
+        self._open_until = 0.0  # circuit breaker: no call before this monotonic time
+        self._last_error = ""
         self._client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
         self._apply = self._client.register_script(_APPLY)
         self._evict = self._client.register_script(_EVICT)
@@ -126,7 +134,22 @@ class RedisStore:
         return f"{self._prefix}:e:{entity}:{kind}:{key}"
 
     def _unavailable(self, e: redis.RedisError) -> ServiceUnavailableError:
+        """Open the breaker for ``cooldown_s`` and say why: a down or stalled server costs one timeout, not one
+        per request."""
+        self._open_until = time.monotonic() + self._cooldown_s
+        self._last_error = str(e)
         return ServiceUnavailableError(f"Redis feature store at {redacted(self._url)} failed: {e}")
+
+    def _check_breaker(self) -> None:
+        if time.monotonic() < self._open_until:
+            raise ServiceUnavailableError(f"Redis feature store at {redacted(self._url)} is unavailable "
+                                          f"(last error: {self._last_error}); retrying in "
+                                          f"{self._open_until - time.monotonic():.1f} s")
+
+    @property
+    def available(self) -> bool:
+        """False while the breaker is open after a failure."""
+        return time.monotonic() >= self._open_until
 
     def apply(self, group: FactGroup) -> bool:
         keys: list[str] = [f"{self._prefix}:g:{group.group_id}", self._groups_key]
@@ -136,6 +159,7 @@ class RedisStore:
             for entity, key in fact.entities.items():
                 keys.append(self._entity_key(str(entity), fact.kind.value, key))
                 args.extend((fact.ts, member))
+        self._check_breaker()
         try:
             return bool(self._apply(keys=keys, args=args))
         except redis.RedisError as e:
@@ -148,6 +172,7 @@ class RedisStore:
         for q in queries:
             pipe.zrangebyscore(self._entity_key(q.entity.value, q.kind.value, q.key), q.lo, q.hi,
                                withscores=True)
+        self._check_breaker()
         try:
             results = pipe.execute()
         except redis.RedisError as e:
@@ -157,6 +182,7 @@ class RedisStore:
 
     def evict(self, *, before_us: int) -> int:
         evicted = 0
+        self._check_breaker()
         try:
             while True:
                 n = int(self._evict(keys=[self._groups_key],
@@ -171,6 +197,7 @@ class RedisStore:
         """Ignored: a durable store indexes every entity key, so any later feature set can read it."""
 
     def size(self) -> int:
+        self._check_breaker()
         try:
             return int(self._client.zcard(self._groups_key))
         except redis.RedisError as e:

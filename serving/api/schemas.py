@@ -99,6 +99,8 @@ class ScoreResponse(BaseModel):
     allow_listed: bool = Field(description="VIP or known-good address: never held automatically")
     rules_only: bool = Field(description="true while no champion model is loaded")
     model_version: str | None
+    degraded: bool = Field(default=False, description="true when the online feature store was unavailable: "
+                                                     "scored by the rules on the order's own attributes")
     note: str | None = Field(default=None, examples=["rules-only: no champion model is loaded"])
     latency_ms: float = Field(description="server-side scoring time, features to decision")
     replayed: bool = Field(description="true when this order version was scored before and the stored answer "
@@ -268,7 +270,9 @@ class ReloadOut(BaseModel):
 class HealthResponse(BaseModel):
     """Service is up; counts come straight from the order log."""
 
-    status: str
+    status: str = Field(description="ok, or degraded while a dependency is unavailable")
+    dependencies: dict[str, str] = Field(default_factory=dict, description="each dependency: ok or why not",
+                                         examples=[{"order_log": "ok", "feature_store": "ok"}])
     orders: int
     events: int
     orders_by_status: dict[str, int]

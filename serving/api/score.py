@@ -43,6 +43,13 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
+def _note(record: ScoreRecord) -> str | None:
+    if record.degraded:
+        return ("degraded: the online feature store is unavailable; scored by the rules on the order's own "
+                "attributes, without its history")
+    return "rules-only: no champion model is loaded" if record.rules_only else None
+
+
 def _response(scored: Scored) -> ScoreResponse:
     record = scored.record
     return ScoreResponse(
@@ -51,7 +58,7 @@ def _response(scored: Scored) -> ScoreResponse:
         reasons=[ReasonOut(code=r.code, weight=r.weight, text_zh=r.text_zh, text_en=r.text_en, source=r.source)
                  for r in record.reasons],
         allow_listed=record.allow_listed, rules_only=record.rules_only, model_version=record.model_version,
-        note="rules-only: no champion model is loaded" if record.rules_only else None,
+        degraded=record.degraded, note=_note(record),
         latency_ms=round(record.latency_ms, 3), replayed=scored.replayed)
 
 

@@ -1,0 +1,69 @@
+"""Degraded, not down: with the Redis feature store unreachable the service starts, scores by the rules
+on the order's own attributes (flagged), and says so in /healthz; the store's breaker fails fast.
+
+The unreachable server is real: a port on this machine where nothing listens.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from features.settings import Settings
+from features.stores import RedisStore, RedisStoreConfig
+from orderguard.errors import ServiceUnavailableError
+from serving.app import create_app
+from tests.factories import FixedClock
+from tests.serving.test_labels_api import NOW, site_order
+
+
+def dead_redis_url() -> str:
+    """A Redis URL on a local port nobody listens on (taken from the OS, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def test_the_breaker_fails_fast_after_a_failure_and_tries_again_after_its_cooldown(redis_url: str) -> None:
+    dead = RedisStore(dead_redis_url(), timeout_s=0.5, cooldown_s=60)
+    with pytest.raises(ServiceUnavailableError, match="failed"):
+        dead.size()
+    assert not dead.available
+    with pytest.raises(ServiceUnavailableError, match="is unavailable \\(last error"):
+        dead.size()  # the breaker answers; the network is not tried
+    eager = RedisStore(dead_redis_url(), timeout_s=0.5, cooldown_s=0)
+    for _ in range(2):
+        with pytest.raises(ServiceUnavailableError, match="failed"):
+            eager.size()  # no cooldown: every call tries the server
+    alive = RedisStore(redis_url, prefix=f"og:test:breaker:{uuid.uuid4().hex}")
+    try:
+        assert alive.available and alive.size() == 0
+    finally:
+        alive.close()
+
+
+def test_an_unreachable_store_degrades_scoring_instead_of_failing_it(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path,
+                        features={"store": RedisStoreConfig(url=dead_redis_url(), timeout_s=0.2, cooldown_s=30)})
+    with TestClient(create_app(settings, clock=FixedClock(NOW)), raise_server_exceptions=False) as client:
+        health = client.get("/healthz").json()
+        assert health["status"] == "degraded"
+        assert health["dependencies"]["order_log"] == "ok"
+        assert health["dependencies"]["feature_store"].startswith("unavailable: Redis feature store")
+        for i in range(3):
+            scored = client.post("/v1/score", json=site_order(f"G{i}", minutes=i))
+            assert scored.status_code == 200, scored.text
+            body = scored.json()
+            assert body["degraded"] is True and body["rules_only"] is True
+            assert "degraded" in body["note"]
+        # ingest without the features would be acknowledged half-applied: it is refused, and a retry
+        # once the store is back applies it (test_exactly_once)
+        ingested = client.post("/v1/orders/site", json=site_order("G9")["payload"])
+        assert ingested.status_code == 503
+        assert {"code", "message", "field"} <= set(ingested.json())
+        assert client.get("/healthz").json()["orders"] == 4  # the log kept every order
