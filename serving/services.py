@@ -232,6 +232,11 @@ def apply_labels(engine: Engine, log: OrderLog, *, labels: Sequence[Label]) -> i
 # -- warm start ---------------------------------------------------------------------------------------------------
 
 
+#: How much of the order log's end a start re-applies to a persistent store that holds state (the orders a
+#: crash may have stored but not applied are the last seconds' ones).
+CATCH_UP = timedelta(hours=1)
+
+
 @dataclass(frozen=True, slots=True)
 class WarmStart:
     """What a start-up replayed into the online store."""
@@ -241,20 +246,22 @@ class WarmStart:
 
 
 def warm_start(engine: Engine, log: OrderLog, labels: LabelLog) -> WarmStart:
-    """Replay the order log's recent orders, then their labels, into an empty online store.
+    """Replay the order log's recent orders, then their labels, into the online store.
 
     A memory store starts empty on every restart; without this, the first orders after a
-    deploy would be scored with no history. Persistent stores (SQLite, Redis) that already
-    hold state are left alone. Orders and labels reach as far back as the longest feature
-    window (plus an hour) from the newest event.
+    deploy would be scored with no history: orders and labels are replayed as far back as
+    the longest feature window (plus an hour) from the newest event. A persistent store
+    (SQLite, Redis) that already holds state may still miss the last orders before a
+    crash (stored in the log, not yet applied): the last :data:`CATCH_UP` of the log is
+    applied again - idempotently, by version, so nothing counts twice.
     """
-    if engine.store.size() > 0:
-        return WarmStart(0, 0)
     orders = list(log.iter_orders())
     if not orders:
         return WarmStart(0, 0)
+    newest = max(o.updated_at for o in orders)
     reach = longest_window(engine.online.specs) + timedelta(hours=1)
-    horizon = max(o.updated_at for o in orders) - reach
+    holds_state = engine.store.size() > 0
+    horizon = newest - (CATCH_UP if holds_state else reach)
     applied = 0
     for order in orders:
         if order.details.created_at >= horizon or order.updated_at >= horizon:
@@ -263,5 +270,6 @@ def warm_start(engine: Engine, log: OrderLog, labels: LabelLog) -> WarmStart:
     watermark = engine.online.watermark
     if not applied or watermark is None:
         return WarmStart(applied, 0)
-    replayed = apply_labels(engine, log, labels=list(labels.iter_labels(since=watermark - reach)))
+    since = horizon if holds_state else watermark - reach
+    replayed = apply_labels(engine, log, labels=list(labels.iter_labels(since=since)))
     return WarmStart(applied, replayed)

@@ -7,6 +7,7 @@ order log has already committed), as a stalled or restarted Redis would.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -14,7 +15,14 @@ from fastapi.testclient import TestClient
 from features.facts import Entity
 from features.settings import Settings
 from orderguard.errors import ServiceUnavailableError
+from orderguard.ingest.channels import get_adapter
+from orderguard.ingest.normalize import ParseContext, PiiHasher
+from orderguard.ingest.orderlog import OrderLog
+from orderguard.ingest.service import parse_payload
+from orderguard.labels import LabelLog
 from serving.app import create_app
+from serving.engine import build_engine
+from serving.services import warm_start
 from tests.factories import FixedClock
 from tests.serving.test_labels_api import NOW, T0, site_order
 
@@ -71,3 +79,27 @@ def test_a_score_retried_after_a_store_failure_counts_once(settings: Settings) -
         assert normal["replayed"] is False and normal["degraded"] is False
         at = T0.replace(minute=10)
         assert online.lookup({Entity.DEVICE: ["dev-1"]}, as_of=at)[DEVICE_COUNT] == 7  # S5 caught up, once
+
+
+def test_a_restart_applies_what_a_crash_stored_but_did_not_apply(tmp_path: Path) -> None:
+    """The order log committed the last order, the persistent store never saw it (killed in between)."""
+    settings = Settings(data_dir=tmp_path, features={"store": {"type": "sqlite"}})
+    log = OrderLog.open(settings.database_url)
+    engine = build_engine(settings, clock=FixedClock(NOW))
+    try:
+        payloads = [site_order(f"C{i}", minutes=i)["payload"] for i in range(4)]
+        with TestClient(create_app(settings, clock=FixedClock(NOW))) as client:
+            for payload in payloads[:3]:
+                assert client.post("/v1/orders/site", json=payload).status_code == 200
+        ctx = ParseContext(received_at=NOW, hasher=PiiHasher(settings.pii.hash_key.get_secret_value().encode()))
+        log.append([parse_payload(get_adapter("site"), payloads[3], ctx=ctx)])  # stored, never applied
+        at = T0.replace(minute=10)
+        assert engine.online.lookup({Entity.DEVICE: ["dev-1"]}, as_of=at)[DEVICE_COUNT] == 3
+        warmed = warm_start(engine, log, LabelLog(log.engine))
+        assert warmed.orders >= 1
+        assert engine.online.lookup({Entity.DEVICE: ["dev-1"]}, as_of=at)[DEVICE_COUNT] == 4
+        warm_start(engine, log, LabelLog(log.engine))  # again: nothing counts twice
+        assert engine.online.lookup({Entity.DEVICE: ["dev-1"]}, as_of=at)[DEVICE_COUNT] == 4
+    finally:
+        engine.close()
+        log.close()
