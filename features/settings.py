@@ -16,7 +16,7 @@ import hashlib
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from features.stores import MemoryStoreConfig, StoreConfig
@@ -48,6 +48,8 @@ class FeatureStoreSettings(BaseModel):
     store: StoreConfig = MemoryStoreConfig()
     retention_margin: str = "1h"
     specs_path: Path | None = None
+    state_check_s: float = Field(default=5.0, gt=0, description="how often the service asks the online store "
+                                                               "whether it lost its state (then re-warms it)")
 
     @field_validator("retention_margin")
     @classmethod

@@ -10,6 +10,8 @@ time, so tests build as many independent apps as they like.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -30,7 +32,7 @@ from serving.api import admin, health, ingest, labels, score
 from serving.api.errors import BodyLimit, install_error_handlers
 from serving.champion import ChampionSlot, ChampionSource
 from serving.engine import build_engine
-from serving.services import Services, warm_start
+from serving.services import Services, warm_start, watch_store
 
 logger = logging.getLogger("orderguard.serving")
 
@@ -75,7 +77,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                 hasher=PiiHasher(settings.pii.hash_key.get_secret_value().encode()), order_log=log,
                 scores=ScoreLog(log.engine), engine=engine, labels=label_log,
                 champion=champion)
-            yield
+            watcher = asyncio.create_task(watch_store(app.state.services), name="orderguard-store-watch")
+            try:
+                yield
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
         finally:
             gc.unfreeze()
             engine.close()

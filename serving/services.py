@@ -8,9 +8,11 @@ the desk, the CLI or a benchmark can run the same use case the API runs.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from features.settings import Settings
@@ -22,10 +24,12 @@ from orderguard.ingest.normalize import ParseContext, PiiHasher
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.ingest.service import IngestReport, ingest_payloads, parse_payload
 from orderguard.labels import AddResult, LabelLog, LabelProblem, LabelRecord
-from orderguard.schema import Label, OrderKey
+from orderguard.schema import Label, Order, OrderKey
 from scoring.records import ScoreLog, ScoreRecord
 from serving.champion import ChampionSlot
 from serving.engine import Engine, longest_window
+
+logger = logging.getLogger("orderguard.serving")
 
 
 @dataclass(slots=True)
@@ -40,6 +44,17 @@ class Services:
     engine: Engine
     labels: LabelLog
     champion: ChampionSlot
+    store_state: StoreState = field(default_factory=lambda: StoreState())
+
+
+@dataclass(slots=True)
+class StoreState:
+    """What the service knows of its online store beyond "it answers": a re-warm in progress."""
+
+    rewarming: bool = False
+    done: int = 0
+    total: int = 0
+    rewarms: int = 0
 
 
 # -- scoring ------------------------------------------------------------------------------------------------------
@@ -101,12 +116,58 @@ def store_records(svc: Services, records: Sequence[ScoreRecord]) -> None:
 
 
 def feature_store_status(svc: Services) -> str:
-    """``ok``, or why the online feature store cannot be used now (it is asked, cheaply)."""
+    """``ok``, or why the online feature store cannot be fully used now (it is asked, cheaply)."""
     try:
         svc.engine.store.size()
     except ServiceUnavailableError as e:
         return f"unavailable: {e.message}"
+    state = svc.store_state
+    if state.rewarming:
+        return f"re-warming from the order log after it lost its state: {state.done} of {state.total} orders"
     return "ok"
+
+
+async def watch_store(svc: Services) -> None:
+    """Ask the online store every ``state_check_s`` whether it lost its state; re-warm it when it did.
+
+    Runs for the service's lifetime (a task of the lifespan). A store that does not answer
+    is skipped until it does; a Redis that comes back empty is noticed by its generation
+    marker and refilled from the order log, in steps, so requests are served meanwhile.
+    """
+    while True:
+        await asyncio.sleep(svc.settings.features.state_check_s)
+        try:
+            lost = svc.engine.store.lost_state()
+        except ServiceUnavailableError:
+            continue
+        if lost:
+            logger.warning("the online store lost its state; re-warming it from the order log")
+            try:
+                await rewarm(svc)
+            except ServiceUnavailableError as e:
+                logger.error("re-warm interrupted, the online store failed again: %s", e.message)
+            finally:
+                svc.store_state.rewarming = False
+
+
+async def rewarm(svc: Services, *, step: int = 500) -> WarmStart:
+    """:func:`warm_start` for a store that lost its state while serving: in steps of ``step`` orders,
+    yielding to requests between steps."""
+    engine, state = svc.engine, svc.store_state
+    orders, _ = _replay_plan(engine, svc.order_log, holds_state=False)
+    state.rewarming, state.done, state.total = True, 0, len(orders)
+    for start in range(0, len(orders), step):
+        for order in orders[start:start + step]:
+            engine.online.apply(order)
+        state.done = min(start + step, len(orders))
+        await asyncio.sleep(0)
+    watermark = engine.online.watermark
+    labels = 0
+    if orders and watermark is not None:
+        reach = longest_window(engine.online.specs) + timedelta(hours=1)
+        labels = apply_labels(engine, svc.order_log, labels=list(svc.labels.iter_labels(since=watermark - reach)))
+    state.rewarms += 1
+    return WarmStart(len(orders), labels)
 
 
 # -- ingest -------------------------------------------------------------------------------------------------------
@@ -245,6 +306,18 @@ class WarmStart:
     labels: int
 
 
+def _replay_plan(engine: Engine, log: OrderLog, *, holds_state: bool) -> tuple[list[Order], datetime]:
+    """The orders a (re-)warm applies, and from when: the log's last :data:`CATCH_UP` when the store
+    holds state, else as far back as the longest feature window (plus an hour) from the newest event."""
+    orders = list(log.iter_orders())
+    if not orders:
+        return [], datetime.min.replace(tzinfo=UTC)
+    newest = max(o.updated_at for o in orders)
+    reach = longest_window(engine.online.specs) + timedelta(hours=1)
+    horizon = newest - (CATCH_UP if holds_state else reach)
+    return [o for o in orders if o.details.created_at >= horizon or o.updated_at >= horizon], horizon
+
+
 def warm_start(engine: Engine, log: OrderLog, labels: LabelLog) -> WarmStart:
     """Replay the order log's recent orders, then their labels, into the online store.
 
@@ -255,18 +328,12 @@ def warm_start(engine: Engine, log: OrderLog, labels: LabelLog) -> WarmStart:
     crash (stored in the log, not yet applied): the last :data:`CATCH_UP` of the log is
     applied again - idempotently, by version, so nothing counts twice.
     """
-    orders = list(log.iter_orders())
-    if not orders:
-        return WarmStart(0, 0)
-    newest = max(o.updated_at for o in orders)
-    reach = longest_window(engine.online.specs) + timedelta(hours=1)
     holds_state = engine.store.size() > 0
-    horizon = newest - (CATCH_UP if holds_state else reach)
-    applied = 0
+    orders, horizon = _replay_plan(engine, log, holds_state=holds_state)
     for order in orders:
-        if order.details.created_at >= horizon or order.updated_at >= horizon:
-            engine.online.apply(order)
-            applied += 1
+        engine.online.apply(order)
+    applied = len(orders)
+    reach = longest_window(engine.online.specs) + timedelta(hours=1)
     watermark = engine.online.watermark
     if not applied or watermark is None:
         return WarmStart(applied, 0)

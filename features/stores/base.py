@@ -104,6 +104,14 @@ class OnlineStore(Protocol):
         """Number of groups held (orders plus labels): what eviction keeps bounded."""
         ...
 
+    def lost_state(self) -> bool:
+        """Whether the state this store held when opened is gone (a server restarted empty, a flush).
+
+        The service then re-warms the store from the order log. A fresh store marks itself so
+        the question can be answered: the marker survives as long as the facts do.
+        """
+        ...
+
     def close(self) -> None:
         """Release connections or files; the store is unusable afterwards."""
         ...

@@ -320,6 +320,10 @@ class MemoryStore:
                 evicted += 1
         return evicted
 
+    def lost_state(self) -> bool:
+        """Never: the state lives as long as this object (memory) or its file (SQLite)."""
+        return False
+
     def size(self) -> int:
         return len(self._groups)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -126,6 +127,8 @@ class RedisStore:
         self._open_until = 0.0  # circuit breaker: no call before this monotonic time
         self._last_error = ""
         self._client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        self._generation_key = f"{prefix}:generation"
+        self._generation: bytes | str | None = None
         self._apply = self._client.register_script(_APPLY)
         self._evict = self._client.register_script(_EVICT)
         self._groups_key = f"{prefix}:groups"
@@ -195,6 +198,27 @@ class RedisStore:
 
     def declare_reads(self, pairs: Iterable[tuple[Entity, FactKind]]) -> None:
         """Ignored: a durable store indexes every entity key, so any later feature set can read it."""
+
+    def lost_state(self) -> bool:
+        """Whether the generation marker this store found (or set) on first contact is gone or changed.
+
+        Every instance sharing the prefix adopts the first marker (``SET NX``); a Redis that
+        restarted empty, or a flush, drops it. Answering ``True`` sets a new marker, so the
+        loss is reported once, to the one who re-warms.
+        """
+        self._check_breaker()
+        try:
+            fresh = uuid.uuid4().hex.encode()
+            self._client.set(self._generation_key, fresh, nx=True)
+            current = self._client.get(self._generation_key)
+        except redis.RedisError as e:
+            raise self._unavailable(e) from e
+        if self._generation is None:
+            self._generation = current
+            return False
+        lost = current != self._generation
+        self._generation = current
+        return lost
 
     def size(self) -> int:
         self._check_breaker()

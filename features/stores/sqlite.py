@@ -131,6 +131,10 @@ class SqliteStore:
     def declare_reads(self, pairs: Iterable[tuple[Entity, FactKind]]) -> None:
         """Ignored: a durable store indexes every entity key, so any later feature set can read it."""
 
+    def lost_state(self) -> bool:
+        """Never: the state lives as long as this object (memory) or its file (SQLite)."""
+        return False
+
     def size(self) -> int:
         with self._lock:
             row = self._db.execute("SELECT count(*) FROM feature_groups").fetchone()

@@ -231,3 +231,10 @@ def test_engine_evicts_behind_the_watermark(online_store: OnlineStore) -> None:
     assert online_store.size() == 1
     assert not engine.apply(order("too-late", minutes=2))
     assert engine.lookup({Entity.DEVICE: ["d1"]}, as_of=T0 + timedelta(days=1))["count_orders_by_device_10m"] == 1
+
+
+def test_a_store_that_keeps_its_facts_has_not_lost_its_state(online_store: OnlineStore) -> None:
+    assert not online_store.lost_state()
+    online_store.apply(group("g", fact("a", BASE)))
+    assert not online_store.lost_state()
+    assert not online_store.lost_state()  # asking again changes nothing

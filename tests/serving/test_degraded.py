@@ -7,18 +7,22 @@ The unreachable server is real: a port on this machine where nothing listens.
 from __future__ import annotations
 
 import socket
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from features.facts import Entity
 from features.settings import Settings
 from features.stores import RedisStore, RedisStoreConfig
 from orderguard.errors import ServiceUnavailableError
 from serving.app import create_app
 from tests.factories import FixedClock
-from tests.serving.test_labels_api import NOW, site_order
+from tests.serving.test_labels_api import NOW, T0, site_order
+
+DEVICE_COUNT = "count_orders_by_device_1h"
 
 
 def dead_redis_url() -> str:
@@ -67,3 +71,30 @@ def test_an_unreachable_store_degrades_scoring_instead_of_failing_it(tmp_path: P
         assert ingested.status_code == 503
         assert {"code", "message", "field"} <= set(ingested.json())
         assert client.get("/healthz").json()["orders"] == 4  # the log kept every order
+
+
+def test_a_redis_that_comes_back_empty_is_noticed_and_re_warmed(tmp_path: Path, redis_url: str) -> None:
+    prefix = f"og:test:rewarm:{uuid.uuid4().hex}"
+    settings = Settings(data_dir=tmp_path, features={"store": RedisStoreConfig(url=redis_url, prefix=prefix),
+                                                     "state_check_s": 0.1})
+    try:
+        with TestClient(create_app(settings, clock=FixedClock(NOW))) as client:
+            for i in range(4):
+                assert client.post("/v1/orders/site", json=site_order(f"W{i}", minutes=i)["payload"]).status_code == 200
+            services = client.app.state.services  # type: ignore[attr-defined]
+            at = T0.replace(minute=10)
+            assert services.engine.online.lookup({Entity.DEVICE: ["dev-1"]}, as_of=at)[DEVICE_COUNT] == 4
+            time.sleep(0.3)  # the watcher has met the store's generation marker
+            wiper = RedisStore(redis_url, prefix=prefix)  # what a Redis restarted without persistence looks like
+            wiper.clear()
+            wiper.close()
+            deadline = time.monotonic() + 10
+            while services.store_state.rewarms == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert services.store_state.rewarms == 1
+            assert services.engine.online.lookup({Entity.DEVICE: ["dev-1"]}, as_of=at)[DEVICE_COUNT] == 4
+            assert client.get("/healthz").json()["dependencies"]["feature_store"] == "ok"
+    finally:
+        cleaner = RedisStore(redis_url, prefix=prefix)
+        cleaner.clear()
+        cleaner.close()
