@@ -32,6 +32,7 @@ same kind and status (the channels guarantee that; the strategies do too).
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -473,3 +474,11 @@ class FixedClock:
         """Move forward by ``timedelta(**delta)`` and return the new time."""
         self.current = self.current + timedelta(**delta)
         return self.current
+
+
+def free_port() -> int:
+    """A local TCP port nothing listens on now (taken from the OS, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port

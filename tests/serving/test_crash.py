@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,16 +23,10 @@ import httpx
 
 from features.facts import Entity, FactKind
 from features.stores import RangeQuery, SqliteStoreConfig
+from tests.factories import free_port
 from tests.serving.test_labels_api import site_order
 
 SERVE = [sys.executable, "-c", "from cli import main; main()"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextmanager
@@ -60,7 +53,7 @@ def serving(data: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
 
 
 def test_kill_9_under_load_loses_and_duplicates_nothing_acknowledged(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     acked_orders: set[str] = set()
     acked_labels: set[str] = set()

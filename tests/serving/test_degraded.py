@@ -6,7 +6,6 @@ The unreachable server is real: a port on this machine where nothing listens.
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from pathlib import Path
@@ -19,18 +18,15 @@ from features.settings import Settings
 from features.stores import RedisStore, RedisStoreConfig
 from orderguard.errors import ServiceUnavailableError
 from serving.app import create_app
-from tests.factories import FixedClock
+from tests.factories import FixedClock, free_port
 from tests.serving.test_labels_api import NOW, T0, site_order
 
 DEVICE_COUNT = "count_orders_by_device_1h"
 
 
 def dead_redis_url() -> str:
-    """A Redis URL on a local port nobody listens on (taken from the OS, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"
+    """A Redis URL on a local port nobody listens on."""
+    return f"redis://127.0.0.1:{free_port()}/0"
 
 
 def test_the_breaker_fails_fast_after_a_failure_and_tries_again_after_its_cooldown(redis_url: str) -> None:
