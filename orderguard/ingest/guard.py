@@ -21,6 +21,7 @@ Error messages quote at most a short excerpt of the value (``orderguard.errors``
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
@@ -33,49 +34,62 @@ from orderguard.settings import IngestLimits
 MAX_INT64 = 2**63 - 1
 
 
-def _walk(value: object, path: str, depth: int, limits: IngestLimits) -> None:
-    if depth > limits.max_depth:
-        raise InvalidInputError.must(path or "payload", f"nested at most {limits.max_depth} levels deep", "...")
+def _path(parts: list[str | int]) -> str:
+    """``["items", 0, "title"]`` → ``items[0].title``; built only for an error, not for every value walked."""
+    text = ""
+    for part in parts:
+        text = f"{text}[{part}]" if isinstance(part, int) else (join_path(text, part) if text else part)
+    return text or "payload"
+
+
+def _walk(value: object, parts: list[str | int], limits: IngestLimits) -> None:
+    if len(parts) > limits.max_depth:
+        raise InvalidInputError.must(_path(parts), f"nested at most {limits.max_depth} levels deep", "...")
     if isinstance(value, str):
-        _check_text(value, path or "payload", limits)
+        _check_text(value, parts, limits)
     elif isinstance(value, bool) or value is None:
         return
     elif isinstance(value, int):
         if not -MAX_INT64 <= value <= MAX_INT64:
-            raise InvalidInputError.must(path, "an integer that fits 64 bits", value)
+            raise InvalidInputError.must(_path(parts), "an integer that fits 64 bits", value)
     elif isinstance(value, float):
         if not math.isfinite(value):
-            raise InvalidInputError.must(path, "a finite number", value)
+            raise InvalidInputError.must(_path(parts), "a finite number", value)
     elif isinstance(value, Mapping):
         if len(value) > limits.max_list_items:
-            raise InvalidInputError.must(path or "payload", f"an object of at most {limits.max_list_items} fields",
+            raise InvalidInputError.must(_path(parts), f"an object of at most {limits.max_list_items} fields",
                                          f"{len(value)} fields")
         for key, item in value.items():
             name = str(key)
-            _check_text(name, join_path(path, name) if path else name, limits)
-            _walk(item, join_path(path, name) if path else name, depth + 1, limits)
+            parts.append(name)
+            _check_text(name, parts, limits)
+            _walk(item, parts, limits)
+            parts.pop()
     elif isinstance(value, list | tuple):
         if len(value) > limits.max_list_items:
-            raise InvalidInputError.must(path or "payload", f"a list of at most {limits.max_list_items} items",
+            raise InvalidInputError.must(_path(parts), f"a list of at most {limits.max_list_items} items",
                                          f"{len(value)} items")
         for i, item in enumerate(value):
-            _walk(item, f"{path}[{i}]", depth + 1, limits)
+            parts.append(i)
+            _walk(item, parts, limits)
+            parts.pop()
 
 
-def _check_text(text: str, path: str, limits: IngestLimits) -> None:
+def _check_text(text: str, parts: list[str | int], limits: IngestLimits) -> None:
     if len(text) > limits.max_text_chars:
-        raise InvalidInputError.must(path, f"text of at most {limits.max_text_chars:,} characters",
+        raise InvalidInputError.must(_path(parts), f"text of at most {limits.max_text_chars:,} characters",
                                      f"{len(text):,} characters")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise InvalidInputError.must(path, "valid Unicode text (a lone surrogate cannot be stored)",
-                                     text[max(e.start - 8, 0):e.end + 8]) from e
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise InvalidInputError.must(_path(parts), "valid Unicode text (a lone surrogate cannot be stored)",
+                                         text[max(e.start - 8, 0):e.end + 8]) from e
 
 
 def check_payload(payload: Mapping[str, object], limits: IngestLimits) -> None:
     """Refuse a raw payload that holds text, numbers or nesting the system cannot keep."""
-    _walk(payload, "", 0, limits)
+    _walk(payload, [], limits)
 
 
 def _times(event: OrderEvent) -> Iterator[tuple[str, datetime]]:
@@ -101,19 +115,31 @@ def _amounts(event: OrderEvent) -> Iterator[tuple[str, int]]:
         yield "refund.amount_fen", event.refund.amount_fen
 
 
-def _integers(value: object, path: str) -> Iterator[tuple[str, int]]:
-    """Every integer of a parsed event (a dataclass tree), by dotted path; ``raw`` is the payload's, checked before."""
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    """A schema dataclass's fields but ``raw`` (the payload's own, checked before parsing)."""
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name != "raw")
+
+
+def _big_integer(value: object, parts: list[str | int]) -> int | None:
+    """The first integer of a parsed event beyond 64 bits (``parts`` left at its path), or None."""
     if isinstance(value, bool):
-        return
+        return None
     if isinstance(value, int):
-        yield path, value
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for f in dataclasses.fields(value):
-            if f.name != "raw":
-                yield from _integers(getattr(value, f.name), join_path(path, f.name) if path else f.name)
-    elif isinstance(value, tuple):
+        return value if not -MAX_INT64 <= value <= MAX_INT64 else None
+    if isinstance(value, tuple):
         for i, item in enumerate(value):
-            yield from _integers(item, f"{path}[{i}]")
+            parts.append(i)
+            if (found := _big_integer(item, parts)) is not None:
+                return found
+            parts.pop()
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for name in _field_names(type(value)):
+            parts.append(name)
+            if (found := _big_integer(getattr(value, name), parts)) is not None:
+                return found
+            parts.pop()
+    return None
 
 
 def check_event(event: OrderEvent, limits: IngestLimits) -> None:
@@ -131,9 +157,9 @@ def check_event(event: OrderEvent, limits: IngestLimits) -> None:
                                      order_id)
     if not 0 < event.event_version <= MAX_INT64:
         raise InvalidInputError.must("version", "a positive 64-bit integer", event.event_version)
-    for name, number in _integers(event, ""):
-        if not -MAX_INT64 <= number <= MAX_INT64:
-            raise InvalidInputError.must(name, "an integer that fits 64 bits", number)
+    parts: list[str | int] = []
+    if (big := _big_integer(event, parts)) is not None:
+        raise InvalidInputError.must(_path(parts), "an integer that fits 64 bits", big)
     latest = event.received_at + limits.future_skew
     for name, moment in _times(event):
         if not limits.earliest <= moment <= latest:
