@@ -146,28 +146,25 @@ async def watch_store(svc: Services) -> None:
                 await rewarm(svc)
             except ServiceUnavailableError as e:
                 logger.error("re-warm interrupted, the online store failed again: %s", e.message)
-            finally:
-                svc.store_state.rewarming = False
 
 
 async def rewarm(svc: Services, *, step: int = 500) -> WarmStart:
     """:func:`warm_start` for a store that lost its state while serving: in steps of ``step`` orders,
-    yielding to requests between steps."""
+    yielding to requests between steps, with its progress in ``svc.store_state``."""
     engine, state = svc.engine, svc.store_state
-    orders, _ = _replay_plan(engine, svc.order_log, holds_state=False)
-    state.rewarming, state.done, state.total = True, 0, len(orders)
-    for start in range(0, len(orders), step):
-        for order in orders[start:start + step]:
-            engine.online.apply(order)
-        state.done = min(start + step, len(orders))
-        await asyncio.sleep(0)
-    watermark = engine.online.watermark
-    labels = 0
-    if orders and watermark is not None:
-        reach = longest_window(engine.online.specs) + timedelta(hours=1)
-        labels = apply_labels(engine, svc.order_log, labels=list(svc.labels.iter_labels(since=watermark - reach)))
+    plan = _replay_plan(engine, svc.order_log, holds_state=False)
+    state.rewarming, state.done, state.total = True, 0, len(plan.orders)
+    try:
+        for start in range(0, len(plan.orders), step):
+            for order in plan.orders[start:start + step]:
+                engine.online.apply(order)
+            state.done = min(start + step, len(plan.orders))
+            await asyncio.sleep(0)
+        labels = _replay_labels(engine, svc.order_log, svc.labels, plan)
+    finally:
+        state.rewarming = False
     state.rewarms += 1
-    return WarmStart(len(orders), labels)
+    return WarmStart(len(plan.orders), labels)
 
 
 # -- ingest -------------------------------------------------------------------------------------------------------
@@ -230,8 +227,6 @@ class LabelBatchError(InvalidInputError):
 
 def _same_as_latest(svc: Services, label: Label) -> Label:
     """``label`` (sent without a time) as the reviewer's latest label on its order when that says the same."""
-    if svc.order_log.get(label.key) is None:
-        return label
     mine = [r.label for r in svc.labels.history(label.key) if r.label.reviewer_id == label.reviewer_id]
     if mine and (mine[-1].verdict, mine[-1].note) == (label.verdict, label.note):
         return mine[-1]
@@ -306,16 +301,35 @@ class WarmStart:
     labels: int
 
 
-def _replay_plan(engine: Engine, log: OrderLog, *, holds_state: bool) -> tuple[list[Order], datetime]:
-    """The orders a (re-)warm applies, and from when: the log's last :data:`CATCH_UP` when the store
-    holds state, else as far back as the longest feature window (plus an hour) from the newest event."""
+@dataclass(frozen=True, slots=True)
+class _ReplayPlan:
+    """What a (re-)warm applies: ``orders`` updated since ``horizon``; ``reach`` is the feature windows' span."""
+
+    orders: list[Order]
+    holds_state: bool
+    horizon: datetime
+    reach: timedelta
+
+
+def _replay_plan(engine: Engine, log: OrderLog, *, holds_state: bool) -> _ReplayPlan:
+    """The log's last :data:`CATCH_UP` when the store holds state, else as far back as the longest feature
+    window (plus an hour) from the newest event."""
+    reach = longest_window(engine.online.specs) + timedelta(hours=1)
     orders = list(log.iter_orders())
     if not orders:
-        return [], datetime.min.replace(tzinfo=UTC)
-    newest = max(o.updated_at for o in orders)
-    reach = longest_window(engine.online.specs) + timedelta(hours=1)
-    horizon = newest - (CATCH_UP if holds_state else reach)
-    return [o for o in orders if o.details.created_at >= horizon or o.updated_at >= horizon], horizon
+        return _ReplayPlan([], holds_state, datetime.max.replace(tzinfo=UTC), reach)
+    horizon = max(o.updated_at for o in orders) - (CATCH_UP if holds_state else reach)
+    recent = [o for o in orders if o.details.created_at >= horizon or o.updated_at >= horizon]
+    return _ReplayPlan(recent, holds_state, horizon, reach)
+
+
+def _replay_labels(engine: Engine, log: OrderLog, labels: LabelLog, plan: _ReplayPlan) -> int:
+    """After the plan's orders: their labels, from the horizon (a store with state) or the windows' reach."""
+    watermark = engine.online.watermark
+    if not plan.orders or watermark is None:
+        return 0
+    since = plan.horizon if plan.holds_state else watermark - plan.reach
+    return apply_labels(engine, log, labels=list(labels.iter_labels(since=since)))
 
 
 def warm_start(engine: Engine, log: OrderLog, labels: LabelLog) -> WarmStart:
@@ -328,15 +342,7 @@ def warm_start(engine: Engine, log: OrderLog, labels: LabelLog) -> WarmStart:
     crash (stored in the log, not yet applied): the last :data:`CATCH_UP` of the log is
     applied again - idempotently, by version, so nothing counts twice.
     """
-    holds_state = engine.store.size() > 0
-    orders, horizon = _replay_plan(engine, log, holds_state=holds_state)
-    for order in orders:
+    plan = _replay_plan(engine, log, holds_state=engine.store.size() > 0)
+    for order in plan.orders:
         engine.online.apply(order)
-    applied = len(orders)
-    reach = longest_window(engine.online.specs) + timedelta(hours=1)
-    watermark = engine.online.watermark
-    if not applied or watermark is None:
-        return WarmStart(applied, 0)
-    since = horizon if holds_state else watermark - reach
-    replayed = apply_labels(engine, log, labels=list(labels.iter_labels(since=since)))
-    return WarmStart(applied, replayed)
+    return WarmStart(len(plan.orders), _replay_labels(engine, log, labels, plan))

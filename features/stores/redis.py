@@ -149,11 +149,6 @@ class RedisStore:
                                           f"(last error: {self._last_error}); retrying in "
                                           f"{self._open_until - time.monotonic():.1f} s")
 
-    @property
-    def available(self) -> bool:
-        """False while the breaker is open after a failure."""
-        return time.monotonic() >= self._open_until
-
     def apply(self, group: FactGroup) -> bool:
         keys: list[str] = [f"{self._prefix}:g:{group.group_id}", self._groups_key]
         payloads = [encode_fact(fact) for fact in group.facts]
