@@ -74,7 +74,7 @@ from features.stores.memory import MemoryStore
 from features.windows import from_us, to_us
 from orderguard.clock import Clock
 from orderguard.enrich import Gazetteer
-from orderguard.errors import ConfigError
+from orderguard.errors import ConfigError, ServiceUnavailableError
 from orderguard.schema import Label, Order
 
 #: Entity keys of a lookup: entity (an ``Entity`` or its string value) → its keys (one for most
@@ -394,6 +394,10 @@ def _compile_fill(selectors: tuple[_Selector, ...], empty: Sequence[float], *, n
     return fill, code
 
 
+#: Most fact groups an engine keeps while its store is unavailable.
+DEFAULT_BACKLOG = 100_000
+
+
 class OnlineFeatures:
     """The online feature engine over one store and one feature set.
 
@@ -409,11 +413,15 @@ class OnlineFeatures:
             a quarter of ``retention_margin``).
         clock: when given, the watermark never runs ahead of ``clock.now()``, so one
             order stamped in the far future cannot evict the present.
+        backlog_limit: most fact groups kept while the store is unavailable (see
+            :meth:`catch_up`); beyond it the oldest go, and a restart's warm start
+            re-applies them from the order log.
     """
 
     def __init__(self, store: OnlineStore, specs: FeatureSet | Sequence[FeatureSpec], *,
                  gazetteer: Gazetteer | None = None, retention_margin: timedelta = timedelta(hours=1),
-                 eviction_step: timedelta = timedelta(minutes=1), clock: Clock | None = None) -> None:
+                 eviction_step: timedelta = timedelta(minutes=1), clock: Clock | None = None,
+                 backlog_limit: int = DEFAULT_BACKLOG) -> None:
         self.specs = specs if isinstance(specs, FeatureSet) else FeatureSet(tuple(specs))
         if retention_margin <= timedelta(0):
             raise ValueError(f"retention_margin must be positive; got {retention_margin!r}")
@@ -441,6 +449,8 @@ class OnlineFeatures:
         self._evicted_to: int | None = None
         self._recent: tuple[Order, FactGroup] | None = None
         self._reference_cache: dict[tuple[str | None, str, str, str] | None, Mapping[str, AttrValue]] = {}
+        self._backlog: dict[str, FactGroup] = {}
+        self._backlog_limit = backlog_limit
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -478,7 +488,45 @@ class OnlineFeatures:
         """Add a reviewer label on ``order`` as a fact at ``label.labeled_at``."""
         return self._apply(label_facts(label, order))
 
+    @property
+    def pending(self) -> int:
+        """Fact groups waiting for the store to answer again (see :meth:`catch_up`)."""
+        return len(self._backlog)
+
+    def catch_up(self) -> int:
+        """Apply the groups kept while the store was unavailable, oldest first; returns how many went.
+
+        Every apply first catches up, so a store that answers again receives what it missed
+        before anything newer, and an order accepted during an outage still counts in its
+        neighbours' features afterwards. Raises ``ServiceUnavailableError`` while the store
+        still does not answer (what was not applied stays kept).
+        """
+        done = 0
+        while self._backlog:
+            group_id, group = next(iter(self._backlog.items()))
+            self._store_group(group)
+            del self._backlog[group_id]
+            done += 1
+        return done
+
+    def _keep(self, group: FactGroup) -> None:
+        kept = self._backlog.pop(group.group_id, None)
+        self._backlog[group.group_id] = group if kept is None or group.version >= kept.version else kept
+        while len(self._backlog) > self._backlog_limit:
+            del self._backlog[next(iter(self._backlog))]
+
     def _apply(self, group: FactGroup) -> bool:
+        """Store the group after the backlog; while the store is unavailable the group joins the backlog and
+        the ``ServiceUnavailableError`` goes on to the caller (who decides how to answer without it)."""
+        try:
+            if self._backlog:
+                self.catch_up()
+            return self._store_group(group)
+        except ServiceUnavailableError:
+            self._keep(group)
+            raise
+
+    def _store_group(self, group: FactGroup) -> bool:
         cutoff = self.cutoff_us()
         newest = group.max_ts
         if cutoff is not None and newest <= cutoff:

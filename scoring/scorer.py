@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from features.online import OnlineFeatures
 from orderguard.clock import Clock
 from orderguard.errors import ServiceUnavailableError
-from orderguard.schema import Order, OrderKey
+from orderguard.schema import Order
 from scoring.judge import judge
 from scoring.policy import Policy, Reason, decision_moment, order_reasons, risk_level
 from scoring.records import ScoreRecord
@@ -50,10 +50,6 @@ def _rule_reason(hit: RuleHit) -> Reason:
     return Reason(code=hit.code, weight=hit.points, text_zh=hit.reason_zh, text_en=hit.reason_en, source="rule")
 
 
-#: Most orders kept for catching up after a store outage.
-MAX_UNAPPLIED = 100_000
-
-
 @dataclass(slots=True)
 class Scorer:
     """Scores orders; one instance per process, built by ``serving.app``'s lifespan."""
@@ -65,15 +61,6 @@ class Scorer:
     settings_hash: str
     model: Model | None = None
     max_reasons: int = 8
-    #: Orders scored while the store was unavailable, applied first once it answers again.
-    unapplied: dict[OrderKey, Order] = field(default_factory=dict)
-
-    def _catch_up(self) -> None:
-        """Apply the orders scored while the store was down (raises while it still is)."""
-        while self.unapplied:
-            key, order = next(iter(self.unapplied.items()))
-            self.online.apply(order)
-            del self.unapplied[key]
 
     def score(self, order: Order) -> ScoreRecord:
         """Score the newest state of ``order`` at its decision moment (creation, or the open
@@ -83,12 +70,9 @@ class Scorer:
         as_of = decision_moment(order)
         degraded = False
         try:
-            self._catch_up()
-            self.online.apply(order)
+            self.online.apply(order)  # kept in the engine's backlog while the store is unavailable
             vector = self.online.lookup(order, as_of=as_of)
         except ServiceUnavailableError:
-            if len(self.unapplied) < MAX_UNAPPLIED:  # beyond, a restart's warm start catches up
-                self.unapplied[order.key] = order
             # Degraded, not down: the rules on the order's own attributes, without history; the
             # model was trained on histories and would misread their absence, so it sits out.
             alone = self.online.standalone()

@@ -32,7 +32,8 @@ from serving.api import admin, health, ingest, labels, score
 from serving.api.errors import BodyLimit, install_error_handlers
 from serving.champion import ChampionSlot, ChampionSource
 from serving.engine import build_engine
-from serving.services import Services, warm_start, watch_store
+from serving.services import Services, StoreState, warm_start, watch_store
+from serving.worker import EngineWorker
 
 logger = logging.getLogger("orderguard.serving")
 
@@ -57,26 +58,30 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         log = OrderLog.open(settings.database_url)
         label_log = LabelLog(log.engine)
         engine = build_engine(settings, clock=the_clock)
+        worker = EngineWorker(remote=engine.store.remote)
         try:
             source = champion_source or Registry.from_settings(settings)
             champion = ChampionSlot(registry=source, scorer=engine.scorer, clock=the_clock,
                                     make_model=model_factory(engine.online.specs, policy=engine.scorer.policy,
                                                              max_reasons=settings.scoring.max_reasons))
             logger.info("model: %s", champion.load_at_start().note)
-            if settings.scoring.warm_start:
-                try:
+            cold = False
+            try:
+                engine.store.lost_state()  # adopt the store's generation marker: a later loss is then noticed
+                if settings.scoring.warm_start:
                     warmed = warm_start(engine, log, label_log)
                     logger.info("warm start: %d recent orders and %d labels replayed into the online store",
                                 warmed.orders, warmed.labels)
-                except ServiceUnavailableError as e:  # degraded, not down: scoring goes on by the rules
-                    logger.error("warm start skipped, the online store is unavailable: %s", e.message)
+            except ServiceUnavailableError as e:  # degraded, not down: scoring goes on by the rules
+                logger.error("warm start skipped, the online store is unavailable: %s", e.message)
+                cold = settings.scoring.warm_start  # warmed by the store watcher once it answers
             gc.collect()
             gc.freeze()  # the warmed feature state is long-lived: keep it out of every later collection
             app.state.services = Services(
                 settings=settings, clock=the_clock,
                 hasher=PiiHasher(settings.pii.hash_key.get_secret_value().encode()), order_log=log,
                 scores=ScoreLog(log.engine), engine=engine, labels=label_log,
-                champion=champion)
+                champion=champion, worker=worker, store_state=StoreState(cold=cold))
             watcher = asyncio.create_task(watch_store(app.state.services), name="orderguard-store-watch")
             try:
                 yield
@@ -86,6 +91,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                     await watcher
         finally:
             gc.unfreeze()
+            worker.close()
             engine.close()
             log.close()
 

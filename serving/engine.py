@@ -17,6 +17,7 @@ from features.specs import FeatureSet
 from features.stores.base import OnlineStore
 from orderguard.clock import Clock
 from orderguard.enrich import Gazetteer
+from orderguard.errors import ServiceUnavailableError
 from orderguard.schema import Order
 from scoring.policy import policy_from
 from scoring.rules import rules_from
@@ -31,10 +32,28 @@ class Engine:
     online: OnlineFeatures
     scorer: Scorer
 
-    def apply_orders(self, orders: Sequence[Order]) -> None:
-        """Bring the online features up to date with newly ingested order states."""
+    def apply_orders(self, orders: Sequence[Order]) -> bool:
+        """Bring the online features up to date with newly ingested order states.
+
+        Returns ``False`` when the store is unavailable: the orders then wait in the
+        engine's backlog (``OnlineFeatures.catch_up``) and count once it answers again.
+        """
+        applied = True
         for order in orders:
-            self.online.apply(order)
+            try:
+                self.online.apply(order)
+            except ServiceUnavailableError:  # a failed store fails fast (its breaker) for the rest
+                applied = False
+        return applied
+
+    def settle(self) -> bool:
+        """Apply what waits in the backlog, if anything; ``True`` when nothing waits any more."""
+        if self.online.pending:
+            try:
+                self.online.catch_up()
+            except ServiceUnavailableError:
+                return False
+        return True
 
     def close(self) -> None:
         self.store.close()

@@ -28,6 +28,7 @@ from orderguard.schema import Label, Order, OrderKey
 from scoring.records import ScoreLog, ScoreRecord
 from serving.champion import ChampionSlot
 from serving.engine import Engine, longest_window
+from serving.worker import EngineWorker
 
 logger = logging.getLogger("orderguard.serving")
 
@@ -44,13 +45,19 @@ class Services:
     engine: Engine
     labels: LabelLog
     champion: ChampionSlot
+    worker: EngineWorker = field(default_factory=lambda: EngineWorker(remote=False))
     store_state: StoreState = field(default_factory=lambda: StoreState())
 
 
 @dataclass(slots=True)
 class StoreState:
-    """What the service knows of its online store beyond "it answers": a re-warm in progress."""
+    """What the service knows of its online store beyond "it answers": a re-warm in progress, or owed.
 
+    ``cold`` when the start could not warm the store (it did not answer): the first look
+    that finds it answering re-warms it.
+    """
+
+    cold: bool = False
     rewarming: bool = False
     done: int = 0
     total: int = 0
@@ -120,32 +127,56 @@ def feature_store_status(svc: Services) -> str:
     try:
         svc.engine.store.size()
     except ServiceUnavailableError as e:
-        return f"unavailable: {e.message}"
+        return f"unavailable: {e.message}" + _waiting(svc)
     state = svc.store_state
     if state.rewarming:
         return f"re-warming from the order log after it lost its state: {state.done} of {state.total} orders"
+    if svc.engine.online.pending:
+        return "catching up" + _waiting(svc)
     return "ok"
 
 
-async def watch_store(svc: Services) -> None:
-    """Ask the online store every ``state_check_s`` whether it lost its state; re-warm it when it did.
+def _waiting(svc: Services) -> str:
+    pending = svc.engine.online.pending
+    return f"; {pending} orders and labels wait to be applied" if pending else ""
 
-    Runs for the service's lifetime (a task of the lifespan). A store that does not answer
-    is skipped until it does; a Redis that comes back empty is noticed by its generation
-    marker and refilled from the order log, in steps, so requests are served meanwhile.
+
+async def watch_store(svc: Services) -> None:
+    """Look after the online store every ``state_check_s`` for the service's lifetime (a task of the lifespan).
+
+    A store that does not answer is skipped until it does; what the engine kept while it
+    was unavailable is then applied (so a quiet service catches up without waiting for
+    the next order); a Redis that comes back empty is noticed by its generation marker
+    and refilled from the order log, in steps, so requests are served meanwhile.
     """
     while True:
         await asyncio.sleep(svc.settings.features.state_check_s)
-        try:
-            lost = svc.engine.store.lost_state()
-        except ServiceUnavailableError:
-            continue
-        if lost:
-            logger.warning("the online store lost its state; re-warming it from the order log")
-            try:
-                await rewarm(svc)
-            except ServiceUnavailableError as e:
-                logger.error("re-warm interrupted, the online store failed again: %s", e.message)
+        await check_store(svc)
+
+
+async def check_store(svc: Services) -> None:
+    """One look of :func:`watch_store`: re-warm a store that lost its state, apply the engine's backlog."""
+    engine = svc.engine
+    try:
+        lost = await svc.worker.run(engine.store.lost_state)
+    except ServiceUnavailableError:
+        return
+    try:
+        if lost or svc.store_state.cold:
+            logger.warning("the online store %s; re-warming it from the order log",
+                           "lost its state" if lost else "answers now, after a start without it")
+            await rewarm(svc)
+            svc.store_state.cold = False
+        if engine.online.pending:
+            done = await svc.worker.run(engine.online.catch_up)
+            logger.info("the online store answers again: %d kept orders and labels applied", done)
+    except ServiceUnavailableError as e:
+        logger.error("the online store failed again while catching up: %s", e.message)
+
+
+def _apply_orders(engine: Engine, orders: Sequence[Order]) -> None:
+    for order in orders:
+        engine.online.apply(order)
 
 
 async def rewarm(svc: Services, *, step: int = 500) -> WarmStart:
@@ -156,11 +187,10 @@ async def rewarm(svc: Services, *, step: int = 500) -> WarmStart:
     state.rewarming, state.done, state.total = True, 0, len(plan.orders)
     try:
         for start in range(0, len(plan.orders), step):
-            for order in plan.orders[start:start + step]:
-                engine.online.apply(order)
+            await svc.worker.run(_apply_orders, engine, plan.orders[start:start + step])
             state.done = min(start + step, len(plan.orders))
             await asyncio.sleep(0)
-        labels = _replay_labels(engine, svc.order_log, svc.labels, plan)
+        labels = await svc.worker.run(_replay_labels, engine, svc.order_log, svc.labels, plan)
     finally:
         state.rewarming = False
     state.rewarms += 1
@@ -177,6 +207,8 @@ class Ingested:
     channel: str
     received: int
     report: IngestReport
+    #: the online store was unavailable: the stored orders count in features once it answers again
+    deferred: bool = False
 
 
 def ingest_and_apply(svc: Services, channel: str, items: Sequence[object], *, atomic: bool) -> Ingested:
@@ -197,9 +229,13 @@ def ingest_and_apply(svc: Services, channel: str, items: Sequence[object], *, at
             numbered.append((i, InvalidInputError(f"`{i}` must be a JSON object; got {type(item).__name__}",
                                                   field=str(i))))
     ctx = ParseContext(received_at=svc.clock.now(), hasher=svc.hasher, limits=svc.settings.ingest)
-    report = ingest_payloads(svc.order_log, adapter, numbered, ctx=ctx, all_or_nothing=atomic,
-                             on_orders=svc.engine.apply_orders)
-    return Ingested(adapter.channel.value, len(items), report)
+    applied: list[bool] = []
+
+    def apply(orders: Sequence[Order]) -> None:
+        applied.append(svc.engine.apply_orders(orders))
+
+    report = ingest_payloads(svc.order_log, adapter, numbered, ctx=ctx, all_or_nothing=atomic, on_orders=apply)
+    return Ingested(adapter.channel.value, len(items), report, deferred=not all(applied))
 
 
 # -- labels -------------------------------------------------------------------------------------------------------
@@ -243,8 +279,17 @@ def resolve_timeless(svc: Services, labels: Sequence[tuple[int, Label]], timeles
     return [(index, _same_as_latest(svc, label) if index in timeless else label) for index, label in labels]
 
 
+@dataclass(frozen=True, slots=True)
+class Labelled:
+    """What a label call stored; ``deferred`` when the online store was unavailable (the labels count in
+    features once it answers again)."""
+
+    result: AddResult
+    deferred: bool
+
+
 def label_and_apply(svc: Services, labels: Sequence[tuple[int, Label]], problems: Sequence[LabelProblem], *,
-                    batch: bool, now: datetime) -> AddResult:
+                    batch: bool, now: datetime) -> Labelled:
     """Check, store (all or nothing) and apply reviewer labels to the online features.
 
     ``labels`` carry their position in the request; ``problems`` are the ones the parser
@@ -260,8 +305,11 @@ def label_and_apply(svc: Services, labels: Sequence[tuple[int, Label]], problems
             raise found[0].error
         raise LabelBatchError(found)
     result = svc.labels.add([label for _, label in labels], source="api", recorded_at=now)
-    apply_labels(svc.engine, svc.order_log, labels=result.stored)
-    return result
+    try:
+        apply_labels(svc.engine, svc.order_log, labels=result.stored)
+    except ServiceUnavailableError:  # every label went to the engine's backlog, in order
+        return Labelled(result, deferred=True)
+    return Labelled(result, deferred=not svc.engine.settle())  # a retry also settles what an outage kept
 
 
 def label_history(svc: Services, key: OrderKey) -> list[LabelRecord]:
@@ -275,13 +323,21 @@ def apply_labels(engine: Engine, log: OrderLog, *, labels: Sequence[Label]) -> i
     """Add labels to the online features (facts at ``labeled_at`` on the order's entities).
 
     Returns how many changed the store's state (a repeat or a label older than the
-    store's retention changes nothing).
+    store's retention changes nothing). While the store is unavailable every label still
+    goes to the engine's backlog, then ``ServiceUnavailableError`` is raised.
     """
     changed = 0
+    failure: ServiceUnavailableError | None = None
     for label in labels:
         order = log.get(label.key)
-        if order is not None and engine.online.apply_label(label, order):
-            changed += 1
+        if order is None:
+            continue
+        try:
+            changed += engine.online.apply_label(label, order)
+        except ServiceUnavailableError as e:
+            failure = e
+    if failure is not None:
+        raise failure
     return changed
 
 
@@ -343,6 +399,5 @@ def warm_start(engine: Engine, log: OrderLog, labels: LabelLog) -> WarmStart:
     applied again - idempotently, by version, so nothing counts twice.
     """
     plan = _replay_plan(engine, log, holds_state=engine.store.size() > 0)
-    for order in plan.orders:
-        engine.online.apply(order)
+    _apply_orders(engine, plan.orders)
     return WarmStart(len(plan.orders), _replay_labels(engine, log, labels, plan))

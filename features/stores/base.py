@@ -104,6 +104,11 @@ class OnlineStore(Protocol):
         """Number of groups held (orders plus labels): what eviction keeps bounded."""
         ...
 
+    @property
+    def remote(self) -> bool:
+        """Whether calls cross the network (and may stall): the service then keeps them off its event loop."""
+        ...
+
     def lost_state(self) -> bool:
         """Whether the state this store held when opened is gone (a server restarted empty, a flush).
 

@@ -320,6 +320,11 @@ class MemoryStore:
                 evicted += 1
         return evicted
 
+    @property
+    def remote(self) -> bool:
+        """``False``: in this process."""
+        return False
+
     def lost_state(self) -> bool:
         """Never: the state lives as long as this object (memory) or its file (SQLite)."""
         return False

@@ -194,6 +194,11 @@ class RedisStore:
     def declare_reads(self, pairs: Iterable[tuple[Entity, FactKind]]) -> None:
         """Ignored: a durable store indexes every entity key, so any later feature set can read it."""
 
+    @property
+    def remote(self) -> bool:
+        """``True``: a server across the network."""
+        return True
+
     def lost_state(self) -> bool:
         """Whether the generation marker this store found (or set) on first contact is gone or changed.
 

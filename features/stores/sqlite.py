@@ -131,6 +131,11 @@ class SqliteStore:
     def declare_reads(self, pairs: Iterable[tuple[Entity, FactKind]]) -> None:
         """Ignored: a durable store indexes every entity key, so any later feature set can read it."""
 
+    @property
+    def remote(self) -> bool:
+        """``False``: a local file."""
+        return False
+
     def lost_state(self) -> bool:
         """Never: the state lives as long as this object (memory) or its file (SQLite)."""
         return False

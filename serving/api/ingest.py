@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Response
 
 from serving.api.deps import services
-from serving.api.schemas import ErrorBody, IngestError, IngestItem, IngestResponse
+from serving.api.schemas import DEFERRED_NOTE, ErrorBody, IngestError, IngestItem, IngestResponse
 from serving.services import Services, ingest_and_apply
 
 router = APIRouter(tags=["ingest"])
@@ -39,11 +39,14 @@ async def ingest_orders(
     A single payload that is malformed gets a 4xx naming the field. In a batch the good
     payloads are stored and each bad one is listed with its index, field and reason
     (status 207); ``atomic=true`` stores nothing unless every payload is good.
+    While the online feature store is unavailable orders are still stored and answered,
+    flagged ``degraded``; they count in features once the store answers again.
     Re-sending a payload is a no-op (``outcome: duplicate``). Stored orders also update
     the online features, so later scores see them.
     """
     single = isinstance(payload, dict)
-    ingested = ingest_and_apply(svc, channel, [payload] if single else list(payload), atomic=atomic)
+    ingested = await svc.worker.run(ingest_and_apply, svc, channel, [payload] if single else list(payload),
+                                    atomic=atomic)
     report = ingested.report
     if single and report.errors:
         raise report.errors[0].error
@@ -55,5 +58,6 @@ async def ingest_orders(
         items=[IngestItem(position=i.position, order_key=i.order_key, event_version=i.event_version,
                           status=i.status, outcome=i.outcome) for i in report.items],
         errors=[IngestError(**e.to_dict()) for e in report.errors],
+        degraded=ingested.deferred, note=DEFERRED_NOTE if ingested.deferred else None,
     )
 

@@ -24,6 +24,7 @@ from orderguard.labels import LabelProblem, LabelRecord
 from orderguard.schema import Channel, Label, OrderKey
 from serving.api.deps import services
 from serving.api.schemas import (
+    DEFERRED_NOTE,
     ErrorBody,
     LabelBatchErrorBody,
     LabelHistory,
@@ -156,13 +157,15 @@ async def post_labels(
     now = svc.clock.now()
     batch, labels, problems, timeless = _parse(body.root, now=now, max_batch=svc.settings.api.max_batch)
     labels = resolve_timeless(svc, labels, timeless)
-    result = label_and_apply(svc, labels, problems, batch=batch, now=now)
+    labelled = await svc.worker.run(label_and_apply, svc, labels, problems, batch=batch, now=now)
+    result = labelled.result
     response.status_code = 201 if result.added else 200
     return LabelsAdded(
         received=len(labels), added=result.added, duplicates=result.duplicates,
         items=[LabelItemOut(index=index, order_key=str(label.key), verdict=label.verdict,
                             labeled_at=label.labeled_at, outcome=outcome.value)
-               for (index, label), outcome in zip(labels, result.outcomes, strict=True)])
+               for (index, label), outcome in zip(labels, result.outcomes, strict=True)],
+        degraded=labelled.deferred, note=DEFERRED_NOTE if labelled.deferred else None)
 
 
 @router.get(

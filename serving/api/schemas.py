@@ -53,6 +53,15 @@ class IngestError(BaseModel):
     message: str
 
 
+#: What ``degraded`` means on a write.
+DEFERRED = ("true when the online feature store was unavailable: what was stored is kept by the service and "
+            "counts in later scores' features once the store answers again")
+
+#: The note a degraded write carries.
+DEFERRED_NOTE = ("degraded: stored; the online feature store is unavailable, so these count in features once it "
+                 "answers again")
+
+
 class IngestResponse(BaseModel):
     """Result of an ingest request. With any ``errors`` the status is 207 (some kept) or 422 (none kept)."""
 
@@ -65,6 +74,8 @@ class IngestResponse(BaseModel):
     conflicts: int
     items: list[IngestItem]
     errors: list[IngestError]
+    degraded: bool = Field(default=False, description=DEFERRED)
+    note: str | None = None
 
 
 class ScoreRequest(BaseModel):
@@ -220,6 +231,8 @@ class LabelsAdded(BaseModel):
     added: int
     duplicates: int
     items: list[LabelItemOut]
+    degraded: bool = Field(default=False, description=DEFERRED)
+    note: str | None = None
 
 
 class LabelErrorOut(BaseModel):

@@ -4,7 +4,8 @@ and every refund claim.
 The payload is stored in the order log first (idempotently), the order's newest state
 is scored and the decision is stored as a ScoreRecord (``serving.services.score_and_store``).
 The handlers are ``async`` on purpose: scoring is a sub-millisecond CPU step over in-process state, so running it on
-the event loop avoids thread hand-offs and keeps the online store single-threaded.
+the event loop avoids thread hand-offs and keeps the online store single-threaded; with a remote (Redis) store it
+runs on the one engine thread instead (``serving.worker``), so a stalled server cannot hold the loop.
 
 ``POST /v1/score`` stores its ScoreRecord right *after* the response is sent (a
 background task on the same event loop), so the order system does not wait for that
@@ -63,8 +64,8 @@ def _response(scored: Scored) -> ScoreResponse:
 
 
 async def _store(svc: Services, records: list[ScoreRecord]) -> None:
-    """Store records after the response went out (on the event loop, like the handlers)."""
-    store_records(svc, records)
+    """Store records after the response went out (where the handlers run: ``svc.worker``)."""
+    await svc.worker.run(store_records, svc, records)
 
 
 @router.post("/v1/score", response_model=ScoreResponse, responses=_ERRORS,
@@ -73,7 +74,7 @@ async def score(request: ScoreRequest, svc: Annotated[Services, Depends(services
                 background: BackgroundTasks) -> ScoreResponse:
     """Score 0-100, risk level, decision (approve / verify / review / hold) and readable reasons."""
     records: list[ScoreRecord] = []
-    scored = score_and_store(svc, request.channel, request.payload, deferred=records)
+    scored = await svc.worker.run(score_and_store, svc, request.channel, request.payload, deferred=records)
     if records:
         background.add_task(_store, svc, records)
     return _response(scored)
@@ -85,6 +86,10 @@ async def score_batch(request: ScoreBatchRequest, svc: Annotated[Services, Depen
     if len(request.items) > svc.settings.api.max_batch:
         raise InvalidInputError(f"`items` must hold at most {svc.settings.api.max_batch} orders; "
                                 f"got {len(request.items)}", field="items")
+    return await svc.worker.run(_score_all, svc, request)
+
+
+def _score_all(svc: Services, request: ScoreBatchRequest) -> ScoreBatchResponse:
     items = []
     for position, item in enumerate(request.items):
         try:

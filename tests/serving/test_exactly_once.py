@@ -1,12 +1,15 @@
-"""An acknowledged order is stored and applied to the online features, or neither; a retry gets there.
+"""An acknowledged order is stored and applied to the online features, or kept until the store answers;
+a retry gets to the same state as a first success.
 
 The failure is injected between the two steps (the online store fails once while the
-order log has already committed), as a stalled or restarted Redis would.
+order log has already committed), as a stalled or restarted Redis would. A real
+Redis outage is in ``test_redis_outage``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,7 @@ from tests.factories import FixedClock
 from tests.serving.test_labels_api import NOW, T0, site_order
 
 DEVICE_COUNT = "count_orders_by_device_1h"
+FRAUD_ON_DEVICE = "distinct_orders_fraud_by_device_90d"
 
 
 def _fail_once(target: Any, name: str) -> Callable[[], None]:
@@ -50,17 +54,38 @@ def test_an_ingest_retried_after_a_store_failure_counts_once(settings: Settings)
         for i in range(5):
             assert client.post("/v1/orders/site", json=site_order(f"D{i}", minutes=i)["payload"]).status_code == 200
         sixth = site_order("D5", minutes=5)["payload"]
-        restore = _fail_once(online, "apply")
+        restore = _fail_once(online.store, "apply")
         failed = client.post("/v1/orders/site", json=sixth)
         restore()
-        assert failed.status_code == 503, failed.text
-        assert {"code", "message", "field"} <= set(failed.json())
+        assert failed.status_code == 200, failed.text  # stored, and kept for the store by the engine
+        assert failed.json()["degraded"] is True and "degraded" in failed.json()["note"]
+        assert online.pending == 1
         retried = client.post("/v1/orders/site", json=sixth)
         assert retried.status_code == 200, retried.text
         assert retried.json()["items"][0]["outcome"] == "duplicate"  # the log kept it the first time
         assert client.post("/v1/orders/site", json=sixth).status_code == 200  # and again: still once
+        assert online.pending == 0
         at = T0.replace(minute=10)
         assert online.lookup({Entity.DEVICE: ["dev-1"]}, as_of=at)[DEVICE_COUNT] == 6
+
+
+def test_a_label_posted_during_a_store_failure_counts_once_the_store_answers(settings: Settings) -> None:
+    with TestClient(create_app(settings, clock=FixedClock(NOW)), raise_server_exceptions=False) as client:
+        online = client.app.state.services.engine.online  # type: ignore[attr-defined]
+        for i in range(2):
+            assert client.post("/v1/orders/site", json=site_order(f"L{i}", minutes=i)["payload"]).status_code == 200
+        verdict = {"order": {"channel": "site", "order_id": "L0"}, "verdict": "confirmed_fraud", "reviewer_id": "rev-1",
+                   "labeled_at": (T0 + timedelta(minutes=3)).isoformat()}
+        restore = _fail_once(online.store, "apply")
+        posted = client.post("/v1/labels", json=verdict)
+        restore()
+        assert posted.status_code == 201, posted.text
+        assert posted.json()["degraded"] is True
+        again = client.post("/v1/labels", json=verdict)  # a retry: stored once, and now applied
+        assert again.status_code == 200 and again.json()["duplicates"] == 1 and again.json()["degraded"] is False
+        at = T0.replace(minute=10)
+        assert online.pending == 0
+        assert online.lookup({Entity.DEVICE: ["dev-1"]}, as_of=at)[FRAUD_ON_DEVICE] == 1
 
 
 def test_a_score_retried_after_a_store_failure_counts_once(settings: Settings) -> None:
@@ -68,7 +93,7 @@ def test_a_score_retried_after_a_store_failure_counts_once(settings: Settings) -
         online = client.app.state.services.engine.online  # type: ignore[attr-defined]
         for i in range(5):
             assert client.post("/v1/score", json=site_order(f"S{i}", minutes=i)).status_code == 200
-        restore = _fail_once(online, "apply")
+        restore = _fail_once(online.store, "apply")
         degraded = client.post("/v1/score", json=site_order("S5", minutes=5))
         restore()
         assert degraded.status_code == 200, degraded.text
