@@ -1,4 +1,5 @@
-"""Real server processes a test starts, pauses, kills and restarts: its own Redis on its own port.
+"""Real server processes a test starts, pauses, kills and restarts: ``orderguard serve``, and its own Redis
+or PostgreSQL on its own port.
 
 The shared test services (``scripts/services.sh``) must stay up for every other test,
 so outage tests run their own server and break that one.
@@ -10,10 +11,14 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
 import redis
 
 from tests.factories import free_port
@@ -80,3 +85,82 @@ def redis_process() -> Iterator[RedisProcess]:
         yield server
     finally:
         server.kill()
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    """``command`` as the ``postgres`` user when running as root (PostgreSQL refuses to run as root)."""
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+class PostgresProcess:
+    """A throwaway PostgreSQL 15 cluster in ``directory`` on a free local port (trust auth, no fsync)."""
+
+    BIN = "/usr/lib/postgresql/15/bin"
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        if os.geteuid() == 0:
+            shutil.chown(directory, user="postgres", group="postgres")
+        subprocess.run(_as_postgres([f"{self.BIN}/initdb", "-D", f"{directory}/data", "-A", "trust", "-U",
+                                     "postgres", "-E", "UTF8", "--no-sync"]),
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def start(self) -> None:
+        """Start and wait until it accepts connections."""
+        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.directory} "
+                   "-c fsync=off")
+        subprocess.run(_as_postgres([f"{self.BIN}/pg_ctl", "-D", f"{self.directory}/data", "-o", options,
+                                     "-l", f"{self.directory}/log", "-w", "-t", "60", "start"]),
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop (``fast``: roll back open transactions and close connections; ``immediate``: like a crash)."""
+        subprocess.run(_as_postgres([f"{self.BIN}/pg_ctl", "-D", f"{self.directory}/data", "-m", mode, "-w",
+                                     "stop"]), check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@contextmanager
+def postgres_process() -> Iterator[PostgresProcess]:
+    """A started :class:`PostgresProcess` in a fresh directory under the system's temp folder (the ``postgres``
+    user must reach it, which pytest's private ``tmp_path`` does not allow), stopped and removed afterwards."""
+    directory = tempfile.mkdtemp(prefix="orderguard-pg-")
+    try:
+        server = PostgresProcess(directory)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop("immediate")
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+SERVE = [sys.executable, "-c", "from cli import main; main()"]
+
+
+@contextmanager
+def serve_process(data: Path, port: int, *, env: Mapping[str, str] | None = None,
+                  ) -> Iterator[subprocess.Popen[bytes]]:
+    """``orderguard --data-dir data serve --port port`` in its own process group, ready (``/healthz`` answers);
+    killed with SIGKILL afterwards if still running."""
+    process = subprocess.Popen([*SERVE, "--data-dir", str(data), "serve", "--port", str(port)],
+                               env={**os.environ, **(env or {})},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None, "the service exited during start-up"
+            assert time.monotonic() < deadline, "the service did not start within 60 s"
+            time.sleep(0.2)
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

@@ -37,9 +37,14 @@ def _field_from_loc(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) if parts else ("body" if loc and loc[0] == "body" else "request")
 
 
+#: Seconds a client should wait before retrying a 503 (a dependency restarting is usually back by then).
+RETRY_AFTER_S = 1
+
+
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, OrderGuardError)
-    return JSONResponse(exc.to_dict(), status_code=exc.http_status)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.http_status == 503 else None
+    return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

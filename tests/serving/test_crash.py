@@ -12,11 +12,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
@@ -24,32 +22,12 @@ import httpx
 from features.facts import Entity, FactKind
 from features.stores import RangeQuery, SqliteStoreConfig
 from tests.factories import free_port
+from tests.processes import serve_process
 from tests.serving.test_labels_api import site_order
 
-SERVE = [sys.executable, "-c", "from cli import main; main()"]
 
-
-@contextmanager
-def serving(data: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    env = {**os.environ, "ORDERGUARD_FEATURES__STORE__TYPE": "sqlite"}
-    process = subprocess.Popen([*SERVE, "--data-dir", str(data), "serve", "--port", str(port)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, "the service exited during start-up"
-            assert time.monotonic() < deadline, "the service did not start within 60 s"
-            time.sleep(0.2)
-        yield process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+def serving(data: Path, port: int) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    return serve_process(data, port, env={"ORDERGUARD_FEATURES__STORE__TYPE": "sqlite"})
 
 
 def test_kill_9_under_load_loses_and_duplicates_nothing_acknowledged(tmp_path: Path) -> None:
