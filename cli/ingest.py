@@ -62,3 +62,22 @@ def ingest(
         kept = "nothing stored from files with bad rows" if all_or_nothing else "good rows were stored"
         console.print(f"error[invalid_input]: {refused_total} row(s) refused; {kept}", markup=False)
         raise typer.Exit(CLI_EXIT_CODE)
+
+
+@app.command("stored-key")
+@user_errors
+def stored_key_command(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Argument(help="phone, device, ip or address.")],
+    value: Annotated[str, typer.Argument(help="The clear value; an address as province|city|district|detail.")],
+) -> None:
+    """Print the stored (keyed-hash) form of a phone, device id, IP or address, as allow and deny lists name it.
+
+    The order log keeps these only hashed with ORDERGUARD_PII__HASH_KEY, so a list naming a
+    clear value would never match: put this command's output in the rule pack instead.
+    """
+    from orderguard.ingest.normalize import PiiHasher
+    from orderguard.ingest.protect import stored_key
+
+    settings = settings_of(ctx)
+    typer.echo(stored_key(kind, value, PiiHasher(settings.pii.hash_key.get_secret_value().encode())))

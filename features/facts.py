@@ -45,8 +45,6 @@ order has as many of them as it has distinct SKUs.
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,7 +54,7 @@ from typing import Final
 
 from features.windows import to_us
 from orderguard.clock import SHOP_TZ
-from orderguard.enrich import Gazetteer, is_virtual_phone, pickup_keyword
+from orderguard.enrich import Gazetteer, address_text, is_virtual_phone, pickup_keyword
 from orderguard.schema import Address, Channel, Label, Order, OrderDetails, OrderStatus, RefundReason, Verdict
 
 #: Value of one fact attribute. ``None`` means unknown (skipped by numeric aggregates).
@@ -232,52 +230,21 @@ class FactGroup:
         return max((f.ts for f in self.facts), default=0)
 
 
-_SPACE_PUNCT = re.compile(r"[\s\u3000,，.。;；:：\-_/#()（）\[\]【】]+")
-#: Building / unit / room markers people write or leave out at will: 3幢2单元301室, 3栋2单元301, 3-2-301.
-_UNIT_MARKERS = re.compile(r"号楼|幢|栋|单元|室")
-
-
-def normalise_address_part(text: str) -> str:
-    """NFKC, lower case, no spaces or punctuation: the form addresses are matched in.
-
-    >>> normalise_address_part(" 幸福路１２号 3-201 ") == normalise_address_part("幸福路12号3201")
-    True
-    """
-    return _SPACE_PUNCT.sub("", unicodedata.normalize("NFKC", text)).lower()
-
-
-def normalise_address_detail(text: str) -> str:
-    """``normalise_address_part`` without building / unit / room markers: one flat, however it is written.
-
-    An address ring's members write their one flat several ways; without this, each way
-    would be a different address.
-
-    >>> variants = ("文三路88号3幢2单元301室", "文三路88号3-2-301", "文三路88号3栋2单元301", "文三路88号3号楼2单元301")
-    >>> len({normalise_address_detail(v) for v in variants})
-    1
-    >>> normalise_address_detail("文三路88号3-2-301") == normalise_address_detail("文三路89号3-2-301")
-    False
-    """
-    return _UNIT_MARKERS.sub("", normalise_address_part(text))
-
-
 def address_key(address: Address) -> str:
-    """Stable short key of a delivery address (not a PII hash: the detail is kept in clear anyway).
+    """Stable short key of a delivery address: the keyed hash stored at ingest (``Address.key``).
 
-    Province, city and district are normalised as they are (``normalise_address_part``),
-    the detail also loses its unit markers (``normalise_address_detail``).
+    An address built without ingest (tests, simulations) has no stored key; it gets an
+    unkeyed digest of the same normalised text (``orderguard.enrich.address_text``).
 
     >>> a = Address("浙江省", "杭州市", "西湖区", "文三路 100 号")
     >>> address_key(a) == address_key(Address("浙江省", "杭州市", "西湖区", "文三路100号"))
     True
-    >>> len(address_key(a))
-    24
+    >>> len(address_key(a)), address_key(Address("浙江省", "杭州市", "西湖区", "***", key="k1"))
+    (24, 'k1')
     """
-    # one pass over the joined parts: "|" is kept by the normalisation, so this equals
-    # normalising each part and joining them
-    region = normalise_address_part(f"{address.province}|{address.city}|{address.district}")
-    text = f"{region}|{normalise_address_detail(address.detail)}"
-    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+    if address.key is not None:
+        return address.key
+    return hashlib.blake2b(address_text(address).encode(), digest_size=12).hexdigest()
 
 
 def _order_entities(order: Order, *, channel: str | None = None) -> dict[str, str]:

@@ -47,15 +47,61 @@ def is_virtual_phone(phone: Phone | None) -> bool:
 
 
 def pickup_keyword(address: Address | None) -> str | None:
-    """The first pick-up / temporary keyword found in the address detail, if any.
+    """The first pick-up / temporary keyword in the address detail, if any; for an address stored at ingest
+    (its detail masked), the keyword ingest found then.
 
     >>> pickup_keyword(Address("浙江省", "杭州市", "西湖区", "文三路菜鸟驿站"))
+    '驿站'
+    >>> pickup_keyword(Address("浙江省", "杭州市", "西湖区", "文三路****", key="k", pickup="驿站"))
     '驿站'
     """
     if address is None:
         return None
+    if address.key is not None:
+        return address.pickup
     text = normalize_text(address.detail)
     return next((k for k in PICKUP_KEYWORDS if k in text), None)
+
+
+_SPACE_PUNCT = re.compile(r"[\s\u3000,，.。;；:：\-_/#()（）\[\]【】]+")
+#: Building / unit / room markers people write or leave out at will: 3幢2单元301室, 3栋2单元301, 3-2-301.
+_UNIT_MARKERS = re.compile(r"号楼|幢|栋|单元|室")
+
+
+def normalise_address_part(text: str) -> str:
+    """NFKC, lower case, no spaces or punctuation: the form addresses are matched in.
+
+    >>> normalise_address_part(" 幸福路１２号 3-201 ") == normalise_address_part("幸福路12号3201")
+    True
+    """
+    return _SPACE_PUNCT.sub("", unicodedata.normalize("NFKC", text)).lower()
+
+
+def normalise_address_detail(text: str) -> str:
+    """``normalise_address_part`` without building / unit / room markers: one flat, however it is written.
+
+    An address ring's members write their one flat several ways; without this, each way
+    would be a different address.
+
+    >>> variants = ("文三路88号3幢2单元301室", "文三路88号3-2-301", "文三路88号3栋2单元301", "文三路88号3号楼2单元301")
+    >>> len({normalise_address_detail(v) for v in variants})
+    1
+    >>> normalise_address_detail("文三路88号3-2-301") == normalise_address_detail("文三路89号3-2-301")
+    False
+    """
+    return _UNIT_MARKERS.sub("", normalise_address_part(text))
+
+
+def address_text(address: Address) -> str:
+    """The whole address in the form addresses are matched in: what an address key is made of.
+
+    >>> address_text(Address("浙江省", "杭州市", "西湖区", "文三路 88 号 3 幢 2 单元 301 室"))
+    '浙江省|杭州市|西湖区|文三路88号32301'
+    """
+    # one pass over the joined parts: "|" is kept by the normalisation, so this equals
+    # normalising each part and joining them
+    region = normalise_address_part(f"{address.province}|{address.city}|{address.district}")
+    return f"{region}|{normalise_address_detail(address.detail)}"
 
 
 def normalize_text(text: str) -> str:

@@ -126,8 +126,13 @@ class Party:
 class Address:
     """Delivery address, split the way every Chinese channel splits it.
 
-    ``detail`` is kept in clear (street, building, station name) because keywords such
-    as 驿站 / 代收点 matter for risk; channels that encrypt it give a masked form.
+    Province, city and district stay in clear (regions, not people). The street detail
+    is personal: ingest (``orderguard.ingest.protect``) keeps only a masked display form
+    in ``detail``, the keyed hash of the whole normalised address in ``key`` (what
+    features and deny lists match) and the pick-up / temporary keyword found in the
+    clear detail (驿站, 代收点 ...) in ``pickup``, because that keyword matters for risk.
+    An address with ``key`` unset was not stored by ingest (a test, a simulation): its
+    ``detail`` is then the clear text.
     """
 
     province: str
@@ -135,6 +140,8 @@ class Address:
     district: str
     detail: str
     receiver_name_hash: str | None = None
+    key: str | None = None
+    pickup: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +171,8 @@ class ClientInfo:
     """What the channel tells about the buyer's device and network.
 
     ``wifi_hash`` is the HMAC of the WiFi BSSID; only own-site / mini-program orders
-    usually carry device and WiFi data.
+    usually carry device and WiFi data. Ingest stores ``device_id`` and ``ip`` as keyed
+    hashes too (``orderguard.ingest.protect``): features only compare them.
     """
 
     device_id: str | None = None

@@ -15,8 +15,9 @@ Templates may use ``{value}`` / ``{threshold}`` (the first comparison) and any f
 of the rule by name (``{count_orders_by_ip_5m:.0f}``). A missing (NaN) feature never
 satisfies a comparison.
 
-The pack also carries allow and deny lists. Deny lists (hashed phone, device id,
-address key) fire a rule of their own with ``deny.points``; the VIP allow list (member
+The pack also carries allow and deny lists. Deny lists (phone, device id, address, each
+in its stored keyed form: ``orderguard stored-key device <id>`` prints it) fire a rule of
+their own with ``deny.points``; the VIP allow list (member
 level) and known-good addresses mark the order ``allow_listed``, which the policy uses
 so such a buyer is never held automatically.
 

@@ -482,3 +482,13 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def stored(kind: str, value: str) -> str:
+    """The stored (keyed) form of a clear phone, device id, IP or address under the default (development) key:
+    what an order that came through ingest carries, and what allow and deny lists name."""
+    from orderguard.ingest.normalize import PiiHasher
+    from orderguard.ingest.protect import stored_key
+    from orderguard.settings import PiiSettings
+
+    return stored_key(kind, value, PiiHasher(PiiSettings().hash_key.get_secret_value().encode()))

@@ -17,6 +17,7 @@ from orderguard.ingest.channels.base import ChannelAdapter
 from orderguard.ingest.guard import check_event, check_payload
 from orderguard.ingest.normalize import ParseContext
 from orderguard.ingest.orderlog import AppendOutcome, OrderLog
+from orderguard.ingest.protect import protect
 from orderguard.schema import Order, OrderEvent
 
 
@@ -71,11 +72,12 @@ class IngestReport:
 
 
 def parse_payload(adapter: ChannelAdapter, payload: Mapping[str, Any], *, ctx: ParseContext) -> OrderEvent:
-    """One payload → one event, through the bounds every way in shares (``orderguard.ingest.guard``)."""
+    """One payload → one event, through the bounds every way in shares (``orderguard.ingest.guard``), with its
+    personal data in the form it is stored in (``orderguard.ingest.protect``)."""
     check_payload(payload, ctx.limits)
     event = adapter.parse(payload, ctx=ctx)
     check_event(event, ctx.limits)
-    return event
+    return protect(event, ctx.hasher)
 
 
 def parse_items(

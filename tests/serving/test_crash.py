@@ -21,7 +21,7 @@ import httpx
 
 from features.facts import Entity, FactKind
 from features.stores import RangeQuery, SqliteStoreConfig
-from tests.factories import free_port
+from tests.factories import free_port, stored
 from tests.processes import serve_process
 from tests.serving.test_labels_api import site_order
 
@@ -87,7 +87,7 @@ def test_kill_9_under_load_loses_and_duplicates_nothing_acknowledged(tmp_path: P
     # every stored order is applied to the durable online store, once: one order fact per order on the device
     store = SqliteStoreConfig().open(tmp_path)
     try:
-        (device,) = store.fetch([RangeQuery(Entity.DEVICE, "dev-1", FactKind.ORDER, 0, 2**62)])
+        (device,) = store.fetch([RangeQuery(Entity.DEVICE, stored("device", "dev-1"), FactKind.ORDER, 0, 2**62)])
         assert len(device.facts) == len({f.fact_id for f in device.facts}) == orders
     finally:
         store.close()

@@ -18,10 +18,11 @@ from features.settings import Settings
 from features.stores import RedisStore, RedisStoreConfig
 from orderguard.errors import ServiceUnavailableError
 from serving.app import create_app
-from tests.factories import FixedClock, free_port
+from tests.factories import FixedClock, free_port, stored
 from tests.serving.test_labels_api import NOW, T0, site_order
 
 DEVICE_COUNT = "count_orders_by_device_1h"
+DEV_1 = stored("device", "dev-1")  # the device as ingest stores it
 
 
 def dead_redis_url() -> str:
@@ -79,7 +80,7 @@ def test_a_redis_that_comes_back_empty_is_noticed_and_re_warmed(tmp_path: Path, 
                 assert client.post("/v1/orders/site", json=site_order(f"W{i}", minutes=i)["payload"]).status_code == 200
             services = client.app.state.services  # type: ignore[attr-defined]
             at = T0.replace(minute=10)
-            assert services.engine.online.lookup({Entity.DEVICE: ["dev-1"]}, as_of=at)[DEVICE_COUNT] == 4
+            assert services.engine.online.lookup({Entity.DEVICE: [DEV_1]}, as_of=at)[DEVICE_COUNT] == 4
             time.sleep(0.3)  # the watcher has met the store's generation marker
             wiper = RedisStore(redis_url, prefix=prefix)  # what a Redis restarted without persistence looks like
             wiper.clear()
@@ -88,7 +89,7 @@ def test_a_redis_that_comes_back_empty_is_noticed_and_re_warmed(tmp_path: Path, 
             while services.store_state.rewarms == 0 and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert services.store_state.rewarms == 1
-            assert services.engine.online.lookup({Entity.DEVICE: ["dev-1"]}, as_of=at)[DEVICE_COUNT] == 4
+            assert services.engine.online.lookup({Entity.DEVICE: [DEV_1]}, as_of=at)[DEVICE_COUNT] == 4
             assert client.get("/healthz").json()["dependencies"]["feature_store"] == "ok"
     finally:
         cleaner = RedisStore(redis_url, prefix=prefix)

@@ -26,10 +26,11 @@ from orderguard.labels import LabelLog
 from serving.app import create_app
 from serving.engine import build_engine
 from serving.services import warm_start
-from tests.factories import FixedClock
+from tests.factories import FixedClock, stored
 from tests.serving.test_labels_api import NOW, T0, site_order
 
 DEVICE_COUNT = "count_orders_by_device_1h"
+DEV_1 = stored("device", "dev-1")  # the device as ingest stores it
 FRAUD_ON_DEVICE = "distinct_orders_fraud_by_device_90d"
 
 
@@ -66,7 +67,7 @@ def test_an_ingest_retried_after_a_store_failure_counts_once(settings: Settings)
         assert client.post("/v1/orders/site", json=sixth).status_code == 200  # and again: still once
         assert online.pending == 0
         at = T0.replace(minute=10)
-        assert online.lookup({Entity.DEVICE: ["dev-1"]}, as_of=at)[DEVICE_COUNT] == 6
+        assert online.lookup({Entity.DEVICE: [DEV_1]}, as_of=at)[DEVICE_COUNT] == 6
 
 
 def test_a_label_posted_during_a_store_failure_counts_once_the_store_answers(settings: Settings) -> None:
@@ -85,7 +86,7 @@ def test_a_label_posted_during_a_store_failure_counts_once_the_store_answers(set
         assert again.status_code == 200 and again.json()["duplicates"] == 1 and again.json()["degraded"] is False
         at = T0.replace(minute=10)
         assert online.pending == 0
-        assert online.lookup({Entity.DEVICE: ["dev-1"]}, as_of=at)[FRAUD_ON_DEVICE] == 1
+        assert online.lookup({Entity.DEVICE: [DEV_1]}, as_of=at)[FRAUD_ON_DEVICE] == 1
 
 
 def test_a_score_retried_after_a_store_failure_counts_once(settings: Settings) -> None:
@@ -103,7 +104,7 @@ def test_a_score_retried_after_a_store_failure_counts_once(settings: Settings) -
         normal = client.post("/v1/score", json=site_order("S6", minutes=6)).json()
         assert normal["replayed"] is False and normal["degraded"] is False
         at = T0.replace(minute=10)
-        assert online.lookup({Entity.DEVICE: ["dev-1"]}, as_of=at)[DEVICE_COUNT] == 7  # S5 caught up, once
+        assert online.lookup({Entity.DEVICE: [DEV_1]}, as_of=at)[DEVICE_COUNT] == 7  # S5 caught up, once
 
 
 def test_a_restart_applies_what_a_crash_stored_but_did_not_apply(tmp_path: Path) -> None:
@@ -119,12 +120,12 @@ def test_a_restart_applies_what_a_crash_stored_but_did_not_apply(tmp_path: Path)
         ctx = ParseContext(received_at=NOW, hasher=PiiHasher(settings.pii.hash_key.get_secret_value().encode()))
         log.append([parse_payload(get_adapter("site"), payloads[3], ctx=ctx)])  # stored, never applied
         at = T0.replace(minute=10)
-        assert engine.online.lookup({Entity.DEVICE: ["dev-1"]}, as_of=at)[DEVICE_COUNT] == 3
+        assert engine.online.lookup({Entity.DEVICE: [DEV_1]}, as_of=at)[DEVICE_COUNT] == 3
         warmed = warm_start(engine, log, LabelLog(log.engine))
         assert warmed.orders >= 1
-        assert engine.online.lookup({Entity.DEVICE: ["dev-1"]}, as_of=at)[DEVICE_COUNT] == 4
+        assert engine.online.lookup({Entity.DEVICE: [DEV_1]}, as_of=at)[DEVICE_COUNT] == 4
         warm_start(engine, log, LabelLog(log.engine))  # again: nothing counts twice
-        assert engine.online.lookup({Entity.DEVICE: ["dev-1"]}, as_of=at)[DEVICE_COUNT] == 4
+        assert engine.online.lookup({Entity.DEVICE: [DEV_1]}, as_of=at)[DEVICE_COUNT] == 4
     finally:
         engine.close()
         log.close()

@@ -21,11 +21,12 @@ from features.facts import Entity
 from features.settings import Settings
 from features.stores import RedisStoreConfig
 from serving.app import create_app
-from tests.factories import FixedClock
+from tests.factories import FixedClock, stored
 from tests.processes import RedisProcess, redis_process
 from tests.serving.test_labels_api import NOW, T0, site_order
 
 DEVICE_COUNT = "count_orders_by_device_1h"
+DEV_1 = stored("device", "dev-1")  # the device as ingest stores it
 FRAUD_ON_DEVICE = "distinct_orders_fraud_by_device_90d"
 
 
@@ -104,7 +105,7 @@ def test_what_an_outage_accepted_counts_once_redis_answers_again(tmp_path: Path,
             redis_server.resume()
         _until(lambda: _store_ok(client))  # the service's watcher applies what it kept
         online = client.app.state.services.engine.online  # type: ignore[attr-defined]
-        features = online.lookup({Entity.DEVICE: ["dev-1"]}, as_of=T0 + timedelta(minutes=10))
+        features = online.lookup({Entity.DEVICE: [DEV_1]}, as_of=T0 + timedelta(minutes=10))
         assert features[DEVICE_COUNT] == 7
         assert features[FRAUD_ON_DEVICE] == 1
 
@@ -122,7 +123,7 @@ def test_a_redis_killed_and_restarted_empty_is_refilled_with_what_came_meanwhile
         redis_server.start()  # empty: no persistence
         _until(lambda: _store_ok(client) and client.app.state.services.store_state.rewarms == 1)  # type: ignore[attr-defined]
         online = client.app.state.services.engine.online  # type: ignore[attr-defined]
-        assert online.lookup({Entity.DEVICE: ["dev-1"]}, as_of=T0 + timedelta(minutes=10))[DEVICE_COUNT] == 5
+        assert online.lookup({Entity.DEVICE: [DEV_1]}, as_of=T0 + timedelta(minutes=10))[DEVICE_COUNT] == 5
         assert client.post("/v1/score", json=site_order("K5", minutes=5)).json()["degraded"] is False
 
 
@@ -138,4 +139,4 @@ def test_a_service_started_while_redis_is_down_warms_it_once_it_answers(tmp_path
         redis_server.start()
         _until(lambda: _store_ok(client) and client.app.state.services.store_state.rewarms == 1)  # type: ignore[attr-defined]
         online = client.app.state.services.engine.online  # type: ignore[attr-defined]
-        assert online.lookup({Entity.DEVICE: ["dev-1"]}, as_of=T0 + timedelta(minutes=10))[DEVICE_COUNT] == 4
+        assert online.lookup({Entity.DEVICE: [DEV_1]}, as_of=T0 + timedelta(minutes=10))[DEVICE_COUNT] == 4

@@ -18,6 +18,7 @@ from scoring.rules import default_rules_path
 from serving.app import create_app
 from simulate.channels import encode
 from simulate.plain import PlainAddress, PlainBuyer, PlainClient, PlainEvent, PlainRefund
+from tests.factories import stored
 
 T0 = datetime(2024, 11, 12, 6, 0, tzinfo=UTC)
 enc = functools.partial(encode, secret=b"score-test")
@@ -105,7 +106,7 @@ def test_batch_scores_each_item_independently(client: TestClient) -> None:
 
 def test_allow_listed_vip_is_never_held(settings: Settings, tmp_path: Path) -> None:
     pack = yaml.safe_load(default_rules_path().read_text(encoding="utf-8"))
-    pack["deny"]["devices"] = ["bad-device"]
+    pack["deny"]["devices"] = [stored("device", "bad-device")]
     pack["allow"]["vip_min_member_level"] = 4
     rules = tmp_path / "rules.yaml"
     rules.write_text(yaml.safe_dump(pack, allow_unicode=True), encoding="utf-8")

@@ -1,0 +1,119 @@
+"""Personal data at rest: no stored row holds a whole phone, street address, device id or IP; features still
+match on them; a log written before protection is rewritten in place, and re-sent payloads stay duplicates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from features.facts import address_key, order_attributes
+from features.settings import Settings
+from orderguard.enrich import pickup_keyword
+from orderguard.ingest.channels import get_adapter
+from orderguard.ingest.migrations import VERSION_TABLE
+from orderguard.ingest.normalize import ParseContext, PiiHasher
+from orderguard.ingest.orderlog import AppendOutcome, OrderLog
+from orderguard.ingest.protect import protect_address, stored_key
+from orderguard.ingest.service import parse_payload
+from orderguard.schema import Address, Order, OrderEvent
+from tests.serving.test_labels_api import NOW, site_order
+
+HASHER = PiiHasher(Settings().pii.hash_key.get_secret_value().encode())
+
+
+def _payload(order_id: str = "P1", detail: str | None = None) -> dict[str, Any]:
+    payload: dict[str, Any] = site_order(order_id, device="dev-secret-7")["payload"]
+    if detail is not None:
+        payload["address"]["detail"] = detail
+    return payload
+
+
+def _event(payload: dict[str, Any], *, protected: bool = True) -> OrderEvent:
+    ctx = ParseContext(received_at=NOW, hasher=HASHER)
+    if protected:
+        return parse_payload(get_adapter("site"), payload, ctx=ctx)
+    return get_adapter("site").parse(payload, ctx=ctx)  # what ingest stored before protection
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Iterator[OrderLog]:
+    with OrderLog.open(f"sqlite:///{tmp_path / 'log.db'}") as opened:
+        yield opened
+
+
+def _stored_text(log: OrderLog) -> str:
+    with log.engine.connect() as conn:
+        rows = [*conn.execute(sa.text("select payload from order_events")),
+                *conn.execute(sa.text("select state from orders"))]
+    return "\n".join(str(r[0]) for r in rows)
+
+
+def test_an_ingested_order_is_stored_without_its_clear_address_device_ip_or_phone(log: OrderLog) -> None:
+    payload = _payload()
+    clear = _event(payload, protected=False).details
+    assert clear is not None and clear.address is not None and clear.client is not None
+    log.append([_event(payload)])
+    text = _stored_text(log)
+    phone = payload["user"]["phone"]
+    for value in (clear.address.detail, clear.client.device_id, clear.client.ip, phone, phone[-4:] + '"'):
+        assert value and value not in text, value
+    order = log.get(_event(payload).key)
+    assert order is not None and order.details.address is not None and order.details.client is not None
+    assert order.details.address.detail == "文三路 ****"  # what a reviewer sees
+    assert order.details.client.device_id == stored_key("device", "dev-secret-7", HASHER)
+
+
+def test_features_match_on_the_stored_keys_as_they_did_on_clear_values() -> None:
+    a, b = _event(_payload("A", "文三路88号3幢2单元301室")), _event(_payload("B", "文三路88号3-2-301"))
+    assert a.details is not None and b.details is not None
+    assert a.details.address is not None and b.details.address is not None
+    assert address_key(a.details.address) == address_key(b.details.address)  # one flat, however written
+    other = _event(_payload("C", "文三路89号3-2-301")).details
+    assert other is not None and other.address is not None
+    assert address_key(other.address) != address_key(a.details.address)
+    station_event = _event(_payload("D", "文三路 菜鸟驿站 取件码 8-3-1201"))
+    station = station_event.details
+    assert station is not None and station.address is not None
+    assert "驿站" not in station.address.detail and pickup_keyword(station.address) == "驿站"
+    log_order = Order(key=station_event.key, status=station_event.status, event_version=1,
+                      updated_at=station_event.event_time, details=station, timeline=())
+    assert order_attributes(log_order)["pickup_address"] is True
+
+
+def test_a_different_key_gives_different_stored_values() -> None:
+    other = PiiHasher(b"another deployment")
+    assert stored_key("device", "dev-1", HASHER) != stored_key("device", "dev-1", other)
+    address = Address("浙江省", "杭州市", "西湖区", "文三路1号")
+    assert protect_address(address, HASHER).key != protect_address(address, other).key
+    assert protect_address(address, HASHER).detail == "文三路1****"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'old.db'}"
+    url: str = request.getfixturevalue("pg_schema_url")
+    return url
+
+
+def test_a_log_written_before_protection_is_rewritten_and_a_resent_payload_stays_a_duplicate(log_url: str) -> None:
+    url = log_url
+    payloads = [_payload(f"O{i}") for i in range(3)]
+    with OrderLog.open(url) as old:
+        old.append([_event(p, protected=False) for p in payloads])  # the clear form, as stored before
+        assert "dev-secret-7" in _stored_text(old)
+        with old.engine.begin() as conn:
+            conn.execute(sa.text(f"update {VERSION_TABLE} set version_num = '0003'"))
+    with OrderLog.open(url) as upgraded:  # opening migrates to the newest revision
+        text = _stored_text(upgraded)
+        assert "dev-secret-7" not in text and "文三路 O1 号" not in text
+        again = upgraded.append([_event(p) for p in payloads])
+        assert again.outcomes == (AppendOutcome.DUPLICATE,) * 3  # the content hashes were recomputed
+        order = upgraded.get(_event(payloads[0]).key)
+        assert order is not None and order.details.client is not None
+        assert order.details.client.device_id == stored_key("device", "dev-secret-7", HASHER)
+        assert order.details.address is not None and order.details.address.key is not None
