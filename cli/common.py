@@ -6,6 +6,7 @@ Kept apart from ``cli/__init__.py`` so each group module imports it without impo
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from contextlib import closing
 from datetime import date, datetime
@@ -44,6 +45,17 @@ def settings_of(ctx: typer.Context) -> Settings:
     """The settings the root callback built for this invocation."""
     settings: Settings = ctx.find_root().obj
     return settings
+
+
+#: Width of a console whose output is piped or redirected: wide enough that no table cuts a file name or an id.
+PIPED_WIDTH = 1000
+
+
+def wide_console(*, stderr: bool = False) -> Console:
+    """A console for reports: a terminal's own width; piped or redirected, :data:`PIPED_WIDTH`, so tables
+    never cut identifiers (rich would otherwise assume 80 columns and shorten cells with "…")."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else PIPED_WIDTH)
 
 
 def progress_bar(console: Console) -> Progress:

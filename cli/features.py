@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from cli.common import open_log, parse_moment, settings_of, user_errors
+from cli.common import open_log, parse_moment, settings_of, user_errors, wide_console
 from orderguard.clock import NAIVE_IS_SHOP_TIME
 from orderguard.errors import InvalidInputError
 
@@ -54,4 +53,4 @@ def backfill(
         frame = point_in_time_features(orders, feature_set, labels=labels, gazetteer=gazetteer, since=first,
                                        total=total, progress=progress)
     frame.to_parquet(out, index=False)
-    Console().print(f"{len(frame)} orders x {len(feature_set)} features (set {feature_set.hash()}) -> {out}")
+    wide_console().print(f"{len(frame)} orders x {len(feature_set)} features (set {feature_set.hash()}) -> {out}")

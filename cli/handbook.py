@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from cli.common import parse_day, settings_of, user_errors
+from cli.common import parse_day, settings_of, user_errors, wide_console
 
 app = typer.Typer(no_args_is_help=True,
                   help="The fraud-detection handbook's public benchmark (simulated card transactions).")
@@ -37,7 +36,7 @@ def handbook_simulate(
         from orderguard.errors import InvalidInputError
 
         raise InvalidInputError.must("out", "a writable file path", f"{out}: {e.strerror or e}") from e
-    Console().print(f"wrote {rows:,} transactions to {out}")
+    wide_console().print(f"wrote {rows:,} transactions to {out}")
 
 
 @app.command("features")
@@ -65,7 +64,7 @@ def handbook_features(
     started = time.perf_counter()
     with rich_progress() as progress:
         run = write_handbook_features(data, out, start=first, end=last, progress=progress)
-    Console().print(f"wrote {run.rows:,} transactions x 15 features to {run.path} "
+    wide_console().print(f"wrote {run.rows:,} transactions x 15 features to {run.path} "
                     f"in {time.perf_counter() - started:.1f} s")
 
 
@@ -104,7 +103,7 @@ def handbook_evaluate(
     with rich_progress() as progress:
         result = evaluate(data, protocols=protocols, features=feature_choice, seed=seed, published=published,
                           candidates=QUICK_GRID if quick else DEFAULT_GRID, progress=progress)
-    console = Console()
+    console = wide_console()
     console.print(result_table(result))
     for line in summary_lines(result):
         console.print(line, highlight=False)

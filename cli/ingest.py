@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from cli.common import open_log, progress_bar, settings_of, user_errors
+from cli.common import open_log, progress_bar, settings_of, user_errors, wide_console
 from orderguard.errors import CLI_EXIT_CODE
 
 app = typer.Typer()
@@ -38,7 +37,7 @@ def ingest(
     from orderguard.ingest.importer import import_file  # keeps `orderguard --help` fast
 
     settings = settings_of(ctx)
-    console = Console(stderr=True)
+    console = wide_console(stderr=True)
     table = Table("file", "channel", "rows", "inserted", "duplicates", "conflicts", "refused")
     refused_total = 0
     with open_log(settings) as log, progress_bar(console) as progress:
@@ -57,7 +56,7 @@ def ingest(
                 console.print(f"{path.name}: … and {len(result.report.errors) - 20} more refused rows")
             if rejects is not None:
                 result.write_rejects(rejects)
-    Console().print(table)
+    wide_console().print(table)
     if refused_total:
         kept = "nothing stored from files with bad rows" if all_or_nothing else "good rows were stored"
         console.print(f"error[invalid_input]: {refused_total} row(s) refused; {kept}", markup=False)

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from cli.common import open_log, settings_of, user_errors
+from cli.common import open_log, settings_of, user_errors, wide_console
 from orderguard.errors import CLI_EXIT_CODE
 
 app = typer.Typer(no_args_is_help=True,
@@ -39,7 +38,7 @@ def label_add(
     with open_log(settings_of(ctx)) as log:
         result = LabelLog(log.engine).add([label], source="cli", recorded_at=now)
     state = "added" if result.added else "already recorded"
-    Console().print(f"{state}: {label.key} {label.verdict.value} at {label.labeled_at.isoformat()} by {reviewer}",
+    wide_console().print(f"{state}: {label.key} {label.verdict.value} at {label.labeled_at.isoformat()} by {reviewer}",
                     markup=False, highlight=False)
 
 
@@ -71,7 +70,7 @@ def label_import(
     with open_log(settings_of(ctx)) as log:
         result = import_label_file(file, log=LabelLog(log.engine), recorded_at=SystemClock().now(), fmt=label_fmt,
                                    mapping=columns, all_or_nothing=all_or_nothing)
-    errors = Console(stderr=True)
+    errors = wide_console(stderr=True)
     for error in result.errors[:20]:
         errors.print(f"{file.name}:{error.position}: {error.error.one_line()}", markup=False, highlight=False)
     if len(result.errors) > 20:
@@ -81,7 +80,7 @@ def label_import(
     table = Table("file", "format", "rows", "added", "duplicates", "skipped", "refused")
     table.add_row(file.name, label_fmt.value, str(result.rows), str(result.added), str(result.duplicates),
                   str(len(result.skipped)), str(len(result.errors)))
-    Console().print(table)
+    wide_console().print(table)
     if result.errors:
         kept = "nothing stored" if all_or_nothing else "good rows were stored"
         errors.print(f"error[invalid_input]: {len(result.errors)} row(s) refused; {kept}", markup=False)
@@ -105,9 +104,9 @@ def label_history(
             raise NotFoundError.must("order_key", "an order in the order log", str(key))
         records = LabelLog(log.engine).history(key)
     if not records:
-        Console().print(f"{key}: no labels", markup=False)
+        wide_console().print(f"{key}: no labels", markup=False)
         return
-    console = Console(soft_wrap=True)  # one line per label, whatever the terminal width
+    console = wide_console()  # one line per label, whatever the terminal width
     console.print(f"{key}: {len(records)} label(s)", markup=False, highlight=False)
     for r in records:
         console.print(f"{r.labeled_at.isoformat()}  {r.verdict.value:<19}  {r.reviewer_id}  [{r.source}]  {r.note}",
@@ -132,4 +131,4 @@ def label_simulate(
     with open_log(settings_of(ctx)) as log:
         written = write_simulated_labels(truth, engine=log.engine, until=cutoff, out=out, seed=seed)
     counts = ", ".join(f"{v.value} {n}" for v, n in sorted(written.verdicts.items()))
-    Console().print(f"{written.rows} labels on {written.orders} orders ({counts}) -> {written.path}", markup=False)
+    wide_console().print(f"{written.rows} labels on {written.orders} orders ({counts}) -> {written.path}", markup=False)

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from cli.common import open_log, settings_of, user_errors
+from cli.common import open_log, settings_of, user_errors, wide_console
 from orderguard.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -50,7 +49,7 @@ def rules_report(
     with open_log(settings) as log:
         replayed = replay(log.iter_orders(), online=online, rules=rules_from(settings, specs),
                           policy=policy_from(settings.policy))
-    console = Console()
+    console = wide_console()
     if truth is None:
         flagged = sum(1 for r in replayed if decision_rank(r.decision) >= decision_rank(threshold))
         console.print(f"{len(replayed)} orders replayed; {flagged} at or above {threshold.value}")
@@ -121,7 +120,7 @@ def rules_tune(
                       str(row.needs_investigation), "-" if row.decided == 0 else f"{row.precision:.2f}",
                       "-" if lift != lift else f"{lift:.1f}",
                       f"{s.suggested_points:g}" if s.action.value != "keep" else "=", s.reason)
-    console = Console()
+    console = wide_console()
     console.print(table)
     console.print(f"{report.labelled_orders} labelled orders replayed ({len(current) - report.labelled_orders} labels "
                   f"name no order of the log); base rate {report.base_rate:.1%} fraud among "
@@ -167,6 +166,6 @@ def rules_apply(
     table = Table("rule", "points", "new points", "why")
     for s in applied:
         table.add_row(s.code, f"{s.points:g}", f"{s.suggested_points:g}", s.reason)
-    console = Console()
+    console = wide_console()
     console.print(table)
     console.print(f"{len(applied)} rule(s) changed -> {out}", markup=False, highlight=False)

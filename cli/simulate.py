@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from cli.common import parse_day, user_errors
+from cli.common import parse_day, user_errors, wide_console
 
 app = typer.Typer()
 
@@ -41,7 +40,7 @@ def generate(
     table = Table("channel", "file")
     for channel, path in files.channels.items():
         table.add_row(channel.value, str(path))
-    console = Console()
+    console = wide_console()
     console.print(table)
     console.print(f"orders: {manifest['orders']['total']}  events: {manifest['events']['total']}  "
                   f"abnormal share: {manifest['abnormal_share']}  ground truth: {files.ground_truth}")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.common import open_log, parse_moment, settings_of, user_errors
+from cli.common import open_log, parse_moment, settings_of, user_errors, wide_console
 from orderguard.clock import NAIVE_IS_SHOP_TIME
 
 if TYPE_CHECKING:
@@ -50,12 +51,15 @@ def train(
     from training.pipeline import train as run_training
 
     settings = settings_of(ctx)
-    console = Console(width=max(Console().width, 110))  # the metrics table stays readable when piped
+    console = wide_console()
     context = _training_context(settings, cutoff)
     result = run_training(context, Registry.from_settings(settings), git_sha=git_sha(), promote=promote,
                           shuffle_labels=shuffle_labels)
-    console.print(f"dataset as of {context.cutoff:%Y-%m-%d %H:%M} UTC: {result.train_rows:,} training orders, "
-                  f"{result.holdout_rows:,} holdout orders ({context.data_window})")
+    console.print(f"cutoff {context.cutoff:%Y-%m-%d %H:%M} UTC: {context.cutoff_reason}")
+    console.print(f"dataset: {result.train_rows:,} training orders, {result.holdout_rows:,} holdout orders "
+                  f"({context.data_window})")
+    for note in context.notes:
+        console.print(f"note: {note}", markup=False)
     metrics = result.evaluation.metrics()
     champion = result.champion_evaluation.metrics() if result.champion_evaluation else {}
     table = Table("holdout metric", "rules only", "model only", "blend (served)", "champion blend")
@@ -91,7 +95,7 @@ def promote(
     registry = Registry.from_settings(settings)
     chosen = version or latest_version(registry)
     result = run_promotion(_training_context(settings, cutoff), registry, version=chosen)
-    console = Console()
+    console = wide_console()
     _print_gate(console, result.decision.reasons, passed=result.decision.passed, baseline=result.decision.baseline)
     if not result.promoted:
         console.print(f"{result.candidate.label} refused; champion unchanged")
@@ -102,19 +106,60 @@ def promote(
         console.print(f"model card: {result.card}")
 
 
-@app.command()
+model_app = typer.Typer(invoke_without_command=True, no_args_is_help=False,
+                        help="The champion model (the one services load), and every promotion decision.")
+app.add_typer(model_app, name="model")
+
+
+@model_app.callback()
 @user_errors
-def model(ctx: typer.Context) -> None:
+def model(ctx: typer.Context, as_json: Annotated[bool, typer.Option(
+        "--json", help="Print one JSON object instead of a sentence (for scripts).")] = False) -> None:
     """Show the champion model (the one services load). Exits 1 when there is none (rules only)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from scoring.registry import Registry
 
     settings = settings_of(ctx)
     registry = Registry.from_settings(settings)
     champion = registry.champion()
-    console = Console()
     if champion is None:
-        console.print(f"no champion in {settings.tracking_uri}: services score with the rules only")
+        if as_json:
+            typer.echo(json.dumps({"champion": None, "tracking_uri": settings.tracking_uri}))
+        else:
+            typer.echo(f"no champion in {settings.tracking_uri}: services score with the rules only")
         raise typer.Exit(1)
     run = registry.run(champion.run_id)
-    console.print(f"champion {champion.label} (run {champion.run_id}, data {run.tags.get('data_window', '?')}, "
-                  f"holdout blend PR AUC {run.metrics.get('blend_pr_auc', float('nan')):.4f})")
+    pr_auc = run.metrics.get("blend_pr_auc", float("nan"))
+    if as_json:
+        typer.echo(json.dumps({"champion": {"name": champion.name, "version": champion.version,
+                                            "run_id": champion.run_id,
+                                            "data_window": run.tags.get("data_window"),
+                                            "holdout_blend_pr_auc": pr_auc}}))
+        return
+    typer.echo(f"champion {champion.label} (run {champion.run_id}, data {run.tags.get('data_window', '?')}, "
+               f"holdout blend PR AUC {pr_auc:.4f})")
+
+
+@model_app.command("history")
+@user_errors
+def model_history(ctx: typer.Context, as_json: Annotated[bool, typer.Option(
+        "--json", help="Print one JSON object per line instead of a table (for scripts).")] = False) -> None:
+    """Every promotion decision, oldest first: passed or refused, against what, and why."""
+    from scoring.registry import Registry
+
+    attempts = Registry.from_settings(settings_of(ctx)).promotions()
+    if as_json:
+        for a in attempts:
+            typer.echo(json.dumps({"at": a.at.isoformat(), "candidate_version": a.candidate_version,
+                                   "baseline": a.baseline, "passed": a.passed, "cutoff": a.cutoff,
+                                   "run_id": a.run_id, "reasons": list(a.reasons)}, ensure_ascii=False))
+        return
+    if not attempts:
+        typer.echo("no promotion decision yet (orderguard train --promote, orderguard promote)")
+        return
+    table = Table("when (UTC)", "candidate", "against", "verdict", "first reason")
+    for a in attempts:
+        table.add_row(f"{a.at:%Y-%m-%d %H:%M:%S}", a.candidate_version, a.baseline,
+                      "promoted" if a.passed else "refused", a.reasons[0] if a.reasons else "")
+    wide_console().print(table)

@@ -165,7 +165,9 @@ class MetricThreshold(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    min_gain: float = Field(default=0.0, ge=-1, le=1, description="candidate - baseline >= (improvement)")
+    min_gain: float = Field(default=0.0, ge=-1, le=1,
+                            description="candidate - baseline must exceed this on the primary metric (a tie "
+                                        "does not promote) and reach it on the others")
     min_value: float | None = Field(default=None, ge=0, le=1, description="absolute floor for the candidate")
     greater_is_better: bool = True
 

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -133,6 +134,33 @@ class RunInfo:
     tags: Mapping[str, str]
 
 
+#: The run tag that tells a promotion record from a training run.
+KIND_TAG = "orderguard.kind"
+
+
+@dataclass(frozen=True, slots=True)
+class PromotionAttempt:
+    """One verdict of the gate on a candidate, as kept in the tracking store.
+
+    Attributes:
+        at: when the attempt was made (UTC); ``datetime.min`` before it is recorded.
+        candidate_version: the registered version judged.
+        baseline: what it was judged against (``champion 3``, ``rules-only``).
+        passed: whether it became champion.
+        cutoff: the holdout's cutoff (ISO).
+        run_id: the candidate's training run.
+        reasons: the gate's reasons, one per check.
+    """
+
+    candidate_version: str
+    baseline: str
+    passed: bool
+    cutoff: str
+    run_id: str
+    reasons: tuple[str, ...]
+    at: datetime = field(default_factory=lambda: datetime.min.replace(tzinfo=UTC))
+
+
 class Registry:
     """Runs and registered models of one tracking store."""
 
@@ -209,10 +237,39 @@ class Registry:
         found = self._client.search_model_versions(f"name='{self.model_name}'")
         return [str(v.version) for v in found]
 
-    def log_promotion(self, run_id: str, reasons: tuple[str, ...] | list[str], *, passed: bool) -> None:
-        """Store a promotion verdict with the candidate's run: a tag and ``promotion.txt``."""
-        self._client.set_tag(run_id, "promotion_passed", str(passed).lower())
-        self._client.log_text(run_id, "\n".join(reasons) + "\n", "promotion.txt")
+    def record_promotion(self, attempt: PromotionAttempt, *, gains: Mapping[str, float]) -> str:
+        """Keep one promotion attempt, passed or refused, as a run of its own (tag ``orderguard.kind=promotion``)
+        with the verdict, the gate's gains as metrics and its reasons as ``gate.txt``; returns the run id.
+
+        One run per attempt: a later attempt on the same candidate never overwrites an earlier verdict.
+        """
+        tags = {KIND_TAG: "promotion", "candidate_version": attempt.candidate_version, "baseline": attempt.baseline,
+                "passed": str(attempt.passed).lower(), "cutoff": attempt.cutoff, "candidate_run_id": attempt.run_id}
+        with self.start_run(run_name=f"promote {attempt.candidate_version}", tags=tags) as run:
+            run.log_metrics(dict(gains))
+            run.log_text("\n".join(attempt.reasons) + "\n", "gate.txt")
+        return run.run_id
+
+    def promotions(self) -> list[PromotionAttempt]:
+        """Every promotion attempt kept by :meth:`record_promotion`, oldest first (empty before any)."""
+        if not self._store_exists():
+            return []
+        found = self._client.get_experiment_by_name(self.experiment)
+        if found is None:
+            return []
+        runs = self._client.search_runs([found.experiment_id], filter_string=f"tags.`{KIND_TAG}` = 'promotion'",
+                                        order_by=["attributes.start_time ASC"], max_results=10_000)
+        attempts = []
+        for run in runs:
+            tags = run.data.tags
+            reasons = self._client.download_artifacts(run.info.run_id, "gate.txt")
+            attempts.append(PromotionAttempt(
+                at=datetime.fromtimestamp(run.info.start_time / 1000, tz=UTC),
+                candidate_version=tags.get("candidate_version", "?"), baseline=tags.get("baseline", "?"),
+                passed=tags.get("passed") == "true", cutoff=tags.get("cutoff", ""),
+                run_id=tags.get("candidate_run_id", ""),
+                reasons=tuple(Path(reasons).read_text(encoding="utf-8").splitlines())))
+        return attempts
 
     def _store_exists(self) -> bool:
         """False for a local SQLite tracking file not created yet (nothing trained): asking MLflow

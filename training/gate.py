@@ -5,7 +5,8 @@ served decision step (``scoring.judge``), so the comparison is of what would ser
 The gate is data (``settings.training.gate.metrics``, as MLflow's ``MetricThreshold``):
 one check per entry, comparing one metric of the served blend with its threshold::
 
-    candidate - champion >= min_gain        (min_gain may be negative: a tolerated loss)
+    candidate - champion >  min_gain        (the primary metric: a real gain; a tie is no reason to switch)
+    candidate - champion >= min_gain        (the others; min_gain may be negative: a tolerated loss)
     candidate >= min_value                  (if set)
 
 (for a lower-is-better metric the gain is ``champion - candidate``). By default PR AUC is
@@ -31,7 +32,8 @@ from orderguard.settings import GateSettings, MetricThreshold
 
 @dataclass(frozen=True, slots=True)
 class GateCheck:
-    """One metric compared: ``gain >= margin`` and, if set, ``candidate >= floor``."""
+    """One metric compared: ``gain > margin`` (``strict``, the primary metric) or ``gain >= margin``, and, if
+    set, ``candidate >= floor``."""
 
     metric: str
     candidate: float
@@ -39,6 +41,7 @@ class GateCheck:
     margin: float
     greater_is_better: bool = True
     floor: float | None = None
+    strict: bool = False
 
     @property
     def gain(self) -> float:
@@ -51,20 +54,24 @@ class GateCheck:
         if math.isnan(self.candidate) or math.isnan(self.baseline):
             return False
         above_floor = self.floor is None or self.candidate >= self.floor - 1e-12
+        if self.strict:  # 1e-9: a difference below any metric's resolution on a real holdout is a tie
+            return above_floor and self.gain > self.margin + 1e-9
         return above_floor and self.gain >= self.margin - 1e-12
 
     def reason(self, baseline_name: str) -> str:
-        """E.g. ``pass pr_auc: candidate 0.712 vs champion 0.688 (gain +0.024, needs >= +0.000)``."""
+        """E.g. ``pass pr_auc: candidate 0.712 vs champion 0.688 (gain +0.024, needs > +0.000)``."""
         floor = "" if self.floor is None else f" and candidate >= {self.floor:.4f}"
+        needs = ">" if self.strict else ">="
         return (f"{'pass' if self.passed else 'FAIL'} {self.metric}: candidate {self.candidate:.4f} vs "
-                f"{baseline_name} {self.baseline:.4f} (gain {self.gain:+.4f}, needs >= {self.margin:+.4f}{floor})")
+                f"{baseline_name} {self.baseline:.4f} (gain {self.gain:+.4f}, needs {needs} {self.margin:+.4f}"
+                f"{floor})")
 
     @classmethod
     def of(cls, metric: str, threshold: MetricThreshold, candidate: float, baseline: float,
-           *, margin: float | None = None) -> GateCheck:
+           *, margin: float | None = None, strict: bool = False) -> GateCheck:
         """The check one gate entry asks for (``margin`` overrides the entry's ``min_gain``)."""
         return cls(metric, candidate, baseline, threshold.min_gain if margin is None else margin,
-                   threshold.greater_is_better, threshold.min_value)
+                   threshold.greater_is_better, threshold.min_value, strict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +116,7 @@ class Gate:
         ...                 champion={"blend_pr_auc": 0.68, "blend_roc_auc": 0.9, "blend_recall_at_capacity": 0.5},
         ...                 champion_version="3", holdout_positives=40)
         >>> d.passed, d.reasons[0]
-        (True, 'pass pr_auc: candidate 0.7000 vs champion 3 0.6800 (gain +0.0200, needs >= +0.0100)')
+        (True, 'pass pr_auc: candidate 0.7000 vs champion 3 0.6800 (gain +0.0200, needs > +0.0100)')
         """
         margins = self.settings
         checks: tuple[GateCheck, ...]
@@ -118,11 +125,12 @@ class Gate:
             primary = margins.primary
             threshold = margins.metrics[primary]
             checks = (GateCheck.of(primary, threshold, _get(candidate, f"blend_{primary}"),
-                                   _get(candidate, f"rules_{primary}"), margin=max(threshold.min_gain, 0.0)),)
+                                   _get(candidate, f"rules_{primary}"), margin=max(threshold.min_gain, 0.0),
+                                   strict=True),)
         else:
             baseline = f"champion {champion_version}" if champion_version else "champion"
             checks = tuple(GateCheck.of(metric, threshold, _get(candidate, f"blend_{metric}"),
-                                        _get(champion, f"blend_{metric}"))
+                                        _get(champion, f"blend_{metric}"), strict=metric == margins.primary)
                            for metric, threshold in margins.metrics.items())
         reasons = [c.reason(baseline) for c in checks]
         enough = holdout_positives >= margins.min_holdout_positives

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import lightgbm as lgb
@@ -37,7 +37,7 @@ from orderguard.enrich import Gazetteer
 from orderguard.errors import InvalidInputError, NotFoundError
 from orderguard.schema import Label, Order
 from scoring.policy import Policy, policy_from
-from scoring.registry import ModelRef, Registry, RunLog
+from scoring.registry import ModelRef, PromotionAttempt, Registry, RunLog
 from scoring.rules import RulePack, rules_from
 from training.cards import ModelCard, blend_metrics, top_features, write_card
 from training.dataset import Dataset, Split, assert_no_leakage, build_dataset, time_split
@@ -45,6 +45,7 @@ from training.evaluate import Evaluation, evaluate
 from training.fit import FittedModel, fit, predict
 from training.gate import Gate, PromotionDecision
 from training.plots import feature_importance_figure, pr_curve_figure, score_distribution_figure
+from training.split_checks import notes, refuse_unusable
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,10 @@ class Context:
     policy: Policy
     split: Split
     cutoff: datetime
+    #: why this cutoff (given, or chosen as the newest order update)
+    cutoff_reason: str = "given"
+    #: what is legal but surprising about the split (``training.split_checks.notes``)
+    notes: tuple[str, ...] = ()
 
     @property
     def data_window(self) -> str:
@@ -84,18 +89,26 @@ class TrainResult:
 
 def prepare(settings: Settings, *, orders: Sequence[Order], labels: Sequence[Label],
             cutoff: datetime | None = None) -> Context:
-    """Dataset and time split as of ``cutoff`` (default: the newest order update in the log)."""
+    """Dataset and time split as of ``cutoff`` (default: the newest order update in the log).
+
+    Raises ``InsufficientDataError`` (``training.split_checks``) when either side of the
+    split has too few frauds or honest orders for a verdict: nothing is trained then.
+    """
     if not orders:
         raise InvalidInputError("`orders` must not be empty: ingest orders before training", field="orders")
     feature_set = feature_set_from(settings)
     at = cutoff or max(o.updated_at for o in orders)
+    reason = "given" if cutoff else "the newest order update in the log (--cutoff chooses another)"
     dataset = build_dataset(orders, labels, feature_set, cutoff=at, gazetteer=Gazetteer.build(),
                             settings=settings.training)
     gap = to_timedelta(settings.training.gap)
     split = time_split(dataset, holdout_days=settings.training.holdout_days, gap=gap)
     assert_no_leakage(split)
+    refuse_unusable(split, min_positives=settings.training.gate.min_holdout_positives)
+    maturity = to_timedelta(settings.training.maturity) / timedelta(days=1)
     return Context(settings=settings, feature_set=feature_set, rules=rules_from(settings, feature_set),
-                   policy=policy_from(settings.policy), split=split, cutoff=at)
+                   policy=policy_from(settings.policy), split=split, cutoff=at, cutoff_reason=reason,
+                   notes=notes(split, maturity_days=maturity))
 
 
 def assess(ctx: Context, booster: lgb.Booster) -> Evaluation:
@@ -145,12 +158,16 @@ def train(ctx: Context, registry: Registry, *, git_sha: str, promote: bool = Fal
         if champion is not None:
             run.log_metrics({f"champion_{k}": v for k, v in champion[1].metrics().items()})
         run.log_text("\n".join(decision.reasons) + "\n", "gate.txt")
+        if ctx.notes:
+            run.log_text("\n".join(ctx.notes) + "\n", "notes.txt")
         _log_figures(run, ctx, evaluation, fitted)
         source = run.log_model(fitted.booster, input_example=ctx.split.holdout.frame[fitted.feature_names])
     candidate = registry.register(run.run_id, source=source, tags={
         "feature_set_hash": tags["feature_set_hash"], "data_window": tags["data_window"],
         "gate_passed": tags["gate_passed"]})
     promoted = promote and decision.passed
+    if promote:
+        _record(registry, ctx, candidate, decision)
     card = None
     if promoted:
         registry.set_champion(candidate)
@@ -177,8 +194,9 @@ class PromoteResult:
 def promote(ctx: Context, registry: Registry, *, version: str) -> PromoteResult:
     """Judge a registered version against the champion on the current holdout; move the alias if it passes.
 
-    The verdict and its reasons are stored on the candidate's run (tags and ``promotion.txt``);
-    a promoted version gets its model card (``training.cards``).
+    The verdict and its reasons are kept as a promotion record of their own (every attempt,
+    passed or refused: ``orderguard model history``); a promoted version gets its model card
+    (``training.cards``).
     """
     candidate = registry.version(version)
     current = registry.champion()
@@ -194,9 +212,16 @@ def promote(ctx: Context, registry: Registry, *, version: str) -> PromoteResult:
         card = _write_card(ctx, candidate, evaluation, champion, decision, booster,
                            train_rows=len(ctx.split.train.frame))
     registry.set_version_tags(candidate, {"gate_passed": str(decision.passed).lower()})
-    registry.log_promotion(candidate.run_id, decision.reasons, passed=decision.passed)
+    _record(registry, ctx, candidate, decision)
     return PromoteResult(candidate=candidate, champion=champion[0] if champion else None, decision=decision,
                          promoted=decision.passed, card=card)
+
+
+def _record(registry: Registry, ctx: Context, candidate: ModelRef, decision: PromotionDecision) -> None:
+    attempt = PromotionAttempt(candidate_version=candidate.version, baseline=decision.baseline,
+                               passed=decision.passed, cutoff=ctx.cutoff.isoformat(), run_id=candidate.run_id,
+                               reasons=decision.reasons)
+    registry.record_promotion(attempt, gains=decision.metrics())
 
 
 def _write_card(ctx: Context, candidate: ModelRef, evaluation: Evaluation,

@@ -29,7 +29,19 @@ def test_better_candidate_passes_and_worse_is_refused_with_both_values() -> None
     assert good.passed and good.baseline == "champion 2"
     bad = gate.decide(_candidate(0.605), champion=CHAMP, champion_version="2", holdout_positives=50)
     assert not bad.passed
-    assert bad.reasons[0] == "FAIL pr_auc: candidate 0.6050 vs champion 2 0.6000 (gain +0.0050, needs >= +0.0100)"
+    assert bad.reasons[0] == "FAIL pr_auc: candidate 0.6050 vs champion 2 0.6000 (gain +0.0050, needs > +0.0100)"
+
+
+def test_a_tie_on_the_primary_metric_is_refused_by_default() -> None:
+    """An identical retrain must not become champion: the default needs a strictly positive gain."""
+    tie = Gate(GateSettings()).decide(_candidate(CHAMP["blend_pr_auc"]), champion=CHAMP, champion_version="2",
+                                      holdout_positives=50)
+    assert not tie.passed
+    assert tie.reasons[0] == "FAIL pr_auc: candidate 0.6000 vs champion 2 0.6000 (gain +0.0000, needs > +0.0000)"
+    better = Gate(GateSettings()).decide(_candidate(0.6001), champion=CHAMP, holdout_positives=50)
+    assert better.passed
+    first = Gate(GateSettings()).decide(_candidate(0.40, rules_pr=0.40), champion=None, holdout_positives=50)
+    assert not first.passed  # a first model that only matches the rules adds nothing
 
 
 def test_a_loss_on_a_secondary_metric_beyond_its_tolerance_refuses() -> None:

@@ -3,9 +3,11 @@ candidate, ``orderguard promote`` and ``orderguard train`` from the command line
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -18,6 +20,9 @@ from scoring.registry import Registry
 from tests.training.shop import Shop, build_shop
 from training.cards import read_card
 from training.pipeline import Context, TrainResult, prepare, promote, train
+from training.split_checks import InsufficientDataError, notes
+
+CLI_ENV = {"ORDERGUARD_TRAINING__MATURITY": "7d", "ORDERGUARD_TRAINING__GATE__MIN_HOLDOUT_POSITIVES": "10"}
 
 
 @dataclass(frozen=True)
@@ -111,12 +116,20 @@ def test_a_shuffled_label_candidate_is_refused_with_readable_reasons(trained: Tr
     assert trained.registry.run(shuffled.run_id).tags["gate_passed"] == "false"
 
 
-def test_promote_judges_again_and_stores_the_verdict_with_the_run(trained: Trained) -> None:
-    result = promote(trained.context, trained.registry, version=trained.shuffled.candidate.version)
-    assert not result.promoted and result.champion is not None
-    assert result.champion.version == trained.first.candidate.version
-    run = trained.registry.run(trained.shuffled.run_id)
-    assert run.tags["promotion_passed"] == "false"
+def test_every_promotion_attempt_is_kept_passed_or_refused(trained: Trained) -> None:
+    before = trained.registry.promotions()
+    # train --promote kept both verdicts: the first model's pass and the shuffled one's refusal
+    first, shuffled = trained.first.candidate.version, trained.shuffled.candidate.version
+    assert [(a.candidate_version, a.passed) for a in before[:2]] == [(first, True), (shuffled, False)]
+    for _ in range(2):
+        result = promote(trained.context, trained.registry, version=shuffled)
+        assert not result.promoted and result.champion is not None and result.champion.version == first
+    after = trained.registry.promotions()
+    assert len(after) == len(before) + 2  # a later attempt never overwrites an earlier one
+    for attempt in after[-2:]:
+        assert (attempt.candidate_version, attempt.passed, attempt.baseline) == (shuffled, False, f"champion {first}")
+        assert attempt.reasons[0].startswith("FAIL pr_auc") and attempt.run_id == trained.shuffled.run_id
+    assert after[-2].at <= after[-1].at
 
 
 def test_cli_promote_exits_1_when_refused_and_2_on_bad_input(trained: Trained) -> None:
@@ -141,6 +154,7 @@ def test_cli_train_prints_the_comparison_and_registers_a_version(trained: Traine
     result = runner.invoke(app, ["--data-dir", str(trained.settings.data_dir), "train"], env=env)
     assert result.exit_code == 0, result.output
     assert "blend (served)" in result.output and "champion blend" in result.output
+    assert "the newest order update in the log (--cutoff chooses another)" in result.output  # the cutoff's why
     assert "gate vs champion" in result.output
     assert len(set(trained.registry.versions()) - before) == 1
 
@@ -162,3 +176,33 @@ def test_the_retrain_notebook_runs_end_to_end(trained: Trained) -> None:
     outputs = "".join(str(o.get("text", "")) for cell in notebook.cells for o in cell.get("outputs", []))
     assert "gate vs champion" in outputs and "champion now:" in outputs
     assert len(set(trained.registry.versions()) - before) == 1
+
+
+def test_a_holdout_without_enough_frauds_or_honest_orders_refuses_before_training(trained: Trained) -> None:
+    """The trap: a few orders dated after the rest move the default cutoff, and the holdout is empty."""
+    later = trained.shop.config.end_at + timedelta(days=60)
+    with pytest.raises(InsufficientDataError) as refused:
+        prepare(trained.settings, orders=trained.shop.orders, labels=[], cutoff=later)
+    assert refused.value.field == "training.holdout"
+    assert "0 confirmed frauds and 0 honest orders" in refused.value.message
+    versions = trained.registry.versions()
+    result = CliRunner().invoke(app, ["--data-dir", str(trained.settings.data_dir), "train", "--cutoff",
+                                      later.isoformat()], env=CLI_ENV)
+    assert result.exit_code == 2, result.output
+    assert "holdout part" in result.output and "ORDERGUARD_TRAINING__HOLDOUT_DAYS" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert trained.registry.versions() == versions  # nothing registered
+
+
+def test_a_thin_training_part_and_a_busy_holdout_day_are_called_out(trained: Trained) -> None:
+    split = trained.context.split
+    assert notes(split, maturity_days=7) == ()  # the usual split says nothing
+    frame = split.holdout.frame
+    full_day = frame["event_time"].dt.date.mode()[0]  # a whole day (the first and last may be partial)
+    busy = pd.concat([frame, *[frame[frame["event_time"].dt.date == full_day]] * 5], ignore_index=True)
+    thin = replace(split, train=split.train.with_frame(split.train.frame.head(10)),
+                   holdout=split.holdout.with_frame(busy))
+    found = notes(thin, maturity_days=7)
+    assert len(found) == 2
+    assert found[0].startswith("the training part (10 orders) is smaller than the holdout")
+    assert found[1].startswith(f"holdout day {full_day} has ") and "a promotion?" in found[1]
