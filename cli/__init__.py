@@ -17,10 +17,11 @@ import typer
 from pydantic import ValidationError
 
 from cli import features, handbook, ingest, labels, rules, serving, simulate, training
+from cli.common import command_group
 from features.settings import Settings
 from orderguard.errors import CLI_EXIT_CODE
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = command_group(add_completion=False, no_args_is_help=True,
                   help="orderguard: order-risk service for multi-channel shops.")
 for group in (ingest.app, simulate.app, features.app, serving.app, rules.report_app, training.app):
     app.add_typer(group)  # no name: the group's commands become top-level commands

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from contextlib import closing
 from datetime import date, datetime
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -25,6 +25,12 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def command_group(**options: Any) -> typer.Typer:
+    """A Typer app with plain (click) help: on/off flags read ``--promote / --no-promote`` and options carry no
+    ``<bool>`` type column or box drawing, so help stays legible in a pipe, a log or a narrow terminal."""
+    return typer.Typer(rich_markup_mode=None, **options)
 
 
 def user_errors(command: Callable[P, R]) -> Callable[P, R]:
@@ -64,11 +70,23 @@ def progress_bar(console: Console) -> Progress:
                     TimeRemainingColumn(), console=console, transient=True)
 
 
-def open_log(settings: Settings) -> closing[OrderLog]:
-    """The configured order log, created under ``data_dir`` when embedded; close it with ``with``."""
+def open_log(settings: Settings, *, create: bool = False) -> closing[OrderLog]:
+    """The configured order log; close it with ``with``.
+
+    Only a command that stores orders (``create=True``: ``ingest``) makes the embedded
+    database and its folder; any other command pointed at a folder without one says so
+    instead of leaving an empty database behind.
+    """
+    from orderguard.errors import NotFoundError
     from orderguard.ingest.orderlog import OrderLog
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    embedded = settings.database.url is None
+    path = settings.data_dir / "orderguard.db"
+    if embedded and not create and not path.exists():
+        raise NotFoundError(f"no order log at {path}: ingest orders first (orderguard ingest <files>), or point "
+                            "--data-dir / ORDERGUARD_DATA_DIR at the folder that holds one", field="data_dir")
+    if embedded:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
     return closing(OrderLog.open(settings.database_url))
 
 

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from cli.common import open_log, parse_moment, settings_of, user_errors, wide_console
+from cli.common import command_group, open_log, parse_moment, settings_of, user_errors, wide_console
 from orderguard.clock import NAIVE_IS_SHOP_TIME
 from orderguard.errors import InvalidInputError
 
-app = typer.Typer()
+app = command_group()
 
 
 @app.command()

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from cli.common import parse_day, settings_of, user_errors, wide_console
+from cli.common import command_group, parse_day, settings_of, user_errors, wide_console
 
-app = typer.Typer(no_args_is_help=True,
+app = command_group(no_args_is_help=True,
                   help="The fraud-detection handbook's public benchmark (simulated card transactions).")
 
 

@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import open_log, progress_bar, settings_of, user_errors, wide_console
-from orderguard.errors import CLI_EXIT_CODE
+from cli.common import command_group, open_log, progress_bar, settings_of, user_errors, wide_console
+from orderguard.errors import CLI_EXIT_CODE, NotFoundError
 
-app = typer.Typer()
+app = command_group()
 
 
 @app.command()
@@ -37,10 +37,13 @@ def ingest(
     from orderguard.ingest.importer import import_file  # keeps `orderguard --help` fast
 
     settings = settings_of(ctx)
+    missing = [str(path) for path in files if not path.is_file()]
+    if missing:  # checked before anything is stored, so a typo in the last name does not half-import the list
+        raise NotFoundError(f"`files` must be existing files; no such file: {', '.join(missing)}", field="files")
     console = wide_console(stderr=True)
     table = Table("file", "channel", "rows", "inserted", "duplicates", "conflicts", "refused")
-    refused_total = 0
-    with open_log(settings) as log, progress_bar(console) as progress:
+    refused_total = stored_total = 0
+    with open_log(settings, create=True) as log, progress_bar(console) as progress:
         for path in files:
             result = import_file(path, channel=channel, mapping=mapping, log=log, pii=settings.pii,
                                  limits=settings.ingest, all_or_nothing=all_or_nothing, batch_size=batch_size,
@@ -49,6 +52,7 @@ def ingest(
                           str(result.report.duplicates), str(result.report.conflicts),
                           str(len(result.report.errors)))
             refused_total += len(result.report.errors)
+            stored_total += result.report.inserted + result.report.duplicates
             for error in result.report.errors[:20]:
                 console.print(f"{path.name}:{error.position}: {error.error.one_line()}", markup=False,
                               highlight=False)
@@ -58,7 +62,12 @@ def ingest(
                 result.write_rejects(rejects)
     wide_console().print(table)
     if refused_total:
-        kept = "nothing stored from files with bad rows" if all_or_nothing else "good rows were stored"
+        if not stored_total:
+            kept = "nothing was stored"
+        elif all_or_nothing:
+            kept = "nothing stored from files with bad rows"
+        else:
+            kept = "the good rows were stored"
         console.print(f"error[invalid_input]: {refused_total} row(s) refused; {kept}", markup=False)
         raise typer.Exit(CLI_EXIT_CODE)
 

@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import open_log, settings_of, user_errors, wide_console
+from cli.common import command_group, open_log, settings_of, user_errors, wide_console
 from orderguard.errors import CLI_EXIT_CODE
 
-app = typer.Typer(no_args_is_help=True,
+app = command_group(no_args_is_help=True,
                   help="Reviewer labels: record verdicts, import platform dispute rulings, simulate a desk.")
 
 

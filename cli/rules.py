@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from cli.common import open_log, settings_of, user_errors, wide_console
+from cli.common import command_group, open_log, settings_of, user_errors, wide_console
 from orderguard.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from features.settings import Settings
 
 #: ``orderguard rules-report`` (a top-level command).
-report_app = typer.Typer()
+report_app = command_group()
 
 #: ``orderguard rules ...``.
-app = typer.Typer(no_args_is_help=True,
+app = command_group(no_args_is_help=True,
                   help="Rule pack tuning: suggest points from reviewer labels, write a new pack from them.")
 
 
@@ -28,6 +29,8 @@ def rules_report(
     ctx: typer.Context,
     truth: Annotated[Path | None, typer.Option(help="ground_truth.csv of a simulated shop (recall, FPR).")] = None,
     flag_at: Annotated[str, typer.Option(help="Decision that counts as flagged: verify, review or hold.")] = "review",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table (for scripts).")
+                       ] = False,
 ) -> None:
     """Replay the order log through the rule pack (rules only) and report what it flags, by pattern."""
     from features.online import OnlineFeatures
@@ -52,9 +55,20 @@ def rules_report(
     console = wide_console()
     if truth is None:
         flagged = sum(1 for r in replayed if decision_rank(r.decision) >= decision_rank(threshold))
+        if as_json:
+            typer.echo(json.dumps({"orders": len(replayed), "flag_at": threshold.value, "flagged": flagged}))
+            return
         console.print(f"{len(replayed)} orders replayed; {flagged} at or above {threshold.value}")
         return
     result = report(replayed, read_truth(truth), flag_at=threshold)
+    if as_json:
+        typer.echo(json.dumps({
+            "orders": len(replayed), "flag_at": threshold.value, "recall": result.recall,
+            "false_positive_rate": result.false_positive_rate, "precision": result.precision,
+            "patterns": [{"pattern": r.pattern, "abnormal": r.abnormal, "orders": r.orders, "flagged": r.flagged,
+                          "rate": r.rate, "groups": r.groups, "groups_caught": r.groups_caught}
+                         for r in result.rows]}))
+        return
     table = Table("pattern", "abnormal", "orders", f">= {threshold.value}", "rate", "groups caught")
     for row in result.rows:
         table.add_row(row.pattern, "yes" if row.abnormal else "no", str(row.orders), str(row.flagged),

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from cli.common import settings_of, user_errors
+from cli.common import command_group, settings_of, user_errors
 
-app = typer.Typer()
+app = command_group()
 
 
 @app.command()
@@ -18,7 +18,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default from settings: 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from settings: 8000).")] = None,
 ) -> None:
-    """Run the HTTP service (one worker; see README for production settings)."""
+    """Run the HTTP service (one worker; see "Running in production" in README.md)."""
     import uvicorn
 
     from serving.app import create_app

@@ -8,18 +8,19 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import parse_day, user_errors, wide_console
+from cli.common import command_group, parse_day, user_errors, wide_console
 
-app = typer.Typer()
+app = command_group()
 
 
 @app.command()
 @user_errors
 def generate(
     out: Annotated[Path, typer.Option(help="Output folder for channel payload files and ground truth.")],
-    days: Annotated[int, typer.Option(min=1, max=3650)] = 90,
-    seed: Annotated[int, typer.Option()] = 1,
-    orders_per_day: Annotated[int, typer.Option(min=1)] = 500,
+    days: Annotated[int, typer.Option(min=1, max=3650, help="Days of trading to simulate.")] = 90,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same shop, byte for byte.")] = 1,
+    orders_per_day: Annotated[int, typer.Option(min=1, help="Orders on an ordinary day (promotions have more).")
+                              ] = 500,
     start: Annotated[str, typer.Option(
         help="First day, YYYY-MM-DD (the shop's calendar: Beijing time).")] = "2024-09-01",
 ) -> None:

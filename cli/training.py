@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.common import open_log, parse_moment, settings_of, user_errors, wide_console
+from cli.common import command_group, open_log, parse_moment, settings_of, user_errors, wide_console
 from orderguard.clock import NAIVE_IS_SHOP_TIME
 
 if TYPE_CHECKING:
     from features.settings import Settings
+    from training.gate import PromotionDecision
     from training.pipeline import Context as TrainingContext
 
-app = typer.Typer()
+app = command_group()
 
 
 def _training_context(settings: Settings, cutoff: str | None) -> TrainingContext:
@@ -27,6 +30,15 @@ def _training_context(settings: Settings, cutoff: str | None) -> TrainingContext
         orders = list(log.iter_orders())
         labels = list(LabelLog(log.engine).iter_labels())
     return prepare(settings, orders=orders, labels=labels, cutoff=parse_moment(cutoff, "cutoff"))
+
+
+def _finite(metrics: Mapping[str, float]) -> dict[str, float | None]:
+    """Metrics for JSON: NaN (a metric without a value) becomes null."""
+    return {name: None if math.isnan(value) else value for name, value in metrics.items()}
+
+
+def _gate_json(decision: PromotionDecision) -> dict[str, object]:
+    return {"passed": decision.passed, "baseline": decision.baseline, "reasons": list(decision.reasons)}
 
 
 def _print_gate(console: Console, reasons: tuple[str, ...], *, passed: bool, baseline: str) -> None:
@@ -41,9 +53,12 @@ def train(
     ctx: typer.Context,
     cutoff: Annotated[str | None, typer.Option(
         help=f"Train as of this ISO date or time ({NAIVE_IS_SHOP_TIME}); default: newest order.")] = None,
-    promote: Annotated[bool, typer.Option("--promote", help="Make the candidate champion if the gate passes.")] = False,
+    promote: Annotated[bool, typer.Option("--promote/--no-promote",
+                                          help="Make the candidate champion if the gate passes.")] = False,
     shuffle_labels: Annotated[bool, typer.Option(
         "--shuffle-labels", help="Drill: train on permuted labels; the gate must refuse the result.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables (for scripts).")
+                       ] = False,
 ) -> None:
     """Train a candidate on reviewer labels, compare it with the champion, log it to MLflow and register it."""
     from scoring.registry import Registry, git_sha
@@ -55,6 +70,16 @@ def train(
     context = _training_context(settings, cutoff)
     result = run_training(context, Registry.from_settings(settings), git_sha=git_sha(), promote=promote,
                           shuffle_labels=shuffle_labels)
+    if as_json:
+        typer.echo(json.dumps({
+            "cutoff": context.cutoff.isoformat(), "cutoff_reason": context.cutoff_reason,
+            "data_window": context.data_window, "train_rows": result.train_rows, "holdout_rows": result.holdout_rows,
+            "notes": list(context.notes), "metrics": _finite(result.evaluation.metrics()),
+            "champion_metrics": _finite(result.champion_evaluation.metrics()) if result.champion_evaluation else None,
+            "gate": _gate_json(result.decision), "candidate": {"version": result.candidate.version,
+                                                               "run_id": result.run_id},
+            "promoted": result.promoted, "card": str(result.card) if result.card else None}, ensure_ascii=False))
+        return
     console.print(f"cutoff {context.cutoff:%Y-%m-%d %H:%M} UTC: {context.cutoff_reason}")
     console.print(f"dataset: {result.train_rows:,} training orders, {result.holdout_rows:,} holdout orders "
                   f"({context.data_window})")
@@ -82,6 +107,8 @@ def promote(
     version: Annotated[str | None, typer.Option(help="Registered version to judge; default: the newest.")] = None,
     cutoff: Annotated[str | None, typer.Option(
         help=f"Holdout as of this ISO date or time ({NAIVE_IS_SHOP_TIME}); default: newest order.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of sentences (for scripts).")
+                       ] = False,
 ) -> None:
     """Judge a registered model against the champion on the current holdout; promote it only if the gate passes.
 
@@ -95,6 +122,14 @@ def promote(
     registry = Registry.from_settings(settings)
     chosen = version or latest_version(registry)
     result = run_promotion(_training_context(settings, cutoff), registry, version=chosen)
+    if as_json:
+        typer.echo(json.dumps({"candidate": result.candidate.version,
+                               "champion": result.champion.version if result.champion else None,
+                               "gate": _gate_json(result.decision), "promoted": result.promoted,
+                               "card": str(result.card) if result.card else None}, ensure_ascii=False))
+        if not result.promoted:
+            raise typer.Exit(1)
+        return
     console = wide_console()
     _print_gate(console, result.decision.reasons, passed=result.decision.passed, baseline=result.decision.baseline)
     if not result.promoted:
@@ -106,7 +141,7 @@ def promote(
         console.print(f"model card: {result.card}")
 
 
-model_app = typer.Typer(invoke_without_command=True, no_args_is_help=False,
+model_app = command_group(invoke_without_command=True, no_args_is_help=False,
                         help="The champion model (the one services load), and every promotion decision.")
 app.add_typer(model_app, name="model")
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import lightgbm as lgb
     import pandas as pd
     from matplotlib.figure import Figure
+    from mlflow import MlflowClient
 
 CHAMPION = "champion"
 MODEL_PATH = "model"
@@ -165,19 +166,27 @@ class Registry:
     """Runs and registered models of one tracking store."""
 
     def __init__(self, *, tracking_uri: str, artifact_location: Path, experiment: str, model_name: str) -> None:
-        from mlflow import MlflowClient
-
         self.tracking_uri = tracking_uri
         self.artifact_location = artifact_location
         self.experiment = experiment
         self.model_name = model_name
-        self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self._mlflow: MlflowClient | None = None
+
+    @property
+    def _client(self) -> MlflowClient:
+        """The MLflow client, made on first use: making it creates a local SQLite store, which a question
+        like "is there a champion?" must not do (see :meth:`_store_exists`)."""
+        if self._mlflow is None:
+            from mlflow import MlflowClient
+
+            self._make_store_folder()
+            self._mlflow = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        return self._mlflow
 
     @classmethod
     def from_settings(cls, settings: Settings, *, experiment: str | None = None) -> Registry:
-        """The registry ``settings.training`` points at (creating the data directory for the default store);
-        ``experiment`` overrides the experiment runs are logged to (e.g. benchmarks beside training)."""
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        """The registry ``settings.training`` points at; ``experiment`` overrides the experiment runs are logged
+        to (e.g. benchmarks beside training). Nothing is created until something is written."""
         return cls(tracking_uri=settings.tracking_uri, artifact_location=settings.artifact_location,
                    experiment=experiment or settings.training.experiment, model_name=settings.training.model_name)
 
@@ -234,6 +243,8 @@ class Registry:
 
     def versions(self) -> list[str]:
         """Every registered version number of the model (empty before the first registration)."""
+        if not self._store_exists():
+            return []
         found = self._client.search_model_versions(f"name='{self.model_name}'")
         return [str(v.version) for v in found]
 
@@ -270,6 +281,12 @@ class Registry:
                 run_id=tags.get("candidate_run_id", ""),
                 reasons=tuple(Path(reasons).read_text(encoding="utf-8").splitlines())))
         return attempts
+
+    def _make_store_folder(self) -> None:
+        """The folder of a local SQLite tracking file, before the first write creates the file."""
+        prefix = "sqlite:///"
+        if self.tracking_uri.startswith(prefix):
+            Path(self.tracking_uri[len(prefix):]).parent.mkdir(parents=True, exist_ok=True)
 
     def _store_exists(self) -> bool:
         """False for a local SQLite tracking file not created yet (nothing trained): asking MLflow

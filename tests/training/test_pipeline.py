@@ -3,6 +3,7 @@ candidate, ``orderguard promote`` and ``orderguard train`` from the command line
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -140,6 +141,15 @@ def test_cli_promote_exits_1_when_refused_and_2_on_bad_input(trained: Trained) -
     refused = runner.invoke(app, [*base, "promote", "--version", trained.shuffled.candidate.version], env=env)
     assert refused.exit_code == 1, refused.output
     assert "FAIL pr_auc" in refused.output and "champion unchanged" in refused.output
+    scripted = runner.invoke(app, [*base, "promote", "--version", trained.shuffled.candidate.version, "--json"],
+                             env=env)
+    assert scripted.exit_code == 1
+    verdict = json.loads(scripted.stdout)
+    assert verdict["promoted"] is False and verdict["gate"]["passed"] is False
+    assert verdict["gate"]["reasons"][0].startswith("FAIL pr_auc")
+    history = runner.invoke(app, [*base, "model", "history", "--json"], env=env)
+    assert history.exit_code == 0
+    assert [json.loads(line)["passed"] for line in history.stdout.splitlines()][-2:] == [False, False]
     unknown = runner.invoke(app, [*base, "promote", "--version", "999"], env=env)
     assert unknown.exit_code == 2 and "version" in unknown.output
     bad = runner.invoke(app, [*base, "train", "--cutoff", "yesterday"], env=env)
@@ -157,6 +167,13 @@ def test_cli_train_prints_the_comparison_and_registers_a_version(trained: Traine
     assert "the newest order update in the log (--cutoff chooses another)" in result.output  # the cutoff's why
     assert "gate vs champion" in result.output
     assert len(set(trained.registry.versions()) - before) == 1
+    scripted = runner.invoke(app, ["--data-dir", str(trained.settings.data_dir), "train", "--json"], env=env)
+    assert scripted.exit_code == 0, scripted.output
+    body = json.loads(scripted.stdout)
+    assert body["candidate"]["version"] in trained.registry.versions() and body["promoted"] is False
+    assert body["holdout_rows"] == len(trained.context.split.holdout.frame)
+    assert body["gate"]["baseline"] == f"champion {trained.first.candidate.version}"
+    assert 0 < body["metrics"]["blend_pr_auc"] <= 1
 
 
 def test_the_retrain_notebook_runs_end_to_end(trained: Trained) -> None:
@@ -206,3 +223,14 @@ def test_a_thin_training_part_and_a_busy_holdout_day_are_called_out(trained: Tra
     assert len(found) == 2
     assert found[0].startswith("the training part (10 orders) is smaller than the holdout")
     assert found[1].startswith(f"holdout day {full_day} has ") and "a promotion?" in found[1]
+
+
+def test_rules_report_answers_in_json_for_scripts(trained: Trained) -> None:
+    truth = next(trained.settings.data_dir.rglob("ground_truth.csv"))
+    result = CliRunner().invoke(app, ["--data-dir", str(trained.settings.data_dir), "rules-report", "--truth",
+                                      str(truth), "--json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["orders"] == len(trained.shop.orders) and body["flag_at"] == "review"
+    assert 0 < body["recall"] <= 1 and 0 <= body["false_positive_rate"] < 1
+    assert sum(p["orders"] for p in body["patterns"]) == body["orders"]
