@@ -14,6 +14,7 @@ import typer
 from typer.testing import CliRunner
 
 from cli import app
+from features.settings import Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -93,3 +94,9 @@ def test_piped_tables_keep_whole_file_names(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["--data-dir", str(tmp_path / "data"), "ingest", str(long), "--channel",
                                       "wechat"])
     assert long.name in result.stdout  # CliRunner's output is not a terminal, like a pipe
+
+
+def test_the_demo_keeps_its_data_where_every_command_looks_by_default() -> None:
+    demo = (README.parent / "scripts" / "demo.sh").read_text(encoding="utf-8")
+    (default,) = re.findall(r"export ORDERGUARD_DATA_DIR=\$\{ORDERGUARD_DATA_DIR:-([^}]+)\}", demo)
+    assert Path(default) == Settings.model_fields["data_dir"].default
