@@ -48,20 +48,26 @@ def upgrade() -> None:
     hasher = PiiHasher(os.environ.get("ORDERGUARD_PII__HASH_KEY", DEVELOPMENT_HASH_KEY).encode())
     events = sa.table("order_events", sa.column("id", sa.BigInteger()), sa.column("payload", _json()),
                       sa.column("content_hash", sa.String()))
+    rewrite_event = (events.update().where(events.c.id == sa.bindparam("row_id"))
+                     .values(payload=sa.bindparam("new_payload"), content_hash=sa.bindparam("new_hash")))
     last = -1
     while True:
         rows = conn.execute(sa.select(events.c.id, events.c.payload).where(events.c.id > last)
                             .order_by(events.c.id).limit(_BATCH)).all()
         if not rows:
             break
+        updates = []
         for row_id, payload in rows:
             data = codec.event_to_dict(protect(codec.event_from_dict(payload), hasher))
-            conn.execute(events.update().where(events.c.id == row_id)
-                         .values(payload=data, content_hash=codec.content_hash_of(data)))
+            updates.append({"row_id": row_id, "new_payload": data, "new_hash": codec.content_hash_of(data)})
+        conn.execute(rewrite_event, updates)  # one executemany per batch
         last = rows[-1][0]
     orders = sa.table("orders", sa.column("channel", sa.String()), sa.column("channel_order_id", sa.String()),
                       sa.column("state", _json()))
     key = sa.tuple_(orders.c.channel, orders.c.channel_order_id)
+    rewrite_order = (orders.update().where(orders.c.channel == sa.bindparam("key_channel"),
+                                           orders.c.channel_order_id == sa.bindparam("key_order_id"))
+                     .values(state=sa.bindparam("new_state")))
     after: tuple[str, str] = ("", "")
     while True:
         batch = conn.execute(sa.select(orders.c.channel, orders.c.channel_order_id, orders.c.state)
@@ -69,11 +75,13 @@ def upgrade() -> None:
                              .limit(_BATCH)).all()
         if not batch:
             break
+        states = []
         for channel, order_id, state in batch:
             order = codec.order_from_dict(state)
             protected = dataclasses.replace(order, details=protect_details(order.details, hasher))
-            conn.execute(orders.update().where(orders.c.channel == channel, orders.c.channel_order_id == order_id)
-                         .values(state=codec.order_to_dict(protected)))
+            states.append({"key_channel": channel, "key_order_id": order_id,
+                           "new_state": codec.order_to_dict(protected)})
+        conn.execute(rewrite_order, states)
         after = (batch[-1][0], batch[-1][1])
 
 
