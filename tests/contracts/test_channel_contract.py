@@ -91,7 +91,7 @@ def plain_event(channel: Channel, *, kind: EventKind = EventKind.ORDER, status: 
         status=status,
         update_time=T0 + timedelta(days=2, hours=3, microseconds=250000),
         created_at=T0,
-        buyer=PlainBuyer("buyer-001", phone=phone, id_card="11010119900307123X", member_level=2,
+        buyer=PlainBuyer("buyer-001", phone=phone, id_card="110101199003071233", member_level=2,
                          registered_at=datetime(2023, 1, 5, 2, 0, tzinfo=UTC)),
         lines=tuple(lines),
         amounts=Amounts(goods_fen=goods, paid_fen=goods - 1500, shipping_fen=800, discount_fen=1300,
@@ -354,7 +354,7 @@ def test_site_sample_carries_device_and_identity(ctx: ParseContext) -> None:
     assert event.event_version == 5
     assert buyer.member_level == 3
     assert buyer.registered_at == _utc(2023, 1, 5, 2, 0, 0)
-    assert buyer.id_card_hash == ctx.hasher.hash("id_card", "11010119900307123x")
+    assert buyer.id_card_hash == ctx.hasher.hash("id_card", "110101199003071233")
     assert buyer.phone is not None and buyer.phone.hash == ctx.hasher.hash("phone", "13912345678")
     assert client is not None and client.device_id == "A1B2C3D4-E5F6-7890-ABCD-EF0123456789"
     assert client.wifi_hash == ctx.hasher.hash("wifi", "A4:5E:60:C2:11:9F")

@@ -3,6 +3,7 @@ match on them; a log written before protection is rewritten in place, and re-sen
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from features.facts import address_key, order_attributes
 from features.settings import Settings
 from orderguard.enrich import pickup_keyword
+from orderguard.errors import InvalidInputError
 from orderguard.ingest.channels import get_adapter
 from orderguard.ingest.migrations import VERSION_TABLE
 from orderguard.ingest.normalize import ParseContext, PiiHasher
@@ -117,3 +119,24 @@ def test_a_log_written_before_protection_is_rewritten_and_a_resent_payload_stays
         assert order is not None and order.details.client is not None
         assert order.details.client.device_id == stored_key("device", "dev-secret-7", HASHER)
         assert order.details.address is not None and order.details.address.key is not None
+
+
+@pytest.mark.parametrize("bad", ["1994293788X", "110105194912310021", "110105194913310028", "11010518991231002X",
+                                 "ABCDEFGHIJKLMNOPQR"])
+def test_a_malformed_clear_id_card_is_a_field_error(bad: str) -> None:
+    payload = _payload()
+    payload["user"]["id_card"] = bad
+    with pytest.raises(InvalidInputError) as refused:
+        _event(payload)
+    assert refused.value.field == "user.id_card"
+    assert not re.search(r"\d{11,}", refused.value.message)  # long digit runs are masked in messages
+
+
+def test_a_valid_id_card_is_stored_only_as_its_keyed_hash(log: OrderLog) -> None:
+    payload = _payload()
+    payload["user"]["id_card"] = "11010519491231002x"  # a lower-case check letter is the same number
+    event = _event(payload)
+    assert event.details is not None
+    assert event.details.buyer.id_card_hash == HASHER.hash("id_card", "11010519491231002X")
+    log.append([event])
+    assert "11010519491231002" not in _stored_text(log)

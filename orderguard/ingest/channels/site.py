@@ -58,7 +58,15 @@ from orderguard.ingest.channels.kit import (
     positive,
     receiver_hash,
 )
-from orderguard.ingest.normalize import ParseContext, fen, map_status, parse_optional_time, parse_time, phone_from
+from orderguard.ingest.normalize import (
+    ParseContext,
+    fen,
+    id_card_from,
+    map_status,
+    parse_optional_time,
+    parse_time,
+    phone_from,
+)
 from orderguard.schema import (
     Address,
     Amounts,
@@ -248,8 +256,8 @@ def _parse_order(doc: SiteOrder, ctx: ParseContext) -> OrderEvent:
     user = doc.user
     buyer = Party(
         account_id=user.user_id,
-        phone=phone_from(user.phone, hasher=ctx.hasher),
-        id_card_hash=hashed(ctx.hasher, "id_card", user.id_card),
+        phone=phone_from(user.phone, hasher=ctx.hasher, field="user.phone"),
+        id_card_hash=id_card_from(user.id_card, hasher=ctx.hasher, field="user.id_card"),
         member_level=user.member_level,
         registered_at=parse_optional_time(user.registered_at, field="user.registered_at"),
     )
