@@ -30,6 +30,7 @@ from scoring.records import ScoreLog
 from scoring.registry import Registry
 from serving.api import admin, health, ingest, labels, score
 from serving.api.errors import BodyLimit, install_error_handlers
+from serving.api.openapi import install_openapi
 from serving.champion import ChampionSlot, ChampionSource
 from serving.engine import build_engine
 from serving.services import Services, StoreState, warm_start, watch_store
@@ -104,4 +105,5 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.include_router(score.router)
     app.include_router(labels.router)
     app.include_router(admin.router)
+    install_openapi(app)
     return app

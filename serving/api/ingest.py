@@ -1,49 +1,67 @@
-"""``POST /v1/orders/{channel}``: webhook-style ingest of one payload or a batch."""
+"""``POST /v1/orders/{channel}``: webhook-style ingest of one payload or a batch.
+
+Every registered channel has its own documented operation (``/v1/orders/tmall`` …), so
+the OpenAPI document can give each one that channel's payload schema
+(``serving.api.openapi``); the generic ``{channel}`` route behind them answers the same
+way for any other spelling (``/v1/orders/JD``) and 404 for an unknown channel, and is
+left out of the document.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Response
 
+from orderguard.ingest.channels import ADAPTERS
+from orderguard.schema import Channel
 from serving.api.deps import services
 from serving.api.schemas import DEFERRED_NOTE, ErrorBody, IngestError, IngestItem, IngestResponse
 from serving.services import Services, ingest_and_apply
 
 router = APIRouter(tags=["ingest"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    207: {"model": IngestResponse, "description": "batch partly accepted; see errors"},
     404: {"model": ErrorBody, "description": "unknown channel"},
-    422: {"model": ErrorBody, "description": "malformed payload (single) — or IngestResponse when every item "
-                                             "of a batch was refused"},
+    422: {"model": ErrorBody | IngestResponse,
+          "description": "malformed payload (single): ErrorBody — or IngestResponse when every item of a batch was "
+                         "refused"},
 }
 
+_SUMMARY = "Ingest channel-native order or after-sale payloads"
 
-@router.post(
-    "/v1/orders/{channel}",
-    response_model=IngestResponse,
-    responses={207: {"model": IngestResponse, "description": "batch partly accepted; see errors"}, **_ERRORS},
-    summary="Ingest channel-native order or after-sale payloads",
-)
-async def ingest_orders(
-    channel: str,
-    response: Response,
-    svc: Annotated[Services, Depends(services)],
-    payload: Annotated[dict[str, Any] | list[Any], Body(
-        description="One channel-native payload (object) or a batch (array) of them, exactly as the channel's "
-                    "open platform sends them.")],
-    atomic: bool = False,
-) -> IngestResponse:
-    """Parse with the channel's adapter and append to the order log, idempotently.
+_DESCRIPTION = """Parse with the channel's adapter and append to the order log, idempotently.
 
-    A single payload that is malformed gets a 4xx naming the field. In a batch the good
-    payloads are stored and each bad one is listed with its index, field and reason
-    (status 207); ``atomic=true`` stores nothing unless every payload is good.
-    While the online feature store is unavailable orders are still stored and answered,
-    flagged ``degraded``; they count in features once the store answers again.
-    Re-sending a payload is a no-op (``outcome: duplicate``). Stored orders also update
-    the online features, so later scores see them.
+A single payload that is malformed gets a 4xx naming the field. In a batch the good
+payloads are stored and each bad one is listed with its index, field and reason
+(status 207); ``atomic=true`` stores nothing unless every payload is good.
+While the online feature store is unavailable orders are still stored and answered,
+flagged ``degraded``; they count in features once the store answers again.
+Re-sending a payload is a no-op (``outcome: duplicate``). Stored orders also update
+the online features, so later scores see them."""
+
+#: The request body as the handlers take it: the adapters, not FastAPI, validate each payload.
+Payload = Annotated[dict[str, Any] | list[Any], Body(
+    description="One channel-native payload (object) or a batch (array) of them, exactly as the channel's "
+                "open platform sends them.")]
+
+Svc = Annotated[Services, Depends(services)]
+
+
+def channel_path(channel: Channel) -> str:
+    """The documented ingest path of one channel.
+
+    >>> channel_path(Channel.JD)
+    '/v1/orders/jd'
     """
+    return f"/v1/orders/{channel.value}"
+
+
+async def _ingest(channel: str, payload: dict[str, Any] | list[Any], *, atomic: bool, svc: Services,
+                  response: Response) -> IngestResponse:
+    """The one handler behind every ingest route (see ``_DESCRIPTION``)."""
     single = isinstance(payload, dict)
     ingested = await svc.worker.run(ingest_and_apply, svc, channel, [payload] if single else list(payload),
                                     atomic=atomic)
@@ -61,3 +79,32 @@ async def ingest_orders(
         degraded=ingested.deferred, note=DEFERRED_NOTE if ingested.deferred else None,
     )
 
+
+def _channel_endpoint(channel: Channel) -> Callable[..., Awaitable[IngestResponse]]:
+    """The endpoint of ``channel``'s own route: the shared handler with the channel fixed."""
+
+    async def ingest_channel_orders(response: Response, svc: Svc, payload: Payload,
+                                    atomic: bool = False) -> IngestResponse:
+        return await _ingest(channel.value, payload, atomic=atomic, svc=svc, response=response)
+
+    return ingest_channel_orders
+
+
+def _add_channel_routes(target: APIRouter) -> None:
+    """One documented operation per registered channel, ahead of the generic route."""
+    for channel in ADAPTERS:
+        target.add_api_route(
+            channel_path(channel), _channel_endpoint(channel), methods=["POST"], name=f"ingest_{channel.value}",
+            response_model=IngestResponse, responses=_RESPONSES, summary=f"{_SUMMARY} ({channel.value})",
+            description=_DESCRIPTION)
+
+
+_add_channel_routes(router)
+
+
+@router.post("/v1/orders/{channel}", response_model=IngestResponse, responses=_RESPONSES, summary=_SUMMARY,
+             description=_DESCRIPTION, include_in_schema=False)
+async def ingest_orders(channel: str, response: Response, svc: Svc, payload: Payload,
+                        atomic: bool = False) -> IngestResponse:
+    """Any channel named in the path; an unknown one is a 404 from the adapter registry."""
+    return await _ingest(channel, payload, atomic=atomic, svc=svc, response=response)

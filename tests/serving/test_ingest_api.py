@@ -114,7 +114,8 @@ def test_accepted_orders_survive_a_later_bad_request(client: TestClient) -> None
     assert client.get("/healthz").json()["orders"] == 1
 
 
-def test_openapi_documents_the_ingest_route(client: TestClient) -> None:
+def test_openapi_documents_the_ingest_route_of_every_channel(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
-    op = spec["paths"]["/v1/orders/{channel}"]["post"]
-    assert {"200", "207", "404", "422"} <= set(op["responses"])
+    for channel in Channel:
+        op = spec["paths"][f"/v1/orders/{channel.value}"]["post"]
+        assert {"200", "207", "404", "422"} <= set(op["responses"])

@@ -16,7 +16,7 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import positive_data_acceptance
+from schemathesis.checks import CheckFunction, negative_data_rejection, positive_data_acceptance
 
 from features.settings import Settings
 from serving.app import create_app
@@ -31,15 +31,35 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         yield c
 
 
-#: The schema says a channel ``payload`` is any JSON object (each channel's own document
-#: schema is not published yet), so "a schema-valid request must be accepted" cannot hold.
-EXCLUDED = [positive_data_acceptance]
+#: "A schema-valid request must be accepted" cannot hold, although every channel's order
+#: and after-sale schemas are published: they give each field's JSON type and which fields
+#: are required, not what the parsers check beyond that (status codes from the channel's
+#: tables, times that parse and lie between 2000 and an hour after receipt, amounts and
+#: quantities within the ingest limits, at least one order line, bounded texts), nor a
+#: label's "exactly one of ``order`` or ``order_key``". Schema-valid channel documents
+#: reach the parsers and are refused there with 422 naming the field (``status`` …).
+EXCLUDED: list[CheckFunction] = [positive_data_acceptance]
+
+
+def answers_per_item(case: schemathesis.Case[Any]) -> bool:
+    """Whether what is wrong with this request lies in the items of a batch.
+
+    Batches answer for each item (``/v1/score/batch``: 200 with the item's error;
+    ingest: 207 when other payloads are kept), so a bad item does not make the whole
+    request refused.
+    """
+    body = case.body
+    if case.operation.path == "/v1/score/batch":
+        return isinstance(body, dict) and set(body) == {"items"} and isinstance(body["items"], list) \
+            and bool(body["items"])
+    return case.operation.path.startswith("/v1/orders/") and isinstance(body, list)
 
 
 @schema.parametrize()
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_route_answers_as_documented(case: schemathesis.Case[Any], client: TestClient) -> None:
     request = case.as_transport_kwargs(base_url="http://testserver")
     request.pop("cookies", None)  # the API reads no cookies (and per-request cookies are deprecated)
     response = client.request(**request)
-    case.validate_response(response, excluded_checks=EXCLUDED)
+    excluded = [*EXCLUDED, negative_data_rejection] if answers_per_item(case) else EXCLUDED
+    case.validate_response(response, excluded_checks=excluded)

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, StringConstraints
 
 from orderguard.errors import InvalidInputError
 from orderguard.ingest.normalize import ParseContext, PiiHasher, event_version
@@ -67,16 +67,22 @@ def _stamp(value: object) -> object:
     return str(value)
 
 
+#: A digit string as ``_integer`` reads it; only the JSON schema of :data:`Fen` and :data:`Count` uses it.
+_DigitString = Annotated[str, StringConstraints(pattern=r"^\s*-?[0-9]+\s*$")]
+
+# ``json_schema_input_type`` makes the models' JSON schemas (published in the service's
+# OpenAPI document) describe the JSON the validators accept, not the Python type they produce.
+
 #: An id or status code; JSON string or integer, kept as text.
-Text = Annotated[str, BeforeValidator(_text)]
+Text = Annotated[str, BeforeValidator(_text, json_schema_input_type=str | int)]
 #: An amount in yuan as text, converted with ``normalize.yuan_to_fen``.
-Yuan = Annotated[str, BeforeValidator(_decimal_text)]
+Yuan = Annotated[str, BeforeValidator(_decimal_text, json_schema_input_type=str | float)]
 #: An amount already in fen (integer or digit string); sign checked by ``normalize.fen``.
-Fen = Annotated[int, BeforeValidator(_integer)]
+Fen = Annotated[int, BeforeValidator(_integer, json_schema_input_type=int | _DigitString)]
 #: A count (quantity, version); integer or digit string.
-Count = Annotated[int, BeforeValidator(_integer)]
+Count = Annotated[int, BeforeValidator(_integer, json_schema_input_type=int | _DigitString)]
 #: A timestamp as text, converted with ``normalize.parse_time``.
-Stamp = Annotated[str, BeforeValidator(_stamp)]
+Stamp = Annotated[str, BeforeValidator(_stamp, json_schema_input_type=str | int)]
 
 
 def frozen(table: Mapping[str, OrderStatus]) -> Mapping[str, OrderStatus]:
