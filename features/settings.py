@@ -94,6 +94,7 @@ class Settings(BaseSettings):
         return (self.training.artifact_dir or self.data_dir / "mlartifacts").resolve()
 
     def settings_hash(self) -> str:
-        """Stable short hash of the effective settings (secrets excluded) for audit trails."""
-        dump = self.model_dump_json(exclude={"pii"})
+        """Stable short hash of the effective settings for audit trails: secrets and where this installation
+        keeps its files (the docs' assets) are left out, so the same settings hash alike on every machine."""
+        dump = self.model_dump_json(exclude={"pii": True, "api": {"docs_assets"}})
         return hashlib.sha256(dump.encode()).hexdigest()[:12]

@@ -8,6 +8,7 @@ needs (e.g. :class:`PiiSettings`), never the whole object.
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -102,6 +103,8 @@ class ApiSettings(BaseModel):
     max_batch: int = Field(default=1000, ge=1, description="most payloads accepted in one batch request")
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024,
                                 description="largest request body; larger ones get 413 before parsing")
+    docs_assets: Path = Field(default_factory=lambda: Path(sys.prefix) / "share" / "orderguard" / "swagger-ui",
+                              description="Swagger UI files /docs serves (scripts/bootstrap.sh installs them)")
 
 
 class BandSettings(BaseModel):

@@ -29,6 +29,7 @@ from scoring.model import model_factory
 from scoring.records import ScoreLog
 from scoring.registry import Registry
 from serving.api import admin, health, ingest, labels, score
+from serving.api.docs import install_docs
 from serving.api.errors import BodyLimit, install_error_handlers
 from serving.api.openapi import install_openapi
 from serving.champion import ChampionSlot, ChampionSource
@@ -96,7 +97,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             engine.close()
             log.close()
 
-    app = FastAPI(title="orderguard", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="orderguard", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Order-risk service: ingest orders from every channel, score them, review them.")
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
@@ -106,4 +107,5 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.include_router(labels.router)
     app.include_router(admin.router)
     install_openapi(app)
+    install_docs(app, settings.api.docs_assets)
     return app
