@@ -1,0 +1,286 @@
+"""Who may do what: roles, API keys for machines, users for people.
+
+Every route and page of the service names the roles it serves (``Role``); a caller is a
+:class:`Principal` holding some of them. Machines (the order system, a data pipeline)
+send an API key; people sign in with a name and a password.
+
+* **API keys** look like ``og_<prefix>_<secret>``: the prefix (8 hex digits) names the
+  key in lists and logs, the secret (256 random bits) is shown once, at creation. Only
+  SHA-256 of the whole key is stored: a slow password hash buys nothing against a
+  256-bit random secret, and a fast one lets the service check a key in memory
+  (:class:`KeyRing`), with no database round trip per request.
+* **Passwords** are hashed with argon2 (``argon2-cffi``'s defaults), which is slow on
+  purpose: people choose guessable passwords.
+
+Both live in the order-log database (migration ``0005``), so every process of a
+deployment sees one set and a revocation reaches all of them.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from types import MappingProxyType
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Engine
+
+from orderguard.errors import InvalidInputError, NotFoundError, OrderGuardError, ServiceUnavailableError
+
+
+class Role(StrEnum):
+    """What a principal is for; a principal may hold several."""
+
+    ORDER_SYSTEM = "order_system"  # ingest and score
+    REVIEWER = "reviewer"  # the review queue, cases, labels
+    OPERATIONS = "operations"  # order health
+    DATA_SCIENTIST = "data_scientist"  # training, promotion, model reload, score records, features
+    MARKETING = "marketing"  # segments only
+    ADMIN = "admin"  # users, keys, rule packs, everything
+
+
+class DuplicateUserError(OrderGuardError):
+    """A user of that name exists already."""
+
+    code = "duplicate_user"
+    http_status = 409
+
+
+def parse_roles(values: Iterable[str], *, field: str = "role") -> frozenset[Role]:
+    """Role names → roles; an unknown or missing role is an error naming ``field``.
+
+    >>> sorted(parse_roles(["reviewer", "admin"]))
+    [<Role.REVIEWER: 'reviewer'>, <Role.ADMIN: 'admin'>]
+    """
+    roles = set()
+    for value in values:
+        try:
+            roles.add(Role(value.strip().lower()))
+        except ValueError as e:
+            raise InvalidInputError.must(field, f"one of {', '.join(r.value for r in Role)}", value) from e
+    if not roles:
+        raise InvalidInputError.must(field, f"at least one of {', '.join(r.value for r in Role)}", "none")
+    return frozenset(roles)
+
+
+def _roles_text(roles: frozenset[Role]) -> str:
+    return ",".join(sorted(r.value for r in roles))
+
+
+def _roles_of(text: str) -> frozenset[Role]:
+    return frozenset(Role(r) for r in text.split(",") if r)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """A caller: ``kind`` ``key`` (named by its prefix) or ``user`` (named by user name)."""
+
+    kind: str
+    name: str
+    roles: frozenset[Role]
+
+    def may(self, allowed: frozenset[Role]) -> bool:
+        """Whether any of the principal's roles is in ``allowed`` (``admin`` may do everything)."""
+        return Role.ADMIN in self.roles or not self.roles.isdisjoint(allowed)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key as listed: never its secret."""
+
+    prefix: str
+    name: str
+    roles: frozenset[Role]
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A person who signs in."""
+
+    name: str
+    roles: frozenset[Role]
+    created_at: datetime
+    disabled_at: datetime | None
+
+
+KEY_PATTERN = re.compile(r"og_([0-9a-f]{8})_[A-Za-z0-9_-]{43}")
+_USER_NAME = re.compile(r"[a-z][a-z0-9._-]{1,63}")
+MIN_PASSWORD = 12
+
+
+def key_hash(key: str) -> str:
+    """SHA-256 (hex) of a whole API key: what is stored and compared."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class KeyRing:
+    """The active API keys in memory: a request's key is checked with a dict lookup and one hash.
+
+    Built from :meth:`Directory.active_keys`; a service rebuilds it every few seconds, so a
+    revoked key is refused by every process shortly after (``settings.access.refresh_s``).
+    """
+
+    def __init__(self, entries: Mapping[str, tuple[str, Principal]]) -> None:
+        self._entries = MappingProxyType(dict(entries))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def authenticate(self, key: str) -> Principal | None:
+        """The key's principal, or ``None`` for a malformed, unknown or revoked key."""
+        match = KEY_PATTERN.fullmatch(key)
+        if match is None:
+            return None
+        entry = self._entries.get(match.group(1))
+        if entry is None:
+            return None
+        stored, principal = entry
+        return principal if hmac.compare_digest(stored, key_hash(key)) else None
+
+
+_METADATA = sa.MetaData()
+API_KEYS = sa.Table(
+    "api_keys", _METADATA,
+    sa.Column("prefix", sa.String(16), primary_key=True), sa.Column("name", sa.String(200)),
+    sa.Column("key_hash", sa.String(64)), sa.Column("roles", sa.String(200)),
+    sa.Column("created_at", sa.DateTime(timezone=True)), sa.Column("last_used_at", sa.DateTime(timezone=True)),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+)
+USERS = sa.Table(
+    "users", _METADATA,
+    sa.Column("name", sa.String(64), primary_key=True), sa.Column("password_hash", sa.String(200)),
+    sa.Column("roles", sa.String(200)), sa.Column("created_at", sa.DateTime(timezone=True)),
+    sa.Column("disabled_at", sa.DateTime(timezone=True)),
+)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """SQLite gives naive datetimes back; they were stored as UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+class Directory:
+    """API keys and users in the order-log database (open the order log first: it migrates the schema)."""
+
+    def __init__(self, engine: Engine, *, hasher: PasswordHasher | None = None) -> None:
+        self._engine = engine
+        self._passwords = hasher or PasswordHasher()
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except (sa_exc.OperationalError, sa_exc.InterfaceError) as e:
+            raise ServiceUnavailableError(f"access database is unavailable: {type(e).__name__}",
+                                          field="database.url") from e
+
+    # ------------------------------------------------------------------ keys
+
+    def create_key(self, name: str, roles: frozenset[Role], *, now: datetime) -> tuple[ApiKey, str]:
+        """A new key for ``name`` with ``roles``; returns it with its secret (shown once, never stored)."""
+        label = name.strip()
+        if not label or len(label) > 200:
+            raise InvalidInputError.must("name", "1 to 200 characters", name)
+        prefix = secrets.token_hex(4)
+        key = f"og_{prefix}_{secrets.token_urlsafe(32)}"
+        with self._guard(), self._engine.begin() as conn:
+            conn.execute(API_KEYS.insert().values(prefix=prefix, name=label, key_hash=key_hash(key),
+                                                  roles=_roles_text(roles), created_at=now))
+        return ApiKey(prefix, label, roles, now, None, None), key
+
+    def api_keys(self) -> list[ApiKey]:
+        """Every key, revoked ones included, oldest first."""
+        with self._guard(), self._engine.connect() as conn:
+            rows = conn.execute(sa.select(API_KEYS).order_by(API_KEYS.c.created_at, API_KEYS.c.prefix)).all()
+        return [ApiKey(r.prefix, r.name, _roles_of(r.roles), _utc(r.created_at) or r.created_at,
+                       _utc(r.last_used_at), _utc(r.revoked_at)) for r in rows]
+
+    def revoke_key(self, prefix: str, *, now: datetime) -> ApiKey:
+        """Revoke the key named by ``prefix`` (idempotent: a revoked key keeps its first revocation time)."""
+        with self._guard(), self._engine.begin() as conn:
+            found = conn.execute(API_KEYS.update().where(API_KEYS.c.prefix == prefix, API_KEYS.c.revoked_at.is_(None))
+                                 .values(revoked_at=now)).rowcount
+            exists = found or conn.execute(sa.select(API_KEYS.c.prefix).where(API_KEYS.c.prefix == prefix)).first()
+        if not exists:
+            raise NotFoundError.must("prefix", "the prefix of an existing key (orderguard keys list)", prefix)
+        return next(k for k in self.api_keys() if k.prefix == prefix)
+
+    def key_ring(self) -> KeyRing:
+        """The active (unrevoked) keys, for checking requests in memory."""
+        with self._guard(), self._engine.connect() as conn:
+            rows = conn.execute(sa.select(API_KEYS.c.prefix, API_KEYS.c.name, API_KEYS.c.key_hash, API_KEYS.c.roles)
+                                .where(API_KEYS.c.revoked_at.is_(None))).all()
+        return KeyRing({r.prefix: (r.key_hash, Principal("key", f"{r.name} ({r.prefix})", _roles_of(r.roles)))
+                        for r in rows})
+
+    def touch_keys(self, used: Mapping[str, datetime]) -> None:
+        """Record when keys were last used (the service batches this; a lost update only delays a date)."""
+        if not used:
+            return
+        with self._guard(), self._engine.begin() as conn:
+            for prefix, at in used.items():
+                conn.execute(API_KEYS.update().where(API_KEYS.c.prefix == prefix).values(last_used_at=at))
+
+    # ------------------------------------------------------------------ users
+
+    def add_user(self, name: str, password: str, roles: frozenset[Role], *, now: datetime) -> User:
+        """A new user (lower-case name, 2 to 64 characters); the password is stored as its argon2 hash."""
+        if not _USER_NAME.fullmatch(name):
+            raise InvalidInputError.must("name", "2 to 64 lower-case letters, digits, '.', '_' or '-', starting "
+                                                 "with a letter", name)
+        if len(password) < MIN_PASSWORD:
+            raise InvalidInputError(f"`password` must be at least {MIN_PASSWORD} characters", field="password")
+        digest = self._passwords.hash(password)
+        try:
+            with self._guard(), self._engine.begin() as conn:
+                conn.execute(USERS.insert().values(name=name, password_hash=digest, roles=_roles_text(roles),
+                                                   created_at=now))
+        except sa_exc.IntegrityError as e:
+            raise DuplicateUserError(f"`name` must be a new user; {name!r} exists", field="name") from e
+        return User(name, roles, now, None)
+
+    def users(self) -> list[User]:
+        """Every user, by name."""
+        with self._guard(), self._engine.connect() as conn:
+            rows = conn.execute(sa.select(USERS).order_by(USERS.c.name)).all()
+        return [User(r.name, _roles_of(r.roles), _utc(r.created_at) or r.created_at, _utc(r.disabled_at))
+                for r in rows]
+
+    def verify_password(self, name: str, password: str) -> Principal | None:
+        """The user's principal when the password is right and the user enabled, else ``None``.
+
+        An unknown user costs one argon2 verification too, so timing does not tell which
+        user names exist.
+        """
+        with self._guard(), self._engine.connect() as conn:
+            row = conn.execute(sa.select(USERS).where(USERS.c.name == name)).first()
+        digest = row.password_hash if row is not None else _dummy_hash()
+        try:
+            self._passwords.verify(digest, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        if row is None or row.disabled_at is not None:
+            return None
+        return Principal("user", row.name, _roles_of(row.roles))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A real argon2 hash of a random password: verifying against it costs what a real user's check costs."""
+    return PasswordHasher().hash(secrets.token_urlsafe(16))
