@@ -36,6 +36,7 @@ import httpx
 import sqlalchemy as sa
 
 from features.settings import Settings
+from orderguard.access import Directory, Role
 from orderguard.ingest.channels import get_adapter
 from orderguard.ingest.codec import content_hash, event_to_dict
 from orderguard.ingest.importer import import_file
@@ -161,7 +162,10 @@ def _http(url: str, files: list[Path], events: int, orders: int, data_dir: Path)
     for path in files:
         payloads = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         batches.extend((path.stem, payloads[i:i + BATCH]) for i in range(0, len(payloads), BATCH))
-    with _server(url, data_dir) as base, httpx.Client(base_url=base, timeout=60) as client:
+    with OrderLog.open(url) as log:  # the order system's key, made before the server reads its keys
+        _, key = Directory(log.engine).create_key("bench", frozenset({Role.ORDER_SYSTEM}), now=datetime.now(UTC))
+    with _server(url, data_dir) as base, httpx.Client(base_url=base, timeout=60,
+                                                      headers={"Authorization": f"Bearer {key}"}) as client:
         start = time.perf_counter()
         for channel, batch in batches:
             response = client.post(f"/v1/orders/{channel}", json=batch)

@@ -545,9 +545,9 @@ def _server(kind: str, data_dir: Path, model_file: Path | None) -> Iterator[int]
             proc.wait()
 
 
-def _request(body: bytes) -> bytes:
+def _request(body: bytes, key: str) -> bytes:
     head = (f"POST /v1/score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n")
+            f"Authorization: Bearer {key}\r\nContent-Length: {len(body)}\r\n\r\n")
     return head.encode() + body
 
 
@@ -701,14 +701,14 @@ def _q(values: Sequence[float], quantile: float) -> float:
     return ordered[min(len(ordered) - 1, int(quantile * len(ordered)))]
 
 
-def load_job(port: int, bodies_file: str, first: int, count: int, rate: float | None, seconds: float
-             ) -> dict[str, Any]:
+def load_job(port: int, bodies_file: str, first: int, count: int, rate: float | None, seconds: float,
+             key: str) -> dict[str, Any]:
     """Load-generator process entry: open loop at ``rate`` (``seconds`` of grace), or closed loop for ``seconds``."""
     import uvloop
 
     with open(bodies_file, "rb") as fh:
         lines = fh.read().split(b"\n")
-    requests = [_request(body) for body in lines[first:first + count]]
+    requests = [_request(body, key) for body in lines[first:first + count]]
     if rate is None:
         result = uvloop.run(_closed_loop(port, requests, seconds))
     else:
@@ -739,6 +739,7 @@ def http(data_dir: Path, model_file: Path, stream: Sequence[tuple[str, dict[str,
         fh.write(b"\n".join(json.dumps({"channel": c, "payload": p}, ensure_ascii=False).encode()
                             for c, p, _ in stream))
     runs: list[dict[str, Any]] = []
+    key = _bench_key(data_dir)  # the order system's key, as `orderguard keys create` makes it
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as loadgen:
         for kind in ("bare", "real"):
@@ -752,19 +753,20 @@ def http(data_dir: Path, model_file: Path, stream: Sequence[tuple[str, dict[str,
                     return first, cursor - first
 
                 if kind == "real":
-                    _check_real(port, stream[0])
+                    _check_real(port, stream[0], key)
                     cursor = 1
                 first, count = take(WARMUP_REQUESTS)  # imports, caches, first connections
-                loadgen.submit(load_job, port, str(bodies_file), first, count, 100.0, seconds).result()
+                loadgen.submit(load_job, port, str(bodies_file), first, count, 100.0, seconds, key).result()
                 _drain(port)
                 for rate in rates:
                     first, count = take(int(rate * seconds))
                     result = loadgen.submit(load_job, port, str(bodies_file), first, count, float(rate),
-                                            seconds).result()
+                                            seconds, key).result()
                     runs.append({"app": kind, "rate": rate, **_rounded(result)})
                     _drain(port)
                 first, count = take(len(stream))
-                result = loadgen.submit(load_job, port, str(bodies_file), first, count, None, max_seconds).result()
+                result = loadgen.submit(load_job, port, str(bodies_file), first, count, None, max_seconds,
+                                        key).result()
                 runs.append({"app": kind, "rate": "max", **_rounded(result)})
                 if kind == "real" and result["sent"] >= count:
                     console.print("[yellow]note: the held-out stream ran out during the max-throughput run[/]")
@@ -772,10 +774,19 @@ def http(data_dir: Path, model_file: Path, stream: Sequence[tuple[str, dict[str,
             "max_connections": MAX_CONNECTIONS, "open_loop_connections": OPEN_LOOP_CONNECTIONS, "runs": runs}
 
 
-def _check_real(port: int, first: tuple[str, dict[str, Any], OrderEvent]) -> None:
+def _bench_key(data_dir: Path) -> str:
+    """An ``order_system`` API key in the real app's order log (created before the server starts)."""
+    from orderguard.access import Directory, Role
+
+    with OrderLog.open(Settings(data_dir=data_dir).database_url) as log:
+        _, key = Directory(log.engine).create_key("bench", frozenset({Role.ORDER_SYSTEM}), now=datetime.now(UTC))
+    return key
+
+
+def _check_real(port: int, first: tuple[str, dict[str, Any], OrderEvent], key: str) -> None:
     """The real app scores with the model (not rules-only) before anything is timed."""
     response = httpx.post(f"http://127.0.0.1:{port}/v1/score", json={"channel": first[0], "payload": first[1]},
-                          timeout=30)
+                          headers={"Authorization": f"Bearer {key}"}, timeout=30)
     body = response.json()
     if response.status_code != 200 or body.get("rules_only") or body.get("model_version") != MODEL_VERSION:
         raise RuntimeError(f"the served app does not score with the bench model: {response.status_code} {body}")

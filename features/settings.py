@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from features.stores import MemoryStoreConfig, StoreConfig
 from orderguard.durations import to_timedelta
 from orderguard.settings import (
+    AccessSettings,
     ApiSettings,
     DatabaseSettings,
     IngestLimits,
@@ -72,6 +73,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     pii: PiiSettings = PiiSettings()
     api: ApiSettings = ApiSettings()
+    access: AccessSettings = AccessSettings()
     ingest: IngestLimits = IngestLimits()
     features: FeatureStoreSettings = FeatureStoreSettings()
     policy: PolicySettings = PolicySettings()

@@ -26,7 +26,7 @@ import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -37,6 +37,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
 from orderguard.errors import InvalidInputError, NotFoundError, OrderGuardError, ServiceUnavailableError
+from orderguard.ingest.orderlog import API_KEYS, USERS
 
 
 class Role(StrEnum):
@@ -61,7 +62,7 @@ def parse_roles(values: Iterable[str], *, field: str = "role") -> frozenset[Role
     """Role names → roles; an unknown or missing role is an error naming ``field``.
 
     >>> sorted(parse_roles(["reviewer", "admin"]))
-    [<Role.REVIEWER: 'reviewer'>, <Role.ADMIN: 'admin'>]
+    [<Role.ADMIN: 'admin'>, <Role.REVIEWER: 'reviewer'>]
     """
     roles = set()
     for value in values:
@@ -152,29 +153,6 @@ class KeyRing:
         return principal if hmac.compare_digest(stored, key_hash(key)) else None
 
 
-_METADATA = sa.MetaData()
-API_KEYS = sa.Table(
-    "api_keys", _METADATA,
-    sa.Column("prefix", sa.String(16), primary_key=True), sa.Column("name", sa.String(200)),
-    sa.Column("key_hash", sa.String(64)), sa.Column("roles", sa.String(200)),
-    sa.Column("created_at", sa.DateTime(timezone=True)), sa.Column("last_used_at", sa.DateTime(timezone=True)),
-    sa.Column("revoked_at", sa.DateTime(timezone=True)),
-)
-USERS = sa.Table(
-    "users", _METADATA,
-    sa.Column("name", sa.String(64), primary_key=True), sa.Column("password_hash", sa.String(200)),
-    sa.Column("roles", sa.String(200)), sa.Column("created_at", sa.DateTime(timezone=True)),
-    sa.Column("disabled_at", sa.DateTime(timezone=True)),
-)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    """SQLite gives naive datetimes back; they were stored as UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
 class Directory:
     """API keys and users in the order-log database (open the order log first: it migrates the schema)."""
 
@@ -208,8 +186,8 @@ class Directory:
         """Every key, revoked ones included, oldest first."""
         with self._guard(), self._engine.connect() as conn:
             rows = conn.execute(sa.select(API_KEYS).order_by(API_KEYS.c.created_at, API_KEYS.c.prefix)).all()
-        return [ApiKey(r.prefix, r.name, _roles_of(r.roles), _utc(r.created_at) or r.created_at,
-                       _utc(r.last_used_at), _utc(r.revoked_at)) for r in rows]
+        return [ApiKey(r.prefix, r.name, _roles_of(r.roles), r.created_at,
+                       r.last_used_at, r.revoked_at) for r in rows]
 
     def revoke_key(self, prefix: str, *, now: datetime) -> ApiKey:
         """Revoke the key named by ``prefix`` (idempotent: a revoked key keeps its first revocation time)."""
@@ -259,7 +237,7 @@ class Directory:
         """Every user, by name."""
         with self._guard(), self._engine.connect() as conn:
             rows = conn.execute(sa.select(USERS).order_by(USERS.c.name)).all()
-        return [User(r.name, _roles_of(r.roles), _utc(r.created_at) or r.created_at, _utc(r.disabled_at))
+        return [User(r.name, _roles_of(r.roles), r.created_at, r.disabled_at)
                 for r in rows]
 
     def verify_password(self, name: str, password: str) -> Principal | None:

@@ -107,6 +107,16 @@ class ApiSettings(BaseModel):
                               description="Swagger UI files /docs serves (scripts/bootstrap.sh installs them)")
 
 
+class AccessSettings(BaseModel):
+    """Who may call the service (``orderguard.access``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_s: float = Field(default=2.0, gt=0, le=300,
+                             description="how often a running service re-reads API keys: a revoked key is "
+                                         "refused within this many seconds")
+
+
 class BandSettings(BaseModel):
     """Lowest score of each decision band (see ``scoring.policy``)."""
 

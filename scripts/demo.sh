@@ -29,11 +29,26 @@ else
   orderguard label simulate --truth "$dir/shop/ground_truth.csv" --until "$end" --out "$dir/labels.csv"
   orderguard label import "$dir/labels.csv"
   echo "$want" > "$loaded"
+  fresh=1
+fi
+keys="$dir/api-keys.txt"
+if [ -n "${fresh:-}" ] || [ ! -s "$keys" ]; then
+  echo "== API keys, one per role (orderguard keys create; only their hashes are stored)"
+  : > "$keys"
+  chmod 600 "$keys"
+  for role in order_system reviewer operations data_scientist marketing admin; do
+    echo "$role $(orderguard keys create --name "demo $role" --role "$role" 2>/dev/null)" >> "$keys"
+  done
 fi
 if ! orderguard model >/dev/null 2>&1; then
   echo "== training a first model on the labels and promoting it if it beats the rules"
   orderguard train --promote
 fi
 echo "== data in $ORDERGUARD_DATA_DIR; the README's commands read it from there (ORDERGUARD_DATA_DIR or --data-dir)"
+echo "== the demo's API keys ($keys); send one as 'Authorization: Bearer <key>':"
+sed 's/^/     /' "$keys"
+order_key=$(awk '$1 == "order_system" {print $2}' "$keys")
+echo "   e.g. curl -H \"Authorization: Bearer $order_key\" -H 'content-type: application/json' \\"
+echo "          -d @tests/contracts/samples/site_order.json http://127.0.0.1:${ORDERGUARD_API__PORT:-8000}/v1/orders/site"
 echo "== serving on http://${ORDERGUARD_API__HOST:-127.0.0.1}:${ORDERGUARD_API__PORT:-8000} (docs at /docs)"
 exec orderguard serve

@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from features.settings import Settings
+from orderguard.access import Directory
 from orderguard.clock import Clock, SystemClock
 from orderguard.errors import ServiceUnavailableError
 from orderguard.ingest.normalize import PiiHasher
@@ -34,7 +35,7 @@ from serving.api.errors import BodyLimit, install_error_handlers
 from serving.api.openapi import install_openapi
 from serving.champion import ChampionSlot, ChampionSource
 from serving.engine import build_engine
-from serving.services import Services, StoreState, warm_start, watch_store
+from serving.services import AccessState, Services, StoreState, warm_start, watch_keys, watch_store
 from serving.worker import EngineWorker
 
 logger = logging.getLogger("orderguard.serving")
@@ -83,14 +84,17 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                 settings=settings, clock=the_clock,
                 hasher=PiiHasher(settings.pii.hash_key.get_secret_value().encode()), order_log=log,
                 scores=ScoreLog(log.engine), engine=engine, labels=label_log,
-                champion=champion, worker=worker, store_state=StoreState(cold=cold))
-            watcher = asyncio.create_task(watch_store(app.state.services), name="orderguard-store-watch")
+                champion=champion, worker=worker, store_state=StoreState(cold=cold),
+                access=AccessState(Directory(log.engine).key_ring()))
+            watchers = [asyncio.create_task(watch_store(app.state.services), name="orderguard-store-watch"),
+                        asyncio.create_task(watch_keys(app.state.services), name="orderguard-key-watch")]
             try:
                 yield
             finally:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+                for watcher in watchers:
+                    watcher.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watcher
         finally:
             gc.unfreeze()
             worker.close()

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from features.settings import Settings
+from orderguard.access import Directory, KeyRing
 from orderguard.clock import Clock
 from orderguard.errors import InvalidInputError, NotFoundError, OrderGuardError, ServiceUnavailableError
 from orderguard.ingest.channels import get_adapter
@@ -47,6 +48,26 @@ class Services:
     champion: ChampionSlot
     worker: EngineWorker = field(default_factory=lambda: EngineWorker(remote=False))
     store_state: StoreState = field(default_factory=lambda: StoreState())
+    access: AccessState = field(default_factory=lambda: AccessState(KeyRing({})))
+
+
+@dataclass(slots=True)
+class AccessState:
+    """The API keys a running service accepts: replaced, never mutated, by :func:`watch_keys`."""
+
+    ring: KeyRing
+
+
+async def watch_keys(svc: Services) -> None:
+    """Re-read the API keys every ``settings.access.refresh_s`` for the service's lifetime, so keys created or
+    revoked by ``orderguard keys`` reach a running service (a read failure keeps the current ring)."""
+    directory = Directory(svc.order_log.engine)
+    while True:
+        await asyncio.sleep(svc.settings.access.refresh_s)
+        try:
+            svc.access.ring = await asyncio.to_thread(directory.key_ring)
+        except ServiceUnavailableError as e:
+            logger.error("API keys not refreshed, the order-log database is unavailable: %s", e.message)
 
 
 @dataclass(slots=True)

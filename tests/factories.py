@@ -37,9 +37,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypothesis import strategies as st
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+    from features.settings import Settings
 
 from features.windows import to_us
 from orderguard.ingest.normalize import event_version as version_of
@@ -492,3 +497,28 @@ def stored(kind: str, value: str) -> str:
     from orderguard.settings import PiiSettings
 
     return stored_key(kind, value, PiiHasher(PiiSettings().hash_key.get_secret_value().encode()))
+
+
+def api_key(database_url: str, *roles: str, name: str = "tests") -> str:
+    """A new API key holding ``roles`` (default ``admin``) in the order log at ``database_url``, as
+    ``orderguard keys create`` makes it."""
+    from orderguard.access import Directory, parse_roles
+    from orderguard.ingest.orderlog import OrderLog
+
+    with OrderLog.open(database_url) as log:
+        _, secret = Directory(log.engine).create_key(name, parse_roles(roles or ("admin",)),
+                                                     now=datetime.now(UTC))
+    return secret
+
+
+def api_client(settings: Settings, *, roles: Sequence[str] = ("admin",), raise_server_exceptions: bool = True,
+               **app_options: Any) -> TestClient:
+    """A ``TestClient`` of ``create_app(settings, **app_options)`` that sends an API key holding ``roles``
+    (made in the settings' order log before the app starts, so the app's key ring holds it)."""
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+
+    key = api_key(settings.database_url, *roles)
+    return TestClient(create_app(settings, **app_options), raise_server_exceptions=raise_server_exceptions,
+                      headers={"Authorization": f"Bearer {key}"})

@@ -190,6 +190,28 @@ LABELS = sa.Table(
     sa.Index("ix_labels_labeled_at", "labeled_at", "channel", "channel_order_id", "reviewer_id"),
 )
 
+#: API keys (``orderguard.access``), migration 0005: only the SHA-256 of a key is stored.
+API_KEYS = sa.Table(
+    "api_keys", METADATA,
+    sa.Column("prefix", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    sa.Column("roles", sa.String(200), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("last_used_at", UtcDateTime(), nullable=True),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
+)
+
+#: People who sign in (``orderguard.access``), migration 0005: argon2 password hashes.
+USERS = sa.Table(
+    "users", METADATA,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("roles", sa.String(200), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("disabled_at", UtcDateTime(), nullable=True),
+)
+
 _EVENT_ORDER = (ORDER_EVENTS.c.event_time, ORDER_EVENTS.c.channel, ORDER_EVENTS.c.channel_order_id,
                 ORDER_EVENTS.c.event_version)
 _ORDER_ORDER = (ORDERS.c.created_at, ORDERS.c.channel, ORDERS.c.channel_order_id)

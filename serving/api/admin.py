@@ -12,12 +12,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
+from serving.api.auth import AUTH_RESPONSES, DATA_SCIENTIST, MODEL_READERS
 from serving.api.deps import services
 from serving.api.schemas import ErrorBody, ModelStatusOut, ReloadOut
 from serving.champion import ModelStatus
 from serving.services import Services
 
-router = APIRouter(tags=["model"])
+router = APIRouter(tags=["model"], responses=AUTH_RESPONSES)
 
 
 def _out(status: ModelStatus) -> ModelStatusOut:
@@ -25,13 +26,15 @@ def _out(status: ModelStatus) -> ModelStatusOut:
                           loaded_at=status.loaded_at)
 
 
-@router.get("/v1/model", response_model=ModelStatusOut, summary="The model currently serving")
+@router.get("/v1/model", response_model=ModelStatusOut, summary="The model currently serving",
+            dependencies=[MODEL_READERS])
 async def model_status(svc: Annotated[Services, Depends(services)]) -> ModelStatusOut:
     """The served model's registry version, or rules-only with the reason."""
     return _out(svc.champion.status)
 
 
 @router.post("/v1/admin/reload-model", response_model=ReloadOut, summary="Load the current champion",
+             dependencies=[DATA_SCIENTIST],
              responses={409: {"model": ErrorBody, "description": "the champion uses features this service lacks"},
                         503: {"model": ErrorBody, "description": "the model registry cannot be reached"}})
 async def reload_model(svc: Annotated[Services, Depends(services)]) -> ReloadOut:

@@ -43,7 +43,8 @@ RETRY_AFTER_S = 1
 
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, OrderGuardError)
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.http_status == 503 else None
+    headers = ({"Retry-After": str(RETRY_AFTER_S)} if exc.http_status == 503
+               else {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None)
     return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
 
 

@@ -16,11 +16,12 @@ from fastapi import APIRouter, Body, Depends, Response
 
 from orderguard.ingest.channels import ADAPTERS
 from orderguard.schema import Channel
+from serving.api.auth import AUTH_RESPONSES, ORDER_SYSTEM
 from serving.api.deps import services
 from serving.api.schemas import DEFERRED_NOTE, ErrorBody, IngestError, IngestItem, IngestResponse
 from serving.services import Services, ingest_and_apply
 
-router = APIRouter(tags=["ingest"])
+router = APIRouter(tags=["ingest"], dependencies=[ORDER_SYSTEM], responses=AUTH_RESPONSES)
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     207: {"model": IngestResponse, "description": "batch partly accepted; see errors"},

@@ -22,6 +22,7 @@ from pydantic_core import ErrorDetails
 from orderguard.errors import InvalidInputError, OrderGuardError, UnknownChannelError, must
 from orderguard.labels import LabelProblem, LabelRecord
 from orderguard.schema import Channel, Label, OrderKey
+from serving.api.auth import AUTH_RESPONSES, REVIEW_READERS, REVIEWER
 from serving.api.deps import services
 from serving.api.schemas import (
     DEFERRED_NOTE,
@@ -37,7 +38,7 @@ from serving.api.schemas import (
 )
 from serving.services import Services, label_and_apply, label_history, resolve_timeless
 
-router = APIRouter(tags=["labels"])
+router = APIRouter(tags=["labels"], responses=AUTH_RESPONSES)
 
 
 def _validation_problem(index: int, error: ErrorDetails) -> LabelProblem:
@@ -129,6 +130,7 @@ _EXAMPLES = {
 @router.post(
     "/v1/labels", response_model=LabelsAdded, status_code=201,
     summary="Record reviewer verdicts on orders",
+    dependencies=[REVIEWER],
     responses={
         200: {"model": LabelsAdded, "description": "every label was already stored (a repeat is a no-op)"},
         404: {"model": ErrorBody, "description": "single label: the order is not in the order log, or the "
@@ -171,6 +173,7 @@ async def post_labels(
 @router.get(
     "/v1/labels/{channel}/{order_id}", response_model=LabelHistory,
     summary="Verdicts on one order",
+    dependencies=[REVIEW_READERS],
     responses={404: {"model": ErrorBody, "description": "unknown channel, or the order is not in the order log"}},
 )
 async def get_labels(channel: str, order_id: str, svc: Annotated[Services, Depends(services)]) -> LabelHistory:

@@ -23,6 +23,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends
 
 from orderguard.errors import InvalidInputError, OrderGuardError
 from scoring.records import ScoreRecord
+from serving.api.auth import AUTH_RESPONSES, ORDER_SYSTEM
 from serving.api.deps import services
 from serving.api.schemas import (
     ErrorBody,
@@ -35,7 +36,7 @@ from serving.api.schemas import (
 )
 from serving.services import Scored, Services, score_and_store, store_records
 
-router = APIRouter(tags=["score"])
+router = APIRouter(tags=["score"], dependencies=[ORDER_SYSTEM], responses=AUTH_RESPONSES)
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     404: {"model": ErrorBody, "description": "unknown channel"},

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from features.settings import Settings
 from features.shop import feature_set_from
 from scoring.registry import ModelRef, Registry
-from serving.app import create_app
+from tests.factories import api_client
 from tests.serving.test_score_api import site_order
 
 DEVICE_5M = "count_orders_by_device_5m"
@@ -47,13 +47,13 @@ def served(settings: Settings) -> list[str]:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
+    with api_client(settings) as c:
         yield c
 
 
 def test_champion_is_loaded_at_start_and_scores_with_model_reasons(settings: Settings, served: list[str]) -> None:
     ref = _register(Registry.from_settings(settings), served, seed=1)
-    with TestClient(create_app(settings)) as client:
+    with api_client(settings) as client:
         assert client.get("/v1/model").json()["model_version"] == ref.label
         health = client.get("/healthz").json()
         assert health["rules_only"] is False and health["model_version"] == ref.label
@@ -119,7 +119,7 @@ class _FixedSource:
 def test_a_champion_source_passed_to_create_app_is_installed_by_the_slot(settings: Settings,
                                                                          served: list[str]) -> None:
     source = _FixedSource(_booster(served, seed=3)[0])
-    with TestClient(create_app(settings, champion_source=source)) as client:
+    with api_client(settings, champion_source=source) as client:
         status = client.get("/v1/model").json()
         body = client.post("/v1/score", json=site_order("fixed-1", minutes=1)).json()
         again = client.post("/v1/admin/reload-model").json()

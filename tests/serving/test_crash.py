@@ -21,7 +21,7 @@ import httpx
 
 from features.facts import Entity, FactKind
 from features.stores import RangeQuery, SqliteStoreConfig
-from tests.factories import free_port, stored
+from tests.factories import api_key, free_port, stored
 from tests.processes import serve_process
 from tests.serving.test_labels_api import site_order
 
@@ -33,13 +33,14 @@ def serving(data: Path, port: int) -> AbstractContextManager[subprocess.Popen[by
 def test_kill_9_under_load_loses_and_duplicates_nothing_acknowledged(tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": f"Bearer {api_key(f'sqlite:///{tmp_path}/orderguard.db', 'order_system', 'reviewer')}"}
     acked_orders: set[str] = set()
     acked_labels: set[str] = set()
     stop = threading.Event()
     lock = threading.Lock()
 
     def load(worker: int) -> None:
-        with httpx.Client(base_url=base, timeout=5) as client:
+        with httpx.Client(base_url=base, timeout=5, headers=auth) as client:
             i = 0
             while not stop.is_set():
                 order_id = f"K{worker}x{i}"
@@ -73,7 +74,7 @@ def test_kill_9_under_load_loses_and_duplicates_nothing_acknowledged(tmp_path: P
         for w in workers:
             w.join()
     assert len(acked_orders) > 20 and acked_labels
-    with serving(tmp_path, port), httpx.Client(base_url=base, timeout=5) as client:
+    with serving(tmp_path, port), httpx.Client(base_url=base, timeout=5, headers=auth) as client:
         health = client.get("/healthz").json()
         assert health["status"] == "ok"
         # every acknowledged order is there, once (an order has one row; events are per version)

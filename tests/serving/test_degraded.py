@@ -11,14 +11,12 @@ import uuid
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 from features.facts import Entity
 from features.settings import Settings
 from features.stores import RedisStore, RedisStoreConfig
 from orderguard.errors import ServiceUnavailableError
-from serving.app import create_app
-from tests.factories import FixedClock, free_port, stored
+from tests.factories import FixedClock, api_client, free_port, stored
 from tests.serving.test_labels_api import NOW, T0, site_order
 
 DEVICE_COUNT = "count_orders_by_device_1h"
@@ -50,7 +48,7 @@ def test_the_breaker_fails_fast_after_a_failure_and_tries_again_after_its_cooldo
 def test_an_unreachable_store_degrades_scoring_instead_of_failing_it(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path,
                         features={"store": RedisStoreConfig(url=dead_redis_url(), timeout_s=0.2, cooldown_s=30)})
-    with TestClient(create_app(settings, clock=FixedClock(NOW)), raise_server_exceptions=False) as client:
+    with api_client(settings, clock=FixedClock(NOW), raise_server_exceptions=False) as client:
         health = client.get("/healthz").json()
         assert health["status"] == "degraded"
         assert health["dependencies"]["order_log"] == "ok"
@@ -75,7 +73,7 @@ def test_a_redis_that_comes_back_empty_is_noticed_and_re_warmed(tmp_path: Path, 
     settings = Settings(data_dir=tmp_path, features={"store": RedisStoreConfig(url=redis_url, prefix=prefix),
                                                      "state_check_s": 0.1})
     try:
-        with TestClient(create_app(settings, clock=FixedClock(NOW))) as client:
+        with api_client(settings, clock=FixedClock(NOW)) as client:
             for i in range(4):
                 assert client.post("/v1/orders/site", json=site_order(f"W{i}", minutes=i)["payload"]).status_code == 200
             services = client.app.state.services  # type: ignore[attr-defined]

@@ -13,8 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from fastapi.testclient import TestClient
-
 from features.facts import Entity
 from features.settings import Settings
 from orderguard.errors import ServiceUnavailableError
@@ -23,10 +21,9 @@ from orderguard.ingest.normalize import ParseContext, PiiHasher
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.ingest.service import parse_payload
 from orderguard.labels import LabelLog
-from serving.app import create_app
 from serving.engine import build_engine
 from serving.services import warm_start
-from tests.factories import FixedClock, stored
+from tests.factories import FixedClock, api_client, stored
 from tests.serving.test_labels_api import NOW, T0, site_order
 
 DEVICE_COUNT = "count_orders_by_device_1h"
@@ -50,7 +47,7 @@ def _fail_once(target: Any, name: str) -> Callable[[], None]:
 
 
 def test_an_ingest_retried_after_a_store_failure_counts_once(settings: Settings) -> None:
-    with TestClient(create_app(settings, clock=FixedClock(NOW)), raise_server_exceptions=False) as client:
+    with api_client(settings, clock=FixedClock(NOW), raise_server_exceptions=False) as client:
         online = client.app.state.services.engine.online  # type: ignore[attr-defined]
         for i in range(5):
             assert client.post("/v1/orders/site", json=site_order(f"D{i}", minutes=i)["payload"]).status_code == 200
@@ -71,7 +68,7 @@ def test_an_ingest_retried_after_a_store_failure_counts_once(settings: Settings)
 
 
 def test_a_label_posted_during_a_store_failure_counts_once_the_store_answers(settings: Settings) -> None:
-    with TestClient(create_app(settings, clock=FixedClock(NOW)), raise_server_exceptions=False) as client:
+    with api_client(settings, clock=FixedClock(NOW), raise_server_exceptions=False) as client:
         online = client.app.state.services.engine.online  # type: ignore[attr-defined]
         for i in range(2):
             assert client.post("/v1/orders/site", json=site_order(f"L{i}", minutes=i)["payload"]).status_code == 200
@@ -90,7 +87,7 @@ def test_a_label_posted_during_a_store_failure_counts_once_the_store_answers(set
 
 
 def test_a_score_retried_after_a_store_failure_counts_once(settings: Settings) -> None:
-    with TestClient(create_app(settings, clock=FixedClock(NOW)), raise_server_exceptions=False) as client:
+    with api_client(settings, clock=FixedClock(NOW), raise_server_exceptions=False) as client:
         online = client.app.state.services.engine.online  # type: ignore[attr-defined]
         for i in range(5):
             assert client.post("/v1/score", json=site_order(f"S{i}", minutes=i)).status_code == 200
@@ -114,7 +111,7 @@ def test_a_restart_applies_what_a_crash_stored_but_did_not_apply(tmp_path: Path)
     engine = build_engine(settings, clock=FixedClock(NOW))
     try:
         payloads = [site_order(f"C{i}", minutes=i)["payload"] for i in range(4)]
-        with TestClient(create_app(settings, clock=FixedClock(NOW))) as client:
+        with api_client(settings, clock=FixedClock(NOW)) as client:
             for payload in payloads[:3]:
                 assert client.post("/v1/orders/site", json=payload).status_code == 200
         ctx = ParseContext(received_at=NOW, hasher=PiiHasher(settings.pii.hash_key.get_secret_value().encode()))

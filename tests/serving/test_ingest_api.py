@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 
 from features.settings import Settings
 from orderguard.schema import Amounts, Channel, EventKind, OrderLine, OrderStatus
-from serving.app import create_app
 from simulate.channels import encode
 from simulate.plain import PlainAddress, PlainBuyer, PlainEvent
+from tests.factories import api_client
 
 T0 = datetime(2024, 11, 11, 2, 30, tzinfo=UTC)
 enc = functools.partial(encode, secret=b"api-test")
@@ -34,7 +34,7 @@ def plain(channel: Channel, order_id: str, status: OrderStatus = OrderStatus.PAI
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
+    with api_client(settings) as c:
         yield c
 
 

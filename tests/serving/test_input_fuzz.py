@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from features.settings import Settings
 from orderguard.ingest.channels import get_adapter
 from orderguard.ingest.normalize import ParseContext, PiiHasher
 from orderguard.schema import Channel
-from serving.app import create_app
+from tests.factories import api_client
 
 SAMPLES = Path(__file__).parents[1] / "contracts" / "samples"
 HOSTILE: tuple[object, ...] = (
@@ -101,7 +100,7 @@ def test_one_field_mutations_never_break_the_service(channel: Channel, settings:
     numeric = original.isdigit()
     tried = accepted = 0
     acknowledged: set[str] = set()
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with api_client(settings, raise_server_exceptions=False) as client:
         for kind, document in (("order", order), ("after_sale", after_sale)):
             for n, path in enumerate(leaves(document)):
                 for m, value in enumerate(HOSTILE):
@@ -125,7 +124,7 @@ def test_one_field_mutations_never_break_the_service(channel: Channel, settings:
         health = client.get("/healthz").json()
     assert tried > 500 and 0 < accepted < tried
     # whatever was acknowledged is replayed at start-up: the service must start again
-    with TestClient(create_app(settings)) as restarted:
+    with api_client(settings) as restarted:
         again = restarted.get("/healthz")
         assert again.status_code == 200
         assert again.json()["orders"] == health["orders"]
@@ -135,7 +134,7 @@ def test_one_field_mutations_never_break_the_service(channel: Channel, settings:
 
 def test_whole_bodies_get_the_error_shape(settings: Settings) -> None:
     settings = settings.model_copy(update={"api": settings.api.model_copy(update={"max_body_bytes": 64 * 1024})})
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with api_client(settings, raise_server_exceptions=False) as client:
         huge = client.post("/v1/orders/site", content=b"[" + b"1," * 100_000 + b"1]",
                            headers={"content-type": "application/json"})
         assert huge.status_code == 413

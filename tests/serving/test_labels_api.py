@@ -13,10 +13,9 @@ from fastapi.testclient import TestClient
 
 from features.settings import Settings
 from orderguard.schema import Amounts, Channel, EventKind, OrderKey, OrderLine, OrderStatus
-from serving.app import create_app
 from simulate.channels import encode
 from simulate.plain import PlainAddress, PlainBuyer, PlainClient, PlainEvent
-from tests.factories import FixedClock
+from tests.factories import FixedClock, api_client
 
 T0 = datetime(2024, 11, 12, 6, 0, tzinfo=UTC)  # orders are created from here on
 NOW = T0 + timedelta(days=2)  # the service clock
@@ -43,7 +42,7 @@ def site_order(order_id: str, *, minutes: float = 0, device: str = "dev-1") -> d
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, clock=FixedClock(NOW))) as c:
+    with api_client(settings, clock=FixedClock(NOW)) as c:
         for i in range(3):
             response = c.post("/v1/orders/site", json=site_order(f"A{i}", minutes=i)["payload"])
             assert response.status_code == 200, response.text
@@ -163,11 +162,11 @@ def test_a_confirmed_fraud_reaches_the_online_features_at_its_labeled_at(client:
 
 
 def test_labels_are_replayed_into_a_fresh_store_on_restart(settings: Settings) -> None:
-    with TestClient(create_app(settings, clock=FixedClock(NOW))) as first:
+    with api_client(settings, clock=FixedClock(NOW)) as first:
         assert first.post("/v1/orders/site", json=site_order("A0")["payload"]).status_code == 200
         labeled_at = (T0 + timedelta(minutes=30)).isoformat()
         assert first.post("/v1/labels", json=label("A0", labeled_at=labeled_at)).status_code == 201
-    with TestClient(create_app(settings, clock=FixedClock(NOW))) as restarted:  # memory store: starts empty
+    with api_client(settings, clock=FixedClock(NOW)) as restarted:  # memory store: starts empty
         value, reasons = _device_fraud(restarted, "B9", minutes=60)
     assert value == 1 and "DEVICE_CONFIRMED_FRAUD" in reasons
 
@@ -186,7 +185,7 @@ def test_openapi_documents_both_request_shapes_and_the_errors(client: TestClient
 
 def test_a_label_sent_again_without_a_time_is_stored_once(settings: Settings) -> None:
     clock = FixedClock(NOW)
-    with TestClient(create_app(settings, clock=clock)) as client:
+    with api_client(settings, clock=clock) as client:
         assert client.post("/v1/orders/site", json=site_order("A1")["payload"]).status_code == 200
         earlier = (NOW - timedelta(hours=1)).isoformat()
         assert client.post("/v1/labels", json=label("A1", "false_positive", labeled_at=earlier)).status_code == 201

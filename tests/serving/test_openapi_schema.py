@@ -32,6 +32,7 @@ from orderguard.schema import Channel, EventKind
 from serving.api.ingest import channel_path
 from serving.api.openapi import CHANNEL_DOCUMENTS
 from serving.app import create_app
+from tests.factories import api_client
 
 SAMPLES_DIR = Path(__file__).parents[1] / "contracts" / "samples"
 CHANNELS = list(ADAPTERS)
@@ -162,7 +163,7 @@ def test_an_order_carrying_the_after_sale_key_fits_no_schema_as_its_adapter_refu
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
+    with api_client(settings) as c:
         yield c
 
 

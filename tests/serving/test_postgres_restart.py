@@ -18,7 +18,7 @@ import httpx
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.schema import Channel, OrderKey
 from scoring.records import ScoreLog
-from tests.factories import free_port
+from tests.factories import api_key, free_port
 from tests.processes import postgres_process, serve_process
 from tests.serving.test_labels_api import site_order
 
@@ -52,7 +52,7 @@ def test_a_postgres_restart_mid_load_is_retried_and_loses_nothing(tmp_path: Path
 
     def load(worker: int) -> None:
         local: Counter[int] = Counter()
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10, headers=auth) as client:
             started.wait()
             for i in range(ORDERS_EACH):
                 order = site_order(f"P{worker}x{i}", minutes=i * 0.5, device=f"dev-{worker}")
@@ -65,35 +65,37 @@ def test_a_postgres_restart_mid_load_is_retried_and_loses_nothing(tmp_path: Path
         with lock:
             statuses.update(local)
 
-    with postgres_process() as pg, \
-            serve_process(tmp_path / "data", port, env={"ORDERGUARD_DATABASE__URL": pg.url}):
-        workers = [threading.Thread(target=load, args=(w,)) for w in range(WORKERS)]
-        for w in workers:
-            w.start()
-        started.wait()
-        time.sleep(0.5)
-        pg.stop("fast")  # open transactions roll back, connections drop
-        time.sleep(1.5)
-        pg.start()
-        for w in workers:
-            w.join()
-        assert statuses[503] + statuses[0] > 0, "the restart never met a request: the test proved nothing"
-        assert set(statuses) <= {200, 503, 0}, statuses  # never a 500
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            finals = [_post_until_done(client, "/v1/score", site_order(f"P{w}xEND", minutes=40, device=f"dev-{w}"),
-                                       Counter()) for w in range(WORKERS)]
-            assert all(f.status_code == 200 for f in finals)
-        time.sleep(0.5)  # the single score's record is stored just after its response
-        log = OrderLog.open(pg.url)
-        try:
-            assert log.count_orders() == log.count_events() == WORKERS * (ORDERS_EACH + 1)  # each stored once
-            scores = ScoreLog(log.engine)
-            for n in range(WORKERS):
-                record = scores.latest(OrderKey(Channel.SITE, f"P{n}xEND"))
-                assert record is not None
-                # every order of the device within the hour counted once: the load's and the final one
-                in_hour = sum(1 for i in range(ORDERS_EACH) if i * 0.5 > 40 - 60) + 1
-                assert record.features[DEVICE_COUNT] == in_hour
-        finally:
-            log.close()
+    auth: dict[str, str] = {}
+    with postgres_process() as pg:
+        auth["Authorization"] = f"Bearer {api_key(pg.url, 'order_system')}"  # before the service reads its keys
+        with serve_process(tmp_path / "data", port, env={"ORDERGUARD_DATABASE__URL": pg.url}):
+            workers = [threading.Thread(target=load, args=(w,)) for w in range(WORKERS)]
+            for w in workers:
+                w.start()
+            started.wait()
+            time.sleep(0.5)
+            pg.stop("fast")  # open transactions roll back, connections drop
+            time.sleep(1.5)
+            pg.start()
+            for w in workers:
+                w.join()
+            assert statuses[503] + statuses[0] > 0, "the restart never met a request: the test proved nothing"
+            assert set(statuses) <= {200, 503, 0}, statuses  # never a 500
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10, headers=auth) as client:
+                finals = [_post_until_done(client, "/v1/score", site_order(f"P{w}xEND", minutes=40, device=f"dev-{w}"),
+                                           Counter()) for w in range(WORKERS)]
+                assert all(f.status_code == 200 for f in finals)
+            time.sleep(0.5)  # the single score's record is stored just after its response
+            log = OrderLog.open(pg.url)
+            try:
+                assert log.count_orders() == log.count_events() == WORKERS * (ORDERS_EACH + 1)  # each stored once
+                scores = ScoreLog(log.engine)
+                for n in range(WORKERS):
+                    record = scores.latest(OrderKey(Channel.SITE, f"P{n}xEND"))
+                    assert record is not None
+                    # every order of the device within the hour counted once: the load's and the final one
+                    in_hour = sum(1 for i in range(ORDERS_EACH) if i * 0.5 > 40 - 60) + 1
+                    assert record.features[DEVICE_COUNT] == in_hour
+            finally:
+                log.close()
         print(f"answers during the restart (0 = connection refused): {dict(statuses)}")

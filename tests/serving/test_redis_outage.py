@@ -20,8 +20,7 @@ from fastapi.testclient import TestClient
 from features.facts import Entity
 from features.settings import Settings
 from features.stores import RedisStoreConfig
-from serving.app import create_app
-from tests.factories import FixedClock, stored
+from tests.factories import FixedClock, api_client, stored
 from tests.processes import RedisProcess, redis_process
 from tests.serving.test_labels_api import NOW, T0, site_order
 
@@ -39,7 +38,7 @@ def redis_server() -> Iterator[RedisProcess]:
 def _client(tmp_path: Path, server: RedisProcess, **store: float) -> TestClient:
     settings = Settings(data_dir=tmp_path, features={"store": RedisStoreConfig(url=server.url, **store),
                                                      "state_check_s": 0.1})
-    return TestClient(create_app(settings, clock=FixedClock(NOW)), raise_server_exceptions=False)
+    return api_client(settings, clock=FixedClock(NOW), raise_server_exceptions=False)
 
 
 def _until(condition: Callable[[], bool], *, seconds: float = 30) -> None:

@@ -15,10 +15,9 @@ from fastapi.testclient import TestClient
 from features.settings import Settings
 from orderguard.schema import Amounts, Channel, EventKind, OrderLine, OrderStatus, RefundReason
 from scoring.rules import default_rules_path
-from serving.app import create_app
 from simulate.channels import encode
 from simulate.plain import PlainAddress, PlainBuyer, PlainClient, PlainEvent, PlainRefund
-from tests.factories import stored
+from tests.factories import api_client, stored
 
 T0 = datetime(2024, 11, 12, 6, 0, tzinfo=UTC)
 enc = functools.partial(encode, secret=b"score-test")
@@ -42,7 +41,7 @@ def site_order(order_id: str, *, minutes: float = 0, device: str = "dev-1", acco
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
+    with api_client(settings) as c:
         yield c
 
 
@@ -111,7 +110,7 @@ def test_allow_listed_vip_is_never_held(settings: Settings, tmp_path: Path) -> N
     rules = tmp_path / "rules.yaml"
     rules.write_text(yaml.safe_dump(pack, allow_unicode=True), encoding="utf-8")
     custom = settings.model_copy(update={"scoring": settings.scoring.model_copy(update={"rules_path": rules})})
-    with TestClient(create_app(custom)) as c:
+    with api_client(custom) as c:
         plain = c.post("/v1/score", json=site_order("p", device="bad-device", member_level=0)).json()
         vip = c.post("/v1/score", json=site_order("v", device="bad-device", member_level=5)).json()
     assert plain["decision"] == "hold" and plain["reasons"][0]["code"] == "DENY_DEVICE"

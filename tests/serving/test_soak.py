@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.factories import free_port
+from tests.factories import api_key, free_port
 from tests.processes import serve_process
 from tests.serving.test_labels_api import T0, site_order
 
@@ -37,11 +37,12 @@ def _request(i: int) -> tuple[str, object]:
                           "reviewer_id": "soak", "labeled_at": (T0 + timedelta(hours=2)).isoformat()}
 
 
-async def _soak(base: str, *, rate: float, seconds: float) -> tuple[Counter[int], list[float], float]:
+async def _soak(base: str, *, key: str, rate: float, seconds: float) -> tuple[Counter[int], list[float], float]:
     statuses: Counter[int] = Counter()
     latencies: list[float] = []
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits,
+                                 headers={"Authorization": f"Bearer {key}"}) as client:
 
         async def one(i: int) -> None:
             path, body = _request(i)
@@ -69,8 +70,10 @@ def test_a_minute_at_a_fixed_open_loop_rate_answers_every_request(tmp_path: Path
     seconds = float(os.environ.get("ORDERGUARD_TEST_SOAK_S", "60"))
     rate = float(os.environ.get("ORDERGUARD_TEST_SOAK_RATE", "40"))
     port = free_port()
+    key = api_key(f"sqlite:///{tmp_path}/orderguard.db", "order_system", "reviewer")
     with serve_process(tmp_path, port):
-        statuses, latencies, elapsed = asyncio.run(_soak(f"http://127.0.0.1:{port}", rate=rate, seconds=seconds))
+        statuses, latencies, elapsed = asyncio.run(_soak(f"http://127.0.0.1:{port}", key=key, rate=rate,
+                                                         seconds=seconds))
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             health = client.get("/healthz").json()
     sent = int(rate * seconds)
