@@ -137,6 +137,12 @@ class KeyRing:
 
     def __init__(self, entries: Mapping[str, tuple[str, Principal]]) -> None:
         self._entries = MappingProxyType(dict(entries))
+        self._used: set[str] = set()
+
+    def drain_used(self) -> set[str]:
+        """The prefixes of keys that authenticated since the last call (for ``Directory.touch_keys``)."""
+        used, self._used = self._used, set()
+        return used
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -150,7 +156,10 @@ class KeyRing:
         if entry is None:
             return None
         stored, principal = entry
-        return principal if hmac.compare_digest(stored, key_hash(key)) else None
+        if not hmac.compare_digest(stored, key_hash(key)):
+            return None
+        self._used.add(match.group(1))
+        return principal
 
 
 class Directory:

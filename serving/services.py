@@ -60,11 +60,15 @@ class AccessState:
 
 async def watch_keys(svc: Services) -> None:
     """Re-read the API keys every ``settings.access.refresh_s`` for the service's lifetime, so keys created or
-    revoked by ``orderguard keys`` reach a running service (a read failure keeps the current ring)."""
+    revoked by ``orderguard keys`` reach a running service (a read failure keeps the current ring), and record
+    when each key was last used (to the refresh's precision: one write per interval, not per request)."""
     directory = Directory(svc.order_log.engine)
     while True:
         await asyncio.sleep(svc.settings.access.refresh_s)
+        used = svc.access.ring.drain_used()
+        now = svc.clock.now()
         try:
+            await asyncio.to_thread(directory.touch_keys, dict.fromkeys(used, now))
             svc.access.ring = await asyncio.to_thread(directory.key_ring)
         except ServiceUnavailableError as e:
             logger.error("API keys not refreshed, the order-log database is unavailable: %s", e.message)

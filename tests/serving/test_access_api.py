@@ -95,6 +95,10 @@ def test_a_key_revoked_while_the_service_runs_is_refused_within_the_refresh(tmp_
     with TestClient(create_app(settings), headers={"Authorization": f"Bearer {key}"}) as client:
         assert client.post("/v1/score", json={}).status_code == 422  # let in (the body is bad)
         with OrderLog.open(settings.database_url) as log:
+            deadline = time.monotonic() + 10
+            while Directory(log.engine).api_keys()[0].last_used_at is None:  # recorded at the next refresh
+                assert time.monotonic() < deadline, "the key's use was not recorded"
+                time.sleep(0.05)
             Directory(log.engine).revoke_key(key.split("_")[1], now=datetime.now(UTC))
         deadline = time.monotonic() + 10
         while client.post("/v1/score", json={}).status_code != 401:
