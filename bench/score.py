@@ -63,6 +63,7 @@ import multiprocessing
 import os
 import platform
 import pstats
+import secrets
 import shutil
 import socket
 import subprocess
@@ -88,6 +89,7 @@ from features.derived import point_in_time_features
 from features.online import OnlineFeatures
 from features.settings import Settings
 from features.shop import feature_set_from
+from orderguard.access import KeyRing, Principal, Role, key_hash
 from orderguard.clock import SystemClock
 from orderguard.enrich import Gazetteer
 from orderguard.ingest.channels import get_adapter
@@ -258,6 +260,14 @@ def _timed_calls(name: str, call: Callable[[Any], object], inputs: Sequence[Any]
     return Timings(name, ns)
 
 
+def _key_ring(n: int) -> tuple[KeyRing, list[str]]:
+    """A service's in-memory key ring holding ``n`` keys of the real format, and the keys."""
+    keys = [f"og_{secrets.token_hex(4)}_{secrets.token_urlsafe(32)}" for _ in range(n)]
+    entries = {k.split("_")[1]: (key_hash(k), Principal("key", f"bench {i}", frozenset({Role.ORDER_SYSTEM})))
+               for i, k in enumerate(keys)}
+    return KeyRing(entries), keys
+
+
 def in_process(settings: Settings, log_url: str, booster: lgb.Booster, orders: Sequence[Order],
                truth: Mapping[str, bool], *, shap_sample: int) -> dict[str, Any]:
     """Part (a): see the module docstring."""
@@ -289,6 +299,7 @@ def in_process(settings: Settings, log_url: str, booster: lgb.Booster, orders: S
 
     shap = LightGBMModel.from_booster(booster, MODEL_VERSION, feature_set=feature_set, policy=policy,
                                       attribution=Attribution.SHAP, max_reasons=settings.scoring.max_reasons)
+    ring, keys = _key_ring(100)
     flagged = [v for v, r in zip(vectors, records[WARMUP:], strict=True) if r.decision is not Decision.APPROVE]
     figures = [
         scored, thawed, rules_only,
@@ -296,6 +307,8 @@ def in_process(settings: Settings, log_url: str, booster: lgb.Booster, orders: S
         _timed_calls("  same, orders at verify or above", model.predict, flagged),
         _timed_calls("LightGBMModel.predict, TreeSHAP reasons", shap.predict, vectors[:shap_sample]),
         _timed_calls("  same, orders at verify or above", shap.predict, flagged[:shap_sample]),
+        _timed_calls("API key check per request (KeyRing, 100 keys)", ring.authenticate,
+                     [keys[i % len(keys)] for i in range(len(vectors))]),
         _timed_calls("floor: Booster.predict, 1 row", lambda row: booster.predict(row, num_threads=1), matrix),
         _timed_calls("floor: native single-row fast path", native_predict, matrix),
     ]
