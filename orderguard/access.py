@@ -23,8 +23,8 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -36,8 +36,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
-from orderguard.errors import InvalidInputError, NotFoundError, OrderGuardError, ServiceUnavailableError
-from orderguard.ingest.orderlog import API_KEYS, USERS
+from orderguard.errors import InvalidInputError, NotFoundError, OrderGuardError
+from orderguard.ingest.orderlog import API_KEYS, USERS, connection_guard, redacted
 
 
 class Role(StrEnum):
@@ -131,7 +131,7 @@ def key_hash(key: str) -> str:
 class KeyRing:
     """The active API keys in memory: a request's key is checked with a dict lookup and one hash.
 
-    Built from :meth:`Directory.active_keys`; a service rebuilds it every few seconds, so a
+    Built by :meth:`Directory.key_ring`; a service rebuilds it every few seconds, so a
     revoked key is refused by every process shortly after (``settings.access.refresh_s``).
     """
 
@@ -143,9 +143,6 @@ class KeyRing:
         """The prefixes of keys that authenticated since the last call (for ``Directory.touch_keys``)."""
         used, self._used = self._used, set()
         return used
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
     def authenticate(self, key: str) -> Principal | None:
         """The key's principal, or ``None`` for a malformed, unknown or revoked key."""
@@ -168,14 +165,10 @@ class Directory:
     def __init__(self, engine: Engine, *, hasher: PasswordHasher | None = None) -> None:
         self._engine = engine
         self._passwords = hasher or PasswordHasher()
+        self._where = redacted(engine.url)
 
-    @contextmanager
-    def _guard(self) -> Iterator[None]:
-        try:
-            yield
-        except (sa_exc.OperationalError, sa_exc.InterfaceError) as e:
-            raise ServiceUnavailableError(f"access database is unavailable: {type(e).__name__}",
-                                          field="database.url") from e
+    def _guard(self) -> AbstractContextManager[None]:
+        return connection_guard("access", self._where)
 
     # ------------------------------------------------------------------ keys
 

@@ -28,7 +28,7 @@ databases holding the same labels agree, whatever order they were stored in.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -44,10 +44,9 @@ from orderguard.errors import (
     InvalidInputError,
     NotFoundError,
     OrderGuardError,
-    ServiceUnavailableError,
     must,
 )
-from orderguard.ingest.orderlog import LABELS, ORDERS, redacted
+from orderguard.ingest.orderlog import LABELS, ORDERS, connection_guard, redacted
 from orderguard.schema import Channel, Label, OrderKey, Verdict
 
 #: How far ahead of the recording time a label may be stamped (clock skew between a
@@ -207,16 +206,8 @@ class LabelLog:
         self._dialect = engine.dialect.name
         self._where = redacted(engine.url)
 
-    @contextmanager
-    def _guard(self) -> Iterator[None]:
-        """Turn a lost or refused connection into :class:`ServiceUnavailableError`."""
-        try:
-            yield
-        except (sa_exc.OperationalError, sa_exc.InterfaceError) as e:
-            first = str(getattr(e, "orig", None) or e).strip().splitlines()
-            raise ServiceUnavailableError(
-                f"label database {self._where} is unavailable: {first[0] if first else type(e).__name__}",
-                field="database.url") from e
+    def _guard(self) -> AbstractContextManager[None]:
+        return connection_guard("label", self._where)
 
     # ------------------------------------------------------------------ writing
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -366,6 +366,18 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+@contextmanager
+def connection_guard(what: str, where: str) -> Iterator[None]:
+    """Turn a lost or refused database connection into :class:`ServiceUnavailableError` (503) naming the
+    ``what`` database at ``where`` (a password-free URL) and the driver's first line: every store kept in the
+    order-log database (orders, labels, access) reports an outage the same way."""
+    try:
+        yield
+    except (sa_exc.OperationalError, sa_exc.InterfaceError) as e:
+        raise ServiceUnavailableError(f"{what} database {where} is unavailable: {_first_line(e)}",
+                                      field="database.url") from e
+
+
 def _sqlite_on_connect(*, memory: bool) -> Callable[[Any, Any], None]:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
@@ -547,15 +559,8 @@ class OrderLog:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _guard(self) -> Iterator[None]:
-        """Turn a lost or refused connection into :class:`ServiceUnavailableError`."""
-        try:
-            yield
-        except (sa_exc.OperationalError, sa_exc.InterfaceError) as e:
-            raise ServiceUnavailableError(
-                f"order log database {self._where} is unavailable: {_first_line(e)}",
-                field="database.url") from e
+    def _guard(self) -> AbstractContextManager[None]:
+        return connection_guard("order log", self._where)
 
     # ------------------------------------------------------------------ writing
 
