@@ -65,13 +65,18 @@ async def watch_keys(svc: Services) -> None:
     directory = Directory(svc.order_log.engine)
     while True:
         await asyncio.sleep(svc.settings.access.refresh_s)
-        used = svc.access.ring.drain_used()
-        now = svc.clock.now()
         try:
-            await asyncio.to_thread(directory.touch_keys, dict.fromkeys(used, now))
-            svc.access.ring = await asyncio.to_thread(directory.key_ring)
-        except ServiceUnavailableError as e:
+            ring = await asyncio.to_thread(directory.key_ring)
+        except ServiceUnavailableError as e:  # the current ring stays, and so do its uses, for the next look
             logger.error("API keys not refreshed, the order-log database is unavailable: %s", e.message)
+            continue
+        # Requests authenticate on the loop, so once the new ring is in place the old one is used no more:
+        # its uses are complete when drained here, none slips in between.
+        old, svc.access.ring = svc.access.ring, ring
+        try:
+            await asyncio.to_thread(directory.touch_keys, dict.fromkeys(old.drain_used(), svc.clock.now()))
+        except ServiceUnavailableError as e:
+            logger.error("API key uses not recorded, the order-log database is unavailable: %s", e.message)
 
 
 @dataclass(slots=True)
