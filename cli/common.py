@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from contextlib import closing
 from datetime import date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
@@ -73,20 +74,22 @@ def progress_bar(console: Console) -> Progress:
 def open_log(settings: Settings, *, create: bool = False) -> closing[OrderLog]:
     """The configured order log; close it with ``with``.
 
-    Only a command that stores orders (``create=True``: ``ingest``) makes the embedded
-    database and its folder; any other command pointed at a folder without one says so
-    instead of leaving an empty database behind.
+    Only a command that stores orders (``create=True``: ``ingest``) makes a SQLite order
+    log that is not there yet (``OrderLog.open`` creates the file and its folder); any
+    other command pointed at one that does not exist says so instead of leaving an empty
+    database behind.
     """
+    from sqlalchemy.engine import make_url
+
     from orderguard.errors import NotFoundError
     from orderguard.ingest.orderlog import OrderLog
 
-    embedded = settings.database.url is None
-    path = settings.data_dir / "orderguard.db"
-    if embedded and not create and not path.exists():
-        raise NotFoundError(f"no order log at {path}: ingest orders first (orderguard ingest <files>), or point "
-                            "--data-dir / ORDERGUARD_DATA_DIR at the folder that holds one", field="data_dir")
-    if embedded:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = make_url(settings.database_url)
+    if not create and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        path = Path(url.database)
+        if not path.exists():
+            raise NotFoundError(f"no order log at {path}: ingest orders first (orderguard ingest <files>), or point "
+                                "--data-dir / ORDERGUARD_DATA_DIR at the folder that holds one", field="data_dir")
     return closing(OrderLog.open(settings.database_url))
 
 
