@@ -26,11 +26,6 @@ class EngineWorker:
     def __init__(self, *, remote: bool) -> None:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="orderguard-engine") if remote else None
 
-    @property
-    def threaded(self) -> bool:
-        """Whether calls leave the event loop."""
-        return self._executor is not None
-
     async def run(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """``fn(*args, **kwargs)``, on the worker thread when there is one."""
         if self._executor is None:

@@ -40,12 +40,14 @@ def _field_from_loc(loc: tuple[int | str, ...]) -> str:
 #: Seconds a client should wait before retrying a 503 (a dependency restarting is usually back by then).
 RETRY_AFTER_S = 1
 
+#: Headers an error status carries: when to retry a 503, how to authenticate after a 401.
+_ERROR_HEADERS: dict[int, dict[str, str]] = {503: {"Retry-After": str(RETRY_AFTER_S)},
+                                             401: {"WWW-Authenticate": "Bearer"}}
+
 
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, OrderGuardError)
-    headers = ({"Retry-After": str(RETRY_AFTER_S)} if exc.http_status == 503
-               else {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None)
-    return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
+    return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=_ERROR_HEADERS.get(exc.http_status))
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
