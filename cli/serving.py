@@ -25,7 +25,7 @@ def serve(
 
     settings = settings_of(ctx)
     bind = host or settings.api.host
-    warning = settings.pii.check_for(bind)
+    warning = settings.check_serving_on(bind)
     if warning is not None:
         typer.echo(f"warning: {warning}", err=True)
     uvicorn.run(create_app(settings), host=bind, port=port or settings.api.port, log_level="info",

@@ -21,7 +21,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from features.stores import MemoryStoreConfig, StoreConfig
 from orderguard.durations import to_timedelta
+from orderguard.errors import ConfigError
 from orderguard.settings import (
+    LOOPBACK,
     AccessSettings,
     ApiSettings,
     DatabaseSettings,
@@ -29,7 +31,9 @@ from orderguard.settings import (
     PiiSettings,
     PolicySettings,
     ScoringSettings,
+    SessionSettings,
     TrainingSettings,
+    WebhookSettings,
     duration_text,
 )
 
@@ -74,6 +78,8 @@ class Settings(BaseSettings):
     pii: PiiSettings = PiiSettings()
     api: ApiSettings = ApiSettings()
     access: AccessSettings = AccessSettings()
+    session: SessionSettings = SessionSettings()
+    webhooks: WebhookSettings = WebhookSettings()
     ingest: IngestLimits = IngestLimits()
     features: FeatureStoreSettings = FeatureStoreSettings()
     policy: PolicySettings = PolicySettings()
@@ -95,8 +101,38 @@ class Settings(BaseSettings):
         """Where the default tracking store keeps run artifacts."""
         return (self.training.artifact_dir or self.data_dir / "mlartifacts").resolve()
 
+    def development_secrets(self) -> list[str]:
+        """The settings that still hold a public development value (empty in a real deployment)."""
+        found = ["ORDERGUARD_PII__HASH_KEY"] if self.pii.is_development else []
+        if self.session.is_development:
+            found.append("ORDERGUARD_SESSION__SECRET")
+        found += [f"ORDERGUARD_WEBHOOKS__SECRETS__{c.upper()}" for c in self.webhooks.development_channels()]
+        return found
+
+    def check_serving_on(self, host: str) -> str | None:
+        """Refuse development secrets on a service reachable beyond this machine; a warning on loopback.
+
+        With the public PII key a phone number is recovered from its hash in a fraction of
+        a second; with the public session secret anyone can forge a reviewer's session;
+        with a public webhook secret anyone can push orders as a channel. So they may only
+        guard a service nobody else can reach.
+
+        Raises:
+            ConfigError: ``host`` is not a loopback address and a secret is a development value.
+        """
+        found = self.development_secrets()
+        if not found:
+            return None
+        if host not in LOOPBACK:
+            raise ConfigError(f"refusing to serve on {host}: {', '.join(found)} still "
+                              f"{'holds' if len(found) == 1 else 'hold'} the public development value; "
+                              "set a secret of your own", field=found[0])
+        return (f"{', '.join(found)} {'is' if len(found) == 1 else 'are'} the public development "
+                "value: fine on this machine, set secrets before serving real orders")
+
     def settings_hash(self) -> str:
         """Stable short hash of the effective settings for audit trails: secrets and where this installation
         keeps its files (the docs' assets) are left out, so the same settings hash alike on every machine."""
-        dump = self.model_dump_json(exclude={"pii": True, "api": {"docs_assets"}})
+        dump = self.model_dump_json(exclude={"pii": True, "session": {"secret"}, "webhooks": {"secrets"},
+                                           "api": {"docs_assets"}})
         return hashlib.sha256(dump.encode()).hexdigest()[:12]

@@ -91,6 +91,12 @@ class Principal:
     name: str
     roles: frozenset[Role]
 
+    @property
+    def reviewer_id(self) -> str:
+        """How labels this principal gives name their reviewer: a user by name, a key as ``key:<name> (<prefix>)``
+        (so a tool's verdicts are never mistaken for a person's)."""
+        return (self.name if self.kind == "user" else f"{self.kind}:{self.name}")[:128]
+
     def may(self, allowed: frozenset[Role]) -> bool:
         """Whether any of the principal's roles is in ``allowed`` (``admin`` may do everything)."""
         return Role.ADMIN in self.roles or not self.roles.isdisjoint(allowed)
@@ -129,15 +135,30 @@ def key_hash(key: str) -> str:
 
 
 class KeyRing:
-    """The active API keys in memory: a request's key is checked with a dict lookup and one hash.
+    """The active API keys and users in memory: a request's key is checked with a dict lookup and one hash.
 
     Built by :meth:`Directory.key_ring`; a service rebuilds it every few seconds, so a
     revoked key is refused by every process shortly after (``settings.access.refresh_s``).
     """
 
-    def __init__(self, entries: Mapping[str, tuple[str, Principal]]) -> None:
+    def __init__(self, entries: Mapping[str, tuple[str, Principal]],
+                 users: Mapping[str, tuple[Principal, datetime | None]] | None = None) -> None:
         self._entries = MappingProxyType(dict(entries))
+        self._users = MappingProxyType(dict(users or {}))
         self._used: set[str] = set()
+
+    def session_user(self, name: str, signed_in_at: datetime) -> Principal | None:
+        """The enabled user ``name`` with the roles the directory gives them now, or ``None`` when the user is
+        disabled or gone or signed out (everywhere) after ``signed_in_at``.
+
+        Sessions name only the user, so a disabled user, a removed role or a sign-out
+        counts from the next refresh on.
+        """
+        found = self._users.get(name)
+        if found is None:
+            return None
+        principal, sessions_after = found
+        return principal if sessions_after is None or signed_in_at > sessions_after else None
 
     def drain_used(self) -> set[str]:
         """The prefixes of keys that authenticated since the last call (for ``Directory.touch_keys``)."""
@@ -202,12 +223,15 @@ class Directory:
         return next(k for k in self.api_keys() if k.prefix == prefix)
 
     def key_ring(self) -> KeyRing:
-        """The active (unrevoked) keys, for checking requests in memory."""
+        """The active (unrevoked) keys and enabled users, for checking requests in memory."""
         with self._guard(), self._engine.connect() as conn:
             rows = conn.execute(sa.select(API_KEYS.c.prefix, API_KEYS.c.name, API_KEYS.c.key_hash, API_KEYS.c.roles)
                                 .where(API_KEYS.c.revoked_at.is_(None))).all()
+            people = conn.execute(sa.select(USERS.c.name, USERS.c.roles, USERS.c.sessions_after)
+                                  .where(USERS.c.disabled_at.is_(None))).all()
         return KeyRing({r.prefix: (r.key_hash, Principal("key", f"{r.name} ({r.prefix})", _roles_of(r.roles)))
-                        for r in rows})
+                        for r in rows},
+                       {u.name: (Principal("user", u.name, _roles_of(u.roles)), u.sessions_after) for u in people})
 
     def touch_keys(self, used: Mapping[str, datetime]) -> None:
         """Record when keys were last used (the service batches this; a lost update only delays a date)."""
@@ -241,6 +265,35 @@ class Directory:
             rows = conn.execute(sa.select(USERS).order_by(USERS.c.name)).all()
         return [User(r.name, _roles_of(r.roles), r.created_at, r.disabled_at)
                 for r in rows]
+
+    def set_user(self, name: str, *, now: datetime, enabled: bool | None = None,
+                 roles: frozenset[Role] | None = None, password: str | None = None) -> User:
+        """Disable or re-enable a user, replace their roles or password (a running service sees it at its next
+        key refresh: a disabled user's sessions are refused from then on)."""
+        values: dict[str, object] = {}
+        if enabled is not None:
+            values["disabled_at"] = None if enabled else now
+            if not enabled:
+                values["sessions_after"] = now
+        if roles is not None:
+            values["roles"] = _roles_text(roles)
+        if password is not None:
+            if len(password) < MIN_PASSWORD:
+                raise InvalidInputError(f"`password` must be at least {MIN_PASSWORD} characters", field="password")
+            values["password_hash"] = self._passwords.hash(password)
+            values["sessions_after"] = now  # a new password ends the sessions the old one opened
+        with self._guard(), self._engine.begin() as conn:
+            if values:
+                conn.execute(USERS.update().where(USERS.c.name == name).values(**values))
+            row = conn.execute(sa.select(USERS).where(USERS.c.name == name)).first()
+        if row is None:
+            raise NotFoundError.must("name", "an existing user (orderguard users list)", name)
+        return User(row.name, _roles_of(row.roles), row.created_at, row.disabled_at)
+
+    def end_sessions(self, name: str, *, now: datetime) -> None:
+        """Refuse every session ``name`` signed in before ``now`` (sign-out ends copies of the cookie too)."""
+        with self._guard(), self._engine.begin() as conn:
+            conn.execute(USERS.update().where(USERS.c.name == name).values(sessions_after=now))
 
     def verify_password(self, name: str, password: str) -> Principal | None:
         """The user's principal when the password is right and the user enabled, else ``None``.

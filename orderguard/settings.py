@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, fi
 
 from orderguard.durations import parse_duration
 from orderguard.errors import ConfigError
+from orderguard.schema import Channel
 
 
 def duration_text(value: str, info: ValidationInfo) -> str:
@@ -36,7 +37,8 @@ class DatabaseSettings(BaseModel):
 
 #: The PII key of a development checkout: public, so anyone can reverse its hashes by brute force.
 DEVELOPMENT_HASH_KEY = "orderguard-development-key"
-_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+#: Addresses only this machine reaches: development secrets are tolerated there and nowhere else.
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 class PiiSettings(BaseModel):
@@ -48,25 +50,6 @@ class PiiSettings(BaseModel):
     def is_development(self) -> bool:
         """Whether the key is the public development one."""
         return self.hash_key.get_secret_value() == DEVELOPMENT_HASH_KEY
-
-    def check_for(self, host: str) -> str | None:
-        """Refuse the development key on a service reachable beyond this machine; a warning on loopback.
-
-        With the public key, an 11-digit phone number is recovered from its hash in a
-        fraction of a second, so the key may only guard data nobody else can reach.
-
-        >>> PiiSettings().check_for("127.0.0.1") is not None
-        True
-        >>> PiiSettings(hash_key="a-real-secret").check_for("0.0.0.0") is None
-        True
-        """
-        if not self.is_development:
-            return None
-        if host not in _LOOPBACK:
-            raise ConfigError.must("ORDERGUARD_PII__HASH_KEY", f"a secret of your own to serve on {host} "
-                                   "(the development key is public)", "the development key")
-        return ("ORDERGUARD_PII__HASH_KEY is the public development key: phones and id cards are hashed with a "
-                "key anyone can use; set a secret before serving real orders")
 
 
 class IngestLimits(BaseModel):
@@ -115,6 +98,78 @@ class AccessSettings(BaseModel):
     refresh_s: float = Field(default=2.0, gt=0, le=300,
                              description="how often a running service re-reads API keys: a revoked key is "
                                          "refused within this many seconds")
+
+
+#: The session secret of a development checkout: public, so anyone could forge a reviewer's session with it.
+DEVELOPMENT_SESSION_SECRET = "orderguard-development-session-secret"
+
+
+class SessionSettings(BaseModel):
+    """How people stay signed in to the web pages (``serving.web``).
+
+    The session is a signed, http-only cookie (itsdangerous) holding the user name, the
+    time of sign-in and the CSRF token of that session; roles are read from the user
+    directory on every request, so a disabled user or a removed role counts at once.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    secret: SecretStr = SecretStr(DEVELOPMENT_SESSION_SECRET)
+    max_age: timedelta = Field(default=timedelta(hours=12), gt=timedelta(0), le=timedelta(days=30),
+                               description="a session ends this long after sign-in (one working day by default)")
+    secure_cookie: bool = Field(default=False, description="send the cookie over HTTPS only (set it behind TLS)")
+    max_failures: int = Field(default=5, ge=1, le=1000,
+                              description="failed sign-ins allowed per user and address within failure_window")
+    max_failures_per_address: int = Field(default=50, ge=1, le=100_000,
+                                          description="failed sign-ins allowed per address (any user) within "
+                                                      "failure_window")
+    failure_window: timedelta = Field(default=timedelta(minutes=15), gt=timedelta(0), le=timedelta(days=1))
+
+    @property
+    def is_development(self) -> bool:
+        """Whether the secret is the public development one."""
+        return self.secret.get_secret_value() == DEVELOPMENT_SESSION_SECRET
+
+
+def development_webhook_secret(channel: str) -> str:
+    """The public development secret of one channel's webhooks (``orderguard-development-webhook-jd`` …)."""
+    return f"orderguard-development-webhook-{channel}"
+
+
+def _development_webhook_secrets() -> dict[str, SecretStr]:
+    return {c.value: SecretStr(development_webhook_secret(c.value)) for c in Channel}
+
+
+class WebhookSettings(BaseModel):
+    """How channel pushes to ``POST /v1/orders/{channel}`` are verified (``orderguard.ingest.webhooks``).
+
+    Each channel signs its pushes with the shop's app secret for that channel; a push
+    older than ``tolerance`` (or that far in the future) or seen before within it is refused.
+    ``secrets`` maps a channel (``tmall``, ``jd``, …) to its secret; the defaults are public
+    development values, refused on a service reachable beyond this machine.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    secrets: dict[str, SecretStr] = Field(default_factory=_development_webhook_secrets)
+    tolerance: timedelta = Field(default=timedelta(minutes=5), ge=timedelta(seconds=10), le=timedelta(hours=1),
+                                 description="how far a push's timestamp may lie from now")
+    app_keys: dict[str, str] = Field(default_factory=dict,
+                                     description="the shop's app key (app id) per channel, where the platform "
+                                                 "names it in the push; checked when set")
+
+    @field_validator("secrets", "app_keys")
+    @classmethod
+    def _known_channels(cls, value: dict[str, object]) -> dict[str, object]:
+        known = {c.value for c in Channel}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"channels must be among {', '.join(sorted(known))}; got {', '.join(unknown)}")
+        return value
+
+    def development_channels(self) -> list[str]:
+        """Channels whose secret is still the public development value."""
+        return sorted(c for c, s in self.secrets.items() if s.get_secret_value() == development_webhook_secret(c))
 
 
 class BandSettings(BaseModel):

@@ -36,6 +36,9 @@ from serving.api.openapi import install_openapi
 from serving.champion import ChampionSlot, ChampionSource
 from serving.engine import build_engine
 from serving.services import AccessState, Services, StoreState, warm_start, watch_keys, watch_store
+from serving.web.pages import install_pages
+from serving.web.session import SessionCodec
+from serving.web.throttle import SignInThrottle
 from serving.worker import EngineWorker
 
 logger = logging.getLogger("orderguard.serving")
@@ -55,8 +58,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         the_clock = clock or SystemClock()
-        if settings.pii.is_development:
-            logger.warning("the PII hash key is the public development key (ORDERGUARD_PII__HASH_KEY)")
+        development = settings.development_secrets()
+        if development:
+            logger.warning("public development values (fine on this machine only): %s", ", ".join(development))
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         log = OrderLog.open(settings.database_url)
         label_log = LabelLog(log.engine)
@@ -85,7 +89,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                 hasher=PiiHasher(settings.pii.hash_key.get_secret_value().encode()), order_log=log,
                 scores=ScoreLog(log.engine), engine=engine, labels=label_log,
                 champion=champion, worker=worker, store_state=StoreState(cold=cold),
-                access=AccessState(Directory(log.engine).key_ring()))
+                access=AccessState(Directory(log.engine).key_ring(),
+                                   SessionCodec(settings.session.secret.get_secret_value(),
+                                                max_age=settings.session.max_age),
+                                   SignInThrottle(per_user=settings.session.max_failures,
+                                                  per_address=settings.session.max_failures_per_address,
+                                                  window=settings.session.failure_window)))
             watchers = [asyncio.create_task(watch_store(app.state.services), name="orderguard-store-watch"),
                         asyncio.create_task(watch_keys(app.state.services), name="orderguard-key-watch")]
             try:
@@ -112,4 +121,5 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.include_router(admin.router)
     install_openapi(app)
     install_docs(app, settings.api.docs_assets)
+    install_pages(app)
     return app

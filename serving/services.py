@@ -29,6 +29,8 @@ from orderguard.schema import Label, Order, OrderKey
 from scoring.records import ScoreLog, ScoreRecord
 from serving.champion import ChampionSlot
 from serving.engine import Engine, longest_window
+from serving.web.session import SessionCodec
+from serving.web.throttle import SignInThrottle
 from serving.worker import EngineWorker
 
 logger = logging.getLogger("orderguard.serving")
@@ -46,37 +48,48 @@ class Services:
     engine: Engine
     labels: LabelLog
     champion: ChampionSlot
+    access: AccessState
     worker: EngineWorker = field(default_factory=lambda: EngineWorker(remote=False))
     store_state: StoreState = field(default_factory=lambda: StoreState())
-    access: AccessState = field(default_factory=lambda: AccessState(KeyRing({})))
 
 
 @dataclass(slots=True)
 class AccessState:
-    """The API keys a running service accepts: replaced, never mutated, by :func:`watch_keys`."""
+    """Who a running service accepts: the API keys and users (``ring``, replaced, never mutated, by
+    :func:`watch_keys`) and how session cookies are signed."""
 
     ring: KeyRing
+    sessions: SessionCodec
+    throttle: SignInThrottle
 
 
 async def watch_keys(svc: Services) -> None:
-    """Re-read the API keys every ``settings.access.refresh_s`` for the service's lifetime, so keys created or
-    revoked by ``orderguard keys`` reach a running service (a read failure keeps the current ring), and record
-    when each key was last used (to the refresh's precision: one write per interval, not per request)."""
+    """Re-read the API keys and users every ``settings.access.refresh_s`` for the service's lifetime (see
+    :func:`refresh_access`), so keys created or revoked by ``orderguard keys`` reach a running service."""
     directory = Directory(svc.order_log.engine)
     while True:
         await asyncio.sleep(svc.settings.access.refresh_s)
-        try:
-            ring = await asyncio.to_thread(directory.key_ring)
-        except ServiceUnavailableError as e:  # the current ring stays, and so do its uses, for the next look
-            logger.error("API keys not refreshed, the order-log database is unavailable: %s", e.message)
-            continue
-        # Requests authenticate on the loop, so once the new ring is in place the old one is used no more:
-        # its uses are complete when drained here, none slips in between.
-        old, svc.access.ring = svc.access.ring, ring
-        try:
-            await asyncio.to_thread(directory.touch_keys, dict.fromkeys(old.drain_used(), svc.clock.now()))
-        except ServiceUnavailableError as e:
-            logger.error("API key uses not recorded, the order-log database is unavailable: %s", e.message)
+        await refresh_access(svc, directory)
+
+
+async def refresh_access(svc: Services, directory: Directory) -> None:
+    """Swap in a freshly read key ring (a read failure keeps the current one) and record when each key of the
+    old ring was last used (to the refresh's precision: one write per interval, not per request).
+
+    Also called right after a sign-in, so a user added a moment ago is known to the ring at once.
+    """
+    try:
+        ring = await asyncio.to_thread(directory.key_ring)
+    except ServiceUnavailableError as e:  # the current ring stays, and so do its uses, for the next look
+        logger.error("API keys not refreshed, the order-log database is unavailable: %s", e.message)
+        return
+    # Requests authenticate on the loop, so once the new ring is in place the old one is used no more:
+    # its uses are complete when drained here, none slips in between.
+    old, svc.access.ring = svc.access.ring, ring
+    try:
+        await asyncio.to_thread(directory.touch_keys, dict.fromkeys(old.drain_used(), svc.clock.now()))
+    except ServiceUnavailableError as e:
+        logger.error("API key uses not recorded, the order-log database is unavailable: %s", e.message)
 
 
 @dataclass(slots=True)

@@ -65,6 +65,14 @@ def settings(tmp_path: os.PathLike[str]) -> Settings:
     return Settings(data_dir=tmp_path)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_settings(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> Settings:
+    """Default settings with the order log on each backend in turn (files under the test's directory)."""
+    if request.param == "sqlite":
+        return Settings(data_dir=tmp_path)
+    return Settings(data_dir=tmp_path, database={"url": request.getfixturevalue("pg_schema_url")})
+
+
 @pytest.fixture
 def clock() -> FixedClock:
     """A clock frozen at ``BASE_TIME``; move it with ``clock.advance(minutes=5)``."""

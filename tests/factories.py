@@ -511,6 +511,37 @@ def api_key(database_url: str, *roles: str, name: str = "tests") -> str:
     return secret
 
 
+#: The password every test user gets (long enough for ``orderguard.access.MIN_PASSWORD``).
+TEST_PASSWORD = "correct horse battery staple"
+
+
+def user(database_url: str, name: str, *roles: str, password: str = TEST_PASSWORD) -> str:
+    """A new user ``name`` holding ``roles`` (default ``reviewer``), as ``orderguard users add`` makes them;
+    returns the name."""
+    from orderguard.access import Directory, parse_roles
+    from orderguard.ingest.orderlog import OrderLog
+
+    with OrderLog.open(database_url) as log:
+        Directory(log.engine).add_user(name, password, parse_roles(roles or ("reviewer",)), now=datetime.now(UTC))
+    return name
+
+
+def form_token(html: str) -> str:
+    """The CSRF token of the first form of a page."""
+    import re
+
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found is not None, "the page has no form with a CSRF token"
+    return found.group(1)
+
+
+def sign_in(client: TestClient, name: str, password: str = TEST_PASSWORD, *, next_url: str = "/") -> Any:
+    """Sign ``client`` in as a browser does (load the form, post it with its token); returns the response."""
+    page = client.get("/signin", params={"next": next_url})
+    return client.post("/signin", data={"username": name, "password": password, "csrf_token": form_token(page.text),
+                                        "next": next_url}, follow_redirects=False)
+
+
 def api_client(settings: Settings, *, roles: Sequence[str] = ("admin",), raise_server_exceptions: bool = True,
                **app_options: Any) -> TestClient:
     """A ``TestClient`` of ``create_app(settings, **app_options)`` that sends an API key holding ``roles``

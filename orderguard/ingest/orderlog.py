@@ -202,7 +202,8 @@ API_KEYS = sa.Table(
     sa.Column("revoked_at", UtcDateTime(), nullable=True),
 )
 
-#: People who sign in (``orderguard.access``), migration 0005: argon2 password hashes.
+#: People who sign in (``orderguard.access``), migration 0005: argon2 password hashes; 0006: sessions signed in
+#: before ``sessions_after`` are refused (sign-out, password change, disabling).
 USERS = sa.Table(
     "users", METADATA,
     sa.Column("name", sa.String(64), primary_key=True),
@@ -210,6 +211,7 @@ USERS = sa.Table(
     sa.Column("roles", sa.String(200), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("disabled_at", UtcDateTime(), nullable=True),
+    sa.Column("sessions_after", UtcDateTime(), nullable=True),
 )
 
 _EVENT_ORDER = (ORDER_EVENTS.c.event_time, ORDER_EVENTS.c.channel, ORDER_EVENTS.c.channel_order_id,

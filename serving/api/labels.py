@@ -19,6 +19,7 @@ from fastapi.openapi.models import Example
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from orderguard.access import Principal
 from orderguard.errors import InvalidInputError, OrderGuardError, UnknownChannelError, must
 from orderguard.labels import LabelProblem, LabelRecord
 from orderguard.schema import Channel, Label, OrderKey
@@ -46,6 +47,8 @@ def _validation_problem(index: int, error: ErrorDetails) -> LabelProblem:
     field = ".".join(str(p) for p in error["loc"])
     if error["type"] == "missing":
         message = f"`{field}` is required"
+    elif error["type"] == "extra_forbidden" and field == "reviewer_id":
+        message = "`reviewer_id` is not a label field: the reviewer is the caller (the signed-in user or the API key)"
     elif error["type"] == "extra_forbidden":
         message = f"`{field}` is not a label field"
     elif not field:
@@ -70,7 +73,7 @@ def _order_key(item: LabelIn) -> OrderKey:
         raise InvalidInputError.must("order_key", "'<channel>:<order id>' with a known channel", item.order_key) from e
 
 
-def _parse(raw: dict[str, Any], *, now: datetime, max_batch: int,
+def _parse(raw: dict[str, Any], *, now: datetime, max_batch: int, reviewer: str,
            ) -> tuple[bool, list[tuple[int, Label]], list[LabelProblem], frozenset[int]]:
     """Request body → (is a batch, labels with their index, problems, indexes of labels sent without a time)."""
     batch = "labels" in raw
@@ -101,8 +104,7 @@ def _parse(raw: dict[str, Any], *, now: datetime, max_batch: int,
             continue
         if parsed.labeled_at is None:
             timeless.add(index)
-        labels.append((index, Label(key, parsed.verdict, parsed.labeled_at or now, parsed.reviewer_id,
-                                    parsed.note)))
+        labels.append((index, Label(key, parsed.verdict, parsed.labeled_at or now, reviewer, parsed.note)))
     return batch, labels, problems, frozenset(timeless)
 
 
@@ -118,11 +120,11 @@ def _record_out(record: LabelRecord) -> LabelRecordOut:
 _EXAMPLES = {
     "one": Example(summary="One label", value={
         "order": {"channel": "jd", "order_id": "3021587746"}, "verdict": "confirmed_fraud",
-        "labeled_at": "2024-11-13T14:05:00+08:00", "reviewer_id": "reviewer-07",
+        "labeled_at": "2024-11-13T14:05:00+08:00",
         "note": "同一设备三个账号，收货地址为驿站"}),
     "batch": Example(summary="A batch (atomic)", value={"labels": [
-        {"order_key": "tmall:3912837465012", "verdict": "false_positive", "reviewer_id": "reviewer-02"},
-        {"order_key": "site:SO20241111000123", "verdict": "needs_investigation", "reviewer_id": "reviewer-02",
+        {"order_key": "tmall:3912837465012", "verdict": "false_positive"},
+        {"order_key": "site:SO20241111000123", "verdict": "needs_investigation",
          "note": "买家称未收到货，物流显示已签收"}]}),
 }
 
@@ -130,7 +132,6 @@ _EXAMPLES = {
 @router.post(
     "/v1/labels", response_model=LabelsAdded, status_code=201,
     summary="Record reviewer verdicts on orders",
-    dependencies=[REVIEWER],
     responses={
         200: {"model": LabelsAdded, "description": "every label was already stored (a repeat is a no-op)"},
         404: {"model": ErrorBody, "description": "single label: the order is not in the order log, or the "
@@ -145,10 +146,12 @@ async def post_labels(
     body: Annotated[LabelsRequest, Body(openapi_examples=_EXAMPLES)],
     response: Response,
     svc: Annotated[Services, Depends(services)],
+    caller: Annotated[Principal, REVIEWER],
 ) -> LabelsAdded:
     """Store one verdict, or a batch of them atomically, and update the online features.
 
-    ``labeled_at`` defaults to the service's clock. Relabelling an order (a later verdict)
+    The reviewer of every label is the caller: the signed-in user, or ``key:<name> (<prefix>)``
+    for an API key. ``labeled_at`` defaults to the service's clock. Relabelling an order (a later verdict)
     keeps the earlier one in its history; sending the same label again changes nothing -
     also without ``labeled_at``: then the reviewer's latest verdict on the order, when it
     says the same (verdict and note), is that label.
@@ -157,7 +160,8 @@ async def post_labels(
     listing each bad label's index, field and reason.
     """
     now = svc.clock.now()
-    batch, labels, problems, timeless = _parse(body.root, now=now, max_batch=svc.settings.api.max_batch)
+    batch, labels, problems, timeless = _parse(body.root, now=now, max_batch=svc.settings.api.max_batch,
+                                                 reviewer=caller.reviewer_id)
     labels = resolve_timeless(svc, labels, timeless)
     labelled = await svc.worker.run(label_and_apply, svc, labels, problems, batch=batch, now=now)
     result = labelled.result

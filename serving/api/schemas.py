@@ -153,7 +153,11 @@ class OrderRef(BaseModel):
 
 
 class LabelIn(BaseModel):
-    """One verdict on one order. Name the order by ``order`` or by ``order_key``, not both."""
+    """One verdict on one order. Name the order by ``order`` or by ``order_key``, not both.
+
+    The reviewer is the caller (the signed-in user, or the API key as ``key:<name> (<prefix>)``),
+    never a field of the request, so no caller can label in someone else's name.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -165,7 +169,6 @@ class LabelIn(BaseModel):
         default=None, description="when the reviewer reached the verdict, ISO 8601 with offset; default: now. "
                                   "Not before the order's creation, not in the future.",
         examples=["2024-11-13T14:05:00+08:00"])
-    reviewer_id: str = Field(min_length=1, max_length=128, examples=["reviewer-07"])
     note: str = Field(default="", max_length=2000, examples=["同一设备三个账号，收货地址为驿站"])
 
     @model_validator(mode="after")

@@ -1,5 +1,6 @@
-"""Every route but health and the docs refuses an anonymous caller (401) and a caller without its roles (403),
-and serves one with them; a key revoked while the service runs is refused within the refresh interval."""
+"""Every route but health, sign-in and the docs refuses an anonymous caller (401, or a page's redirect to
+sign-in) and a caller without its roles (403), by API key and by session alike, and serves one with them; a
+key revoked while the service runs is refused within the refresh interval. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from orderguard.access import Directory, Role
 from orderguard.ingest.orderlog import OrderLog
 from serving.api.auth import route_roles
 from serving.app import create_app
-from tests.factories import api_key
+from serving.web.session import CSRF_HEADER
+from tests.factories import api_key, form_token, sign_in, user
 
 
 def _contexts(routes: list[Any]) -> Iterator[Any]:
@@ -40,29 +42,41 @@ def _url(path: str) -> str:
     return path.replace("{channel}", "site").replace("{order_id}", "nope")
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, dict[Role, str]]:
-    settings = Settings(data_dir=Path(tmp_path_factory.mktemp("access")))
-    return settings, {role: api_key(settings.database_url, role.value, name=role.value) for role in Role}
+def _is_page(path: str) -> bool:
+    return not path.startswith("/v1/")
 
 
-def test_only_health_and_docs_are_open(served: tuple[Settings, dict[Role, str]]) -> None:
-    settings, _ = served
+Served = tuple[Settings, dict[Role, str], dict[Role, str]]
+
+
+@pytest.fixture
+def served(db_settings: Settings) -> Served:
+    """Settings on each backend, an API key per role and a user per role (named after it)."""
+    keys = {role: api_key(db_settings.database_url, role.value, name=role.value) for role in Role}
+    users = {role: user(db_settings.database_url, role.value.replace("_", "-"), role.value) for role in Role}
+    return db_settings, keys, users
+
+
+def test_only_health_sign_in_and_docs_are_open(served: Served) -> None:
+    settings, _, _ = served
     routes = _routes(settings)
-    assert {path for _, path, _ in routes} >= {"/healthz", "/v1/score", "/v1/orders/{channel}", "/v1/labels"}
+    assert {path for _, path, _ in routes} >= {"/healthz", "/v1/score", "/v1/orders/{channel}", "/v1/labels", "/"}
     open_routes = {path for _, path, roles in routes if roles is None}
-    assert open_routes == {"/healthz", "/docs"}, open_routes
+    assert open_routes == {"/healthz", "/docs", "/signin"}, open_routes
 
 
-def test_every_protected_route_refuses_strangers_and_wrong_roles_and_serves_its_roles(
-        served: tuple[Settings, dict[Role, str]]) -> None:
-    settings, keys = served
+def test_every_protected_route_refuses_strangers_and_wrong_roles_and_serves_its_roles(served: Served) -> None:
+    settings, keys, users = served
     routes = [(m, p, r) for m, p, r in _routes(settings) if r is not None]
-    assert len(routes) >= 12
-    with TestClient(create_app(settings)) as client:
+    assert len(routes) >= 14
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         for method, path, roles in routes:
             url = _url(path)
-            anonymous = client.request(method, url, json={})
+            anonymous = client.request(method, url, json={}, follow_redirects=False)
+            if _is_page(path):  # a page sends a stranger to the sign-in page
+                assert anonymous.status_code == 303, (method, path)
+                assert anonymous.headers["location"].startswith("/signin?next="), (method, path)
+                continue
             assert anonymous.status_code == 401, (method, path)
             assert anonymous.headers["www-authenticate"] == "Bearer"
             assert anonymous.json()["code"] == "unauthenticated" and anonymous.json()["field"] == "Authorization"
@@ -77,10 +91,23 @@ def test_every_protected_route_refuses_strangers_and_wrong_roles_and_serves_its_
             for insider in (*roles, Role.ADMIN):
                 served_ = client.request(method, url, json={}, headers={"Authorization": f"Bearer {keys[insider]}"})
                 assert served_.status_code not in (401, 403), (method, path, insider, served_.text)
+    # the same walk for people: each role's user, signed in, with the session's CSRF token on changes
+    for role, name in users.items():
+        with TestClient(create_app(settings), base_url="http://127.0.0.1") as browser:
+            assert sign_in(browser, name).status_code == 303
+            token = form_token(browser.get("/").text)
+            for method, path, roles in routes:
+                if path == "/signout":
+                    continue  # signs the browser out: checked on its own
+                answer = browser.request(method, _url(path), json={}, headers={CSRF_HEADER: token},
+                                         follow_redirects=False)
+                expected_in = role is Role.ADMIN or role in roles
+                assert (answer.status_code == 403) is not expected_in, (method, path, role, answer.text)
+                assert answer.status_code not in (401, 303), (method, path, role, answer.text)
 
 
-def test_the_api_documents_its_security_scheme(served: tuple[Settings, dict[Role, str]]) -> None:
-    settings, _ = served
+def test_the_api_documents_its_security_scheme(served: Served) -> None:
+    settings, _, _ = served
     document = create_app(settings).openapi()
     assert document["components"]["securitySchemes"]["ApiKey"] == {
         "type": "http", "scheme": "bearer",

@@ -56,7 +56,7 @@ def test_kill_9_under_load_loses_and_duplicates_nothing_acknowledged(tmp_path: P
                         if i % 5 == 0:
                             labelled = client.post("/v1/labels", json={
                                 "order": {"channel": "site", "order_id": order_id}, "verdict": "confirmed_fraud",
-                                "reviewer_id": f"r{worker}", "labeled_at": "2024-11-14T06:00:00Z"})
+                                "labeled_at": "2024-11-14T06:00:00Z"})
                             if labelled.status_code == 201:
                                 with lock:
                                     acked_labels.add(order_id)

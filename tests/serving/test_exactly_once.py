@@ -72,7 +72,7 @@ def test_a_label_posted_during_a_store_failure_counts_once_the_store_answers(set
         online = client.app.state.services.engine.online  # type: ignore[attr-defined]
         for i in range(2):
             assert client.post("/v1/orders/site", json=site_order(f"L{i}", minutes=i)["payload"]).status_code == 200
-        verdict = {"order": {"channel": "site", "order_id": "L0"}, "verdict": "confirmed_fraud", "reviewer_id": "rev-1",
+        verdict = {"order": {"channel": "site", "order_id": "L0"}, "verdict": "confirmed_fraud",
                    "labeled_at": (T0 + timedelta(minutes=3)).isoformat()}
         restore = _fail_once(online.store, "apply")
         posted = client.post("/v1/labels", json=verdict)

@@ -15,7 +15,7 @@ from features.settings import Settings
 from orderguard.schema import Amounts, Channel, EventKind, OrderKey, OrderLine, OrderStatus
 from simulate.channels import encode
 from simulate.plain import PlainAddress, PlainBuyer, PlainClient, PlainEvent
-from tests.factories import FixedClock, api_client
+from tests.factories import FixedClock, api_client, api_key
 
 T0 = datetime(2024, 11, 12, 6, 0, tzinfo=UTC)  # orders are created from here on
 NOW = T0 + timedelta(days=2)  # the service clock
@@ -41,7 +41,13 @@ def site_order(order_id: str, *, minutes: float = 0, device: str = "dev-1") -> d
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
+def second_reviewer(settings: Settings) -> dict[str, str]:
+    """Headers that call as another reviewer (a key named ``desk-2``, made before the app starts)."""
+    return {"Authorization": f"Bearer {api_key(settings.database_url, 'reviewer', name='desk-2')}"}
+
+
+@pytest.fixture
+def client(settings: Settings, second_reviewer: dict[str, str]) -> Iterator[TestClient]:
     with api_client(settings, clock=FixedClock(NOW)) as c:
         for i in range(3):
             response = c.post("/v1/orders/site", json=site_order(f"A{i}", minutes=i)["payload"])
@@ -50,7 +56,8 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 
 def label(order_id: str, verdict: str = "confirmed_fraud", **extra: Any) -> dict[str, Any]:
-    return {"order": {"channel": "site", "order_id": order_id}, "verdict": verdict, "reviewer_id": "r1", **extra}
+    return {"order": {"channel": "site", "order_id": order_id}, "verdict": verdict, **extra}
+
 
 
 def test_a_label_round_trips_and_a_repeat_is_a_no_op(client: TestClient) -> None:
@@ -68,14 +75,17 @@ def test_a_label_round_trips_and_a_repeat_is_a_no_op(client: TestClient) -> None
     assert history["current"]["verdict"] == "confirmed_fraud"
 
 
-def test_a_relabel_keeps_the_history_and_changes_the_current_verdict(client: TestClient) -> None:
+def test_a_relabel_keeps_the_history_and_changes_the_current_verdict(client: TestClient,
+                                                                     second_reviewer: dict[str, str]) -> None:
     first = label("A1", "needs_investigation", labeled_at=(T0 + timedelta(hours=5)).isoformat())
-    second = {"order_key": "site:A1", "verdict": "false_positive", "reviewer_id": "r2",
-              "labeled_at": "2024-11-13T09:00:00+08:00"}
-    assert client.post("/v1/labels", json={"labels": [second, first]}).status_code == 201
+    second = {"order_key": "site:A1", "verdict": "false_positive", "labeled_at": "2024-11-13T09:00:00+08:00"}
+    assert client.post("/v1/labels", json=first).status_code == 201
+    assert client.post("/v1/labels", json=second, headers=second_reviewer).status_code == 201
     body = client.get("/v1/labels/site/A1").json()
     assert [h["verdict"] for h in body["history"]] == ["needs_investigation", "false_positive"]
-    assert body["current"]["verdict"] == "false_positive" and body["current"]["reviewer_id"] == "r2"
+    assert body["current"]["verdict"] == "false_positive"
+    # the reviewer is the caller: each key's name, never a field of the request
+    assert [h["reviewer_id"].split(" (")[0] for h in body["history"]] == ["key:tests", "key:desk-2"]
 
 
 def test_an_order_without_labels_has_an_empty_history(client: TestClient) -> None:
@@ -86,14 +96,14 @@ def test_an_order_without_labels_has_an_empty_history(client: TestClient) -> Non
 @pytest.mark.parametrize(("payload", "status", "field"), [
     (label("NOPE"), 404, "order_key"),
     (label("A0", "fraud"), 422, "verdict"),
-    (label("A0", reviewer_id=""), 422, "reviewer_id"),
+    (label("A0", reviewer_id="someone-else"), 422, "reviewer_id"),  # nobody labels in another's name
     (label("A0", labeled_at="2024-11-12T09:00:00"), 422, "labeled_at"),  # no offset
     (label("A0", labeled_at=(T0 - timedelta(minutes=1)).isoformat()), 422, "labeled_at"),  # before the order
     (label("A0", labeled_at=(NOW + timedelta(hours=1)).isoformat()), 422, "labeled_at"),  # in the future
     (label("A0", colour="red"), 422, "colour"),
     ({**label("A0"), "order_key": "site:A0"}, 422, "order"),  # both ways of naming the order
-    ({"order_key": "ebay:1", "verdict": "false_positive", "reviewer_id": "r1"}, 422, "order_key"),
-    ({"order": {"channel": "ebay", "order_id": "1"}, "verdict": "false_positive", "reviewer_id": "r1"}, 404,
+    ({"order_key": "ebay:1", "verdict": "false_positive"}, 422, "order_key"),
+    ({"order": {"channel": "ebay", "order_id": "1"}, "verdict": "false_positive"}, 404,
      "order.channel"),
 ])
 def test_a_bad_label_gets_the_error_naming_its_field(client: TestClient, payload: dict[str, Any], status: int,
@@ -112,7 +122,7 @@ def test_a_conflicting_verdict_is_409(client: TestClient) -> None:
 
 
 def test_a_partly_bad_batch_is_refused_whole_listing_every_bad_label(client: TestClient) -> None:
-    batch = {"labels": [label("A0"), label("A1", "fraud"), label("NOPE"), label("A2", reviewer_id="")]}
+    batch = {"labels": [label("A0"), label("A1", "fraud"), label("NOPE"), label("A2", reviewer_id="r9")]}
     response = client.post("/v1/labels", json=batch)
     assert response.status_code == 422, response.text
     body = response.json()
@@ -183,7 +193,7 @@ def test_openapi_documents_both_request_shapes_and_the_errors(client: TestClient
     assert "LabelHistory" in str(spec["paths"]["/v1/labels/{channel}/{order_id}"]["get"]["responses"]["200"])
 
 
-def test_a_label_sent_again_without_a_time_is_stored_once(settings: Settings) -> None:
+def test_a_label_sent_again_without_a_time_is_stored_once(settings: Settings, second_reviewer: dict[str, str]) -> None:
     clock = FixedClock(NOW)
     with api_client(settings, clock=clock) as client:
         assert client.post("/v1/orders/site", json=site_order("A1")["payload"]).status_code == 200
@@ -199,8 +209,8 @@ def test_a_label_sent_again_without_a_time_is_stored_once(settings: Settings) ->
         assert retry.json()["items"][0]["labeled_at"] == first.json()["items"][0]["labeled_at"]
         assert len(client.get("/v1/labels/site/A1").json()["history"]) == 2
         # another reviewer saying the same is their own label
-        other = {**label("A1", note="驿站地址"), "reviewer_id": "r2"}
-        assert client.post("/v1/labels", json=other).json()["added"] == 1
+        other = client.post("/v1/labels", json=label("A1", note="驿站地址"), headers=second_reviewer)
+        assert other.json()["added"] == 1
 
 
 @pytest.mark.parametrize("when", ["0001-01-01T00:00:00+08:00", "9999-12-31T23:59:59-12:00"])

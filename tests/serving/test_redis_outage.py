@@ -94,7 +94,7 @@ def test_what_an_outage_accepted_counts_once_redis_answers_again(tmp_path: Path,
             scored = client.post("/v1/score", json=site_order("O6", minutes=6))
             assert scored.status_code == 200 and scored.json()["degraded"] is True
             labelled = client.post("/v1/labels", json={
-                "order": {"channel": "site", "order_id": "O0"}, "verdict": "confirmed_fraud", "reviewer_id": "r1",
+                "order": {"channel": "site", "order_id": "O0"}, "verdict": "confirmed_fraud",
                 "labeled_at": (T0 + timedelta(minutes=7)).isoformat()})
             assert labelled.status_code == 201 and labelled.json()["degraded"] is True
             health = client.get("/healthz").json()

@@ -34,7 +34,7 @@ def _request(i: int) -> tuple[str, object]:
     if kind < 9:
         return "/v1/orders/site", order["payload"]
     return "/v1/labels", {"order": {"channel": "site", "order_id": f"S{i - 1}"}, "verdict": "false_positive",
-                          "reviewer_id": "soak", "labeled_at": (T0 + timedelta(hours=2)).isoformat()}
+                          "labeled_at": (T0 + timedelta(hours=2)).isoformat()}
 
 
 async def _soak(base: str, *, key: str, rate: float, seconds: float) -> tuple[Counter[int], list[float], float]:
