@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Annotated
 
 import typer
@@ -13,8 +14,11 @@ from orderguard.access import Directory, parse_roles
 from orderguard.clock import SystemClock
 
 keys_app = command_group(no_args_is_help=True, help="API keys for machines: create, list, revoke.")
-users_app = command_group(no_args_is_help=True, help="Users who sign in to the web pages: add, list.")
+users_app = command_group(no_args_is_help=True,
+                          help="Users who sign in to the web pages: add, list, change, sign out.")
 
+#: Where `users add` and `users change --new-password` read a password from, for scripts.
+PASSWORD_ENV = "ORDERGUARD_NEW_PASSWORD"
 _ROLE_HELP = "Role; repeat for several: order_system, reviewer, operations, data_scientist, marketing, admin."
 
 
@@ -77,7 +81,9 @@ def users_add(
     name: Annotated[str, typer.Argument(help="Sign-in name: lower-case letters, digits, '.', '_' or '-'.")],
     role: Annotated[list[str], typer.Option(help=_ROLE_HELP)],
     password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
-                                          help="At least 12 characters; asked for when not given.")],
+                                          envvar=PASSWORD_ENV,
+                                          help=f"At least 12 characters; asked for when not given (or read from "
+                                               f"{PASSWORD_ENV}, which keeps it out of the process list).")],
 ) -> None:
     """Add a user who signs in to the web pages; the password is stored as its argon2 hash."""
     with open_log(settings_of(ctx), create=True) as log:
@@ -95,3 +101,42 @@ def users_list(ctx: typer.Context) -> None:
     for u in users:
         table.add_row(u.name, ", ".join(sorted(u.roles)), _when(u.created_at), _when(u.disabled_at))
     wide_console().print(table)
+
+
+@users_app.command("change")
+@user_errors
+def users_change(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The user's sign-in name.")],
+    role: Annotated[list[str] | None, typer.Option(help=f"{_ROLE_HELP} Replaces the user's roles.")] = None,
+    disable: Annotated[bool, typer.Option("--disable", help="Refuse the user's sign-ins and sessions.")] = False,
+    enable: Annotated[bool, typer.Option("--enable", help="Let a disabled user sign in again.")] = False,
+    new_password: Annotated[bool, typer.Option(
+        "--new-password", help=f"Ask for a new password, or read it from {PASSWORD_ENV} (ends the user's "
+                               "sessions).")] = False,
+) -> None:
+    """Change a user's roles, password or whether they may sign in; a running service applies it within
+    seconds (settings.access.refresh_s)."""
+    if disable and enable:
+        raise typer.BadParameter("give --disable or --enable, not both", param_hint="--disable")
+    password = None
+    if new_password:
+        password = os.environ.get(PASSWORD_ENV) or typer.prompt("New password", hide_input=True,
+                                                               confirmation_prompt=True)
+    with open_log(settings_of(ctx)) as log:
+        user = Directory(log.engine).set_user(name, now=SystemClock().now(), roles=parse_roles(role) if role else None,
+                                              enabled=True if enable else False if disable else None,
+                                              password=password)
+    state = f"disabled since {_when(user.disabled_at)} UTC" if user.disabled_at else "enabled"
+    typer.echo(f"user {user.name}: {', '.join(sorted(user.roles))}; {state}")
+
+
+@users_app.command("sign-out")
+@user_errors
+def users_sign_out(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The user's sign-in name.")]) -> None:
+    """End every session of the user now (e.g. a lost laptop); they may sign in again."""
+    with open_log(settings_of(ctx)) as log:
+        directory = Directory(log.engine)
+        directory.set_user(name, now=SystemClock().now())  # refuses an unknown name
+        directory.end_sessions(name, now=SystemClock().now())
+    typer.echo(f"user {name}: every session ended")

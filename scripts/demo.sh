@@ -40,6 +40,21 @@ if [ -n "${fresh:-}" ] || [ ! -s "$keys" ]; then
     echo "$role $(orderguard keys create --name "demo $role" --role "$role" 2>/dev/null)" >> "$keys"
   done
 fi
+users="$dir/users.txt"
+if [ -n "${fresh:-}" ] || [ ! -s "$users" ]; then
+  echo "== users, one per role, who sign in at /signin (orderguard users add; argon2 hashes stored)"
+  : > "$users"
+  chmod 600 "$users"
+  for role in reviewer operations data_scientist marketing admin order_system; do
+    name=$(echo "$role" | tr _ -)
+    ORDERGUARD_NEW_PASSWORD=$(python -c 'import secrets; print(secrets.token_urlsafe(12))')
+    export ORDERGUARD_NEW_PASSWORD
+    orderguard users add "$name" --role "$role" >/dev/null 2>&1 \
+      || orderguard users change "$name" --role "$role" --enable --new-password >/dev/null
+    echo "$name $ORDERGUARD_NEW_PASSWORD" >> "$users"
+  done
+  unset ORDERGUARD_NEW_PASSWORD
+fi
 if ! orderguard model >/dev/null 2>&1; then
   echo "== training a first model on the labels and promoting it if it beats the rules"
   orderguard train --promote
@@ -50,5 +65,7 @@ sed 's/^/     /' "$keys"
 order_key=$(awk '$1 == "order_system" {print $2}' "$keys")
 echo "   e.g. curl -H \"Authorization: Bearer $order_key\" -H 'content-type: application/json' \\"
 echo "          -d @tests/contracts/samples/site_order.json http://127.0.0.1:${ORDERGUARD_API__PORT:-8000}/v1/orders/site"
+echo "== the demo's users ($users), one per role; sign in at http://127.0.0.1:${ORDERGUARD_API__PORT:-8000}/signin:"
+sed 's/^/     /' "$users"
 echo "== serving on http://${ORDERGUARD_API__HOST:-127.0.0.1}:${ORDERGUARD_API__PORT:-8000} (docs at /docs)"
 exec orderguard serve

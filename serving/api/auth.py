@@ -142,5 +142,6 @@ AUTH_RESPONSES: dict[int | str, dict[str, object]] = {
 ORDER_SYSTEM = Depends(require(Role.ORDER_SYSTEM))
 REVIEWER = Depends(require(Role.REVIEWER))
 REVIEW_READERS = Depends(require(Role.REVIEWER, Role.DATA_SCIENTIST))
+ORDER_READERS = Depends(require(Role.REVIEWER, Role.OPERATIONS, Role.DATA_SCIENTIST))
 MODEL_READERS = Depends(require(Role.DATA_SCIENTIST, Role.OPERATIONS))
 DATA_SCIENTIST = Depends(require(Role.DATA_SCIENTIST))

@@ -294,3 +294,65 @@ class HealthResponse(BaseModel):
     orders_by_status: dict[str, int]
     model_version: str | None
     rules_only: bool
+
+
+class BuyerOut(BaseModel):
+    """The buyer as the caller's roles may see them (``orderguard.privacy``): never a clear phone or id card."""
+
+    account_id: str
+    phone: str | None = Field(description="masked, e.g. 138****1234", examples=["138****1234"])
+    id_card_on_file: bool = Field(description="whether a real-name id card came with the order (never the number)")
+    member_level: int | None = None
+    registered_at: datetime | None = None
+
+
+class AddressOut(BaseModel):
+    """The delivery address: to the district for every role; the masked street for reviewers and admins."""
+
+    province: str
+    city: str
+    district: str
+    street: str | None = Field(description="masked street (文三路****) for reviewers and admins; null for others",
+                               examples=["文三路****"])
+    pickup: str | None = Field(description="the pick-up / temporary keyword of the street (驿站 …), a risk signal",
+                               examples=["驿站"])
+
+
+class LineOut(BaseModel):
+    """One SKU on the order."""
+
+    sku_id: str
+    title: str
+    qty: int
+    unit_price_fen: int
+    list_price_fen: int | None = None
+
+
+class StatusChangeOut(BaseModel):
+    """One step of the order's status timeline."""
+
+    status: str
+    at: datetime
+    channel_status: str
+
+
+class OrderOut(BaseModel):
+    """An order as stored, personal data shown as the caller's roles allow (``disclosure``)."""
+
+    order_key: str = Field(examples=["jd:3021587746"])
+    status: str
+    shop_id: str
+    created_at: datetime
+    paid_at: datetime | None
+    updated_at: datetime
+    paid_fen: int
+    goods_fen: int
+    discount_fen: int
+    coupon_fen: int
+    lines: list[LineOut]
+    buyer: BuyerOut
+    address: AddressOut | None
+    timeline: list[StatusChangeOut]
+    refund_reason: str | None
+    disclosure: Literal["case", "summary"] = Field(
+        description="case: reviewers and admins (masked street); summary: every other role (district only)")

@@ -95,3 +95,46 @@ def test_the_cli_creates_lists_and_revokes_keys_without_showing_them_again(tmp_p
         assert Directory(log.engine).key_ring().authenticate(secret) is None
     bad_role = runner.invoke(app, [*base, "keys", "create", "--name", "x", "--role", "root"])
     assert bad_role.exit_code == 2 and bad_role.stderr.startswith("error[invalid_input]: `role` must be one of")
+
+
+def test_sessions_end_at_sign_out_disabling_and_a_new_password(order_log: OrderLog) -> None:
+    directory = Directory(order_log.engine, hasher=FAST)
+    directory.add_user("alice", "correct horse battery", frozenset({Role.REVIEWER}), now=NOW)
+    signed_in = NOW + timedelta(minutes=1)
+    assert directory.key_ring().session_user("alice", signed_in) == Principal("user", "alice",
+                                                                             frozenset({Role.REVIEWER}))
+    directory.end_sessions("alice", now=NOW + timedelta(minutes=2))
+    ring = directory.key_ring()
+    assert ring.session_user("alice", signed_in) is None  # a copy of the old cookie is refused
+    assert ring.session_user("alice", NOW + timedelta(minutes=3)) is not None  # a new sign-in is fine
+    directory.set_user("alice", password="a brand new password", now=NOW + timedelta(minutes=4))
+    assert directory.key_ring().session_user("alice", NOW + timedelta(minutes=3)) is None
+    assert directory.verify_password("alice", "a brand new password") is not None
+    assert directory.verify_password("alice", "correct horse battery") is None
+    changed = directory.set_user("alice", roles=frozenset({Role.OPERATIONS}), now=NOW + timedelta(minutes=5))
+    assert changed.roles == {Role.OPERATIONS}
+    directory.set_user("alice", enabled=False, now=NOW + timedelta(minutes=6))
+    assert directory.key_ring().session_user("alice", NOW + timedelta(minutes=7)) is None
+    assert directory.verify_password("alice", "a brand new password") is None
+    directory.set_user("alice", enabled=True, now=NOW + timedelta(minutes=8))
+    assert directory.key_ring().session_user("alice", NOW + timedelta(minutes=9)) is not None
+    with pytest.raises(NotFoundError):
+        directory.set_user("mallory", enabled=False, now=NOW)
+    with pytest.raises(InvalidInputError):
+        directory.set_user("alice", password="short", now=NOW)
+
+
+def test_the_cli_adds_changes_and_signs_out_users(tmp_path: Path) -> None:
+    runner = CliRunner()
+    base = ["--data-dir", str(tmp_path)]
+    added = runner.invoke(app, [*base, "users", "add", "bob", "--role", "reviewer", "--password",
+                                "long enough password"])
+    assert added.exit_code == 0, added.output
+    changed = runner.invoke(app, [*base, "users", "change", "bob", "--role", "reviewer", "--role", "operations",
+                                  "--disable"])
+    assert changed.exit_code == 0 and "operations, reviewer; disabled since" in changed.stdout
+    assert runner.invoke(app, [*base, "users", "sign-out", "bob"]).exit_code == 0
+    both = runner.invoke(app, [*base, "users", "change", "bob", "--enable", "--disable"])
+    assert both.exit_code == 2 and "not both" in both.stderr
+    nobody = runner.invoke(app, [*base, "users", "sign-out", "nobody"])
+    assert nobody.exit_code == 2 and nobody.stderr.startswith("error[not_found]: `name` must be an existing user")

@@ -1,0 +1,61 @@
+"""``GET /v1/orders/{channel}/{order_id}``: one order as stored, its personal data shown by the caller's roles.
+
+What a role sees of the buyer is decided in one place, ``orderguard.privacy``: the phone
+always masked, the id card only as "on file", the street's first characters only for
+reviewers and admins (``disclosure: case``), the district for everyone else.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from orderguard.access import Principal, Role
+from orderguard.errors import NotFoundError, UnknownChannelError
+from orderguard.privacy import address_view, buyer_view, disclosure_for
+from orderguard.schema import Channel, Order, OrderKey
+from serving.api.auth import AUTH_RESPONSES, ORDER_READERS
+from serving.api.deps import services
+from serving.api.schemas import AddressOut, BuyerOut, ErrorBody, LineOut, OrderOut, StatusChangeOut
+from serving.services import Services
+
+router = APIRouter(tags=["orders"], responses=AUTH_RESPONSES)
+
+
+def order_out(order: Order, roles: frozenset[Role]) -> OrderOut:
+    """The response body of ``order`` for a caller holding ``roles``."""
+    disclosure = disclosure_for(roles)
+    details = order.details
+    address = address_view(details.address, disclosure)
+    return OrderOut(
+        order_key=str(order.key), status=order.status.value, shop_id=details.shop_id, created_at=details.created_at,
+        paid_at=details.paid_at, updated_at=order.updated_at, paid_fen=details.amounts.paid_fen,
+        goods_fen=details.amounts.goods_fen, discount_fen=details.amounts.discount_fen,
+        coupon_fen=details.amounts.coupon_fen,
+        lines=[LineOut(sku_id=line.sku_id, title=line.title, qty=line.qty, unit_price_fen=line.unit_price_fen,
+                       list_price_fen=line.list_price_fen) for line in details.lines],
+        buyer=BuyerOut(**buyer_view(details.buyer, disclosure)),
+        address=AddressOut(**address) if address is not None else None,
+        timeline=[StatusChangeOut(status=step.status.value, at=step.at, channel_status=step.channel_status)
+                  for step in order.timeline],
+        refund_reason=order.refund.reason.value if order.refund else None, disclosure=disclosure.value)
+
+
+@router.get("/v1/orders/{channel}/{order_id}", response_model=OrderOut, summary="One order, as your roles may see it",
+            responses={404: {"model": ErrorBody, "description": "unknown channel, or the order is not stored"}})
+async def get_order(channel: str, order_id: str, svc: Annotated[Services, Depends(services)],
+                    caller: Annotated[Principal, ORDER_READERS]) -> OrderOut:
+    """The order's current state, lines, buyer, address and status timeline.
+
+    The buyer's phone is masked for everyone and the id card never shown; reviewers and
+    admins see the street's first characters, other roles the district only.
+    """
+    try:
+        key = OrderKey(Channel(channel), order_id)
+    except ValueError as e:
+        raise UnknownChannelError.must("channel", f"one of {', '.join(c.value for c in Channel)}", channel) from e
+    order = svc.order_log.get(key)
+    if order is None:
+        raise NotFoundError(f"`order_key` must be an order in the order log; got {str(key)!r}", field="order_key")
+    return order_out(order, caller.roles)
