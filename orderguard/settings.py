@@ -28,6 +28,17 @@ def duration_text(value: str, info: ValidationInfo) -> str:
         raise ValueError(e.message) from e
 
 
+def duration_value(value: object, info: ValidationInfo) -> object:
+    """A timedelta setting given as text the way every other duration is (``"12h"``, ``"15m"``); anything else
+    (a timedelta, seconds, ISO 8601) is left to pydantic."""
+    if isinstance(value, str) and value.strip()[-1:].isalpha() and not value.strip().upper().startswith("P"):
+        try:
+            return timedelta(microseconds=parse_duration(value, field=info.field_name or "duration")[0])
+        except ConfigError as e:
+            raise ValueError(e.message) from e
+    return value
+
+
 class DatabaseSettings(BaseModel):
     """Where the order log lives. ``url=None`` means ``sqlite:///<data_dir>/orderguard.db``."""
 
@@ -125,6 +136,8 @@ class SessionSettings(BaseModel):
                                                       "failure_window")
     failure_window: timedelta = Field(default=timedelta(minutes=15), gt=timedelta(0), le=timedelta(days=1))
 
+    _durations = field_validator("max_age", "failure_window", mode="before")(duration_value)
+
     @property
     def is_development(self) -> bool:
         """Whether the secret is the public development one."""
@@ -154,6 +167,7 @@ class WebhookSettings(BaseModel):
     secrets: dict[str, SecretStr] = Field(default_factory=_development_webhook_secrets)
     tolerance: timedelta = Field(default=timedelta(minutes=5), ge=timedelta(seconds=10), le=timedelta(hours=1),
                                  description="how far a push's timestamp may lie from now")
+    _durations = field_validator("tolerance", mode="before")(duration_value)
     app_keys: dict[str, str] = Field(default_factory=dict,
                                      description="the shop's app key (app id) per channel, where the platform "
                                                  "names it in the push; checked when set")
