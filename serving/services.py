@@ -24,6 +24,7 @@ from orderguard.ingest.files import Record
 from orderguard.ingest.normalize import ParseContext, PiiHasher
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.ingest.service import IngestReport, ingest_payloads, parse_payload
+from orderguard.ingest.webhooks import ReplayGuard
 from orderguard.labels import AddResult, LabelLog, LabelProblem, LabelRecord
 from orderguard.schema import Label, Order, OrderKey
 from scoring.records import ScoreLog, ScoreRecord
@@ -51,6 +52,7 @@ class Services:
     access: AccessState
     worker: EngineWorker = field(default_factory=lambda: EngineWorker(remote=False))
     store_state: StoreState = field(default_factory=lambda: StoreState())
+    replays: ReplayGuard = field(default_factory=ReplayGuard)  # signed channel pushes seen (webhooks)
 
 
 @dataclass(slots=True)

@@ -5,6 +5,10 @@ the OpenAPI document can give each one that channel's payload schema
 (``serving.api.openapi``); the generic ``{channel}`` route behind them answers the same
 way for any other spelling (``/v1/orders/JD``) and 404 for an unknown channel, and is
 left out of the document.
+
+Every route takes the order system's API key or the channel platform's signed push
+(``serving.api.webhooks.order_source``); each channel's operation documents how its
+platform signs, so an integrator can sign a push from the description alone.
 """
 
 from __future__ import annotations
@@ -16,12 +20,21 @@ from fastapi import APIRouter, Body, Depends, Response
 
 from orderguard.ingest.channels import ADAPTERS
 from orderguard.schema import Channel
-from serving.api.auth import AUTH_RESPONSES, ORDER_SYSTEM
+from serving.api.auth import AUTH_RESPONSES
 from serving.api.deps import services
 from serving.api.schemas import DEFERRED_NOTE, ErrorBody, IngestError, IngestItem, IngestResponse
+from serving.api.webhooks import order_source
 from serving.services import Services, ingest_and_apply
 
-router = APIRouter(tags=["ingest"], dependencies=[ORDER_SYSTEM], responses=AUTH_RESPONSES)
+#: A push may also be refused for its signature: the 401 says so.
+_AUTH_RESPONSES: dict[int | str, dict[str, object]] = {
+    **AUTH_RESPONSES,
+    401: {"model": ErrorBody, "description": "no API key (or session) and no channel signature, an unknown or "
+                                             "revoked key, or a push whose signature is missing, bad, stale, "
+                                             "replayed or has no secret configured (`webhook_rejected`)"},
+}
+
+router = APIRouter(tags=["ingest"], responses=_AUTH_RESPONSES)
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     207: {"model": IngestResponse, "description": "batch partly accepted; see errors"},
@@ -96,15 +109,16 @@ def _add_channel_routes(target: APIRouter) -> None:
     for channel in ADAPTERS:
         target.add_api_route(
             channel_path(channel), _channel_endpoint(channel), methods=["POST"], name=f"ingest_{channel.value}",
-            response_model=IngestResponse, responses=_RESPONSES, summary=f"{_SUMMARY} ({channel.value})",
-            description=_DESCRIPTION)
+            dependencies=[Depends(order_source(channel))], response_model=IngestResponse, responses=_RESPONSES,
+            summary=f"{_SUMMARY} ({channel.value})",
+            description=f"{_DESCRIPTION}\n\n{ADAPTERS[channel].signing.describe()}")
 
 
 _add_channel_routes(router)
 
 
 @router.post("/v1/orders/{channel}", response_model=IngestResponse, responses=_RESPONSES, summary=_SUMMARY,
-             description=_DESCRIPTION, include_in_schema=False)
+             description=_DESCRIPTION, include_in_schema=False, dependencies=[Depends(order_source())])
 async def ingest_orders(channel: str, response: Response, svc: Svc, payload: Payload,
                         atomic: bool = False) -> IngestResponse:
     """Any channel named in the path; an unknown one is a 404 from the adapter registry."""

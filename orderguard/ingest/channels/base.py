@@ -1,9 +1,10 @@
 """The contract every channel adapter fulfils, and the pydantic-error translation.
 
 An adapter is a pure module: a pydantic model of the channel's own payload (its real
-field names and status codes) and a ``parse`` that turns one payload into one
-:class:`~orderguard.schema.OrderEvent`. Adapters never touch the network, the clock or
-the database, so the contract suite (tests/contracts) can check them all alike.
+field names and status codes), a ``parse`` that turns one payload into one
+:class:`~orderguard.schema.OrderEvent`, and the platform's push-signing scheme. Adapters
+never touch the network, the clock or the database, so the contract suite
+(tests/contracts) can check them all alike.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from orderguard.errors import InvalidInputError
+from orderguard.ingest.channels.signing import WebhookSigning
 from orderguard.ingest.normalize import ParseContext
 from orderguard.schema import Channel, OrderEvent, OrderStatus
 
@@ -28,6 +30,8 @@ class ChannelAdapter(Protocol):
         order_status_codes: every documented status code of the channel's order
             document mapped to the unified model (total: unknown codes are errors).
         after_sale_status_codes: the same for the channel's refund / after-sale document.
+        signing: how the channel's platform signs the pushes it sends to ``POST /v1/orders/{channel}``
+            (checked by ``orderguard.ingest.webhooks.verify_push``).
     """
 
     @property
@@ -38,6 +42,9 @@ class ChannelAdapter(Protocol):
 
     @property
     def after_sale_status_codes(self) -> Mapping[str, OrderStatus]: ...
+
+    @property
+    def signing(self) -> WebhookSigning: ...
 
     def parse(self, payload: Mapping[str, Any], *, ctx: ParseContext) -> OrderEvent: ...
 

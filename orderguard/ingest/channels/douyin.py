@@ -36,6 +36,15 @@ mapped deliberately, never a silent guess.
 → refund_rejected; 12 售后成功, 51 订单取消成功 (refund before shipping) and 53 逆向交易
 已完成 → refunded; 14 换货/补寄 received (resolved without money back) and 28 售后失败
 (withdrawn or expired) → closed.
+
+Webhook signing (``SIGNING``), as Doudian signs its message pushes (消息推送; the
+``callback`` check of the Doudian SDK https://github.com/minibear2021/doudian,
+``doudian/core.py``): headers ``app-id`` (the app key), ``event-sign`` and ``sign-method``
+(``md5``, assumed when absent, or ``hmac-sha256``). ``event-sign`` is the lower-case hex
+MD5 of app key + body + app secret, or for ``hmac-sha256`` the HMAC-SHA256 of that string
+keyed with the app secret. Doudian's string carries no time, so a captured push would
+verify forever: orderguard adds the header ``event-timestamp`` (unix seconds) and signs
+app key + timestamp + body + app secret.
 """
 
 from __future__ import annotations
@@ -62,6 +71,14 @@ from orderguard.ingest.channels.kit import (
     positive,
     receiver_hash,
     unit_price,
+)
+from orderguard.ingest.channels.signing import (
+    HMAC_SHA256_HEX,
+    MD5_HEX,
+    PushField,
+    SignedParts,
+    TimeFormat,
+    WebhookSigning,
 )
 from orderguard.ingest.normalize import ParseContext, fen, map_status, parse_optional_time, parse_time, phone_from
 from orderguard.schema import (
@@ -345,6 +362,30 @@ def _parse_after_sale(doc: DouyinAfterSale, ctx: ParseContext) -> OrderEvent:
     )
 
 
+def _doudian_message(parts: SignedParts) -> bytes:
+    """Doudian's signed string with the push time added: app key + timestamp + body + secret."""
+    return parts.app_key.encode() + parts.timestamp.encode() + parts.body + parts.secret
+
+
+SIGNING = WebhookSigning(
+    platform="Doudian (抖店) message push",
+    source="the Doudian SDK's push check, https://github.com/minibear2021/doudian (doudian/core.py, callback)",
+    signature=PushField("event-sign", "header", "the signature, lower-case hex"),
+    timestamp=PushField("event-timestamp", "header", "when the push was signed, unix seconds (added by orderguard)"),
+    time_format=TimeFormat.UNIX_SECONDS,
+    method=PushField("sign-method", "header", "`md5` (assumed when absent) or `hmac-sha256`"),
+    implicit_method="md5",
+    app_key=PushField("app-id", "header", "the shop's Doudian app key"),
+    digests={"md5": MD5_HEX, "hmac-sha256": HMAC_SHA256_HEX},
+    default_method="hmac-sha256",
+    message=_doudian_message,
+    formula="`event-sign` = lower-case hex MD5(app-id + event-timestamp + body + secret) (`hmac-sha256`: "
+            "HMAC-SHA256 keyed with the secret over the same string).",
+    note="Doudian signs app key + body + secret; orderguard adds `event-timestamp` to the signed string so that "
+         "a captured push cannot be replayed later.",
+)
+
+
 ADAPTER = DocumentAdapter(
     channel=CHANNEL,
     order_status_codes=ORDER_STATUS_CODES,
@@ -354,4 +395,5 @@ ADAPTER = DocumentAdapter(
     after_sale_status_field="process_info.after_sale_info.after_sale_status",
     time_resolution=timedelta(seconds=1),
     parse_fn=lambda payload, ctx: parse(payload, ctx=ctx),
+    signing=SIGNING,
 )

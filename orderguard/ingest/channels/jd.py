@@ -41,6 +41,15 @@ back), 5 人工审核通过, 8 青龙拦截失败 (parcel already out: the claim
 return), 10 物流待跟进 → refund_requested; 2 审核不通过, 4 京东财务审核不通过 →
 refund_rejected; 3 京东财务审核通过, 6 拦截并退款, 7 青龙拦截成功, 9 强制关单并退款,
 16 拒收后退款 → refunded; 11 用户撤销 → closed.
+
+Webhook signing (``SIGNING``), as JOS (the JD open platform) signs every call (签名算法 of
+https://opendj.jd.com/staticnew/widgets/doc/venderchannel.html; the JD Union client
+https://gist.github.com/socrateslee/76e91cb7beef6e0effa030b9e115333b): query parameters
+``app_key``, ``timestamp`` (``yyyy-MM-dd HH:mm:ss``, Beijing time), ``sign_method``
+(``md5``, JOS's one method, assumed when absent) and ``sign`` = upper-case hex MD5 of
+secret + (every parameter but ``sign``, sorted by name, name + value) + secret. JOS
+carries a call's business data in the parameter ``360buy_param_json``; a push's raw body
+takes that place among the sorted parameters, so it is signed (else it could be swapped).
 """
 
 from __future__ import annotations
@@ -66,6 +75,14 @@ from orderguard.ingest.channels.kit import (
     positive,
     receiver_hash,
     strip_region,
+)
+from orderguard.ingest.channels.signing import (
+    MD5_WRAPPED_UPPER,
+    PushField,
+    SignedParts,
+    TimeFormat,
+    WebhookSigning,
+    concat_sorted,
 )
 from orderguard.ingest.normalize import (
     ParseContext,
@@ -299,6 +316,31 @@ def _parse_refund(doc: JdRefundApply, ctx: ParseContext) -> OrderEvent:
     )
 
 
+def _jos_message(parts: SignedParts) -> bytes:
+    """JOS's signed string: the parameters with the body as ``360buy_param_json``, sorted, name + value."""
+    return concat_sorted({**parts.params, "360buy_param_json": parts.body})
+
+
+SIGNING = WebhookSigning(
+    platform="JD open platform (JOS)",
+    source="JOS 签名算法 (https://opendj.jd.com/staticnew/widgets/doc/venderchannel.html; "
+           "https://gist.github.com/socrateslee/76e91cb7beef6e0effa030b9e115333b)",
+    signature=PushField("sign", "query", "the signature, upper-case hex"),
+    timestamp=PushField("timestamp", "query", "when the push was signed, `yyyy-MM-dd HH:mm:ss` Beijing time"),
+    time_format=TimeFormat.BEIJING_SECONDS,
+    method=PushField("sign_method", "query", "`md5` (assumed when absent)"),
+    implicit_method="md5",
+    app_key=PushField("app_key", "query", "the shop's JOS app key"),
+    digests={"md5": MD5_WRAPPED_UPPER},
+    default_method="md5",
+    signs_query=True,
+    message=_jos_message,
+    formula="`sign` = upper-case hex MD5(secret + k1v1k2v2… + secret) over every query parameter but `sign` "
+            "plus `360buy_param_json` = the raw body, sorted by name.",
+    note="Any other query parameter (`atomic`) is signed too, so add it before signing.",
+)
+
+
 ADAPTER = DocumentAdapter(
     channel=CHANNEL,
     order_status_codes=ORDER_STATUS_CODES,
@@ -308,4 +350,5 @@ ADAPTER = DocumentAdapter(
     after_sale_status_field="status",
     time_resolution=timedelta(seconds=1),
     parse_fn=lambda payload, ctx: parse(payload, ctx=ctx),
+    signing=SIGNING,
 )

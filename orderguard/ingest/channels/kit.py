@@ -29,6 +29,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, StringConstraints
 
 from orderguard.errors import InvalidInputError
+from orderguard.ingest.channels.signing import WebhookSigning
 from orderguard.ingest.normalize import ParseContext, PiiHasher, event_version
 from orderguard.schema import Channel, EventKind, OrderDetails, OrderEvent, OrderKey, OrderStatus, Refund, RefundReason
 
@@ -107,6 +108,7 @@ class DocumentAdapter:
         time_resolution: finest unit of the channel's timestamps (1 s or 1 ms); event
             times survive a round trip only to this resolution.
         parse_fn: the module's ``parse``.
+        signing: how the channel's platform signs its pushes (``signing.WebhookSigning``).
     """
 
     channel: Channel
@@ -117,6 +119,7 @@ class DocumentAdapter:
     after_sale_status_field: str
     time_resolution: timedelta
     parse_fn: Callable[[Mapping[str, Any], ParseContext], OrderEvent]
+    signing: WebhookSigning
 
     def parse(self, payload: Mapping[str, Any], *, ctx: ParseContext) -> OrderEvent:
         """Parse one channel document (order or after-sale) into an :class:`OrderEvent`."""

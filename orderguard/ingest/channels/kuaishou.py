@@ -29,6 +29,16 @@ unknown state must not be guessed. No group-buy waiting code is documented for
 Refund ``status``: 10 买家仅退款申请, 11 买家退货退款申请, 20 / 21 / 22 平台介入,
 30 商品回寄信息待买家更新, 40 商品回寄信息待卖家确认, 50 退款执行中 → refund_requested;
 60 退款成功 → refunded; 70 退款失败 (refused or abandoned) → refund_rejected.
+
+Webhook signing (``SIGNING``), as the Kuaishou merchant open platform signs every call
+(签名规则, https://open.kwaixiaodian.com/docs/dev?pageSign=8cca5d25ba0015e5045a7ebec6383b741614263875756;
+``generateSign`` of https://github.com/crywolfx/kuaishou-merchant-open-api): query
+parameters ``appkey``, ``timestamp`` (unix milliseconds), ``signMethod``
+(``HMAC_SHA256`` or ``MD5``) and ``sign``. Every parameter but ``sign``, sorted by name, is
+joined as ``name=value`` with ``&``, then ``&signSecret=<sign secret>`` is appended;
+``sign`` is the base64 HMAC-SHA256 of that string keyed with the sign secret, or for
+``MD5`` its lower-case hex MD5. Kuaishou carries a call's business data in the parameter
+``param``; a push's raw body takes that place, so it is signed (else it could be swapped).
 """
 
 from __future__ import annotations
@@ -53,6 +63,15 @@ from orderguard.ingest.channels.kit import (
     make_event,
     positive,
     receiver_hash,
+)
+from orderguard.ingest.channels.signing import (
+    HMAC_SHA256_BASE64,
+    MD5_HEX,
+    PushField,
+    SignedParts,
+    TimeFormat,
+    WebhookSigning,
+    concat_sorted,
 )
 from orderguard.ingest.normalize import ParseContext, fen, map_status, parse_optional_time, parse_time, phone_from
 from orderguard.schema import (
@@ -283,6 +302,32 @@ def _parse_refund(doc: KsRefund, ctx: ParseContext) -> OrderEvent:
     )
 
 
+def _kuaishou_message(parts: SignedParts) -> bytes:
+    """Kuaishou's signed string: ``k=v`` pairs with the body as ``param``, sorted, ``&``-joined, + signSecret."""
+    pairs = concat_sorted({**parts.params, "param": parts.body}, pair=b"=", between=b"&")
+    return pairs + b"&signSecret=" + parts.secret
+
+
+SIGNING = WebhookSigning(
+    platform="Kuaishou merchant open platform",
+    source="快手开放平台 签名规则 (https://open.kwaixiaodian.com/docs/dev?"
+           "pageSign=8cca5d25ba0015e5045a7ebec6383b741614263875756; generateSign of "
+           "https://github.com/crywolfx/kuaishou-merchant-open-api)",
+    signature=PushField("sign", "query", "the signature, base64 (`MD5`: lower-case hex)"),
+    timestamp=PushField("timestamp", "query", "when the push was signed, unix milliseconds"),
+    time_format=TimeFormat.UNIX_MILLIS,
+    method=PushField("signMethod", "query", "`HMAC_SHA256` or `MD5`"),
+    app_key=PushField("appkey", "query", "the shop's Kuaishou app key"),
+    digests={"HMAC_SHA256": HMAC_SHA256_BASE64, "MD5": MD5_HEX},
+    default_method="HMAC_SHA256",
+    signs_query=True,
+    message=_kuaishou_message,
+    formula="`sign` = base64 HMAC-SHA256(secret, k1=v1&k2=v2…&signSecret=secret) over every query parameter but "
+            "`sign` plus `param` = the raw body, sorted by name (`MD5`: lower-case hex MD5 of the same string).",
+    note="Any other query parameter (`atomic`) is signed too, so add it before signing.",
+)
+
+
 ADAPTER = DocumentAdapter(
     channel=CHANNEL,
     order_status_codes=ORDER_STATUS_CODES,
@@ -292,4 +337,5 @@ ADAPTER = DocumentAdapter(
     after_sale_status_field="status",
     time_resolution=timedelta(milliseconds=1),
     parse_fn=lambda payload, ctx: parse(payload, ctx=ctx),
+    signing=SIGNING,
 )

@@ -34,6 +34,11 @@ awaiting_group, ``paid``, ``shipped``, ``delivered``, ``completed``, ``cancelled
 After-sale ``status``: ``pending``, ``approved`` (refund agreed, not yet paid back),
 ``returning`` → refund_requested; ``refunded`` → refunded; ``rejected`` →
 refund_rejected; ``withdrawn`` → closed. ``reason`` uses the unified codes directly.
+
+Webhook signing (``SIGNING``): the shop's own front ends sign as GitHub and Stripe sign
+their webhooks: header ``X-Orderguard-Timestamp`` (unix seconds) and
+``X-Orderguard-Signature: sha256=<lower-case hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>``;
+the ``sha256=`` prefix names the method, so another can be added without a new header.
 """
 
 from __future__ import annotations
@@ -57,6 +62,13 @@ from orderguard.ingest.channels.kit import (
     make_event,
     positive,
     receiver_hash,
+)
+from orderguard.ingest.channels.signing import (
+    HMAC_SHA256_HEX,
+    PushField,
+    SignedParts,
+    TimeFormat,
+    WebhookSigning,
 )
 from orderguard.ingest.normalize import (
     ParseContext,
@@ -322,6 +334,25 @@ def _parse_after_sale(doc: SiteAfterSale, ctx: ParseContext) -> OrderEvent:
     )
 
 
+def _site_message(parts: SignedParts) -> bytes:
+    """The own site's signed string: ``<timestamp>.<raw body>``."""
+    return parts.timestamp.encode() + b"." + parts.body
+
+
+SIGNING = WebhookSigning(
+    platform="own site / mini-program",
+    source="orderguard's own scheme, shaped like GitHub's and Stripe's webhook signatures",
+    signature=PushField("X-Orderguard-Signature", "header", "`sha256=` + the signature, lower-case hex"),
+    timestamp=PushField("X-Orderguard-Timestamp", "header", "when the push was signed, unix seconds"),
+    time_format=TimeFormat.UNIX_SECONDS,
+    prefixed=True,
+    digests={"sha256": HMAC_SHA256_HEX},
+    default_method="sha256",
+    message=_site_message,
+    formula="`X-Orderguard-Signature` = `sha256=` + lower-case hex HMAC-SHA256(secret, timestamp + \".\" + body).",
+)
+
+
 ADAPTER = DocumentAdapter(
     channel=CHANNEL,
     order_status_codes=ORDER_STATUS_CODES,
@@ -331,4 +362,5 @@ ADAPTER = DocumentAdapter(
     after_sale_status_field="status",
     time_resolution=timedelta(milliseconds=1),
     parse_fn=lambda payload, ctx: parse(payload, ctx=ctx),
+    signing=SIGNING,
 )

@@ -44,6 +44,17 @@ Refund ``status``: ``WAIT_SELLER_AGREE``, ``WAIT_BUYER_RETURN_GOODS``,
 ``WAIT_SELLER_CONFIRM_GOODS`` → refund_requested (the claim is open);
 ``SELLER_REFUSE_BUYER`` → refund_rejected; ``SUCCESS`` → refunded; ``CLOSED`` (buyer
 withdrew or it timed out) → closed.
+
+Webhook signing (``SIGNING``), as TOP signs every call (the "签名算法" of TOP's API
+调用方法, quoted in https://blog.csdn.net/weixin_46124208/article/details/130508075), with
+the body appended as Qimen (奇门, TOP's gateway for pushes to ISVs) appends it
+(https://cnblogs.com/darling331/p/14695063.html): query parameters ``app_key``,
+``timestamp`` (``yyyy-MM-dd HH:mm:ss``, Beijing time), ``sign_method`` (``md5``, ``hmac``
+or ``hmac-sha256``) and ``sign``. Every parameter but ``sign`` that has a value, sorted by
+name, is concatenated as name + value, then the raw body is appended; ``sign`` is the
+upper-case hex HMAC-SHA256 (``hmac``: HMAC-MD5) of that string keyed with the app secret,
+or for ``md5`` the MD5 of secret + string + secret. The body is signed because a push
+carries its data there, not in parameters: unsigned, it could be swapped.
 """
 
 from __future__ import annotations
@@ -70,6 +81,16 @@ from orderguard.ingest.channels.kit import (
     positive,
     receiver_hash,
     unit_price,
+)
+from orderguard.ingest.channels.signing import (
+    HMAC_MD5_UPPER,
+    HMAC_SHA256_UPPER,
+    MD5_WRAPPED_UPPER,
+    PushField,
+    SignedParts,
+    TimeFormat,
+    WebhookSigning,
+    concat_sorted,
 )
 from orderguard.ingest.normalize import (
     ParseContext,
@@ -297,6 +318,32 @@ def _parse_refund(doc: TmallRefund, ctx: ParseContext) -> OrderEvent:
     )
 
 
+def _top_message(parts: SignedParts) -> bytes:
+    """TOP's signed string: every parameter but ``sign``, sorted, name + value, then the body (Qimen)."""
+    return concat_sorted(parts.params) + parts.body
+
+
+SIGNING = WebhookSigning(
+    platform="Taobao Open Platform (TOP)",
+    source="TOP 签名算法 (open.taobao.com API 调用方法, quoted in "
+           "https://blog.csdn.net/weixin_46124208/article/details/130508075); body appended as Qimen does "
+           "(https://cnblogs.com/darling331/p/14695063.html)",
+    signature=PushField("sign", "query", "the signature, upper-case hex"),
+    timestamp=PushField("timestamp", "query", "when the push was signed, `yyyy-MM-dd HH:mm:ss` Beijing time"),
+    time_format=TimeFormat.BEIJING_SECONDS,
+    method=PushField("sign_method", "query", "`hmac-sha256`, `hmac` or `md5`"),
+    app_key=PushField("app_key", "query", "the shop's TOP app key"),
+    digests={"hmac-sha256": HMAC_SHA256_UPPER, "hmac": HMAC_MD5_UPPER, "md5": MD5_WRAPPED_UPPER},
+    default_method="hmac-sha256",
+    signs_query=True,
+    message=_top_message,
+    formula="`sign` = upper-case hex HMAC-SHA256(secret, k1v1k2v2… + body) over every query parameter but "
+            "`sign` that has a value, sorted by name (`hmac`: HMAC-MD5; `md5`: MD5(secret + k1v1… + body + "
+            "secret)).",
+    note="Any other query parameter (`atomic`) is signed too, so add it before signing.",
+)
+
+
 ADAPTER = DocumentAdapter(
     channel=CHANNEL,
     order_status_codes=ORDER_STATUS_CODES,
@@ -306,4 +353,5 @@ ADAPTER = DocumentAdapter(
     after_sale_status_field="status",
     time_resolution=timedelta(seconds=1),
     parse_fn=lambda payload, ctx: parse(payload, ctx=ctx),
+    signing=SIGNING,
 )

@@ -47,6 +47,16 @@ refund_rejected; ``MERCHANT_REFUND_SUCCESS``, ``MERCHANT_RETURN_SUCCESS`` → re
 
 Reasons: ``INCORRECT_SELECTION`` (拍错) and ``NO_LONGER_NEED`` (不想要了) are no-reason
 returns; any other ``reason`` is classified from ``reason_text``.
+
+Webhook signing (``SIGNING``), as WeChat signs the pushes of its message-encryption mode
+(消息加解密 ``msg_signature``, the official WXBizMsgCrypt samples, e.g.
+https://www.rubydoc.info/gems/wechat-callback/Wechat/Callback/MessageSignature; their
+published vector — token ``QDG6eK``, timestamp ``1409659589``, nonce ``263014780`` — is the
+contract suite's known answer): query parameters ``timestamp`` (unix seconds), ``nonce``
+and ``msg_signature`` = lower-case hex SHA-1 of the token (the shop's webhook secret), the
+timestamp, the nonce and the message, sorted as strings and concatenated. WeChat signs
+the encrypted ``Encrypt`` text; orderguard takes pushes in clear, so the raw body is the
+signed message.
 """
 
 from __future__ import annotations
@@ -72,6 +82,13 @@ from orderguard.ingest.channels.kit import (
     positive,
     receiver_hash,
     unit_price,
+)
+from orderguard.ingest.channels.signing import (
+    SHA1_HEX,
+    PushField,
+    SignedParts,
+    TimeFormat,
+    WebhookSigning,
 )
 from orderguard.ingest.normalize import ParseContext, fen, map_status, parse_optional_time, parse_time, phone_from
 from orderguard.schema import (
@@ -400,6 +417,28 @@ def _parse_after_sale(doc: WxAfterSale, ctx: ParseContext) -> OrderEvent:
     )
 
 
+def _wechat_message(parts: SignedParts) -> bytes:
+    """WeChat's signed string: token, timestamp, nonce and message, sorted and concatenated."""
+    return b"".join(sorted([parts.secret, parts.timestamp.encode(), parts.nonce.encode(), parts.body]))
+
+
+SIGNING = WebhookSigning(
+    platform="WeChat (msg_signature)",
+    source="WeChat 消息加解密 msg_signature = sha1(sort(token, timestamp, nonce, msg)) "
+           "(https://www.rubydoc.info/gems/wechat-callback/Wechat/Callback/MessageSignature)",
+    signature=PushField("msg_signature", "query", "the signature, lower-case hex"),
+    timestamp=PushField("timestamp", "query", "when the push was signed, unix seconds"),
+    time_format=TimeFormat.UNIX_SECONDS,
+    nonce=PushField("nonce", "query", "a random string"),
+    digests={"sha1": SHA1_HEX},
+    default_method="sha1",
+    message=_wechat_message,
+    formula="`msg_signature` = lower-case hex SHA-1 of the secret (WeChat's token), `timestamp`, `nonce` and the "
+            "raw body, sorted and concatenated.",
+    note="WeChat signs the encrypted `Encrypt` text; orderguard takes pushes in clear, so the body is signed.",
+)
+
+
 ADAPTER = DocumentAdapter(
     channel=CHANNEL,
     order_status_codes=ORDER_STATUS_CODES,
@@ -409,4 +448,5 @@ ADAPTER = DocumentAdapter(
     after_sale_status_field="status",
     time_resolution=timedelta(seconds=1),
     parse_fn=lambda payload, ctx: parse(payload, ctx=ctx),
+    signing=SIGNING,
 )
