@@ -89,3 +89,42 @@ def stored_key_command(
 
     settings = settings_of(ctx)
     typer.echo(stored_key(kind, value, PiiHasher(settings.pii.hash_key.get_secret_value().encode())))
+
+
+@app.command("sign-push")
+@user_errors
+def sign_push_command(
+    ctx: typer.Context,
+    channel: Annotated[str, typer.Argument(help="tmall, jd, douyin, kuaishou, wechat or site.")],
+    payload: Annotated[Path, typer.Argument(help="The payload file, sent byte for byte as the body.", exists=True,
+                                            dir_okay=False, readable=True)],
+    url: Annotated[str, typer.Option(help="The service's address.")] = "http://127.0.0.1:8000",
+) -> None:
+    """Print a curl command that pushes PAYLOAD to the service as CHANNEL's platform would: signed with the
+    channel's webhook secret (ORDERGUARD_WEBHOOKS__SECRETS__<CHANNEL>) at the current time.
+
+    For checking a deployment's webhook set-up end to end; the signature holds for the
+    tolerance window (ORDERGUARD_WEBHOOKS__TOLERANCE) and only once (a second send is a replay).
+    """
+    import shlex
+    from urllib.parse import urlencode
+
+    from orderguard.clock import SystemClock
+    from orderguard.errors import ConfigError
+    from orderguard.ingest.channels import get_adapter
+    from orderguard.ingest.webhooks import signed_request
+
+    settings = settings_of(ctx)
+    name = get_adapter(channel).channel.value
+    secret = settings.webhooks.secrets.get(name)
+    if secret is None:
+        raise ConfigError(f"no webhook secret is configured for channel {name} "
+                          f"(set ORDERGUARD_WEBHOOKS__SECRETS__{name.upper()})", field="channel")
+    headers, params = signed_request(name, secret.get_secret_value(), payload.read_bytes(), SystemClock().now(),
+                                     app_key=settings.webhooks.app_keys.get(name))
+    target = f"{url.rstrip('/')}/v1/orders/{name}" + (f"?{urlencode(params)}" if params else "")
+    parts = ["curl", "-X", "POST", shlex.quote(target), "-H", shlex.quote("content-type: application/json")]
+    for header, value in headers.items():
+        parts += ["-H", shlex.quote(f"{header}: {value}")]
+    parts += ["--data-binary", shlex.quote(f"@{payload}")]
+    typer.echo(" ".join(parts))

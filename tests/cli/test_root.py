@@ -37,7 +37,8 @@ def test_a_development_secret_is_refused_beyond_loopback(tmp_path: Path, monkeyp
     result = CliRunner().invoke(app, ["--data-dir", str(tmp_path), "serve", "--host", "0.0.0.0"])
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error[config_error]: refusing to serve on 0.0.0.0: ORDERGUARD_"), lines
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error[config_error]: refusing to serve on 0.0.0.0: ORDERGUARD_"), lines
     assert left in lines[0] and "the public development value; set a secret of your own" in lines[0]
     assert not (tmp_path / "orderguard.db").exists()  # refused before anything was opened
 
