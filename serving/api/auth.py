@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from orderguard.access import Principal, Role
 from orderguard.errors import OrderGuardError
@@ -32,6 +32,10 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey",
                     description="An API key made by `orderguard keys create --role <role> --name <what for>`.")
+#: Documents the other way in (the cookie itself is read by :func:`identify`).
+session_cookie = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, scheme_name="Session",
+                              description="The session of a person signed in at /signin; a request that changes "
+                                          f"something must also send the session's CSRF token as `{CSRF_HEADER}`.")
 
 
 class UnauthenticatedError(OrderGuardError):
@@ -108,7 +112,8 @@ def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     allowed = frozenset(roles)
 
     async def principal(request: Request, svc: Annotated[Services, Depends(services)],
-                        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+                        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+                        _session: Annotated[str | None, Depends(session_cookie)]) -> Principal:
         caller = identify(request, svc, credentials)
         if caller is None:
             raise no_credentials()

@@ -25,7 +25,14 @@ from orderguard.access import Principal, Role
 from orderguard.ingest.channels import get_adapter
 from orderguard.ingest.webhooks import replay_key, verify_push
 from orderguard.schema import Channel
-from serving.api.auth import UnauthenticatedError, bearer, check_roles, identify, no_credentials
+from serving.api.auth import (
+    UnauthenticatedError,
+    bearer,
+    check_roles,
+    identify,
+    no_credentials,
+    session_cookie,
+)
 from serving.api.deps import services
 from serving.services import Services
 from serving.web.session import SESSION_COOKIE
@@ -45,7 +52,7 @@ def order_source(channel: Channel | None = None) -> Callable[..., AsyncIterator[
 
     async def principal(request: Request, svc: Annotated[Services, Depends(services)],
                         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-                        ) -> AsyncIterator[Principal]:
+                        _session: Annotated[str | None, Depends(session_cookie)]) -> AsyncIterator[Principal]:
         if "authorization" in request.headers or SESSION_COOKIE in request.cookies:
             caller = identify(request, svc, credentials)
             if caller is None:

@@ -112,7 +112,8 @@ def test_the_api_documents_its_security_scheme(served: Served) -> None:
     assert document["components"]["securitySchemes"]["ApiKey"] == {
         "type": "http", "scheme": "bearer",
         "description": "An API key made by `orderguard keys create --role <role> --name <what for>`."}
-    assert document["paths"]["/v1/score"]["post"]["security"] == [{"ApiKey": []}]
+    assert document["components"]["securitySchemes"]["Session"]["in"] == "cookie"
+    assert document["paths"]["/v1/score"]["post"]["security"] == [{"ApiKey": []}, {"Session": []}]
     assert "security" not in document["paths"]["/healthz"]["get"]
 
 

@@ -177,4 +177,4 @@ def test_every_channel_route_documents_how_to_sign(client: TestClient) -> None:
         for field in adapter.signing.fields:
             assert f"`{field.name}`" in operation["description"], (channel, field.name)
         assert "webhook_rejected" in operation["responses"]["401"]["description"]
-        assert operation["security"] == [{"ApiKey": []}]
+        assert operation["security"] == [{"ApiKey": []}, {"Session": []}]
