@@ -214,6 +214,33 @@ USERS = sa.Table(
     sa.Column("sessions_after", UtcDateTime(), nullable=True),
 )
 
+#: Orders open on the review desk (``serving.desk``), migration 0007: who works each, until when.
+DESK_CLAIMS = sa.Table(
+    "desk_claims", METADATA,
+    sa.Column("order_key", _key_text(), primary_key=True),
+    sa.Column("reviewer", _key_text(), nullable=False),
+    sa.Column("claimed_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+)
+
+#: Messages owed to other systems (alerts, order actions), migration 0007: delivered with retries by a sender.
+OUTBOX = sa.Table(
+    "outbox", METADATA,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("topic", sa.String(32), nullable=False),
+    sa.Column("destination", sa.String(64), nullable=False),
+    sa.Column("dedup_key", _key_text(), nullable=False),
+    sa.Column("payload", _json(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=False),
+    sa.Column("delivered_at", UtcDateTime(), nullable=True),
+    sa.Column("failed_at", UtcDateTime(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.UniqueConstraint("destination", "dedup_key", name="uq_outbox_dedup"),
+    sa.Index("ix_outbox_due", "delivered_at", "failed_at", "next_attempt_at"),
+)
+
 _EVENT_ORDER = (ORDER_EVENTS.c.event_time, ORDER_EVENTS.c.channel, ORDER_EVENTS.c.channel_order_id,
                 ORDER_EVENTS.c.event_version)
 _ORDER_ORDER = (ORDERS.c.created_at, ORDERS.c.channel, ORDERS.c.channel_order_id)
