@@ -25,8 +25,10 @@ from orderguard.errors import ConfigError
 from orderguard.settings import (
     LOOPBACK,
     AccessSettings,
+    AlertSettings,
     ApiSettings,
     DatabaseSettings,
+    DeskSettings,
     IngestLimits,
     PiiSettings,
     PolicySettings,
@@ -80,6 +82,8 @@ class Settings(BaseSettings):
     access: AccessSettings = AccessSettings()
     session: SessionSettings = SessionSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    desk: DeskSettings = DeskSettings()
+    alerts: AlertSettings = AlertSettings()
     ingest: IngestLimits = IngestLimits()
     features: FeatureStoreSettings = FeatureStoreSettings()
     policy: PolicySettings = PolicySettings()
@@ -134,5 +138,6 @@ class Settings(BaseSettings):
         """Stable short hash of the effective settings for audit trails: secrets and where this installation
         keeps its files (the docs' assets) are left out, so the same settings hash alike on every machine."""
         dump = self.model_dump_json(exclude={"pii": True, "session": {"secret"}, "webhooks": {"secrets"},
-                                           "api": {"docs_assets"}})
+                                           "api": {"docs_assets"},
+                                           "alerts": {"receivers", "order_system_callback", "callback_secret"}})
         return hashlib.sha256(dump.encode()).hexdigest()[:12]

@@ -186,6 +186,142 @@ class WebhookSettings(BaseModel):
         return sorted(c for c, s in self.secrets.items() if s.get_secret_value() == development_webhook_secret(c))
 
 
+class DeskSettings(BaseModel):
+    """The review desk (``serving.web.desk``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window: timedelta = Field(default=timedelta(days=30), gt=timedelta(0),
+                              description="how far back the queue reads flagged orders")
+    claim_for: timedelta = Field(default=timedelta(minutes=15), gt=timedelta(0), le=timedelta(hours=8),
+                                 description="how long opening a case keeps it for its reviewer")
+    similar_cases: int = Field(default=5, ge=1, le=20, description="labelled past cases shown beside a case")
+
+    _durations = field_validator("window", "claim_for", mode="before")(duration_value)
+
+
+RobotKind = Literal["dingtalk", "wecom", "feishu"]
+"""The team chat robots alerts can go to (``serving.alerts`` renders and signs each one's request)."""
+
+_RECEIVER_NAME = r"^[a-z0-9][a-z0-9_-]{0,47}$"
+
+
+def _http_url(value: str, field: str) -> str:
+    text = value.strip()
+    if not text.lower().startswith(("http://", "https://")) or len(text) <= len("https://"):
+        raise ValueError(f"`{field}` must be an http:// or https:// URL")
+    return text
+
+
+class AlertReceiver(BaseModel):
+    """One chat group's robot that is told about held orders.
+
+    ``url`` is the robot's webhook address as the chat app shows it; it carries the robot's
+    token (DingTalk ``access_token``, WeCom ``key``, Feishu hook id), so it is as secret as
+    ``secret`` and is left out of logs and of the settings hash. ``secret`` is the signing
+    secret of a DingTalk robot (加签, ``SEC…``) or a Feishu robot (签名校验); leave it unset
+    for a robot secured by keyword or IP allow list instead. WeCom group robots are not
+    signed (the key in the URL is the credential), so a secret there is refused rather
+    than silently unused. ``name`` tells two robots of one kind apart (default: the kind).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: RobotKind
+    url: str
+    secret: SecretStr | None = None
+    name: str | None = Field(default=None, pattern=_RECEIVER_NAME,
+                             description="lower-case id of this robot in the outbox (default: its kind)")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _http_url(value, "url")
+
+    @model_validator(mode="after")
+    def _wecom_unsigned(self) -> AlertReceiver:
+        if self.kind == "wecom" and self.secret is not None:
+            raise ValueError("a wecom robot takes no `secret` (its webhook key is the credential); remove it")
+        return self
+
+    @property
+    def label(self) -> str:
+        """The name that identifies this robot in the outbox and in logs (never its URL)."""
+        return self.name or self.kind
+
+
+class OutboxSettings(BaseModel):
+    """How the outbox sender delivers (``serving.outbox_sender``): retries, backoff, timeouts.
+
+    A failed delivery is retried after ``backoff_first``, doubling per attempt up to
+    ``backoff_cap``; after ``max_attempts`` the message is a dead letter (kept, not
+    retried). The defaults ride out an overnight outage of a robot (20 attempts span
+    about 13 hours) while a short blip costs half a minute.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(default=20, ge=1, le=100, description="deliveries tried before a dead letter")
+    backoff_first: timedelta = Field(default=timedelta(seconds=30), gt=timedelta(0), le=timedelta(hours=1))
+    backoff_cap: timedelta = Field(default=timedelta(hours=1), gt=timedelta(0), le=timedelta(days=1))
+    timeout_s: float = Field(default=5.0, gt=0, le=60, description="longest wait for one receiver's answer")
+    poll_s: float = Field(default=2.0, gt=0, le=300, description="how often the sender looks for due messages")
+    batch: int = Field(default=20, ge=1, le=500, description="most messages claimed per look")
+
+    _durations = field_validator("backoff_first", "backoff_cap", mode="before")(duration_value)
+
+    @model_validator(mode="after")
+    def _cap_above_first(self) -> OutboxSettings:
+        if self.backoff_cap < self.backoff_first:
+            raise ValueError("`backoff_cap` must be at least `backoff_first`")
+        return self
+
+
+class AlertSettings(BaseModel):
+    """Messages to other systems, all sent through the outbox (``orderguard.outbox``).
+
+    * ``receivers``: chat robots told about every ``hold`` decision and, when
+      ``review_score_at_least`` is set, every ``review`` decision scoring at least that;
+      the message links to the case at ``{base_url}/desk/case/{channel}/{order_id}``.
+    * ``order_system_callback``: where reviewers' actions on an order (release, cancel,
+      keep on hold) are POSTed, signed with ``callback_secret`` (required with it).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    receivers: list[AlertReceiver] = Field(default_factory=list)
+    review_score_at_least: float | None = Field(default=None, ge=0, le=100,
+                                                description="also alert on review decisions scoring at least this")
+    base_url: str = Field(default="http://127.0.0.1:8000",
+                          description="how reviewers reach this service: the case links in alerts start with it")
+    order_system_callback: str | None = Field(default=None, description="URL the order system takes actions at")
+    callback_secret: SecretStr | None = None
+    delivery: OutboxSettings = OutboxSettings()
+
+    @field_validator("base_url")
+    @classmethod
+    def _base(cls, value: str) -> str:
+        return _http_url(value, "base_url").rstrip("/")
+
+    @field_validator("order_system_callback")
+    @classmethod
+    def _callback(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value, "order_system_callback")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AlertSettings:
+        labels = [r.label for r in self.receivers]
+        twice = sorted({label for label in labels if labels.count(label) > 1})
+        if twice:
+            raise ValueError(f"receivers must have distinct names; {', '.join(twice)} is used twice "
+                             "(give each robot of one kind a `name`)")
+        if self.order_system_callback is not None and (
+                self.callback_secret is None or not self.callback_secret.get_secret_value()):
+            raise ValueError("`callback_secret` must be set with `order_system_callback`: the order system "
+                             "must be able to tell orderguard's calls from anyone else's")
+        return self
+
+
 class BandSettings(BaseModel):
     """Lowest score of each decision band (see ``scoring.policy``)."""
 

@@ -11,7 +11,7 @@ the first record of an order version wins, which makes scoring retry-safe.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -99,7 +99,8 @@ def _row(record: ScoreRecord) -> dict[str, Any]:
     }
 
 
-def _from_row(row: sa.Row[Any]) -> ScoreRecord:
+def record_from_row(row: sa.Row[Any]) -> ScoreRecord:
+    """A stored row as the typed record (for queries beyond this store's own, e.g. the review queue)."""
     m = row._mapping
     body = m["record"]
     return ScoreRecord(
@@ -125,7 +126,7 @@ class ScoreLog:
                                                SCORE_RECORDS.c.event_version == event_version)
         with self._engine.connect() as conn:
             row = conn.execute(query).first()
-        return _from_row(row) if row is not None else None
+        return record_from_row(row) if row is not None else None
 
     def put(self, record: ScoreRecord) -> ScoreRecord:
         """Store ``record`` unless that order version has one already; return the stored one."""
@@ -139,13 +140,35 @@ class ScoreLog:
             return existing
         return record
 
+    def put_many(self, records: Sequence[ScoreRecord]) -> int:
+        """Store the records whose order versions have none yet, in one transaction; how many were stored.
+
+        For back-filling many decisions at once (``serving.backscore``): one round trip per
+        batch instead of one per record.
+        """
+        if not records:
+            return 0
+        keys = {(str(r.order_key), r.event_version) for r in records}
+        c = SCORE_RECORDS.c
+        with self._engine.begin() as conn:
+            present = {(row.order_key, row.event_version) for row in conn.execute(
+                sa.select(c.order_key, c.event_version).where(c.order_key.in_({k for k, _ in keys})))}
+            fresh: dict[tuple[str, int], ScoreRecord] = {}
+            for record in records:
+                ident = (str(record.order_key), record.event_version)
+                if ident not in present:
+                    fresh.setdefault(ident, record)
+            if fresh:
+                conn.execute(SCORE_RECORDS.insert(), [_row(r) for r in fresh.values()])
+        return len(fresh)
+
     def latest(self, key: OrderKey) -> ScoreRecord | None:
         """The newest record of an order (highest event version)."""
         query = (sa.select(SCORE_RECORDS).where(SCORE_RECORDS.c.order_key == str(key))
                  .order_by(SCORE_RECORDS.c.event_version.desc()).limit(1))
         with self._engine.connect() as conn:
             row = conn.execute(query).first()
-        return _from_row(row) if row is not None else None
+        return record_from_row(row) if row is not None else None
 
     def iter_records(self, *, decisions: tuple[Decision, ...] = (), limit: int | None = None) -> Iterator[ScoreRecord]:
         """Records by event time (newest first), optionally only some decisions."""
@@ -156,7 +179,7 @@ class ScoreLog:
             query = query.limit(limit)
         with self._engine.connect() as conn:
             for row in conn.execute(query):
-                yield _from_row(row)
+                yield record_from_row(row)
 
     def count(self) -> int:
         """Number of stored records."""

@@ -87,6 +87,7 @@ class _Rule(BaseModel):
     reason: _Reason
     enabled: bool = True
     description: str = ""
+    pattern: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$", max_length=40)
 
 
 class _AllowList(BaseModel):
@@ -134,6 +135,7 @@ class Rule:
     reason_zh: str
     reason_en: str
     description: str = ""
+    pattern: str | None = None  # the abuse the rule catches (bot_burst, account_ring …), for filtering cases
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -262,7 +264,7 @@ def _build(pack: _Pack, *, known_features: Collection[str] | None, source: str) 
                                   f"({raw.code}); got {{{unknown[0]}}}", field=f"{where}.reason.{lang}")
         if raw.enabled:
             rules.append(Rule(raw.code, raw.points, tuple(Comparison(c.feature, c.op, c.value) for c in comparisons),
-                              mode, raw.reason.zh, raw.reason.en, raw.description))
+                              mode, raw.reason.zh, raw.reason.en, raw.description, raw.pattern))
     return RulePack(rules=tuple(rules), vip_min_member_level=pack.allow.vip_min_member_level,
                     allowed_addresses=frozenset(pack.allow.addresses), deny_points=pack.deny.points,
                     denied_phones=frozenset(pack.deny.phones), denied_devices=frozenset(pack.deny.devices),

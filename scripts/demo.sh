@@ -12,8 +12,10 @@ days=${DEMO_DAYS:-42}
 dir=${DEMO_DIR:-var/demo}
 export ORDERGUARD_DATA_DIR=${ORDERGUARD_DATA_DIR:-var}
 if [ ! -f "$dir/shop/manifest.json" ]; then
-  echo "== simulating $days days of the shop into $dir/shop"
-  orderguard generate --days "$days" --seed 7 --out "$dir/shop"
+  # the period ends today (Beijing), so the review desk's queue holds this week's orders
+  start=$(python -c 'import sys,datetime as d; z=d.timezone(d.timedelta(hours=8)); print(d.datetime.now(z).date()-d.timedelta(days=int(sys.argv[1])))' "$days")
+  echo "== simulating $days days of the shop, from $start, into $dir/shop"
+  orderguard generate --days "$days" --seed 7 --start "$start" --out "$dir/shop"
 fi
 # What the order log was loaded from; when it matches, ingest and label import (idempotent, but a re-read of
 # every file) are skipped.
@@ -59,13 +61,19 @@ if ! orderguard model >/dev/null 2>&1; then
   echo "== training a first model on the labels and promoting it if it beats the rules"
   orderguard train --promote
 fi
+if [ -n "${fresh:-}" ] || [ ! -f "$ORDERGUARD_DATA_DIR/.demo-scored" ]; then
+  echo "== scoring the orders as the service would have when each came in (the review desk's queue and cases)"
+  orderguard score-orders
+  touch "$ORDERGUARD_DATA_DIR/.demo-scored"
+fi
 echo "== data in $ORDERGUARD_DATA_DIR; the README's commands read it from there (ORDERGUARD_DATA_DIR or --data-dir)"
 echo "== the demo's API keys ($keys); send one as 'Authorization: Bearer <key>':"
 sed 's/^/     /' "$keys"
 order_key=$(awk '$1 == "order_system" {print $2}' "$keys")
 echo "   e.g. curl -H \"Authorization: Bearer $order_key\" -H 'content-type: application/json' \\"
 echo "          -d @tests/contracts/samples/site_order.json http://127.0.0.1:${ORDERGUARD_API__PORT:-8000}/v1/orders/site"
-echo "== the demo's users ($users), one per role; sign in at http://127.0.0.1:${ORDERGUARD_API__PORT:-8000}/signin:"
+echo "== the demo's users ($users), one per role; sign in at http://127.0.0.1:${ORDERGUARD_API__PORT:-8000}/signin"
+echo "   (the reviewer works the review desk at /desk: keys 1 2 3 give a verdict, j and k move):"
 sed 's/^/     /' "$users"
 echo "== serving on http://${ORDERGUARD_API__HOST:-127.0.0.1}:${ORDERGUARD_API__PORT:-8000} (docs at /docs)"
 exec orderguard serve

@@ -29,6 +29,8 @@ from orderguard.labels import AddResult, LabelLog, LabelProblem, LabelRecord
 from orderguard.schema import Label, Order, OrderKey
 from scoring.records import ScoreLog, ScoreRecord
 from serving.champion import ChampionSlot
+from serving.desk.links import LinkIndex
+from serving.desk.similar_cases import SimilarCases
 from serving.engine import Engine, longest_window
 from serving.web.session import SessionCodec
 from serving.web.throttle import SignInThrottle
@@ -53,6 +55,8 @@ class Services:
     worker: EngineWorker = field(default_factory=lambda: EngineWorker(remote=False))
     store_state: StoreState = field(default_factory=lambda: StoreState())
     replays: ReplayGuard = field(default_factory=ReplayGuard)  # signed channel pushes seen (webhooks)
+    similar: SimilarCases = field(default_factory=SimilarCases)  # the desk's labelled cases, indexed
+    links: LinkIndex = field(default_factory=LinkIndex)  # the desk's orders by shared identity
 
 
 @dataclass(slots=True)

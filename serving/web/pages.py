@@ -30,7 +30,7 @@ from orderguard.access import Directory, Principal, Role
 from serving.api.auth import session_caller
 from serving.api.deps import services
 from serving.services import Services, refresh_access
-from serving.web.session import CSRF_FIELD, PRESESSION_COOKIE, SESSION_COOKIE, Session
+from serving.web.session import CSRF_FIELD, CSRF_HEADER, PRESESSION_COOKIE, SESSION_COOKIE, Session
 
 HERE = Path(__file__).parent
 STATIC_URL = "/static"
@@ -57,6 +57,8 @@ class Place:
 
 #: The pages of the service, in the order the home page lists them (a new page adds its entry here).
 PLACES: tuple[Place, ...] = (
+    Place("/desk", "审核队列 Review desk", "flagged orders, each beside its most similar past cases",
+          frozenset({Role.REVIEWER})),
     Place("/docs", "API reference", "every route, what it takes and who may call it", frozenset(Role)),
 )
 
@@ -127,13 +129,14 @@ def page_user(*roles: Role) -> Callable[..., Awaitable[PageCaller]]:
 
 
 def form_user(*roles: Role) -> Callable[..., Awaitable[PageCaller]]:
-    """:func:`page_user` for a form post: the form must carry the session's CSRF token as ``csrf_token``."""
+    """:func:`page_user` for a form post: the form must carry the session's CSRF token as ``csrf_token`` (or the
+    request as the ``X-CSRF-Token`` header)."""
     page = page_user(*roles)
 
     # The dependency is a default, not an ``Annotated`` string: a closure's local cannot be resolved from one.
     async def posted(request: Request, caller: PageCaller = Depends(page)) -> PageCaller:  # noqa: B008
         form = await request.form()
-        token = form.get(CSRF_FIELD)
+        token = form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)  # a script may send it as a header
         if not caller.session.csrf_matches(token if isinstance(token, str) else None):
             raise PageForbidden("This form is out of date (its security token does not match your session). "
                                 "Go back, reload the page and send it again.")
@@ -231,8 +234,11 @@ async def home(request: Request, caller: Annotated[PageCaller, Depends(page_user
 
 def install_pages(app: FastAPI) -> None:
     """Add the pages, their static files and the handlers that answer a page's refusals with pages."""
+    from serving.web import desk  # the desk's routes use this module's guards: imported once they exist
+
     app.mount(STATIC_URL, StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(router)
+    app.include_router(desk.router)
 
     async def to_signin(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SignInRequired)
