@@ -26,6 +26,7 @@ from orderguard.errors import ServiceUnavailableError
 from orderguard.ingest.normalize import PiiHasher
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.labels import LabelLog
+from orderguard.outbox import Outbox
 from scoring.model import model_factory
 from scoring.records import ScoreLog
 from scoring.registry import Registry
@@ -35,6 +36,7 @@ from serving.api.errors import BodyLimit, install_error_handlers
 from serving.api.openapi import install_openapi
 from serving.champion import ChampionSlot, ChampionSource
 from serving.engine import build_engine
+from serving.outbox_sender import sending
 from serving.services import AccessState, Services, StoreState, warm_start, watch_keys, watch_store
 from serving.web.pages import install_pages
 from serving.web.session import SessionCodec
@@ -98,7 +100,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             watchers = [asyncio.create_task(watch_store(app.state.services), name="orderguard-store-watch"),
                         asyncio.create_task(watch_keys(app.state.services), name="orderguard-key-watch")]
             try:
-                yield
+                async with sending(Outbox(log.engine), settings.alerts, clock=the_clock):
+                    yield
             finally:
                 for watcher in watchers:
                     watcher.cancel()

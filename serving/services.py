@@ -26,8 +26,10 @@ from orderguard.ingest.orderlog import OrderLog
 from orderguard.ingest.service import IngestReport, ingest_payloads, parse_payload
 from orderguard.ingest.webhooks import ReplayGuard
 from orderguard.labels import AddResult, LabelLog, LabelProblem, LabelRecord
+from orderguard.outbox import Outbox
 from orderguard.schema import Label, Order, OrderKey
 from scoring.records import ScoreLog, ScoreRecord
+from serving.alerts import queue_decision_alerts
 from serving.champion import ChampionSlot
 from serving.desk.links import LinkIndex
 from serving.desk.similar_cases import SimilarCases
@@ -160,6 +162,7 @@ def score_and_store(svc: Services, channel: str, payload: Mapping[str, Any], *,
     record = svc.engine.scorer.score(order)
     if deferred is None:
         record = svc.scores.put(record)
+        queue_decision_alerts(Outbox(svc.order_log.engine), svc.settings.alerts, record, now=svc.clock.now())
     else:
         deferred.append(record)
     return Scored(record, replayed=False)
@@ -168,7 +171,8 @@ def score_and_store(svc: Services, channel: str, payload: Mapping[str, Any], *,
 def store_records(svc: Services, records: Sequence[ScoreRecord]) -> None:
     """Store records whose decisions were already answered (the first record of a version wins)."""
     for record in records:
-        svc.scores.put(record)
+        stored = svc.scores.put(record)
+        queue_decision_alerts(Outbox(svc.order_log.engine), svc.settings.alerts, stored, now=svc.clock.now())
 
 
 def feature_store_status(svc: Services) -> str:

@@ -7,7 +7,9 @@ it (``orderguard.privacy``), its score, decision and reasons in Chinese with the
 that fired, its key feature values and the most similar labelled past cases. A verdict
 (keys ``1`` ``2`` ``3``, ``j``/``k`` to move; ``static/desk.js``) is stored through the
 same use case as ``POST /v1/labels`` (``serving.services.label_and_apply``: the online
-label features change at once), the claim is dropped and the next case opens.
+label features change at once), the order system is asked to cancel, release or keep
+holding the order (:data:`ACTIONS`, through the outbox: the desk never waits for it), the
+claim is dropped and the next case opens.
 
 Everything the pages need is served from here (templates, ``static/``): no CDN.
 """
@@ -27,9 +29,11 @@ from features.describe import FeatureDescriber
 from orderguard.access import Role
 from orderguard.clock import shop_day
 from orderguard.errors import InvalidInputError, NotFoundError, UnknownChannelError
+from orderguard.outbox import Outbox
 from orderguard.schema import Channel, Label, OrderKey, Verdict
 from scoring.policy import Decision
 from scoring.rules import rules_from
+from serving.alerts import OrderAction, queue_order_action
 from serving.api.deps import services
 from serving.api.orders import order_out
 from serving.desk.links import KINDS, REACH, graph, verdict_counts
@@ -43,6 +47,9 @@ Reviewer = Annotated[PageCaller, Depends(page_user(Role.REVIEWER))]
 #: Most queue rows on one page.
 PAGE_ROWS = 200
 VERDICT_KEYS = {"1": Verdict.CONFIRMED_FRAUD, "2": Verdict.FALSE_POSITIVE, "3": Verdict.NEEDS_INVESTIGATION}
+#: What the order system is asked to do after each verdict (through the outbox, when a callback is set).
+ACTIONS = {Verdict.CONFIRMED_FRAUD: OrderAction.CANCEL, Verdict.FALSE_POSITIVE: OrderAction.RELEASE,
+           Verdict.NEEDS_INVESTIGATION: OrderAction.KEEP_HOLD}
 VERDICT_ZH = {Verdict.CONFIRMED_FRAUD: "确认欺诈", Verdict.FALSE_POSITIVE: "误报（正常）",
               Verdict.NEEDS_INVESTIGATION: "待调查"}
 DECISION_ZH = {Decision.APPROVE.value: "通过", Decision.VERIFY.value: "核验", Decision.REVIEW.value: "人工审核",
@@ -201,6 +208,8 @@ async def verdict(request: Request, channel: str, order_id: str, svc: Svc,
         raise PageForbidden(f"{working} is working this case; your verdict was not stored. Open the next case.")
     label = Label(key, chosen, now, caller.user.reviewer_id, note.strip()[:2000])
     await svc.worker.run(label_and_apply, svc, [(0, label)], [], batch=False, now=now)
+    await asyncio.to_thread(queue_order_action, Outbox(svc.order_log.engine), svc.settings.alerts, key,
+                            ACTIONS[chosen], reviewer=caller.user.reviewer_id, note=label.note, now=now)
     release(svc.order_log.engine, key, caller.user.reviewer_id)
     filters = _filters(request)
     return RedirectResponse(_url("/desk/next", _query(filters, after=str(key))), status_code=303,

@@ -12,6 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from features.settings import Settings
+from orderguard.ingest.orderlog import OrderLog
+from orderguard.outbox import Outbox
+from orderguard.settings import AlertSettings
 from serving.app import create_app
 from tests.factories import FixedClock, api_key, form_token, sign_in, user
 from tests.serving.test_labels_api import T0, site_order
@@ -27,7 +30,9 @@ def desk(db_settings: Settings) -> Iterator[TestClient]:
     for name, role in (("rev-a", "reviewer"), ("rev-b", "reviewer"), ("mona", "marketing")):
         user(db_settings.database_url, name, role)
     system = {"Authorization": f"Bearer {api_key(db_settings.database_url, 'order_system', 'reviewer')}"}
-    with TestClient(create_app(db_settings, clock=FixedClock(NOW)), base_url="http://127.0.0.1") as client:
+    settings = db_settings.model_copy(update={"alerts": AlertSettings(  # nothing listens: actions wait, retried
+        order_system_callback="http://127.0.0.1:9/orderguard", callback_secret="callback-secret-for-tests")})
+    with TestClient(create_app(settings, clock=FixedClock(NOW)), base_url="http://127.0.0.1") as client:
         orders = [site_order(o, minutes=-2880 + i, device="dev-old") for i, o in enumerate(PAST)]
         orders += [site_order(f"H{i}", minutes=-1000 + 7 * i, device=f"dev-h{i}") for i in range(4)]
         orders += [site_order(o, minutes=i, device="dev-ring") for i, o in enumerate(RING)]
@@ -90,7 +95,8 @@ def test_a_case_shows_the_order_and_its_similar_labelled_cases_and_is_claimed(de
     assert nxt.headers["location"] != first.headers["location"]  # bob is sent to a case nobody works
 
 
-def test_a_verdict_is_stored_as_the_reviewer_and_the_next_case_opens(desk: TestClient) -> None:
+def test_a_verdict_is_stored_as_the_reviewer_and_the_next_case_opens(desk: TestClient, db_settings: Settings) -> None:
+    settings = db_settings
     alice = _browser(desk, "rev-a")
     before = _queue(alice)
     location = alice.get("/desk/next", follow_redirects=False).headers["location"]
@@ -108,6 +114,11 @@ def test_a_verdict_is_stored_as_the_reviewer_and_the_next_case_opens(desk: TestC
     assert [(h["verdict"], h["reviewer_id"], h["note"]) for h in history] == [
         ("confirmed_fraud", "rev-a", "同一设备六个账号")]
     assert [o for _, o in _queue(alice)] == [o for _, o in before if o != order_id]
+    # the order system is asked to cancel it, through the outbox (the desk did not wait for the callback)
+    with OrderLog.open(settings.database_url) as log:
+        queued = [m for m in Outbox(log.engine).due(now=NOW + timedelta(days=1), limit=50) if m.topic == "order_action"]
+    assert [(m.payload["order_id"], m.payload["action"], m.payload["reviewer"]) for m in queued] == [
+        (order_id, "cancel", "rev-a")]
 
 
 def test_the_desk_is_for_reviewers(desk: TestClient) -> None:
