@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start the services the test suite needs on 127.0.0.1: PostgreSQL 15 (installed, down) and Redis
-# (Debian's redis-server, installed here if missing). Fails loudly when either cannot be started.
+# (Debian's redis-server, installed here if missing), and install Debian's Chromium for the browser tests.
+# Fails loudly when any of them cannot be had.
 set -euo pipefail
 
 start_postgres() {
@@ -45,6 +46,16 @@ start_redis() {
   exit 1
 }
 
+# The browser tests drive Debian's Chromium through Playwright (no browser is downloaded).
+install_chromium() {
+  if ! command -v chromium >/dev/null 2>&1; then
+    (apt-get install -y -q chromium >/dev/null 2>&1) || \
+      (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)
+  fi
+  command -v chromium >/dev/null 2>&1 || { echo "services: Chromium could not be installed" >&2; exit 1; }
+}
+
 start_postgres
 start_redis
-echo "services: PostgreSQL 15 and Redis are up on 127.0.0.1"
+install_chromium
+echo "services: PostgreSQL 15 and Redis are up on 127.0.0.1; Chromium is at $(command -v chromium)"

@@ -95,8 +95,9 @@ class SimilarCases:
         """The ``k`` labelled cases most like ``record``'s order (never the order itself)."""
         index = self._fresh(labels, scorer, engine)
         found = index.nearest(record.features, k=k, exclude=record.order_key)
+        # a case at a non-positive cosine is risky for other reasons, or not at all: no neighbour worth showing
         return [Similar(n.case, n.similarity, self._labels[n.case.order_key], n.shared) for n in found
-                if n.case.order_key in self._labels]
+                if n.case.order_key in self._labels and n.similarity > 0]
 
     @property
     def labels(self) -> dict[OrderKey, Label]:
