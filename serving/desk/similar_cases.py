@@ -90,6 +90,14 @@ class SimilarCases:
             assert self._index is not None
             return self._index
 
+    def install(self, index: CaseIndex, labels: dict[OrderKey, Label], *, label_count: int,
+                model_version: str | None) -> None:
+        """Serve ``index`` (built elsewhere, e.g. ahead of time) as if built now from ``label_count`` labels under
+        ``model_version``: it is kept until either changes."""
+        with self._lock:
+            self._index, self._labels = index, labels
+            self._stamp, self._built = (label_count, model_version), time.monotonic()
+
     def nearest(self, record: ScoreRecord, *, labels: LabelLog, scorer: Scorer, engine: sa.Engine,
                 k: int = 5) -> list[Similar]:
         """The ``k`` labelled cases most like ``record``'s order (never the order itself)."""

@@ -18,6 +18,7 @@ idempotent (the same alert for the same order and decision is queued once).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -33,7 +34,7 @@ def _key_text() -> sa.types.TypeEngine[str]:
     return sa.String().with_variant(postgresql.VARCHAR(collation="C"), "postgresql")
 
 
-def _json() -> sa.types.TypeEngine[object]:
+def _json() -> sa.types.TypeEngine[Any]:
     return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
