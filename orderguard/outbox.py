@@ -2,7 +2,7 @@
 
 A held order's alert to the review team's chat robot, a reviewer's release or cancel to
 the shop's order system: each is first a row of table ``outbox`` (migration 0007),
-written by the request that caused it, and a sender (``serving.outbox_sender``) delivers
+written by the request that caused it, and a sender (``serving.notify.sender``) delivers
 rows later. So a receiver that is down or slow delays its messages but never slows or
 fails the request that queued them, and a message outlives a restart of the service.
 

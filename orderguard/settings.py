@@ -201,7 +201,7 @@ class DeskSettings(BaseModel):
 
 
 RobotKind = Literal["dingtalk", "wecom", "feishu"]
-"""The team chat robots alerts can go to (``serving.alerts`` renders and signs each one's request)."""
+"""The team chat robots alerts can go to (``serving.notify.messages`` renders and signs each one's request)."""
 
 _RECEIVER_NAME = r"^[a-z0-9][a-z0-9_-]{0,47}$"
 
@@ -251,7 +251,7 @@ class AlertReceiver(BaseModel):
 
 
 class OutboxSettings(BaseModel):
-    """How the outbox sender delivers (``serving.outbox_sender``): retries, backoff, timeouts.
+    """How the outbox sender delivers (``serving.notify.sender``): retries, backoff, timeouts.
 
     A failed delivery is retried after ``backoff_first``, doubling per attempt up to
     ``backoff_cap``; after ``max_attempts`` the message is a dead letter (kept, not

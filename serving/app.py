@@ -36,7 +36,7 @@ from serving.api.errors import BodyLimit, install_error_handlers
 from serving.api.openapi import install_openapi
 from serving.champion import ChampionSlot, ChampionSource
 from serving.engine import build_engine
-from serving.outbox_sender import sending
+from serving.notify.sender import sending
 from serving.services import AccessState, Services, StoreState, warm_start, watch_keys, watch_store
 from serving.web.pages import install_pages
 from serving.web.session import SessionCodec

@@ -29,11 +29,11 @@ from orderguard.labels import AddResult, LabelLog, LabelProblem, LabelRecord
 from orderguard.outbox import Outbox
 from orderguard.schema import Label, Order, OrderKey
 from scoring.records import ScoreLog, ScoreRecord
-from serving.alerts import queue_decision_alerts
 from serving.champion import ChampionSlot
 from serving.desk.links import LinkIndex
 from serving.desk.similar_cases import SimilarCases
 from serving.engine import Engine, longest_window
+from serving.notify.messages import queue_decision_alerts
 from serving.web.session import SessionCodec
 from serving.web.throttle import SignInThrottle
 from serving.worker import EngineWorker

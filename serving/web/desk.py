@@ -33,11 +33,11 @@ from orderguard.outbox import Outbox
 from orderguard.schema import Channel, Label, OrderKey, Verdict
 from scoring.policy import Decision
 from scoring.rules import rules_from
-from serving.alerts import OrderAction, queue_order_action
 from serving.api.deps import services
 from serving.api.orders import order_out
 from serving.desk.links import KINDS, REACH, graph, verdict_counts
 from serving.desk.queue import Filters, Queue, QueueItem, claim, holder, load_queue, release
+from serving.notify.messages import OrderAction, queue_order_action
 from serving.services import Services, label_and_apply
 from serving.web.pages import PAGE_HEADERS, PageCaller, PageForbidden, form_user, page_user, render
 

@@ -36,7 +36,7 @@ from orderguard.clock import Clock
 from orderguard.errors import ServiceUnavailableError
 from orderguard.outbox import Backoff, Message, Outbox
 from orderguard.settings import AlertSettings, OutboxSettings
-from serving.alerts import (
+from serving.notify.messages import (
     ACTION_TOPIC,
     ALERT_TOPIC,
     ORDER_SYSTEM,

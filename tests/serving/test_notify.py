@@ -34,7 +34,7 @@ from orderguard.schema import Channel, OrderKey
 from orderguard.settings import AlertReceiver, AlertSettings
 from scoring.policy import Decision, Reason, RiskLevel
 from scoring.records import ScoreRecord
-from serving.alerts import (
+from serving.notify.messages import (
     ALERT_TOPIC,
     ORDER_SYSTEM,
     Alert,
@@ -52,7 +52,7 @@ from serving.alerts import (
     verify_callback,
     wecom_request,
 )
-from serving.outbox_sender import (
+from serving.notify.sender import (
     Round,
     UndeliverableError,
     build_request,

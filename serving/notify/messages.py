@@ -5,7 +5,7 @@ Everything here is pure: a score record or an action becomes outbox messages
 (:func:`alerts_for`, :func:`action_message`), and a queued message becomes the HTTP
 request its receiver expects (:func:`dingtalk_request`, :func:`wecom_request`,
 :func:`feishu_request`, :func:`callback_request`). Requests are built and signed when
-they are *sent* (``serving.outbox_sender``), not when queued: DingTalk and Feishu refuse
+they are *sent* (``serving.notify.sender``), not when queued: DingTalk and Feishu refuse
 a timestamp more than an hour old, and a message may wait longer than that for a
 receiver to come back. Secrets therefore never enter the outbox table.
 
