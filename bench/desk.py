@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import math
 import os
 import platform
@@ -80,6 +79,7 @@ from rich.console import Console
 from rich.table import Table
 from sklearn.neighbors import NearestNeighbors
 
+from bench.report import write_results
 from features.settings import Settings
 from features.shop import feature_set_from
 from features.specs import FeatureSet
@@ -483,9 +483,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "speed": part_b,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    console.print(f"written: {RESULTS} ({result['seconds']} s)")
+    write_results(RESULTS, result, console)
     return result
 
 

@@ -24,7 +24,6 @@ Run: ``python -m bench.desk_page [--cases 100000] [--pages 300]``; figures print
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import tempfile
@@ -39,6 +38,7 @@ from fastapi.testclient import TestClient
 from rich.console import Console
 
 from bench.desk import JITTER, RowView, simulated_desk
+from bench.report import write_results
 from bench.score import FileChampion
 from features.settings import Settings
 from orderguard.access import Directory, parse_roles
@@ -143,9 +143,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
               "cases": len(index), "index_build_s": round(build_s, 1), "case_page_ms": page,
               "similar_lookup_ms": lookup, "floor_home_page_ms": floor, "pages": len(page_ns),
               "seconds": round(time.perf_counter() - started, 1)}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    console.print(f"written: {RESULTS} ({result['seconds']} s)")
+    write_results(RESULTS, result, console)
     return result
 
 

@@ -85,6 +85,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from bench.report import write_results
 from features.derived import point_in_time_features
 from features.online import OnlineFeatures
 from features.settings import Settings
@@ -945,9 +946,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "http": (part_b | {"runs": figures_b}) if part_b is not None else None,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    console.print(f"written: {RESULTS} ({result['seconds']} s)")
+    write_results(RESULTS, result, console)
     return result
 
 
