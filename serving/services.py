@@ -31,6 +31,7 @@ from orderguard.schema import Label, Order, OrderKey
 from scoring.records import ScoreLog, ScoreRecord
 from serving.champion import ChampionSlot
 from serving.desk.links import LinkIndex
+from serving.desk.queue import FlaggedLog
 from serving.desk.similar_cases import SimilarCases
 from serving.engine import Engine, longest_window
 from serving.notify.messages import queue_decision_alerts
@@ -59,6 +60,7 @@ class Services:
     replays: ReplayGuard = field(default_factory=ReplayGuard)  # signed channel pushes seen (webhooks)
     similar: SimilarCases = field(default_factory=SimilarCases)  # the desk's labelled cases, indexed
     links: LinkIndex = field(default_factory=LinkIndex)  # the desk's orders by shared identity
+    flagged: FlaggedLog = field(default_factory=FlaggedLog)  # the desk's flagged records and labels, mirrored
 
 
 @dataclass(slots=True)

@@ -18,6 +18,7 @@ orders still to ship, and it keeps the page's query bounded however long the log
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,6 @@ from sqlalchemy.engine import Engine
 from orderguard.ingest.orderlog import DESK_CLAIMS, LABELS, SCORE_RECORDS
 from orderguard.schema import Channel, OrderKey, Verdict
 from scoring.policy import Decision
-from scoring.records import ScoreRecord, record_from_row
 
 #: The decisions a reviewer works.
 QUEUED = (Decision.REVIEW, Decision.HOLD)
@@ -64,10 +64,25 @@ class Filters:
 
 
 @dataclass(frozen=True, slots=True)
+class Flagged:
+    """What the queue shows of a flagged order's score record (read without its feature vector: the queue reads
+    every flagged record of the window, and the vectors are most of their weight)."""
+
+    order_key: OrderKey
+    event_version: int
+    event_time: datetime
+    scored_at: datetime
+    score: float
+    decision: Decision
+    rule_codes: tuple[str, ...]
+    reasons_zh: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class QueueItem:
     """One order waiting for a verdict."""
 
-    record: ScoreRecord
+    record: Flagged
     claimed_by: str | None
     investigating: bool
     day: str
@@ -78,7 +93,7 @@ class QueueItem:
 
     @property
     def rule_codes(self) -> tuple[str, ...]:
-        return tuple(hit.code for hit in self.record.hits)
+        return self.record.rule_codes
 
     def waiting(self, now: datetime) -> timedelta:
         """How long the order has waited since it was scored."""
@@ -94,37 +109,86 @@ class Queue:
     counts: Mapping[str, Counter[str]] = field(default_factory=dict)
 
 
-def _final_labels_since(conn: sa.Connection, since: datetime) -> dict[str, tuple[datetime, Verdict]]:
-    """Per order key, its newest label given since ``since`` (final or not)."""
-    c = LABELS.c
-    rows = conn.execute(sa.select(c.channel, c.channel_order_id, c.labeled_at, c.verdict)
-                        .where(c.labeled_at >= since).order_by(c.labeled_at)).all()
-    return {f"{r.channel}:{r.channel_order_id}": (r.labeled_at, Verdict(r.verdict)) for r in rows}
+#: Rows re-read below each watermark: on PostgreSQL a lower id may commit after a higher one was read.
+OVERLAP_IDS = 1_000
 
 
-def load_queue(engine: Engine, *, now: datetime, window: timedelta, filters: Filters,
+class FlaggedLog:
+    """The flagged score records and the newest label of each order, mirrored in memory and topped up.
+
+    Score records and labels are append-only and numbered (``id``), so each look reads only
+    the rows added since the last one (plus a small overlap: concurrent inserts may commit
+    out of id order), instead of every flagged record of the window with its feature
+    vector. The first look reads the window. Thread-safe; one per process
+    (``Services.flagged``); reading a row twice changes nothing.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reset(None)
+
+    def _reset(self, since: datetime | None) -> None:
+        self._since = since
+        self._record_id = 0
+        self._label_id = 0
+        self._newest_version: dict[str, int] = {}
+        self._flagged: dict[str, Flagged] = {}
+        self._labels: dict[str, tuple[datetime, Verdict]] = {}
+
+    def refresh(self, engine: Engine, *, since: datetime) -> None:
+        """Read what was added since the last look (the whole window from ``since`` at the first)."""
+        c, lc = SCORE_RECORDS.c, LABELS.c
+        with self._lock, engine.connect() as conn:
+            first = self._since is None or since < self._since
+            versions = sa.select(c.id, c.order_key, c.event_version)
+            flagged = sa.select(c.order_key, c.event_version, c.event_time, c.scored_at, c.score, c.decision,
+                                c.record["hits"].label("hits"), c.record["reasons"].label("reasons")).where(
+                c.decision.in_([d.value for d in QUEUED]))
+            labels = sa.select(lc.id, lc.channel, lc.channel_order_id, lc.labeled_at, lc.verdict)
+            if first:  # or a wider window than before: read it afresh
+                self._reset(since)
+                versions, flagged = versions.where(c.event_time >= since), flagged.where(c.event_time >= since)
+                labels = labels.where(lc.labeled_at >= since)
+            else:
+                versions = versions.where(c.id > self._record_id - OVERLAP_IDS)
+                flagged = flagged.where(c.id > self._record_id - OVERLAP_IDS)
+                labels = labels.where(lc.id > self._label_id - OVERLAP_IDS)
+            for row in conn.execute(versions):
+                self._record_id = max(self._record_id, row.id)
+                if row.event_version > self._newest_version.get(row.order_key, -1):
+                    self._newest_version[row.order_key] = row.event_version
+            for record in conn.execute(flagged):
+                known = self._flagged.get(record.order_key)
+                if known is None or record.event_version > known.event_version:
+                    self._flagged[record.order_key] = Flagged(
+                        OrderKey.parse(record.order_key), record.event_version, record.event_time, record.scored_at,
+                        record.score, Decision(record.decision), tuple(hit["code"] for hit in record.hits or ()),
+                        tuple(reason.get("text_zh", "") for reason in (record.reasons or ())[:3]))
+            for label in conn.execute(labels.order_by(lc.labeled_at, lc.id)):
+                self._label_id = max(self._label_id, label.id)
+                key = f"{label.channel}:{label.channel_order_id}"
+                known_label = self._labels.get(key)
+                if known_label is None or label.labeled_at >= known_label[0]:
+                    self._labels[key] = (label.labeled_at, Verdict(label.verdict))
+
+    def candidates(self, since: datetime) -> list[tuple[Flagged, tuple[datetime, Verdict] | None]]:
+        """Flagged records of the window that are their order's newest scored version, with its newest label."""
+        with self._lock:
+            return [(f, self._labels.get(key)) for key, f in self._flagged.items()
+                    if f.event_time >= since and self._newest_version.get(key, f.event_version) <= f.event_version]
+
+
+def load_queue(engine: Engine, flagged: FlaggedLog, *, now: datetime, window: timedelta, filters: Filters,
                patterns: Mapping[str, str], day_of: Callable[[datetime], str]) -> Queue:
     """The queue at ``now`` under ``filters``, with counts per choice of each filter."""
     since = now - window
-    c = SCORE_RECORDS.c
+    flagged.refresh(engine, since=since)
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(SCORE_RECORDS).where(c.decision.in_([d.value for d in QUEUED]),
-                                                           c.event_time >= since)
-                            .order_by(c.order_key, c.event_version)).all()
-        labels = _final_labels_since(conn, since)
         claims = {r.order_key: r.reviewer for r in conn.execute(
             sa.select(DESK_CLAIMS.c.order_key, DESK_CLAIMS.c.reviewer).where(DESK_CLAIMS.c.expires_at > now))}
-        newest_versions = dict(conn.execute(
-            sa.select(c.order_key, sa.func.max(c.event_version)).where(c.event_time >= since)
-            .group_by(c.order_key)).all())
-    newest: dict[str, ScoreRecord] = {}
-    for row in rows:
-        newest[row.order_key] = record_from_row(row)
     items = []
-    for key, record in newest.items():
-        if newest_versions.get(key, record.event_version) > record.event_version:
-            continue  # a newer version of the order was scored and is no longer flagged
-        label = labels.get(key)
+    for record, label in flagged.candidates(since):
+        key = str(record.order_key)
         if label is not None and label[0] >= record.event_time and label[1] in FINAL:
             continue
         investigating = label is not None and label[1] is Verdict.NEEDS_INVESTIGATION

@@ -77,8 +77,8 @@ def _patterns(svc: Services) -> Mapping[str, str]:
 
 
 def _queue(svc: Services, filters: Filters) -> Queue:
-    return load_queue(svc.order_log.engine, now=svc.clock.now(), window=svc.settings.desk.window, filters=filters,
-                      patterns=_patterns(svc), day_of=lambda t: shop_day(t).isoformat())
+    return load_queue(svc.order_log.engine, svc.flagged, now=svc.clock.now(), window=svc.settings.desk.window,
+                      filters=filters, patterns=_patterns(svc), day_of=lambda t: shop_day(t).isoformat())
 
 
 def _waited(delta: timedelta) -> str:
@@ -96,7 +96,7 @@ def _row(item: QueueItem, svc: Services, me: str) -> dict[str, Any]:
             "score": record.score, "decision": record.decision.value,
             "decision_zh": DECISION_ZH[record.decision.value], "waited": _waited(item.waiting(svc.clock.now())),
             "waited_s": int(item.waiting(svc.clock.now()).total_seconds()),
-            "reasons": [r.text_zh for r in record.reasons[:3]], "claimed_by": item.claimed_by,
+            "reasons": list(record.reasons_zh), "claimed_by": item.claimed_by,
             "mine": item.claimed_by == me, "investigating": item.investigating, "day": item.day}
 
 

@@ -25,7 +25,7 @@ PAST = [f"P{i}" for i in range(1, 7)]  # the same kind of ring two days earlier,
 
 
 @pytest.fixture
-def desk(db_settings: Settings) -> Iterator[TestClient]:
+def desk_and_key(db_settings: Settings) -> Iterator[tuple[TestClient, dict[str, str]]]:
     """The service with scored orders, labelled past cases and three people: two reviewers and marketing."""
     for name, role in (("rev-a", "reviewer"), ("rev-b", "reviewer"), ("mona", "marketing")):
         user(db_settings.database_url, name, role)
@@ -43,7 +43,12 @@ def desk(db_settings: Settings) -> Iterator[TestClient]:
         labels += [{"order_key": f"site:H{i}", "verdict": "false_positive",
                     "labeled_at": (T0 - timedelta(hours=10)).isoformat()} for i in range(4)]
         assert client.post("/v1/labels", json={"labels": labels}, headers=system).status_code == 201
-        yield client
+        yield client, system
+
+
+@pytest.fixture
+def desk(desk_and_key: tuple[TestClient, dict[str, str]]) -> TestClient:
+    return desk_and_key[0]
 
 
 def _browser(client: TestClient, name: str) -> TestClient:
@@ -127,3 +132,17 @@ def test_the_desk_is_for_reviewers(desk: TestClient) -> None:
     refused = mona.get("/desk")
     assert refused.status_code == 403 and "Not for your roles" in refused.text
     assert mona.get("/desk/case/site/R6").status_code == 403
+
+
+def test_orders_scored_and_labelled_after_the_queue_was_read_count_at_once(
+        desk_and_key: tuple[TestClient, dict[str, str]]) -> None:
+    client, system = desk_and_key
+    alice = _browser(client, "rev-a")
+    before = {o for _, o in _queue(alice)}
+    assert "R7" not in before
+    assert client.post("/v1/score", json=site_order("R7", minutes=6, device="dev-ring"), headers=system).json()[
+        "decision"] in ("review", "hold")
+    label = {"order_key": "site:R6", "verdict": "false_positive",
+             "labeled_at": (T0 + timedelta(minutes=30)).isoformat()}
+    assert client.post("/v1/labels", json=label, headers=system).status_code == 201
+    assert {o for _, o in _queue(alice)} == (before | {"R7"}) - {"R6"}
