@@ -73,6 +73,7 @@ def train(
     if as_json:
         typer.echo(json.dumps({
             "cutoff": context.cutoff.isoformat(), "cutoff_reason": context.cutoff_reason,
+            "labels_known": context.labels_known, "labels_after_cutoff": context.labels_later,
             "data_window": context.data_window, "train_rows": result.train_rows, "holdout_rows": result.holdout_rows,
             "notes": list(context.notes), "metrics": _finite(result.evaluation.metrics()),
             "champion_metrics": _finite(result.champion_evaluation.metrics()) if result.champion_evaluation else None,
@@ -82,7 +83,8 @@ def train(
         return
     console.print(f"cutoff {context.cutoff:%Y-%m-%d %H:%M} UTC: {context.cutoff_reason}")
     console.print(f"dataset: {result.train_rows:,} training orders, {result.holdout_rows:,} holdout orders "
-                  f"({context.data_window})")
+                  f"({context.data_window}); {context.labels_known:,} labels known by the cutoff"
+                  + (f", {context.labels_later:,} given after it left out" if context.labels_later else ""))
     for note in context.notes:
         console.print(f"note: {note}", markup=False)
     metrics = result.evaluation.metrics()

@@ -58,8 +58,11 @@ class Context:
     policy: Policy
     split: Split
     cutoff: datetime
-    #: why this cutoff (given, or chosen as the newest order update)
+    #: why this cutoff (given, or chosen as the newest thing the log knows)
     cutoff_reason: str = "given"
+    #: labels known by the cutoff (relabels counted), and those given after it (left out)
+    labels_known: int = 0
+    labels_later: int = 0
     #: what is legal but surprising about the split (``training.split_checks.notes``)
     notes: tuple[str, ...] = ()
 
@@ -89,7 +92,8 @@ class TrainResult:
 
 def prepare(settings: Settings, *, orders: Sequence[Order], labels: Sequence[Label],
             cutoff: datetime | None = None) -> Context:
-    """Dataset and time split as of ``cutoff`` (default: the newest order update in the log).
+    """Dataset and time split as of ``cutoff`` (default: the newest order update or label in the log, so verdicts
+    given on the review desk after the last order count in the next run).
 
     Raises ``InsufficientDataError`` (``training.split_checks``) when either side of the
     split has too few frauds or honest orders for a verdict: nothing is trained then.
@@ -97,8 +101,12 @@ def prepare(settings: Settings, *, orders: Sequence[Order], labels: Sequence[Lab
     if not orders:
         raise InvalidInputError("`orders` must not be empty: ingest orders before training", field="orders")
     feature_set = feature_set_from(settings)
+    newest_label = max((label.labeled_at for label in labels), default=None)
     at = cutoff or max(o.updated_at for o in orders)
     reason = "given" if cutoff else "the newest order update in the log (--cutoff chooses another)"
+    if cutoff is None and newest_label is not None and newest_label > at:
+        at, reason = newest_label, "the newest label in the log (--cutoff chooses another)"
+    known = sum(1 for label in labels if label.labeled_at <= at)
     dataset = build_dataset(orders, labels, feature_set, cutoff=at, gazetteer=Gazetteer.build(),
                             settings=settings.training)
     gap = to_timedelta(settings.training.gap)
@@ -108,6 +116,7 @@ def prepare(settings: Settings, *, orders: Sequence[Order], labels: Sequence[Lab
     maturity = to_timedelta(settings.training.maturity) / timedelta(days=1)
     return Context(settings=settings, feature_set=feature_set, rules=rules_from(settings, feature_set),
                    policy=policy_from(settings.policy), split=split, cutoff=at, cutoff_reason=reason,
+                   labels_known=known, labels_later=len(labels) - known,
                    notes=notes(split, maturity_days=maturity))
 
 
