@@ -196,8 +196,11 @@ class DeskSettings(BaseModel):
     claim_for: timedelta = Field(default=timedelta(minutes=15), gt=timedelta(0), le=timedelta(hours=8),
                                  description="how long opening a case keeps it for its reviewer")
     similar_cases: int = Field(default=5, ge=1, le=20, description="labelled past cases shown beside a case")
+    verify_timeout: timedelta = Field(default=timedelta(minutes=30), gt=timedelta(0), le=timedelta(days=7),
+                                      description="a verify order with no reported outcome this long after its "
+                                                  "decision goes to the review queue")
 
-    _durations = field_validator("window", "claim_for", mode="before")(duration_value)
+    _durations = field_validator("window", "claim_for", "verify_timeout", mode="before")(duration_value)
 
 
 RobotKind = Literal["dingtalk", "wecom", "feishu"]

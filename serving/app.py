@@ -30,7 +30,7 @@ from orderguard.outbox import Outbox
 from scoring.model import model_factory
 from scoring.records import ScoreLog
 from scoring.registry import Registry
-from serving.api import admin, health, ingest, labels, orders, score
+from serving.api import admin, health, ingest, labels, orders, score, verifications
 from serving.api.docs import install_docs
 from serving.api.errors import BodyLimit, install_error_handlers
 from serving.api.openapi import install_openapi
@@ -122,6 +122,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.include_router(score.router)
     app.include_router(labels.router)
     app.include_router(orders.router)
+    app.include_router(verifications.router)
     app.include_router(admin.router)
     install_openapi(app)
     install_docs(app, settings.api.docs_assets)

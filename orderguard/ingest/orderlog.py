@@ -241,6 +241,18 @@ OUTBOX = sa.Table(
     sa.Index("ix_outbox_due", "delivered_at", "failed_at", "next_attempt_at"),
 )
 
+#: Outcomes of verify orders' step-up checks (``orderguard.verifications``), migration 0008.
+VERIFICATIONS = sa.Table(
+    "verifications", METADATA,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("order_key", _key_text(), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("method", sa.String(64), nullable=False),
+    sa.Column("verified_at", UtcDateTime(), nullable=False),
+    sa.Column("recorded_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_verifications_order", "order_key", "verified_at"),
+)
+
 _EVENT_ORDER = (ORDER_EVENTS.c.event_time, ORDER_EVENTS.c.channel, ORDER_EVENTS.c.channel_order_id,
                 ORDER_EVENTS.c.event_version)
 _ORDER_ORDER = (ORDERS.c.created_at, ORDERS.c.channel, ORDERS.c.channel_order_id)

@@ -356,3 +356,24 @@ class OrderOut(BaseModel):
     refund_reason: str | None
     disclosure: Literal["case", "summary"] = Field(
         description="case: reviewers and admins (masked street); summary: every other role (district only)")
+
+
+class VerificationIn(BaseModel):
+    """The outcome of a ``verify`` order's step-up check (an SMS code, a call), as the order system saw it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    order_key: str = Field(description="the order as '<channel>:<order id>'", examples=["jd:3021587746"])
+    outcome: Literal["passed", "failed", "timed_out"] = Field(
+        description="passed: ship it; failed or timed_out: the order goes to the review desk")
+    method: str = Field(default="", max_length=64, examples=["sms"], description="how it was checked")
+    verified_at: AwareDatetime | None = Field(default=None, description="when; default: now")
+
+
+class VerificationOut(BaseModel):
+    """A stored outcome."""
+
+    order_key: str
+    outcome: str
+    method: str
+    verified_at: datetime

@@ -1,11 +1,13 @@
 """The review queue: flagged orders nobody has decided yet, and who is working which.
 
 An order is in the queue when its newest score record (the highest order version
-scored) says ``review`` or ``hold`` and no reviewer has given a final verdict
-(``confirmed_fraud`` or ``false_positive``) since the moment that score judged (the
-order's creation, or its refund claim: a claim after a verdict is a new question); an order marked
-``needs_investigation`` stays, tagged. Sorted by score (highest first), then by waiting
-time (longest first): the riskiest order first, and of equal risk the one waiting longest.
+scored) says ``review`` or ``hold`` — or ``verify`` and its check failed, timed out or was
+not reported within ``settings.desk.verify_timeout`` (``orderguard.verifications``) — and
+no reviewer has given a final verdict (``confirmed_fraud`` or ``false_positive``) since
+the moment that score judged (the order's creation, or its refund claim: a claim after a
+verdict is a new question); an order marked ``needs_investigation`` stays, tagged.
+Sorted by score (highest first), then by waiting time (longest first): the riskiest
+order first, and of equal risk the one waiting longest.
 
 Claims (table ``desk_claims``) keep two reviewers off one order: opening a case claims
 it for ``settings.desk.claim_for`` (15 minutes); another reviewer sees it as taken and skips it, and a claim
@@ -28,12 +30,13 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
-from orderguard.ingest.orderlog import DESK_CLAIMS, LABELS, SCORE_RECORDS
+from orderguard.ingest.orderlog import DESK_CLAIMS, LABELS, SCORE_RECORDS, VERIFICATIONS
 from orderguard.schema import Channel, OrderKey, Verdict
 from scoring.policy import Decision
 
-#: The decisions a reviewer works.
+#: The decisions a reviewer works (a verify order only when its check failed or never answered).
 QUEUED = (Decision.REVIEW, Decision.HOLD)
+READ = (*QUEUED, Decision.VERIFY)
 #: Verdicts that take an order out of the queue.
 FINAL = frozenset({Verdict.CONFIRMED_FRAUD, Verdict.FALSE_POSITIVE})
 
@@ -86,6 +89,7 @@ class QueueItem:
     claimed_by: str | None
     investigating: bool
     day: str
+    verification: str | None = None  # a verify order's check: failed, timed_out, or no_answer (none reported)
 
     @property
     def key(self) -> OrderKey:
@@ -134,25 +138,30 @@ class FlaggedLog:
         self._newest_version: dict[str, int] = {}
         self._flagged: dict[str, Flagged] = {}
         self._labels: dict[str, tuple[datetime, Verdict]] = {}
+        self._verification_id = 0
+        self._verifications: dict[str, tuple[datetime, str]] = {}
 
     def refresh(self, engine: Engine, *, since: datetime) -> None:
         """Read what was added since the last look (the whole window from ``since`` at the first)."""
-        c, lc = SCORE_RECORDS.c, LABELS.c
+        c, lc, vc = SCORE_RECORDS.c, LABELS.c, VERIFICATIONS.c
         with self._lock, engine.connect() as conn:
             first = self._since is None or since < self._since
             versions = sa.select(c.id, c.order_key, c.event_version)
             flagged = sa.select(c.order_key, c.event_version, c.event_time, c.scored_at, c.score, c.decision,
                                 c.record["hits"].label("hits"), c.record["reasons"].label("reasons")).where(
-                c.decision.in_([d.value for d in QUEUED]))
+                c.decision.in_([d.value for d in READ]))
             labels = sa.select(lc.id, lc.channel, lc.channel_order_id, lc.labeled_at, lc.verdict)
+            checks = sa.select(vc.id, vc.order_key, vc.outcome, vc.verified_at)
             if first:  # or a wider window than before: read it afresh
                 self._reset(since)
                 versions, flagged = versions.where(c.event_time >= since), flagged.where(c.event_time >= since)
                 labels = labels.where(lc.labeled_at >= since)
+                checks = checks.where(vc.verified_at >= since)
             else:
                 versions = versions.where(c.id > self._record_id - OVERLAP_IDS)
                 flagged = flagged.where(c.id > self._record_id - OVERLAP_IDS)
                 labels = labels.where(lc.id > self._label_id - OVERLAP_IDS)
+                checks = checks.where(vc.id > self._verification_id - OVERLAP_IDS)
             for row in conn.execute(versions):
                 self._record_id = max(self._record_id, row.id)
                 if row.event_version > self._newest_version.get(row.order_key, -1):
@@ -170,16 +179,38 @@ class FlaggedLog:
                 known_label = self._labels.get(key)
                 if known_label is None or label.labeled_at >= known_label[0]:
                     self._labels[key] = (label.labeled_at, Verdict(label.verdict))
+            for check in conn.execute(checks.order_by(vc.verified_at, vc.id)):
+                self._verification_id = max(self._verification_id, check.id)
+                known_check = self._verifications.get(check.order_key)
+                if known_check is None or check.verified_at >= known_check[0]:
+                    self._verifications[check.order_key] = (check.verified_at, check.outcome)
 
-    def candidates(self, since: datetime) -> list[tuple[Flagged, tuple[datetime, Verdict] | None]]:
-        """Flagged records of the window that are their order's newest scored version, with its newest label."""
+    def candidates(self, since: datetime) -> list[tuple[Flagged, tuple[datetime, Verdict] | None, str | None]]:
+        """Flagged records of the window that are their order's newest scored version, with its newest label and
+        newest verification outcome (reported after the record's decision moment)."""
         with self._lock:
-            return [(f, self._labels.get(key)) for key, f in self._flagged.items()
-                    if f.event_time >= since and self._newest_version.get(key, f.event_version) <= f.event_version]
+            found = []
+            for key, f in self._flagged.items():
+                if f.event_time < since or self._newest_version.get(key, f.event_version) > f.event_version:
+                    continue
+                check = self._verifications.get(key)
+                found.append((f, self._labels.get(key), check[1] if check and check[0] >= f.event_time else None))
+            return found
+
+
+def _verification_state(record: Flagged, outcome: str | None, *, now: datetime,
+                        verify_timeout: timedelta) -> str | None:
+    """Why a verify order is queued (failed, timed_out, no_answer), or ``None`` when it is not."""
+    if outcome in ("failed", "timed_out"):
+        return outcome
+    if outcome is None and now - record.event_time >= verify_timeout:
+        return "no_answer"
+    return None
 
 
 def load_queue(engine: Engine, flagged: FlaggedLog, *, now: datetime, window: timedelta, filters: Filters,
-               patterns: Mapping[str, str], day_of: Callable[[datetime], str]) -> Queue:
+               patterns: Mapping[str, str], day_of: Callable[[datetime], str],
+               verify_timeout: timedelta = timedelta(minutes=30)) -> Queue:
     """The queue at ``now`` under ``filters``, with counts per choice of each filter."""
     since = now - window
     flagged.refresh(engine, since=since)
@@ -187,12 +218,17 @@ def load_queue(engine: Engine, flagged: FlaggedLog, *, now: datetime, window: ti
         claims = {r.order_key: r.reviewer for r in conn.execute(
             sa.select(DESK_CLAIMS.c.order_key, DESK_CLAIMS.c.reviewer).where(DESK_CLAIMS.c.expires_at > now))}
     items = []
-    for record, label in flagged.candidates(since):
+    for record, label, outcome in flagged.candidates(since):
         key = str(record.order_key)
+        verification = None
+        if record.decision is Decision.VERIFY:
+            verification = _verification_state(record, outcome, now=now, verify_timeout=verify_timeout)
+            if verification is None:
+                continue  # passed, or still within its time to answer
         if label is not None and label[0] >= record.event_time and label[1] in FINAL:
             continue
         investigating = label is not None and label[1] is Verdict.NEEDS_INVESTIGATION
-        items.append(QueueItem(record, claims.get(key), investigating, day_of(record.event_time)))
+        items.append(QueueItem(record, claims.get(key), investigating, day_of(record.event_time), verification))
     items.sort(key=lambda i: (-i.record.score, i.record.scored_at))
     matching = [i for i in items if filters.matches(i, patterns)]
     counts: dict[str, Counter[str]] = {}

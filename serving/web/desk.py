@@ -52,6 +52,7 @@ ACTIONS = {Verdict.CONFIRMED_FRAUD: OrderAction.CANCEL, Verdict.FALSE_POSITIVE: 
            Verdict.NEEDS_INVESTIGATION: OrderAction.KEEP_HOLD}
 VERDICT_ZH = {Verdict.CONFIRMED_FRAUD: "确认欺诈", Verdict.FALSE_POSITIVE: "误报（正常）",
               Verdict.NEEDS_INVESTIGATION: "待调查"}
+VERIFICATION_ZH = {"failed": "核验失败", "timed_out": "核验超时", "no_answer": "核验无回报"}
 DECISION_ZH = {Decision.APPROVE.value: "通过", Decision.VERIFY.value: "核验", Decision.REVIEW.value: "人工审核",
                Decision.HOLD.value: "拦截"}
 
@@ -78,7 +79,8 @@ def _patterns(svc: Services) -> Mapping[str, str]:
 
 def _queue(svc: Services, filters: Filters) -> Queue:
     return load_queue(svc.order_log.engine, svc.flagged, now=svc.clock.now(), window=svc.settings.desk.window,
-                      filters=filters, patterns=_patterns(svc), day_of=lambda t: shop_day(t).isoformat())
+                      filters=filters, patterns=_patterns(svc), day_of=lambda t: shop_day(t).isoformat(),
+                      verify_timeout=svc.settings.desk.verify_timeout)
 
 
 def _waited(delta: timedelta) -> str:
@@ -97,7 +99,8 @@ def _row(item: QueueItem, svc: Services, me: str) -> dict[str, Any]:
             "decision_zh": DECISION_ZH[record.decision.value], "waited": _waited(item.waiting(svc.clock.now())),
             "waited_s": int(item.waiting(svc.clock.now()).total_seconds()),
             "reasons": list(record.reasons_zh), "claimed_by": item.claimed_by,
-            "mine": item.claimed_by == me, "investigating": item.investigating, "day": item.day}
+            "mine": item.claimed_by == me, "investigating": item.investigating, "day": item.day,
+            "verification": VERIFICATION_ZH.get(item.verification or "")}
 
 
 @router.get("/desk")

@@ -146,3 +146,33 @@ def test_orders_scored_and_labelled_after_the_queue_was_read_count_at_once(
              "labeled_at": (T0 + timedelta(minutes=30)).isoformat()}
     assert client.post("/v1/labels", json=label, headers=system).status_code == 201
     assert {o for _, o in _queue(alice)} == (before | {"R7"}) - {"R6"}
+
+
+def _verify_order(order_id: str, minutes: float) -> dict[str, object]:
+    """An order on a virtual operator's number: one mid-weight signal, so the decision is a step-up check."""
+    order = site_order(order_id, minutes=minutes, device=f"dev-{order_id}")
+    order["payload"]["user"]["phone"] = "17012345" + order_id[-3:].rjust(3, "0")
+    return order
+
+
+def test_a_verify_order_comes_to_the_desk_when_its_check_fails_or_goes_unanswered(
+        desk_and_key: tuple[TestClient, dict[str, str]]) -> None:
+    client, system = desk_and_key
+    for order_id, minutes in (("V101", 10), ("V102", 10), ("V103", 50), ("V104", 0)):
+        decision = client.post("/v1/score", json=_verify_order(order_id, minutes), headers=system).json()["decision"]
+        assert decision == "verify", (order_id, decision)
+    for order_id, outcome in (("V101", "failed"), ("V102", "passed")):
+        reported = client.post("/v1/verifications", json={"order_key": f"site:{order_id}", "outcome": outcome,
+                                                          "method": "sms"}, headers=system)
+        assert reported.status_code == 201, reported.text
+    page = _browser(client, "rev-a").get("/desk").text
+    queued = set(re.findall(r">site:(V\d+)</a>", page))
+    # failed, and unanswered for longer than the timeout (30 min); passed, and still within its time, stay out
+    assert queued == {"V101", "V104"}, queued
+    assert "核验失败" in page and "核验无回报" in page
+    for body, status, field in (({"order_key": "site:NOPE", "outcome": "failed"}, 404, "order_key"),
+                                ({"order_key": "site:V103", "outcome": "maybe"}, 422, "outcome"),
+                                ({"order_key": "site:V103", "outcome": "failed",
+                                  "verified_at": (NOW + timedelta(hours=1)).isoformat()}, 422, "verified_at")):
+        answer = client.post("/v1/verifications", json=body, headers=system)
+        assert answer.status_code == status and answer.json()["field"] == field, answer.text
