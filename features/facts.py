@@ -102,6 +102,9 @@ ORDER_ENTITIES: tuple[Entity, ...] = (
     Entity.ORDER, Entity.USER, Entity.DEVICE, Entity.IP, Entity.WIFI, Entity.ADDRESS, Entity.PHONE,
     Entity.ID_CARD, Entity.SHOP, Entity.USER_ADDRESS,
 )
+#: The entities a buyer's device, network, address or person is known by: what the accounts of a ring share.
+IDENTITY_ENTITIES: tuple[Entity, ...] = (Entity.DEVICE, Entity.WIFI, Entity.IP, Entity.ADDRESS, Entity.PHONE,
+                                         Entity.ID_CARD)
 #: Entities with one value per order line: an order has as many keys as distinct SKUs.
 LINE_ENTITIES: tuple[Entity, ...] = (Entity.SKU, Entity.DEVICE_SKU, Entity.USER_SKU, Entity.ADDRESS_SKU)
 MULTI_VALUED: frozenset[Entity] = frozenset(LINE_ENTITIES)
@@ -270,6 +273,13 @@ def _order_entities(order: Order, *, channel: str | None = None) -> dict[str, st
     if _USER in keys and _ADDRESS in keys:
         keys[_USER_ADDRESS] = f"{keys[_USER]}|{keys[_ADDRESS]}"
     return keys
+
+
+def identity_keys(order: Order) -> dict[str, str]:
+    """``order``'s device, WiFi, IP, address, phone and id-card keys by entity name (absent ones left out): the
+    same keys every feature groups by, so what links two orders on the review desk is what the features count."""
+    keys = _order_entities(order)
+    return {entity.value: keys[entity.value] for entity in IDENTITY_ENTITIES if entity.value in keys}
 
 
 def _with_sku(base: Mapping[str, str], sku: str | None) -> dict[str, str]:

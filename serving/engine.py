@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from features.describe import FeatureDescriber
 from features.online import OnlineFeatures
 from features.settings import Settings
 from features.shop import feature_set_from
@@ -31,6 +32,7 @@ class Engine:
     store: OnlineStore
     online: OnlineFeatures
     scorer: Scorer
+    describer: FeatureDescriber  # the feature set's values in words (pages), built once
 
     def apply_orders(self, orders: Sequence[Order]) -> bool:
         """Bring the online features up to date with newly ingested order states.
@@ -69,7 +71,7 @@ def build_engine(settings: Settings, *, clock: Clock, model: Model | None = None
                             retention_margin=settings.features.retention)
     scorer = Scorer(online=online, rules=rules, policy=policy_from(settings.policy), clock=clock,
                     settings_hash=settings.settings_hash(), model=model, max_reasons=settings.scoring.max_reasons)
-    return Engine(store=store, online=online, scorer=scorer)
+    return Engine(store=store, online=online, scorer=scorer, describer=FeatureDescriber(specs))
 
 
 def longest_window(specs: FeatureSet) -> timedelta:

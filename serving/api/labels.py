@@ -25,6 +25,7 @@ from orderguard.labels import LabelProblem, LabelRecord
 from orderguard.schema import Channel, Label, OrderKey
 from serving.api.auth import AUTH_RESPONSES, REVIEW_READERS, REVIEWER
 from serving.api.deps import services
+from serving.api.orders import path_order_key
 from serving.api.schemas import (
     DEFERRED_NOTE,
     ErrorBody,
@@ -185,10 +186,7 @@ async def get_labels(channel: str, order_id: str, svc: Annotated[Services, Depen
 
     An order that exists but was never labelled has an empty history.
     """
-    try:
-        key = OrderKey(Channel(channel), order_id)
-    except ValueError as e:
-        raise UnknownChannelError.must("channel", f"one of {', '.join(c.value for c in Channel)}", channel) from e
+    key = path_order_key(channel, order_id)
     records = label_history(svc, key)
     current = records[-1] if records else None  # newest labeled_at; ties: greatest reviewer id
     return LabelHistory(order_key=str(key), current=_out(current.label) if current else None,

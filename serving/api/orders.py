@@ -23,6 +23,14 @@ from serving.services import Services
 router = APIRouter(tags=["orders"], responses=AUTH_RESPONSES)
 
 
+def path_order_key(channel: str, order_id: str) -> OrderKey:
+    """The order named by a route's ``{channel}/{order_id}``; an unknown channel is a 404 naming the channel."""
+    try:
+        return OrderKey(Channel(channel), order_id)
+    except ValueError as e:
+        raise UnknownChannelError.must("channel", f"one of {', '.join(c.value for c in Channel)}", channel) from e
+
+
 def order_out(order: Order, roles: frozenset[Role]) -> OrderOut:
     """The response body of ``order`` for a caller holding ``roles``."""
     disclosure = disclosure_for(roles)
@@ -51,10 +59,7 @@ async def get_order(channel: str, order_id: str, svc: Annotated[Services, Depend
     The buyer's phone is masked for everyone and the id card never shown; reviewers and
     admins see the street's first characters, other roles the district only.
     """
-    try:
-        key = OrderKey(Channel(channel), order_id)
-    except ValueError as e:
-        raise UnknownChannelError.must("channel", f"one of {', '.join(c.value for c in Channel)}", channel) from e
+    key = path_order_key(channel, order_id)
     order = svc.order_log.get(key)
     if order is None:
         raise NotFoundError(f"`order_key` must be an order in the order log; got {str(key)!r}", field="order_key")

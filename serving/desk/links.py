@@ -5,8 +5,9 @@ sees it at once when the case's order is drawn with every order that shares one 
 identities, accounts and shared identities as nodes, each order an edge coloured by its
 verdict (:func:`graph`, rendered as SVG by the case page: no script, no CDN).
 
-The identities are stored only as keyed hashes (``orderguard.ingest.protect``), so they
-can be compared but not read; the page names them by kind (设备, WiFi …), never by value.
+The identities are the keys the features group by (``features.facts.identity_keys``),
+stored only as keyed hashes (``orderguard.ingest.protect``), so they can be compared but
+not read; the page names them by kind (设备, WiFi …), never by value.
 The index is kept in memory per process, built from the orders created within the
 desk's reach and topped up with newer orders (re-reading a short overlap, so an order
 that arrives a little late is not missed) — a case page then costs dictionary lookups,
@@ -22,8 +23,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from features.facts import identity_keys
 from orderguard.ingest.orderlog import OrderLog
-from orderguard.schema import Label, Order, OrderKey, Verdict
+from orderguard.schema import Label, Order, OrderKey
 
 #: Identity kinds, as the page names them.
 KINDS: Mapping[str, str] = {"device": "设备", "wifi": "WiFi", "ip": "IP", "address": "收货地址", "phone": "手机号",
@@ -34,16 +36,6 @@ REACH = timedelta(days=30)
 OVERLAP = timedelta(hours=1)
 #: Most linked orders drawn (the strongest rings are already obvious well below this).
 MOST = 60
-
-
-def identities(order: Order) -> dict[str, str]:
-    """The order's identities that link orders, by kind (hash values; absent ones left out)."""
-    d = order.details
-    found: dict[str, str | None] = {
-        "device": d.client.device_id if d.client else None, "wifi": d.client.wifi_hash if d.client else None,
-        "ip": d.client.ip if d.client else None, "address": d.address.key if d.address else None,
-        "phone": d.buyer.phone.hash if d.buyer.phone else None, "id_card": d.buyer.id_card_hash}
-    return {kind: value for kind, value in found.items() if value}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +59,7 @@ class LinkIndex:
 
     def _add(self, orders: Iterable[Order]) -> None:
         for order in orders:
-            found = identities(order)
+            found = identity_keys(order)
             self._orders[order.key] = (order.details.buyer.account_id, order.details.created_at, found)
             for kind, value in found.items():
                 self._by_identity[(kind, value)].add(order.key)
@@ -87,7 +79,7 @@ class LinkIndex:
         created = order.details.created_at
         shared: dict[OrderKey, list[str]] = defaultdict(list)
         with self._lock:
-            for kind, value in identities(order).items():
+            for kind, value in identity_keys(order).items():
                 for other in self._by_identity.get((kind, value), ()):
                     if other != order.key:
                         shared[other].append(kind)
@@ -124,7 +116,7 @@ class Edge:
 def graph(case: Order, linked: list[Linked], labels: Mapping[OrderKey, Label], *, size: float = 420,
           ) -> tuple[list[Node], list[Edge]]:
     """A radial drawing: the case's shared identities on an inner ring, accounts on an outer one."""
-    kinds = [k for k in identities(case) if any(k in n.shared for n in linked)]
+    kinds = [k for k in identity_keys(case) if any(k in n.shared for n in linked)]
     centre, inner, outer = size / 2, size * 0.17, size * 0.40
     identity_nodes = {}
     for i, kind in enumerate(kinds):
@@ -158,4 +150,3 @@ def verdict_counts(linked: list[Linked], labels: Mapping[OrderKey, Label]) -> di
     return counts
 
 
-__all__ = ["KINDS", "Edge", "LinkIndex", "Linked", "Node", "Verdict", "graph", "identities", "verdict_counts"]

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -31,7 +31,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
 from orderguard.ingest.orderlog import DESK_CLAIMS, LABELS, SCORE_RECORDS, VERIFICATIONS
-from orderguard.schema import Channel, OrderKey, Verdict
+from orderguard.schema import OrderKey, Verdict
 from scoring.policy import Decision
 
 #: The decisions a reviewer works (a verify order only when its check failed or never answered).
@@ -62,8 +62,11 @@ class Filters:
 
     def without(self, name: str) -> Filters:
         """These filters with ``name`` cleared (for the counts beside that filter's choices)."""
-        return Filters(**{**{f: getattr(self, f) for f in ("channel", "decision", "rule", "pattern", "day")},
-                          name: ""})
+        return replace(self, **{name: ""})
+
+
+#: The queue's filters, by name (query parameters of the desk's pages).
+FILTER_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Filters))
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +280,3 @@ def release(engine: Engine, key: OrderKey, reviewer: str) -> None:
     with engine.begin() as conn:
         conn.execute(DESK_CLAIMS.delete().where(c.order_key == str(key), c.reviewer == reviewer))
 
-
-def channels() -> Sequence[str]:
-    """Every channel, for the filter's choices."""
-    return [c.value for c in Channel]

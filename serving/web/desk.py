@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -28,15 +29,14 @@ from fastapi.responses import RedirectResponse, Response
 from features.describe import FeatureDescriber
 from orderguard.access import Role
 from orderguard.clock import shop_day
-from orderguard.errors import InvalidInputError, NotFoundError, UnknownChannelError
+from orderguard.errors import InvalidInputError, NotFoundError
 from orderguard.outbox import Outbox
-from orderguard.schema import Channel, Label, OrderKey, Verdict
+from orderguard.schema import Label, Verdict
 from scoring.policy import Decision
-from scoring.rules import rules_from
 from serving.api.deps import services
-from serving.api.orders import order_out
+from serving.api.orders import order_out, path_order_key
 from serving.desk.links import KINDS, REACH, graph, verdict_counts
-from serving.desk.queue import Filters, Queue, QueueItem, claim, holder, load_queue, release
+from serving.desk.queue import FILTER_NAMES, Filters, Queue, QueueItem, claim, holder, load_queue, release
 from serving.notify.messages import OrderAction, queue_order_action
 from serving.services import Services, label_and_apply
 from serving.web.pages import PAGE_HEADERS, PageCaller, PageForbidden, form_user, page_user, render
@@ -59,12 +59,11 @@ DECISION_ZH = {Decision.APPROVE.value: "通过", Decision.VERIFY.value: "核验"
 
 def _filters(request: Request) -> Filters:
     q = request.query_params
-    return Filters(**{name: str(q.get(name, ""))[:64] for name in ("channel", "decision", "rule", "pattern", "day")})
+    return Filters(**{name: str(q.get(name, ""))[:64] for name in FILTER_NAMES})
 
 
 def _query(filters: Filters, **extra: str) -> str:
-    values = {k: getattr(filters, k) for k in ("channel", "decision", "rule", "pattern", "day")}
-    return urlencode({k: v for k, v in {**values, **extra}.items() if v})
+    return urlencode({k: v for k, v in {**asdict(filters), **extra}.items() if v})
 
 
 def _url(path: str, query: str) -> str:
@@ -72,9 +71,8 @@ def _url(path: str, query: str) -> str:
 
 
 def _patterns(svc: Services) -> Mapping[str, str]:
-    """Rule code → the abuse pattern the rule pack files it under."""
-    pack = rules_from(svc.settings, svc.engine.online.specs)
-    return {rule.code: rule.pattern for rule in pack.rules if rule.pattern}
+    """Rule code → the abuse pattern the served rule pack files it under."""
+    return {rule.code: rule.pattern for rule in svc.engine.scorer.rules.rules if rule.pattern}
 
 
 def _queue(svc: Services, filters: Filters) -> Queue:
@@ -139,13 +137,6 @@ async def next_case(request: Request, svc: Svc, caller: Reviewer, after: str = "
                             headers=PAGE_HEADERS)
 
 
-def _order_key(channel: str, order_id: str) -> OrderKey:
-    try:
-        return OrderKey(Channel(channel), order_id)
-    except ValueError as e:
-        raise UnknownChannelError.must("channel", f"one of {', '.join(c.value for c in Channel)}", channel) from e
-
-
 def _key_features(values: Mapping[str, float], describer: FeatureDescriber, *, limit: int = 10) -> list[str]:
     """The history features that stand out (the largest counts over an entity), in words."""
     chosen = sorted(((v, n) for n, v in values.items()
@@ -157,7 +148,7 @@ def _key_features(values: Mapping[str, float], describer: FeatureDescriber, *, l
 @router.get("/desk/case/{channel}/{order_id}")
 async def case(request: Request, channel: str, order_id: str, svc: Svc, caller: Reviewer) -> Response:
     """One case: the order, its score and reasons, the similar labelled cases; claimed for the caller."""
-    key = _order_key(channel, order_id)
+    key = path_order_key(channel, order_id)
     order = svc.order_log.get(key)
     record = svc.scores.latest(key)
     if order is None or record is None:
@@ -167,7 +158,7 @@ async def case(request: Request, channel: str, order_id: str, svc: Svc, caller: 
     claimant = claim(svc.order_log.engine, key, me, now=svc.clock.now(), hold_for=svc.settings.desk.claim_for)
     history = svc.labels.history(key)
     filters = _filters(request)
-    describer = FeatureDescriber(svc.engine.online.specs)
+    describer = svc.engine.describer
     found = await asyncio.to_thread(svc.similar.nearest, record, labels=svc.labels, scorer=svc.engine.scorer,
                                     engine=svc.order_log.engine, k=svc.settings.desk.similar_cases)
     similar = []
@@ -199,7 +190,7 @@ async def verdict(request: Request, channel: str, order_id: str, svc: Svc,
                   caller: Annotated[PageCaller, Depends(form_user(Role.REVIEWER))],
                   verdict: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "") -> Response:
     """Store the verdict as ``POST /v1/labels`` does, drop the claim and open the next case."""
-    key = _order_key(channel, order_id)
+    key = path_order_key(channel, order_id)
     try:
         chosen = Verdict(verdict)
     except ValueError as e:
