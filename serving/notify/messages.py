@@ -46,6 +46,8 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from orderguard.errors import InvalidInputError
+from orderguard.ingest.channels.signing import WebhookRejected
+from orderguard.ingest.channels.site import SIGNING as ORDERGUARD_SIGNING
 from orderguard.outbox import Outbox, Outgoing
 from orderguard.schema import OrderKey
 from orderguard.settings import AlertReceiver, AlertSettings
@@ -274,23 +276,25 @@ class OrderAction(StrEnum):
 def callback_signature(secret: str, timestamp: int, body: bytes) -> str:
     """The ``X-Orderguard-Signature`` value: ``sha256=`` + hex HMAC-SHA256(secret, f"{timestamp}." + body).
 
+    orderguard signs its calls exactly as it asks a shop's own site to sign pushes to it:
+    one scheme, ``orderguard.ingest.channels.site.SIGNING``.
+
     >>> callback_signature("s", 1, b"{}")[:7]
     'sha256='
     """
-    digest = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
+    signed = ORDERGUARD_SIGNING.sign(secret=secret, body=body, timestamp=datetime.fromtimestamp(timestamp, UTC))
+    return signed.headers[ORDERGUARD_SIGNING.signature.name]
 
 
 def verify_callback(secret: str, *, body: bytes, timestamp: str, signature: str, now: datetime,
                     tolerance: timedelta = timedelta(minutes=5)) -> bool:
     """The order system's check of a call: the signature matches and the timestamp is within ``tolerance``."""
+    headers = {ORDERGUARD_SIGNING.signature.name: signature, ORDERGUARD_SIGNING.timestamp.name: timestamp}
     try:
-        sent = int(timestamp)
-    except ValueError:
+        ORDERGUARD_SIGNING.verify(secret=secret, headers=headers, params={}, body=body, now=now, tolerance=tolerance)
+    except WebhookRejected:
         return False
-    if abs((now - _EPOCH) // timedelta(seconds=1) - sent) > tolerance // timedelta(seconds=1):
-        return False
-    return hmac.compare_digest(callback_signature(secret, sent, body), signature)
+    return True
 
 
 def callback_body(payload: Mapping[str, Any]) -> bytes:
@@ -302,10 +306,8 @@ def callback_request(url: str, secret: str, payload: Mapping[str, Any], now: dat
                      ) -> tuple[str, dict[str, str], bytes]:
     """URL, headers and body of one call to the order system."""
     body = callback_body(payload)
-    timestamp = (now - _EPOCH) // timedelta(seconds=1)
-    headers = {"Content-Type": "application/json; charset=utf-8", "X-Orderguard-Timestamp": str(timestamp),
-               "X-Orderguard-Signature": callback_signature(secret, timestamp, body)}
-    return url, headers, body
+    signed = ORDERGUARD_SIGNING.sign(secret=secret, body=body, timestamp=now)
+    return url, {"Content-Type": "application/json; charset=utf-8", **signed.headers}, body
 
 
 def action_message(key: OrderKey, action: OrderAction | str, *, reviewer: str, note: str,
