@@ -367,10 +367,17 @@ def label_and_apply(svc: Services, labels: Sequence[tuple[int, Label]], problems
     return Labelled(result, deferred=not svc.engine.settle())  # a retry also settles what an outage kept
 
 
+def stored_order(svc: Services, key: OrderKey) -> Order:
+    """The order's current state; a 404 naming ``order_key`` when the log does not hold it."""
+    order = svc.order_log.get(key)
+    if order is None:
+        raise NotFoundError(f"`order_key` must be an order in the order log; got {str(key)!r}", field="order_key")
+    return order
+
+
 def label_history(svc: Services, key: OrderKey) -> list[LabelRecord]:
     """Every label of a known order, oldest ``labeled_at`` first (the last one is in force)."""
-    if svc.order_log.get(key) is None:
-        raise NotFoundError(f"`order_key` must be an order in the order log; got {str(key)!r}", field="order_key")
+    stored_order(svc, key)
     return svc.labels.history(key)
 
 

@@ -25,7 +25,7 @@ from orderguard.labels import LabelProblem, LabelRecord
 from orderguard.schema import Channel, Label, OrderKey
 from serving.api.auth import AUTH_RESPONSES, REVIEW_READERS, REVIEWER
 from serving.api.deps import services
-from serving.api.orders import path_order_key
+from serving.api.orders import body_order_key, path_order_key
 from serving.api.schemas import (
     DEFERRED_NOTE,
     ErrorBody,
@@ -68,10 +68,7 @@ def _order_key(item: LabelIn) -> OrderKey:
             raise UnknownChannelError.must("order.channel", f"one of {', '.join(c.value for c in Channel)}",
                                            item.order.channel) from e
     assert item.order_key is not None
-    try:
-        return OrderKey.parse(item.order_key)
-    except ValueError as e:
-        raise InvalidInputError.must("order_key", "'<channel>:<order id>' with a known channel", item.order_key) from e
+    return body_order_key(item.order_key)
 
 
 def _parse(raw: dict[str, Any], *, now: datetime, max_batch: int, reviewer: str,

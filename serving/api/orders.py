@@ -12,13 +12,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from orderguard.access import Principal, Role
-from orderguard.errors import NotFoundError, UnknownChannelError
+from orderguard.errors import InvalidInputError, UnknownChannelError
 from orderguard.privacy import address_view, buyer_view, disclosure_for
 from orderguard.schema import Channel, Order, OrderKey
 from serving.api.auth import AUTH_RESPONSES, ORDER_READERS
 from serving.api.deps import services
 from serving.api.schemas import AddressOut, BuyerOut, ErrorBody, LineOut, OrderOut, StatusChangeOut
-from serving.services import Services
+from serving.services import Services, stored_order
 
 router = APIRouter(tags=["orders"], responses=AUTH_RESPONSES)
 
@@ -29,6 +29,14 @@ def path_order_key(channel: str, order_id: str) -> OrderKey:
         return OrderKey(Channel(channel), order_id)
     except ValueError as e:
         raise UnknownChannelError.must("channel", f"one of {', '.join(c.value for c in Channel)}", channel) from e
+
+
+def body_order_key(text: str) -> OrderKey:
+    """The order named by a request body's ``order_key`` (``'<channel>:<order id>'``), or a 422 naming it."""
+    try:
+        return OrderKey.parse(text)
+    except ValueError as e:
+        raise InvalidInputError.must("order_key", "'<channel>:<order id>' with a known channel", text) from e
 
 
 def order_out(order: Order, roles: frozenset[Role]) -> OrderOut:
@@ -60,7 +68,5 @@ async def get_order(channel: str, order_id: str, svc: Annotated[Services, Depend
     admins see the street's first characters, other roles the district only.
     """
     key = path_order_key(channel, order_id)
-    order = svc.order_log.get(key)
-    if order is None:
-        raise NotFoundError(f"`order_key` must be an order in the order log; got {str(key)!r}", field="order_key")
+    order = stored_order(svc, key)
     return order_out(order, caller.roles)

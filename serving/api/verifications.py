@@ -10,13 +10,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from orderguard.errors import InvalidInputError, NotFoundError
-from orderguard.schema import OrderKey
+from orderguard.errors import InvalidInputError
 from orderguard.verifications import Outcome, Verification, VerificationLog
 from serving.api.auth import AUTH_RESPONSES, ORDER_SYSTEM
 from serving.api.deps import services
+from serving.api.orders import body_order_key
 from serving.api.schemas import ErrorBody, VerificationIn, VerificationOut
-from serving.services import Services
+from serving.services import Services, stored_order
 
 router = APIRouter(tags=["verifications"], responses=AUTH_RESPONSES, dependencies=[ORDER_SYSTEM])
 
@@ -27,13 +27,8 @@ router = APIRouter(tags=["verifications"], responses=AUTH_RESPONSES, dependencie
                         422: {"model": ErrorBody, "description": "a bad field (order key, outcome, time)"}})
 async def report_verification(body: VerificationIn, svc: Annotated[Services, Depends(services)]) -> VerificationOut:
     """Store the outcome; the review queue reads it at its next look."""
-    try:
-        key = OrderKey.parse(body.order_key)
-    except ValueError as e:
-        raise InvalidInputError.must("order_key", "'<channel>:<order id>' with a known channel", body.order_key) from e
-    order = svc.order_log.get(key)
-    if order is None:
-        raise NotFoundError(f"`order_key` must be an order in the order log; got {str(key)!r}", field="order_key")
+    key = body_order_key(body.order_key)
+    order = stored_order(svc, key)
     now = svc.clock.now()
     at = body.verified_at or now
     if at > now or at < order.details.created_at:
