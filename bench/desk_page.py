@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 t1 = time.perf_counter_ns()
                 assert answer.status_code == 200, answer.text[:300]
                 t2 = time.perf_counter_ns()
-                svc.similar.nearest(record, labels=svc.labels, scorer=svc.engine.scorer, engine=svc.order_log.engine,
+                svc.similar.nearest(record, labels=svc.labels, scorer=svc.engine.scorer, scores=svc.scores,
                                     k=settings.desk.similar_cases)
                 t3 = time.perf_counter_ns()
                 home = client.get("/")

@@ -170,6 +170,19 @@ class ScoreLog:
             row = conn.execute(query).first()
         return record_from_row(row) if row is not None else None
 
+    def latest_many(self, keys: Sequence[OrderKey], *, chunk: int = 500) -> dict[OrderKey, ScoreRecord]:
+        """The newest record of each of ``keys`` (orders never scored are absent), ``chunk`` keys per query."""
+        found: dict[OrderKey, ScoreRecord] = {}
+        c = SCORE_RECORDS.c
+        with self._engine.connect() as conn:
+            for start in range(0, len(keys), chunk):
+                names = [str(k) for k in keys[start:start + chunk]]
+                for row in conn.execute(sa.select(SCORE_RECORDS).where(c.order_key.in_(names))
+                                        .order_by(c.order_key, c.event_version)):
+                    record = record_from_row(row)
+                    found[record.order_key] = record
+        return found
+
     def iter_records(self, *, decisions: tuple[Decision, ...] = (), limit: int | None = None) -> Iterator[ScoreRecord]:
         """Records by event time (newest first), optionally only some decisions."""
         query = sa.select(SCORE_RECORDS).order_by(SCORE_RECORDS.c.event_time.desc(), SCORE_RECORDS.c.id.desc())

@@ -16,23 +16,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-import sqlalchemy as sa
-
-from orderguard.ingest.orderlog import SCORE_RECORDS
 from orderguard.labels import LabelLog
 from orderguard.schema import Label, OrderKey, Verdict
 from scoring.model import LightGBMModel
-from scoring.records import ScoreRecord, record_from_row
+from scoring.records import ScoreLog, ScoreRecord
 from scoring.scorer import Scorer
 from scoring.similar import Case, CaseIndex, contribution_embedding, standardised_embedding
 
 #: Seconds an index may lag behind new labels.
 REFRESH = 60.0
-#: Order keys per query when reading the cases' records.
-CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,19 +39,6 @@ class Similar:
     shared: tuple[str, ...] = ()  # the features that make both risky, strongest first
 
 
-def _records(engine: sa.Engine, keys: Sequence[OrderKey]) -> dict[str, ScoreRecord]:
-    """The newest score record of each of ``keys`` (orders never scored are absent)."""
-    found: dict[str, ScoreRecord] = {}
-    c = SCORE_RECORDS.c
-    with engine.connect() as conn:
-        for start in range(0, len(keys), CHUNK):
-            chunk = [str(k) for k in keys[start:start + CHUNK]]
-            for row in conn.execute(sa.select(SCORE_RECORDS).where(c.order_key.in_(chunk))
-                                    .order_by(c.order_key, c.event_version)):
-                found[row.order_key] = record_from_row(row)
-    return found
-
-
 class SimilarCases:
     """The process's index of labelled cases (see the module docstring)."""
 
@@ -68,7 +49,7 @@ class SimilarCases:
         self._stamp: tuple[int, str | None] = (-1, None)
         self._built = 0.0
 
-    def _fresh(self, labels: LabelLog, scorer: Scorer, engine: sa.Engine) -> CaseIndex:
+    def _fresh(self, labels: LabelLog, scorer: Scorer, scores: ScoreLog) -> CaseIndex:
         model = scorer.model
         version = model.version if model is not None else None
         count = labels.count()
@@ -77,11 +58,11 @@ class SimilarCases:
                 self._stamp[0] != count and time.monotonic() - self._built > REFRESH)
             if stale:
                 current = labels.current()
-                records = _records(engine, list(current))
-                cases = [Case(order_key=key, features=records[str(key)].features, verdict=label.verdict,
+                records = scores.latest_many(list(current))
+                cases = [Case(order_key=key, features=records[key].features, verdict=label.verdict,
                               reviewer_id=label.reviewer_id, labeled_at=label.labeled_at,
-                              score=records[str(key)].score, decision=records[str(key)].decision.value)
-                         for key, label in current.items() if str(key) in records]
+                              score=records[key].score, decision=records[key].decision.value)
+                         for key, label in current.items() if key in records]
                 embedding = (contribution_embedding(model) if isinstance(model, LightGBMModel)
                              else standardised_embedding(scorer.online.names, cases))
                 self._index = CaseIndex.build(cases, embedding)
@@ -98,10 +79,10 @@ class SimilarCases:
             self._index, self._labels = index, labels
             self._stamp, self._built = (label_count, model_version), time.monotonic()
 
-    def nearest(self, record: ScoreRecord, *, labels: LabelLog, scorer: Scorer, engine: sa.Engine,
+    def nearest(self, record: ScoreRecord, *, labels: LabelLog, scorer: Scorer, scores: ScoreLog,
                 k: int = 5) -> list[Similar]:
         """The ``k`` labelled cases most like ``record``'s order (never the order itself)."""
-        index = self._fresh(labels, scorer, engine)
+        index = self._fresh(labels, scorer, scores)
         found = index.nearest(record.features, k=k, exclude=record.order_key)
         # a case at a non-positive cosine is risky for other reasons, or not at all: no neighbour worth showing
         return [Similar(n.case, n.similarity, self._labels[n.case.order_key], n.shared) for n in found

@@ -160,7 +160,7 @@ async def case(request: Request, channel: str, order_id: str, svc: Svc, caller: 
     filters = _filters(request)
     describer = svc.engine.describer
     found = await asyncio.to_thread(svc.similar.nearest, record, labels=svc.labels, scorer=svc.engine.scorer,
-                                    engine=svc.order_log.engine, k=svc.settings.desk.similar_cases)
+                                    scores=svc.scores, k=svc.settings.desk.similar_cases)
     similar = []
     for n in found:
         past = svc.order_log.get(n.case.order_key)
