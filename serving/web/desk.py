@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -90,12 +90,12 @@ def _waited(delta: timedelta) -> str:
     return f"{minutes // 1440} 天"
 
 
-def _row(item: QueueItem, svc: Services, me: str) -> dict[str, Any]:
-    record = item.record
+def _row(item: QueueItem, now: datetime, me: str) -> dict[str, Any]:
+    record, waited = item.record, item.waiting(now)
     return {"key": str(item.key), "channel": item.key.channel.value, "order_id": item.key.channel_order_id,
             "score": record.score, "decision": record.decision.value,
-            "decision_zh": DECISION_ZH[record.decision.value], "waited": _waited(item.waiting(svc.clock.now())),
-            "waited_s": int(item.waiting(svc.clock.now()).total_seconds()),
+            "decision_zh": DECISION_ZH[record.decision.value], "waited": _waited(waited),
+            "waited_s": int(waited.total_seconds()),
             "reasons": list(record.reasons_zh), "claimed_by": item.claimed_by,
             "mine": item.claimed_by == me, "investigating": item.investigating, "day": item.day,
             "verification": VERIFICATION_ZH.get(item.verification or "")}
@@ -106,7 +106,8 @@ async def desk(request: Request, svc: Svc, caller: Reviewer) -> Response:
     """The queue."""
     filters = _filters(request)
     queue = _queue(svc, filters)
-    rows = [_row(i, svc, caller.user.reviewer_id) for i in queue.items[:PAGE_ROWS]]
+    now = svc.clock.now()
+    rows = [_row(i, now, caller.user.reviewer_id) for i in queue.items[:PAGE_ROWS]]
     choices = {name: sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) for name, counts in queue.counts.items()}
     return render(request, "desk.html", {
         "user": caller.user, "csrf_token": caller.session.csrf, "rows": rows, "shown": len(queue.items),
