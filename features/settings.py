@@ -33,6 +33,7 @@ from orderguard.settings import (
     PiiSettings,
     PolicySettings,
     ScoringSettings,
+    SegmentSettings,
     SessionSettings,
     TrainingSettings,
     WebhookSettings,
@@ -89,6 +90,7 @@ class Settings(BaseSettings):
     policy: PolicySettings = PolicySettings()
     scoring: ScoringSettings = ScoringSettings()
     training: TrainingSettings = TrainingSettings()
+    segments: SegmentSettings = SegmentSettings()
 
     @property
     def database_url(self) -> str:

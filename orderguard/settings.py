@@ -203,6 +203,21 @@ class DeskSettings(BaseModel):
     _durations = field_validator("window", "claim_for", "verify_timeout", mode="before")(duration_value)
 
 
+class SegmentSettings(BaseModel):
+    """The trusted-customer pool (``segments``): which criteria, and how the API serves it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    criteria: str = Field(default="standard", min_length=1,
+                          description="a shipped preset (standard, loose, strict) or a criteria YAML file")
+    page_max: int = Field(default=1000, ge=1, le=10_000, description="most customers in one page of the API")
+    cache_for: timedelta = Field(default=timedelta(minutes=10), ge=timedelta(0), le=timedelta(days=1),
+                                 description="how long the service keeps a computed pool for the pages that follow")
+    cache_entries: int = Field(default=2, ge=1, le=16, description="pools (as-of, criteria) kept at once")
+
+    _durations = field_validator("cache_for", mode="before")(duration_value)
+
+
 RobotKind = Literal["dingtalk", "wecom", "feishu"]
 """The team chat robots alerts can go to (``serving.notify.messages`` renders and signs each one's request)."""
 

@@ -30,7 +30,8 @@ from orderguard.outbox import Outbox
 from scoring.model import model_factory
 from scoring.records import ScoreLog
 from scoring.registry import Registry
-from serving.api import admin, health, ingest, labels, orders, score, verifications
+from segments.cache import PoolCache
+from serving.api import admin, health, ingest, labels, orders, score, segments, verifications
 from serving.api.docs import install_docs
 from serving.api.errors import BodyLimit, install_error_handlers
 from serving.api.openapi import install_openapi
@@ -91,6 +92,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                 hasher=PiiHasher(settings.pii.hash_key.get_secret_value().encode()), order_log=log,
                 scores=ScoreLog(log.engine), engine=engine, labels=label_log,
                 champion=champion, worker=worker, store_state=StoreState(cold=cold),
+                pools=PoolCache(size=settings.segments.cache_entries, ttl=settings.segments.cache_for),
                 access=AccessState(Directory(log.engine).key_ring(),
                                    SessionCodec(settings.session.secret.get_secret_value(),
                                                 max_age=settings.session.max_age),
@@ -108,6 +110,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                     with contextlib.suppress(asyncio.CancelledError):
                         await watcher
         finally:
+            if hasattr(app.state, "services"):
+                app.state.services.pools.clear()
             gc.unfreeze()
             worker.close()
             engine.close()
@@ -124,6 +128,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.include_router(orders.router)
     app.include_router(verifications.router)
     app.include_router(admin.router)
+    app.include_router(segments.router)
     install_openapi(app)
     install_docs(app, settings.api.docs_assets)
     install_pages(app)

@@ -29,6 +29,7 @@ from orderguard.labels import AddResult, LabelLog, LabelProblem, LabelRecord
 from orderguard.outbox import Outbox
 from orderguard.schema import Label, Order, OrderKey
 from scoring.records import ScoreLog, ScoreRecord
+from segments.cache import PoolCache
 from serving.champion import ChampionSlot
 from serving.desk.links import LinkIndex
 from serving.desk.queue import FlaggedLog
@@ -61,6 +62,7 @@ class Services:
     similar: SimilarCases = field(default_factory=SimilarCases)  # the desk's labelled cases, indexed
     links: LinkIndex = field(default_factory=LinkIndex)  # the desk's orders by shared identity
     flagged: FlaggedLog = field(default_factory=FlaggedLog)  # the desk's flagged records and labels, mirrored
+    pools: PoolCache = field(default_factory=lambda: PoolCache(size=2, ttl=timedelta(minutes=10)))  # trust pools
 
 
 @dataclass(slots=True)
