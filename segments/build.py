@@ -8,7 +8,7 @@ The deny lists come from the configured rule pack, the same lists scoring uses.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -101,8 +101,3 @@ class TrustPool:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-
-def batches(relation: duckdb.DuckDBPyRelation, size: int = 50_000) -> Iterator[Any]:
-    """The relation as Arrow record batches (what the writers stream)."""
-    reader = relation.fetch_record_batch(size)
-    yield from reader

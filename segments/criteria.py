@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from orderguard.errors import ConfigError
 from orderguard.schema import RefundReason
@@ -134,15 +134,15 @@ class _Criteria(BaseModel):
     links: _Links
     tiers: list[_Tier] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _tiers_descend(self) -> _Criteria:
-        names = [t.name for t in self.tiers]
+    @field_validator("tiers")
+    @classmethod
+    def _tiers_end_open(cls, tiers: list[_Tier]) -> list[_Tier]:
+        names = [t.name for t in tiers]
         if len(set(names)) != len(names):
             raise ValueError("tier names must be unique")
-        last = self.tiers[-1]
-        if last.tenure_days or last.completed_orders:
+        if tiers[-1].tenure_days or tiers[-1].completed_orders:
             raise ValueError("the last tier must take everyone left (tenure_days 0, completed_orders 0)")
-        return self
+        return tiers
 
 
 @dataclass(frozen=True, slots=True)

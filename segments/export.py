@@ -91,7 +91,7 @@ def _write_xlsx(relation: duckdb.DuckDBPyRelation, path: Path, *, as_of: datetim
     sheet = book.create_sheet("trusted customers")
     sheet.append(relation.columns)
     done = 0
-    reader = relation.fetch_record_batch(20_000)
+    reader = relation.to_arrow_reader(20_000)
     for batch in reader:
         for row in zip(*(column.to_pylist() for column in batch.columns), strict=True):
             sheet.append(row)
