@@ -72,6 +72,10 @@ sed 's/^/     /' "$keys"
 order_key=$(awk '$1 == "order_system" {print $2}' "$keys")
 echo "   e.g. curl -H \"Authorization: Bearer $order_key\" -H 'content-type: application/json' \\"
 echo "          -d @tests/contracts/samples/site_order.json http://127.0.0.1:${ORDERGUARD_API__PORT:-8000}/v1/orders/site"
+marketing_key=$(awk '$1 == "marketing" {print $2}' "$keys")
+echo "   marketing's trusted customers: curl -H \"Authorization: Bearer $marketing_key\" \\"
+echo "          'http://127.0.0.1:${ORDERGUARD_API__PORT:-8000}/v1/segments/trusted?limit=20'"
+echo "   or a file: orderguard trust-pool --out $dir/trusted.xlsx (or .csv / .parquet)"
 echo "== the demo's users ($users), one per role; sign in at http://127.0.0.1:${ORDERGUARD_API__PORT:-8000}/signin"
 echo "   (the reviewer works the review desk at /desk: keys 1 2 3 give a verdict, j and k move):"
 sed 's/^/     /' "$users"
