@@ -47,6 +47,14 @@ def resolve_as_of(text: str | None, *, now: datetime, field: str = "as_of") -> d
     return moment
 
 
+def as_of_label(moment: datetime) -> str:
+    """How people name an as-of: the shop day whose close it is (``2026-11-30``), else the shop time."""
+    local = moment.astimezone(SHOP_TZ)
+    if local.time() == time(0):
+        return (local.date() - timedelta(days=1)).isoformat()
+    return local.strftime("%Y-%m-%dT%H:%M")
+
+
 def deny_keys(settings: Settings) -> list[tuple[str, str]]:
     """The configured rule pack's deny lists as ``(entity, stored key)`` pairs."""
     pack = load_rules_file(settings.scoring.rules_path or default_rules_path())
@@ -88,6 +96,10 @@ class TrustPool:
     def relation(self, *, phones: bool = False) -> duckdb.DuckDBPyRelation:
         """The whole pool as a relation (the export writes it without a Python row in between)."""
         return self.con.sql(pool.pool_sql(phones=phones))
+
+    def tiers(self) -> list[tuple[str, int]]:
+        """Pool members per tier, best first."""
+        return pool.tier_counts(self.con, self.criteria)
 
     def explain(self, account: str) -> pool.Explanation:
         return pool.explain(self.con, self.criteria, account)

@@ -41,6 +41,12 @@ class Format(StrEnum):
     PARQUET = "parquet"
 
 
+#: The media type each format is served as.
+MEDIA_TYPES = {Format.CSV: "text/csv; charset=utf-8",
+               Format.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+               Format.PARQUET: "application/vnd.apache.parquet"}
+
+
 def parse_format(text: str, *, field: str = "format") -> Format:
     try:
         return Format(text.strip().lower())

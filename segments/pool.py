@@ -240,6 +240,12 @@ def _cursor_literal(value: str) -> str:
     return value
 
 
+def tier_counts(con: duckdb.DuckDBPyConnection, criteria: Criteria) -> list[tuple[str, int]]:
+    """Pool members per tier, best tier first (a tier nobody reached shows 0)."""
+    found = dict(con.execute("SELECT tier, count(*) FROM customer_metrics WHERE in_pool GROUP BY tier").fetchall())
+    return [(tier.name, int(found.get(tier.name, 0))) for tier in criteria.tiers]
+
+
 @dataclass(frozen=True, slots=True)
 class Failure:
     """One check a customer fails: its name, the customer's value, the bar and the reason in both languages."""

@@ -13,16 +13,22 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
 
 from orderguard.access import Principal, Role
 from orderguard.errors import InvalidInputError, NotFoundError
-from segments.build import TrustPool, resolve_as_of
+from segments.build import TrustPool, as_of_label, resolve_as_of
 from segments.criteria import PRESETS, Criteria, load_criteria
+from segments.export import MEDIA_TYPES, Format, write
 from serving.api.auth import AUTH_RESPONSES, ForbiddenError, require
 from serving.api.deps import services
 from serving.api.schemas import ErrorBody
@@ -171,6 +177,41 @@ def trusted(
         return TrustedPage(as_of=pool.as_of, criteria=chosen.name, criteria_digest=chosen.digest,
                            customers=pool.stats.customers, pool_size=pool.stats.pool, items=items,
                            next_cursor=_encode_cursor(moment, chosen.name, items[-1].customer_id) if more else None)
+
+
+@router.get("/v1/segments/trusted/export", summary="The whole pool as a file: CSV, XLSX or Parquet",
+            response_class=FileResponse,
+            responses={200: {"content": {"text/csv": {}, MEDIA_TYPES[Format.XLSX]: {}, MEDIA_TYPES[Format.PARQUET]: {}},
+                             "description": "the file, one row per customer, ordered by customer id"},
+                       422: {"model": ErrorBody, "description": "a bad format, as_of or criteria"}})
+def export(
+    svc: Annotated[Services, Depends(services)],
+    caller: Annotated[Principal, MARKETING],
+    format: Annotated[Literal["csv", "xlsx", "parquet"], Query(description="the file's format")] = "csv",
+    as_of: Annotated[str | None, Query(description=_AS_OF, max_length=40)] = None,
+    criteria: Annotated[str | None, Query(description="a preset: standard, loose or strict", max_length=64)] = None,
+    phones: Annotated[Literal["hashed", "masked"], Query(
+        description="hashed (default) or masked: the channels' masked numbers, admin only")] = "hashed",
+) -> FileResponse:
+    """The file ``orderguard trust-pool --out`` writes: the same bytes for the same as-of and criteria."""
+    if phones == "masked" and Role.ADMIN not in caller.roles:
+        raise ForbiddenError("`phones=masked` is for admins; marketing receives phone hashes", field="phones")
+    now = svc.clock.now()
+    moment = resolve_as_of(as_of, now=now)
+    chosen = _criteria(criteria, svc)
+    fmt = Format(format)
+    handle, name = tempfile.mkstemp(prefix="trusted-", suffix=f".{fmt.value}")
+    os.close(handle)
+    path = Path(name)
+    try:
+        with svc.pools.use(_pool_key(moment, chosen), now, lambda: _builder(svc, chosen, moment)) as pool:
+            write(pool.relation(phones=phones == "masked"), path, fmt, as_of=moment)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    filename = f"trusted-customers-{as_of_label(moment)}-{chosen.name}.{fmt.value}"
+    return FileResponse(path, media_type=MEDIA_TYPES[fmt], filename=filename,
+                        background=BackgroundTask(path.unlink, missing_ok=True))
 
 
 @router.get("/v1/segments/trusted/explain", response_model=ExplainOut, summary="Why an account is (not) in the pool",

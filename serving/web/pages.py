@@ -59,6 +59,8 @@ class Place:
 PLACES: tuple[Place, ...] = (
     Place("/desk", "审核队列 Review desk", "flagged orders, each beside its most similar past cases",
           frozenset({Role.REVIEWER})),
+    Place("/segments", "优质客户池 Trusted customers", "customers marketing may reward, with downloads and why-not",
+          frozenset({Role.MARKETING})),
     Place("/docs", "API reference", "every route, what it takes and who may call it", frozenset(Role)),
 )
 
@@ -234,11 +236,12 @@ async def home(request: Request, caller: Annotated[PageCaller, Depends(page_user
 
 def install_pages(app: FastAPI) -> None:
     """Add the pages, their static files and the handlers that answer a page's refusals with pages."""
-    from serving.web import desk  # the desk's routes use this module's guards: imported once they exist
+    from serving.web import desk, segments  # their routes use this module's guards: imported once they exist
 
     app.mount(STATIC_URL, StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(router)
     app.include_router(desk.router)
+    app.include_router(segments.router)
 
     async def to_signin(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SignInRequired)

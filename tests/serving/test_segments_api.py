@@ -123,3 +123,27 @@ def test_explain_says_which_bars_fail_and_hides_the_other_account_from_marketing
     missing = client.get("/v1/segments/trusted/explain", params={**params, "account": "site:nobody"},
                          headers=headers[Role.MARKETING])
     assert missing.status_code == 404 and missing.json()["field"] == "account"
+
+
+def test_the_export_route_serves_each_format_as_a_named_file(
+        served: tuple[TestClient, dict[Role, dict[str, str]]]) -> None:
+    client, headers = served
+    bodies = {}
+    for fmt in ("csv", "xlsx", "parquet"):
+        response = client.get("/v1/segments/trusted/export", params={"format": fmt, "as_of": AS_OF_DAY},
+                              headers=headers[Role.MARKETING])
+        assert response.status_code == 200, response.text
+        disposition = response.headers["content-disposition"]
+        assert f'filename="trusted-customers-2024-11-30-standard.{fmt}"' in disposition
+        bodies[fmt] = response.content
+    lines = bodies["csv"].decode().splitlines()
+    assert lines[0].startswith("customer_id,tier,accounts") and len(lines) == 4  # header + alice, dave, hal
+    assert bodies["xlsx"][:2] == b"PK" and bodies["parquet"][:4] == b"PAR1"
+    again = client.get("/v1/segments/trusted/export", params={"format": "csv", "as_of": AS_OF_DAY},
+                       headers=headers[Role.ADMIN])
+    assert again.content == bodies["csv"]  # one pool, one file, whoever asks
+    refused = client.get("/v1/segments/trusted/export", params={"format": "csv", "phones": "masked"},
+                         headers=headers[Role.MARKETING])
+    assert refused.status_code == 403
+    bad = client.get("/v1/segments/trusted/export", params={"format": "xls"}, headers=headers[Role.MARKETING])
+    assert bad.status_code == 422
