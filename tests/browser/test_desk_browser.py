@@ -11,37 +11,23 @@ Fails, never skips, when Chromium is missing: ``scripts/test.sh`` installs it.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
+from tests.browser.common import PASSWORD, screenshots, sign_in
 from tests.factories import api_key, free_port, user
 from tests.processes import serve_process
 from tests.serving.test_labels_api import site_order
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("ORDERGUARD_TEST_CHROMIUM", "/usr/bin/chromium")
-PASSWORD = "correct horse battery staple"
 RING = [f"R{i}" for i in range(1, 8)]
 PAST = [f"P{i}" for i in range(1, 7)]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail(f"Chromium is not at {CHROMIUM}: install Debian's (apt-get install -y chromium; scripts/test.sh "
-                    "does) or point ORDERGUARD_TEST_CHROMIUM at it", pytrace=False)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -64,40 +50,27 @@ def service(tmp_path: Path) -> Iterator[str]:
         yield base
 
 
-def _sign_in(page: Page, base: str, name: str, *, next_url: str = "/desk") -> None:
-    page.goto(f"{base}/signin?next={next_url}")
-    page.fill("#username", name)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-
-
 def _another_case(order_id: str) -> Callable[[str], bool]:
     def opened(url: str) -> bool:
         return "/desk/case/site/" in url and not url.split("?")[0].endswith(f"/{order_id}")
     return opened
 
 
-def _screenshots() -> Path:
-    folder = Path(os.environ.get("ORDERGUARD_TEST_SCREENSHOTS", "") or Path.cwd() / "var" / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 def test_a_reviewer_works_cases_with_the_keyboard(browser: Browser, service: str) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    _sign_in(page, service, "rev-a")
+    sign_in(page, service, "rev-a")
     expect(page).to_have_url(f"{service}/desk")
     rows = page.locator("tr[data-href]")
     waiting = rows.count()
     assert waiting >= 3
-    page.screenshot(path=str(_screenshots() / "desk-queue.png"), full_page=True)
+    page.screenshot(path=str(screenshots() / "desk-queue.png"), full_page=True)
     page.keyboard.press("j")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r".*/desk/case/site/R\d$"))
     assert page.locator("article.neighbour").count() >= 3
     expect(page.locator("article.neighbour").first).to_contain_text("确认欺诈")
     expect(page.locator("svg.graph line.edge")).not_to_have_count(0)
-    page.screenshot(path=str(_screenshots() / "desk-case.png"), full_page=True)
+    page.screenshot(path=str(screenshots() / "desk-case.png"), full_page=True)
     decided = []
     for key, verdict in (("1", "confirmed_fraud"), ("2", "false_positive"), ("3", "needs_investigation")):
         order_id = page.url.rsplit("/", 1)[1].split("?")[0]
@@ -113,6 +86,6 @@ def test_a_reviewer_works_cases_with_the_keyboard(browser: Browser, service: str
 
 def test_marketing_is_refused_the_desk(browser: Browser, service: str) -> None:
     page = browser.new_page()
-    _sign_in(page, service, "mona")
+    sign_in(page, service, "mona")
     expect(page.locator("h1")).to_have_text("Not for your roles")
     assert page.request.get(f"{service}/desk").status == 403
