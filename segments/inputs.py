@@ -76,21 +76,25 @@ _DETAIL_PATHS = (
     ("address", "$.details.address.key"),
 )
 
-_FOLD = f"""
+#: Each batch of stored events keeps only the fields the pool reads: the JSON is parsed once, on the way in,
+#: and the payload text is never held whole (a long history would not fit in memory).
+_PARSE = f"""
+INSERT INTO raw_events
+SELECT channel, channel_order_id, event_version, status,
+       json_extract_string(payload, [{", ".join(f"'{p}'" for _, p in _DETAIL_PATHS)}]),
+       json_extract_string(payload, ['$.refund.reason', '$.refund.requested_at']),
+       json_exists(payload, '$.details'), json_exists(payload, '$.refund')
+FROM batch_in
+"""
+
+_FOLD = """
 CREATE OR REPLACE TABLE orders AS
-WITH parsed AS (
-    SELECT channel, channel_order_id, event_version, status,
-           json_extract_string(payload, [{", ".join(f"'{p}'" for _, p in _DETAIL_PATHS)}]) AS d,
-           json_extract_string(payload, ['$.refund.reason', '$.refund.requested_at']) AS r,
-           json_exists(payload, '$.details') AS has_details,
-           json_exists(payload, '$.refund') AS has_refund
-    FROM raw_events
-), folded AS (
+WITH folded AS (
     SELECT channel, channel_order_id,
            arg_max(status, event_version) AS status,
            arg_max(d, event_version) FILTER (WHERE has_details) AS d,
            arg_max(r, event_version) FILTER (WHERE has_refund) AS r
-    FROM parsed GROUP BY channel, channel_order_id
+    FROM raw_events GROUP BY channel, channel_order_id
 )
 SELECT channel || ':' || channel_order_id AS order_key,
        channel || ':' || d[1] AS account,
@@ -165,7 +169,8 @@ def load_from_log(con: duckdb.DuckDBPyConnection, engine: Engine, *, as_of: date
     cut = as_of.astimezone(UTC)
     create_tables(con)
     con.execute("CREATE OR REPLACE TEMP TABLE raw_events (channel VARCHAR, channel_order_id VARCHAR, "
-                "event_version BIGINT, status VARCHAR, payload VARCHAR)")
+                "event_version BIGINT, status VARCHAR, d VARCHAR[], r VARCHAR[], has_details BOOLEAN, "
+                "has_refund BOOLEAN)")
     e = ORDER_EVENTS.c
     events = sa.select(e.channel, e.channel_order_id, e.event_version, e.status,
                        sa.cast(e.payload, sa.Text)).where(e.event_time < cut)
@@ -173,7 +178,7 @@ def load_from_log(con: duckdb.DuckDBPyConnection, engine: Engine, *, as_of: date
     for batch in _stream(engine, events, ("channel", "channel_order_id", "event_version", "status", "payload"),
                          stage="events", progress=progress):
         con.register("batch_in", batch)
-        con.execute("INSERT INTO raw_events SELECT * FROM batch_in")
+        con.execute(_PARSE)
         con.unregister("batch_in")
         n_events += batch.num_rows
     con.execute(_FOLD)
