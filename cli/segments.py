@@ -110,14 +110,9 @@ def explain(
         console.print(f"{account}: customer {result.customer_id} ({' '.join(result.accounts)}) is {state} "
                       f"as of {pool.as_of.isoformat()}, criteria {pool.criteria.name}", markup=False, highlight=False)
         table = Table("check", "value", "bar", "passes", "reason")
-        failed = {f.check: f for f in result.failures}
-        values = dict(result.metrics)
-        for check in pool.criteria.checks:
-            value = values[check.metric]
-            failure = failed.get(check.name)
-            reason = (failure.reason_zh if lang == "zh" else failure.reason_en) if failure else ""
-            table.add_row(check.name, f"{value:g}", f"{check.op.value} {check.threshold:g}",
-                          "no" if failure else "yes", reason)
+        for check in result.checks:
+            table.add_row(check.check, f"{check.value:g}", f"{check.op.value} {check.threshold:g}",
+                          "yes" if check.passes else "no", (check.reason_zh if lang == "zh" else check.reason_en) or "")
         console.print(table)
         for link in result.links:
             console.print(f"  linked to {link.bad_account} ({link.why}) via {link.via}", markup=False,

@@ -29,7 +29,7 @@ from typing import Any
 
 import duckdb
 
-from segments.criteria import Check, Criteria, LinkVia
+from segments.criteria import Check, Criteria, LinkVia, Op
 
 #: The per-customer metrics a check may read (``Check.metric``), beside the descriptive columns.
 METRICS = ("tenure_days", "completed_orders", "refund_rate", "refund_claims", "fraud_labels", "max_score", "holds",
@@ -247,14 +247,16 @@ def tier_counts(con: duckdb.DuckDBPyConnection, criteria: Criteria) -> list[tupl
 
 
 @dataclass(frozen=True, slots=True)
-class Failure:
-    """One check a customer fails: its name, the customer's value, the bar and the reason in both languages."""
+class CheckResult:
+    """One bar held against a customer: the value, the bar, whether it passes and, if not, the reason to give."""
 
     check: str
     value: float
+    op: Op
     threshold: float
-    reason_zh: str
-    reason_en: str
+    passes: bool
+    reason_zh: str | None = None
+    reason_en: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,8 +279,20 @@ class Explanation:
     in_pool: bool = False
     tier: str | None = None
     metrics: tuple[tuple[str, float], ...] = ()
-    failures: tuple[Failure, ...] = ()
+    checks: tuple[CheckResult, ...] = ()
     links: tuple[Link, ...] = ()
+
+    @property
+    def failures(self) -> tuple[CheckResult, ...]:
+        """The checks the customer fails, in the criteria's order."""
+        return tuple(c for c in self.checks if not c.passes)
+
+
+def _held(check: Check, value: float) -> CheckResult:
+    if check.passes(value):
+        return CheckResult(check.name, value, check.op, check.threshold, True)
+    return CheckResult(check.name, value, check.op, check.threshold, False, check.reason(value, "zh"),
+                       check.reason(value, "en"))
 
 
 def explain(con: duckdb.DuckDBPyConnection, criteria: Criteria, account: str) -> Explanation:
@@ -290,13 +304,11 @@ def explain(con: duckdb.DuckDBPyConnection, criteria: Criteria, account: str) ->
     if not rows:
         return Explanation(account=account, found=False)
     row: dict[str, Any] = dict(zip(names, rows[0], strict=True))
-    failures = tuple(Failure(c.name, float(row[c.metric]), c.threshold, c.reason(float(row[c.metric]), "zh"),
-                             c.reason(float(row[c.metric]), "en"))
-                     for c in criteria.checks if not c.passes(float(row[c.metric])))
+    checks = tuple(_held(check, float(row[check.metric])) for check in criteria.checks)
     links = tuple(Link(str(a), str(w), str(v)) for a, w, v in con.execute(
         "SELECT bad_account, why, string_agg(DISTINCT via, ', ' ORDER BY via) FROM customer_links WHERE customer = ? "
         "GROUP BY bad_account, why ORDER BY bad_account", [row["customer"]]).fetchall())
     return Explanation(account=account, found=True, customer_id=str(row["customer_id"]),
                        accounts=tuple(str(row["accounts"]).split(" ")), in_pool=bool(row["in_pool"]),
                        tier=str(row["tier"]) if row["in_pool"] else None,
-                       metrics=tuple((m, float(row[m])) for m in METRICS), failures=failures, links=links)
+                       metrics=tuple((m, float(row[m])) for m in METRICS), checks=checks, links=links)

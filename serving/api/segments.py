@@ -233,15 +233,8 @@ def explain(
     if not result.found or result.customer_id is None:
         raise NotFoundError(f"no order of `account` {account[:80]!r} was known at {moment.isoformat()}",
                             field="account")
-    failed = {f.check: f for f in result.failures}
-    values = dict(result.metrics)
-    checks = []
-    for check in chosen.checks:
-        failure = failed.get(check.name)
-        checks.append(CheckOut(check=check.name, value=values[check.metric], op=check.op.value,
-                               threshold=check.threshold, passes=failure is None,
-                               reason_zh=failure.reason_zh if failure else None,
-                               reason_en=failure.reason_en if failure else None))
+    checks = [CheckOut(check=c.check, value=c.value, op=c.op.value, threshold=c.threshold, passes=c.passes,
+                       reason_zh=c.reason_zh, reason_en=c.reason_en) for c in result.checks]
     admin = Role.ADMIN in caller.roles
     links = [LinkOut(via=link.via, why=link.why, account=link.bad_account if admin else None)
              for link in result.links]

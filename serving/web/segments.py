@@ -48,9 +48,7 @@ def _view(svc: Services, as_of: str | None, criteria: str | None, account: str |
             "as_of": as_of_label(moment), "as_of_day": as_of_label(moment)[:10], "criteria": chosen,
             "presets": PRESETS, "customers": pool.stats.customers, "pool_size": pool.stats.pool,
             "tiers": pool.tiers(), "failing": pool.stats.failing, "columns": names, "rows": rows,
-            "account": account or "", "explained": explained,
-            "metrics": dict(explained.metrics) if explained else {},
-            "failed": {f.check: f for f in explained.failures} if explained else {}}
+            "account": account or "", "explained": explained}
     query = {"as_of": view["as_of"] if as_of else "", "criteria": chosen.name}
     view["downloads"] = [(fmt, "/v1/segments/trusted/export?" + urlencode({**query, "format": fmt}))
                          for fmt in ("csv", "xlsx", "parquet")]

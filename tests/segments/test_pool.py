@@ -57,7 +57,7 @@ def test_explain_names_each_failing_check_with_the_value(shop: tuple[OrderLog, S
         assert [(link.bad_account, link.why, link.via) for link in carol.links] == [
             ("site:bob", "confirmed_fraud", "device")]
         links = next(f for f in carol.failures if f.check == "links")
-        assert links.value == 1 and "1" in links.reason_en and links.reason_zh
+        assert links.value == 1 and links.reason_en is not None and "1" in links.reason_en and links.reason_zh
         assert built.explain("site:dave").in_pool  # bob shares dave's office IP, but 26 accounts do: crowded
         assert not built.explain("site:nobody").found
 
