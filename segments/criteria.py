@@ -79,6 +79,12 @@ class _AtLeast(_Criterion):
     at_least: float = Field(ge=0)
 
 
+class _Completed(_AtLeast):
+    settle_days: int = Field(default=14, ge=0, le=365,
+                             description="an order counts once this long has passed since it was placed without a "
+                                         "refund claim: a fresh delivery may still turn into a false claim")
+
+
 class _AtMost(_Criterion):
     at_most: float = Field(ge=0)
 
@@ -124,10 +130,11 @@ class _Criteria(BaseModel):
     version: Literal[1] = 1
     name: str = Field(min_length=1, max_length=64)
     tenure_days: _AtLeast
-    completed_orders: _AtLeast
+    completed_orders: _Completed
     refund_rate: _RefundRate
     refund_claims: _RefundClaims
     fraud_labels: _AtMost
+    investigations: _AtMost
     max_score: _MaxScore
     holds: _Windowed
     deny_listed: _AtMost
@@ -185,6 +192,7 @@ class Criteria:
     checks: tuple[Check, ...]
     refund_reasons: tuple[RefundReason, ...]
     refund_min_orders: int
+    settle_days: int
     refund_claims_days: int
     score_days: int
     hold_days: int
@@ -217,13 +225,15 @@ def _build(model: _Criteria, digest: str) -> Criteria:
     add("refund_rate", model.refund_rate, Op.AT_MOST, model.refund_rate.at_most)
     add("refund_claims", model.refund_claims, Op.AT_MOST, model.refund_claims.at_most)
     add("fraud_labels", model.fraud_labels, Op.AT_MOST, model.fraud_labels.at_most)
+    add("investigations", model.investigations, Op.AT_MOST, model.investigations.at_most)
     add("max_score", model.max_score, Op.BELOW, model.max_score.below)
     add("holds", model.holds, Op.AT_MOST, model.holds.at_most)
     add("deny_listed", model.deny_listed, Op.AT_MOST, model.deny_listed.at_most)
     add("links", model.links, Op.AT_MOST, model.links.at_most)
     return Criteria(
         name=model.name, checks=tuple(checks), refund_reasons=tuple(model.refund_claims.reasons),
-        refund_min_orders=model.refund_rate.min_orders, refund_claims_days=model.refund_claims.window_days,
+        refund_min_orders=model.refund_rate.min_orders, settle_days=model.completed_orders.settle_days,
+        refund_claims_days=model.refund_claims.window_days,
         score_days=model.max_score.window_days, hold_days=model.holds.window_days,
         link_days=model.links.window_days, link_via=tuple(dict.fromkeys(model.links.via)),
         crowded_at=model.links.crowded_at,

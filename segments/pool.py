@@ -6,7 +6,8 @@ Steps, each one statement over whole tables (no Python per customer):
    across channels too: connected components, found by label propagation (each account
    takes the smallest account id among those it shares a phone or id card with, repeated
    until nothing changes; the number of rounds is the longest chain, a handful).
-2. **Order flags.** Each order's latest verdict known at ``as_of``, its highest score and
+2. **Order flags.** Each order's latest verdict known at ``as_of`` (an open ``needs_investigation``
+   counts against the customer until it is resolved), its highest score and
    whether it was held in the windows, whether its phone, device or address is on the
    deny list. A reviewer's ``false_positive`` verdict clears the order's score and hold:
    the reviewer looked and found it honest.
@@ -32,8 +33,8 @@ import duckdb
 from segments.criteria import Check, Criteria, LinkVia, Op
 
 #: The per-customer metrics a check may read (``Check.metric``), beside the descriptive columns.
-METRICS = ("tenure_days", "completed_orders", "refund_rate", "refund_claims", "fraud_labels", "max_score", "holds",
-           "deny_listed", "links")
+METRICS = ("tenure_days", "completed_orders", "refund_rate", "refund_claims", "fraud_labels", "investigations",
+           "max_score", "holds", "deny_listed", "links")
 
 #: Statuses that mean the goods arrived and stayed (a rejected refund claim leaves the order delivered).
 COMPLETED = ("delivered", "completed", "refund_rejected")
@@ -112,6 +113,7 @@ def _order_flags(con: duckdb.DuckDBPyConnection, criteria: Criteria, as_of: date
         SELECT o.*, c.customer,
                coalesce(v.verdict = 'confirmed_fraud', false) AS is_fraud,
                coalesce(v.verdict = 'false_positive', false) AS cleared,
+               coalesce(v.verdict = 'needs_investigation', false) AS investigating,
                s.max_score, coalesce(s.held, false) AS held,
                d.order_key IS NOT NULL AS deny_hit
         FROM orders o JOIN customer_of c USING (account)
@@ -166,6 +168,8 @@ def _metrics(con: duckdb.DuckDBPyConnection, criteria: Criteria, as_of: datetime
     """Step 4: ``customer_metrics``: one row per customer, every metric, ``in_pool`` and ``tier``."""
     t = _ts(as_of)
     claims_from = _ts(as_of - timedelta(days=criteria.refund_claims_days))
+    # delivered and kept, and placed long enough ago that a false "damaged / not received" claim would be in
+    settled = f"status IN {_in(COMPLETED)} AND created_at < {_ts(as_of - timedelta(days=criteria.settle_days))}"
     reasons = _in(tuple(r.value for r in criteria.refund_reasons))
     passes = " AND ".join(_check_sql(c) for c in criteria.checks) or "true"
     con.execute(f"""
@@ -177,17 +181,18 @@ def _metrics(con: duckdb.DuckDBPyConnection, criteria: Criteria, as_of: datetime
                    string_agg(DISTINCT phone_hash, ' ' ORDER BY phone_hash) AS phone_hashes,
                    string_agg(DISTINCT phone_masked, ' ' ORDER BY phone_masked) AS phones_masked,
                    count(*) AS orders,
-                   count(*) FILTER (WHERE status IN {_in(COMPLETED)}) AS completed_orders,
+                   count(*) FILTER (WHERE {settled}) AS completed_orders,
                    count(*) FILTER (WHERE status NOT IN {_in(UNPAID)} OR refund_reason IS NOT NULL) AS paid_orders,
                    count(*) FILTER (WHERE refund_reason IS NOT NULL) AS refund_orders,
                    count(*) FILTER (WHERE refund_reason IN {reasons} AND refund_at >= {claims_from}) AS refund_claims,
                    count(*) FILTER (WHERE is_fraud) AS fraud_labels,
+                   count(*) FILTER (WHERE investigating) AS investigations,
                    coalesce(max(max_score) FILTER (WHERE NOT cleared), 0) AS max_score,
                    count(*) FILTER (WHERE held AND NOT cleared) AS holds,
                    count(*) FILTER (WHERE deny_hit) AS deny_listed,
                    least(min(created_at), coalesce(min(registered_at), min(created_at))) AS first_seen,
                    max(created_at) AS last_order_at,
-                   coalesce(sum(paid_fen) FILTER (WHERE status IN {_in(COMPLETED)}), 0) AS completed_fen
+                   coalesce(sum(paid_fen) FILTER (WHERE {settled}), 0) AS completed_fen
             FROM order_flags GROUP BY customer
         ), linked AS (
             SELECT customer, count(DISTINCT bad_account) AS links FROM customer_links GROUP BY customer

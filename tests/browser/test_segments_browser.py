@@ -38,7 +38,7 @@ def test_marketing_reads_the_pool_asks_why_not_and_downloads_it(browser: Browser
     sign_in(page, service, "mona", next_url="/segments")
     page.fill("input[name=as_of]", "2024-11-30")
     page.click("text=Show")
-    expect(page.locator("h2").first).to_contain_text("4 of 33 customers as of 2024-11-30")
+    expect(page.locator("h2").first).to_contain_text("4 of 34 customers as of 2024-11-30")
     page.fill("input[name=account]", "site:carol")
     page.click("text=Explain")
     expect(page.locator("tr.selected")).to_have_count(1)

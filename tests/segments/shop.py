@@ -81,16 +81,18 @@ def _buys() -> list[Buy]:
     # gus: an order held by the scorer; hal: held too, but a reviewer cleared it as a false positive
     three("gus", "G", phone="ph-gus")
     three("hal", "H", phone="ph-hal")
-    # ivy: her phone is on the deny list
+    # ivy: her phone is on the deny list; kim: a reviewer is still investigating one of her orders
     three("ivy", "I", phone="ph-ivy")
+    three("kim", "K", phone="ph-kim")
     return buys
 
 
 BUYS = _buys()
 EXPECTED_POOL = {"site:alice", "site:dave", "site:hal"}
-FAILS = {"site:bob": {"fraud_labels", "tenure_days"}, "site:carol": {"links"},
-         "site:erin": {"refund_claims"}, "site:fay": {"tenure_days"}, "site:gus": {"holds", "max_score"},
-         "site:ivy": {"deny_listed"}}
+# bob's and fay's orders are too fresh to count as completed (a false claim may still come)
+FAILS = {"site:bob": {"fraud_labels", "tenure_days", "completed_orders"}, "site:carol": {"links"},
+         "site:erin": {"refund_claims"}, "site:fay": {"tenure_days", "completed_orders"},
+         "site:gus": {"holds", "max_score"}, "site:ivy": {"deny_listed"}, "site:kim": {"investigations"}}
 DENY = [("phone", "ph-ivy")]
 
 
@@ -133,4 +135,5 @@ def fill(log: OrderLog) -> None:
     LabelLog(log.engine).add([
         Label(OrderKey(Channel.SITE, "B1"), Verdict.CONFIRMED_FRAUD, LABELED_AT, "rev"),
         Label(OrderKey(Channel.SITE, "H2"), Verdict.FALSE_POSITIVE, LABELED_AT, "rev"),
+        Label(OrderKey(Channel.SITE, "K1"), Verdict.NEEDS_INVESTIGATION, LABELED_AT, "rev"),
     ], source="test", recorded_at=AS_OF)

@@ -14,7 +14,7 @@ from segments.criteria import PRESETS, PRESETS_DIR, LinkVia, Op, load_criteria, 
 def test_every_preset_loads_with_every_check() -> None:
     for name in PRESETS:
         criteria = load_criteria(name)
-        assert criteria.name == name and len(criteria.checks) == 9 and criteria.tiers[-1].name == "bronze"
+        assert criteria.name == name and len(criteria.checks) == 10 and criteria.tiers[-1].name == "bronze"
         assert set(criteria.link_via) <= set(LinkVia)
     strict, loose = load_criteria("strict").check("max_score"), load_criteria("loose").check("max_score")
     assert strict is not None and loose is not None and strict.threshold < loose.threshold
@@ -53,5 +53,5 @@ def test_a_disabled_check_is_left_out_and_a_file_path_loads(tmp_path: Path) -> N
 def test_reasons_show_the_value_and_the_bar_as_people_write_them() -> None:
     check = load_criteria("standard").check("completed_orders")
     assert check is not None and check.op is Op.AT_LEAST and not check.passes(1) and check.passes(2)
-    assert check.reason(1.0) == "1 completed orders (needs 2 delivered and not refunded)"
+    assert check.reason(1.0) == "1 completed orders (needs 2 delivered, not refunded, placed 14+ days ago)"
     assert "1" in check.reason(1.0, "zh") and "2" in check.reason(1.0, "zh")

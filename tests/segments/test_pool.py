@@ -64,8 +64,9 @@ def test_explain_names_each_failing_check_with_the_value(shop: tuple[OrderLog, S
 
 def test_as_of_sees_only_what_was_known_then(shop: tuple[OrderLog, Settings]) -> None:
     with build(shop, as_of=BEFORE_LABEL) as before:
-        # bob's fraud verdict came later, so carol was not yet linked; hal's hold was not yet cleared
-        assert members(before) == {"site:alice", "jd:alice-jd", "site:dave", "site:carol"}
+        # bob's fraud verdict came later, so carol was not yet linked; hal's hold was not yet cleared; nobody
+        # was investigating kim yet
+        assert members(before) == {"site:alice", "jd:alice-jd", "site:dave", "site:carol", "site:kim"}
         assert {f.check for f in before.explain("site:hal").failures} == {"holds", "max_score"}
         assert before.explain("site:alice").metrics[0] == ("tenure_days", 76.0)
 

@@ -34,7 +34,7 @@ def test_marketing_sees_the_pool_and_why_an_account_is_not_in_it(client: TestCli
     page = client.get("/segments", params={"as_of": "2024-11-30"})
     assert page.status_code == 200
     # no deny list in the default pack: alice, dave, hal and ivy
-    assert "4 of 33 customers as of 2024-11-30" in page.text  # 34 accounts: alice has two
+    assert "4 of 34 customers as of 2024-11-30" in page.text  # 35 accounts: alice has two
     assert "/v1/segments/trusted/export?as_of=2024-11-30&amp;criteria=standard&amp;format=xlsx" in page.text
     why = client.get("/segments", params={"as_of": "2024-11-30", "account": "site:carol"})
     assert "not in the pool" in why.text and "共用设备" in why.text and "Shares device with an account" in why.text
