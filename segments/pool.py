@@ -105,20 +105,17 @@ def _order_flags(con: duckdb.DuckDBPyConnection, criteria: Criteria, as_of: date
                    max(score) FILTER (WHERE event_time >= {score_from}) AS max_score,
                    bool_or(decision = 'hold' AND event_time >= {hold_from}) AS held
             FROM scores WHERE scored_at < {t} GROUP BY order_key
-        ), denied AS (
-            SELECT DISTINCT o.order_key FROM orders o JOIN deny d
-              ON (d.entity = 'phone' AND o.phone_hash = d.key) OR (d.entity = 'device' AND o.device = d.key)
-              OR (d.entity = 'address' AND o.address = d.key)
         )
         SELECT o.*, c.customer,
                coalesce(v.verdict = 'confirmed_fraud', false) AS is_fraud,
                coalesce(v.verdict = 'false_positive', false) AS cleared,
                coalesce(v.verdict = 'needs_investigation', false) AS investigating,
                s.max_score, coalesce(s.held, false) AS held,
-               d.order_key IS NOT NULL AS deny_hit
+               coalesce(o.phone_hash IN (SELECT key FROM deny WHERE entity = 'phone')
+                        OR o.device IN (SELECT key FROM deny WHERE entity = 'device')
+                        OR o.address IN (SELECT key FROM deny WHERE entity = 'address'), false) AS deny_hit
         FROM orders o JOIN customer_of c USING (account)
         LEFT JOIN verdicts v USING (order_key) LEFT JOIN scored s USING (order_key)
-        LEFT JOIN denied d USING (order_key)
         WHERE o.created_at < {t}""")
 
 
@@ -176,10 +173,6 @@ def _metrics(con: duckdb.DuckDBPyConnection, criteria: Criteria, as_of: datetime
         CREATE OR REPLACE TEMP TABLE customer_metrics AS
         WITH per_customer AS (
             SELECT customer,
-                   string_agg(DISTINCT account, ' ' ORDER BY account) AS accounts,
-                   string_agg(DISTINCT channel, ' ' ORDER BY channel) AS channels,
-                   string_agg(DISTINCT phone_hash, ' ' ORDER BY phone_hash) AS phone_hashes,
-                   string_agg(DISTINCT phone_masked, ' ' ORDER BY phone_masked) AS phones_masked,
                    count(*) AS orders,
                    count(*) FILTER (WHERE {settled}) AS completed_orders,
                    count(*) FILTER (WHERE status NOT IN {_in(UNPAID)} OR refund_reason IS NOT NULL) AS paid_orders,
@@ -205,6 +198,18 @@ def _metrics(con: duckdb.DuckDBPyConnection, criteria: Criteria, as_of: datetime
             FROM per_customer p LEFT JOIN linked l USING (customer)
         )
         SELECT *, {passes} AS in_pool, {_tier_sql(criteria)} AS tier FROM measured""")
+    # what a row of the pool lists (accounts to target, channels, phones): only for members, the costly part
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE pool_members AS
+        SELECT m.customer_id, {_DESCRIBE}
+        FROM order_flags f JOIN customer_metrics m USING (customer) WHERE m.in_pool GROUP BY m.customer_id""")
+
+
+#: The descriptive columns of a customer, aggregated over their orders.
+_DESCRIBE = """string_agg(DISTINCT account, ' ' ORDER BY account) AS accounts,
+               string_agg(DISTINCT channel, ' ' ORDER BY channel) AS channels,
+               string_agg(DISTINCT phone_hash, ' ' ORDER BY phone_hash) AS phone_hashes,
+               string_agg(DISTINCT phone_masked, ' ' ORDER BY phone_masked) AS phones_masked"""
 
 
 def compute(con: duckdb.DuckDBPyConnection, criteria: Criteria, as_of: datetime) -> PoolStats:
@@ -236,7 +241,7 @@ def pool_sql(*, phones: bool = False, after: str | None = None, limit: int | Non
     return (f"SELECT customer_id, tier, accounts, channels, coalesce(phone_hashes, '') AS phone_hashes, orders, "
             f"completed_orders, tenure_days, refund_rate, round(max_score, 2) AS max_score, last_order_at, "
             f"round(completed_fen / 100.0, 2) AS completed_yuan{extra} "
-            f"FROM customer_metrics WHERE {where} ORDER BY customer_id{tail}")
+            f"FROM customer_metrics JOIN pool_members USING (customer_id) WHERE {where} ORDER BY customer_id{tail}")
 
 
 def _cursor_literal(value: str) -> str:
@@ -302,8 +307,9 @@ def _held(check: Check, value: float) -> CheckResult:
 
 def explain(con: duckdb.DuckDBPyConnection, criteria: Criteria, account: str) -> Explanation:
     """Which checks ``account``'s customer fails, with the values (``compute`` must have run)."""
-    rel = con.execute("SELECT m.* FROM customer_metrics m JOIN customer_of c USING (customer) WHERE c.account = ?",
-                      [account])
+    rel = con.execute("SELECT m.*, (SELECT string_agg(account, ' ' ORDER BY account) FROM customer_of o "
+                      "WHERE o.customer = m.customer) AS accounts "
+                      "FROM customer_metrics m JOIN customer_of c USING (customer) WHERE c.account = ?", [account])
     names = [d[0] for d in rel.description]
     rows = rel.fetchall()
     if not rows:
