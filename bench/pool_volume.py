@@ -32,9 +32,17 @@ from segments.inputs import create_tables
 CHANNELS = ("tmall", "jd", "douyin", "kuaishou", "wechat", "site")
 
 
-def _u(con_seed: int, *parts: str) -> str:
-    """A uniform [0, 1) from DuckDB's hash of the parts and the seed."""
-    return f"((hash({', '.join(parts)}, {con_seed}) % 1000003) / 1000003.0)"
+def _h(seed: int, *parts: str) -> str:
+    """DuckDB's hash of the parts and the seed joined into one string: one independent draw per salt.
+
+    (``hash(x, seed, 'a')`` and ``hash(x, seed, 'b')`` differ only by a fixed XOR, so draws salted
+    that way come out correlated.)"""
+    return f"hash(concat_ws('|', {', '.join(parts)}, {seed}))"
+
+
+def _u(seed: int, *parts: str) -> str:
+    """A uniform [0, 1) from :func:`_h`."""
+    return f"(({_h(seed, *parts)} % 1000003) / 1000003.0)"
 
 
 def generate(con: duckdb.DuckDBPyConnection, *, customers: int, orders: int, as_of: datetime, seed: int = 7) -> None:
@@ -49,14 +57,14 @@ def generate(con: duckdb.DuckDBPyConnection, *, customers: int, orders: int, as_
                    CASE WHEN i < {customers} THEN i
                         ELSE CAST(floor({customers} * pow({_u(seed, 'i', "'c'")}, 2)) AS BIGINT) END AS cid,
                    {_u(seed, 'i', "'s'")} AS us, {_u(seed, 'i', "'a'")} AS ua, {_u(seed, 'i', "'t'")} AS ut,
-                   {_u(seed, 'i', "'g'")} AS ug, hash(i, {seed}, 'r') % 5 AS reason_pick
+                   {_u(seed, 'i', "'g'")} AS ug, {_h(seed, 'i', "'r'")} % 5 AS reason_pick
             FROM range({orders}) r(i)
         )
         SELECT o.*,
-               list_extract({channels}, CAST(hash(cid, {seed}, 'ch') % 6 AS INTEGER) + 1) AS ch1,
-               list_extract({channels}, CAST((hash(cid, {seed}, 'ch') + 1 + hash(cid, {seed}, 'ch2') % 5) % 6
+               list_extract({channels}, CAST({_h(seed, 'cid', "'ch'")} % 6 AS INTEGER) + 1) AS ch1,
+               list_extract({channels}, CAST(({_h(seed, 'cid', "'ch'")} + 1 + {_h(seed, 'cid', "'ch2'")} % 5) % 6
                                              AS INTEGER) + 1) AS ch2,
-               hash(cid, {seed}, 'two') % 10 = 0 AS two_accounts,
+               {_h(seed, 'cid', "'two'")} % 10 = 0 AS two_accounts,
                cid % 200 < 5 AS ring
         FROM o""")
     con.execute(f"""
@@ -69,7 +77,7 @@ def generate(con: duckdb.DuckDBPyConnection, *, customers: int, orders: int, as_
                     WHEN us < 0.86 THEN 'paid' WHEN us < 0.91 THEN 'cancelled' WHEN us < 0.95 THEN 'refunded'
                     WHEN us < 0.96 THEN 'refund_requested' WHEN us < 0.97 THEN 'refund_rejected'
                     ELSE 'completed' END AS status,
-               1000 + CAST(hash(oid, {seed}, 'p') % 50000 AS BIGINT) AS paid_fen,
+               1000 + CAST({_h(seed, 'oid', "'p'")} % 50000 AS BIGINT) AS paid_fen,
                NULL AS registered_at,
                CASE WHEN us >= 0.91 AND us < 0.97
                     THEN list_extract(['damaged', 'not_received', 'no_reason', 'wrong_item', 'other'],

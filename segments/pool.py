@@ -64,10 +64,14 @@ class PoolStats:
 
 def _customers(con: duckdb.DuckDBPyConnection) -> int:
     """Step 1: ``customer_of(account, customer)`` by label propagation over shared phone / id-card hashes."""
+    # a key held by one account links nobody (its minimum is that account's own label), so only shared keys
+    # take part: the rounds then touch the accounts that have something to propagate, not every account
     con.execute("""
         CREATE OR REPLACE TEMP TABLE account_keys AS
-        SELECT DISTINCT account, 'p' || phone_hash AS k FROM orders WHERE phone_hash IS NOT NULL
-        UNION SELECT DISTINCT account, 'i' || id_card_hash FROM orders WHERE id_card_hash IS NOT NULL""")
+        WITH keyed AS (
+            SELECT DISTINCT account, 'p' || phone_hash AS k FROM orders WHERE phone_hash IS NOT NULL
+            UNION SELECT DISTINCT account, 'i' || id_card_hash FROM orders WHERE id_card_hash IS NOT NULL)
+        SELECT account, k FROM keyed WHERE k IN (SELECT k FROM keyed GROUP BY k HAVING count(*) > 1)""")
     con.execute("CREATE OR REPLACE TEMP TABLE customer_of AS SELECT DISTINCT account, account AS customer FROM orders")
     rounds = 0
     while rounds < _MAX_ROUNDS:
@@ -133,15 +137,18 @@ def _links(con: duckdb.DuckDBPyConnection, criteria: Criteria, as_of: datetime) 
                     WHEN bool_or(deny_hit) THEN 'deny_list' ELSE 'held' END AS why
         FROM order_flags GROUP BY account, customer
         HAVING bool_or(is_fraud) OR bool_or(deny_hit) OR bool_or(held AND NOT cleared)""")
+    # one row per (account, via, key): each kind of key is deduplicated on its own (the kinds cannot collide), and
+    # an account has one customer, so it is carried along rather than hashed into the grouping
     keys = " UNION ALL ".join(
-        f"SELECT account, customer, '{via.value}' AS via, {_KEY_COLUMN[via]} AS key FROM order_flags "
-        f"WHERE {_KEY_COLUMN[via]} IS NOT NULL AND created_at >= {link_from}"
+        f"SELECT account, any_value(customer) AS customer, '{via.value}' AS via, {_KEY_COLUMN[via]} AS key "
+        f"FROM order_flags WHERE {_KEY_COLUMN[via]} IS NOT NULL AND created_at >= {link_from} "
+        f"GROUP BY account, {_KEY_COLUMN[via]}"
         for via in criteria.link_via)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE customer_links AS
-        WITH used AS (SELECT DISTINCT * FROM ({keys})),
+        WITH used AS ({keys}),
         open_keys AS (
-            SELECT via, key FROM used GROUP BY via, key HAVING count(DISTINCT account) < {criteria.crowded_at}
+            SELECT via, key FROM used GROUP BY via, key HAVING count(*) < {criteria.crowded_at}
         ), tainted AS (
             SELECT DISTINCT u.via, u.key, b.account AS bad_account, b.customer AS bad_customer, b.why
             FROM used u JOIN bad_accounts b USING (account) JOIN open_keys k USING (via, key)
@@ -221,6 +228,7 @@ def compute(con: duckdb.DuckDBPyConnection, criteria: Criteria, as_of: datetime)
     _order_flags(con, criteria, as_of)
     _links(con, criteria, as_of)
     _metrics(con, criteria, as_of)
+    con.execute("DROP TABLE order_flags")  # 2 GB at 10 M orders; nothing reads it after the pool is computed
     fails = ", ".join(f"count(*) FILTER (WHERE NOT {_check_sql(c)})" for c in criteria.checks)
     row = con.execute(f"SELECT count(*), count(*) FILTER (WHERE in_pool){', ' + fails if fails else ''} "
                       "FROM customer_metrics").fetchall()[0]
