@@ -15,6 +15,7 @@ import binascii
 import json
 import os
 import tempfile
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -99,7 +100,8 @@ class ExplainOut(BaseModel):
     links: list[LinkOut]
 
 
-def _criteria(name: str | None, svc: Services) -> Criteria:
+def chosen_criteria(name: str | None, svc: Services) -> Criteria:
+    """The criteria a request names: a shipped preset or the configured one (never a path), default the configured."""
     if name is None:
         return load_criteria(svc.settings.segments.criteria)
     if name not in PRESETS and name != svc.settings.segments.criteria:
@@ -124,12 +126,16 @@ def _decode_cursor(text: str) -> tuple[datetime, str, str]:
     return as_of, criteria, after
 
 
-def _pool_key(as_of: datetime, criteria: Criteria) -> tuple[datetime, str, str]:
-    return as_of, criteria.name, criteria.digest
+def pool_for(svc: Services, criteria: Criteria, as_of: datetime, now: datetime) -> AbstractContextManager[TrustPool]:
+    """The service's pool for ``as_of`` and ``criteria``: from the cache, built from the order log when missing."""
+    return svc.pools.use((as_of, criteria.name, criteria.digest), now,
+                         lambda: TrustPool.build(svc.order_log.engine, svc.settings, criteria, as_of=as_of))
 
 
-def _builder(svc: Services, criteria: Criteria, as_of: datetime) -> TrustPool:
-    return TrustPool.build(svc.order_log.engine, svc.settings, criteria, as_of=as_of)
+def _check_phones(caller: Principal, phones: str) -> None:
+    """Masked phones are for admins only; marketing works from the hashes."""
+    if phones == "masked" and Role.ADMIN not in caller.roles:
+        raise ForbiddenError("`phones=masked` is for admins; marketing receives phone hashes", field="phones")
 
 
 def _split(value: Any) -> list[str]:
@@ -149,8 +155,7 @@ def trusted(
         description="hashed (default) or masked: the channels' masked numbers, admin only")] = "hashed",
 ) -> TrustedPage:
     """Customers in the pool ordered by customer id; follow ``next_cursor`` until it is null."""
-    if phones == "masked" and Role.ADMIN not in caller.roles:
-        raise ForbiddenError("`phones=masked` is for admins; marketing receives phone hashes", field="phones")
+    _check_phones(caller, phones)
     if limit > svc.settings.segments.page_max:
         raise InvalidInputError.must("limit", f"at most {svc.settings.segments.page_max}", limit)
     now = svc.clock.now()
@@ -159,11 +164,11 @@ def trusted(
         moment, name, after = _decode_cursor(cursor)
         if (as_of is not None and resolve_as_of(as_of, now=now) != moment) or (criteria not in (None, name)):
             raise InvalidInputError.must("cursor", "used with the as_of and criteria of its first page", cursor)
-        chosen = _criteria(name, svc)
+        chosen = chosen_criteria(name, svc)
     else:
         moment = resolve_as_of(as_of, now=now)
-        chosen = _criteria(criteria, svc)
-    with svc.pools.use(_pool_key(moment, chosen), now, lambda: _builder(svc, chosen, moment)) as pool:
+        chosen = chosen_criteria(criteria, svc)
+    with pool_for(svc, chosen, moment, now) as pool:
         names, rows = pool.rows(phones=phones == "masked", after=after, limit=limit + 1)
         more = len(rows) > limit
         items = []
@@ -194,17 +199,16 @@ def export(
         description="hashed (default) or masked: the channels' masked numbers, admin only")] = "hashed",
 ) -> FileResponse:
     """The file ``orderguard trust-pool --out`` writes: the same bytes for the same as-of and criteria."""
-    if phones == "masked" and Role.ADMIN not in caller.roles:
-        raise ForbiddenError("`phones=masked` is for admins; marketing receives phone hashes", field="phones")
+    _check_phones(caller, phones)
     now = svc.clock.now()
     moment = resolve_as_of(as_of, now=now)
-    chosen = _criteria(criteria, svc)
+    chosen = chosen_criteria(criteria, svc)
     fmt = Format(format)
     handle, name = tempfile.mkstemp(prefix="trusted-", suffix=f".{fmt.value}")
     os.close(handle)
     path = Path(name)
     try:
-        with svc.pools.use(_pool_key(moment, chosen), now, lambda: _builder(svc, chosen, moment)) as pool:
+        with pool_for(svc, chosen, moment, now) as pool:
             write(pool.relation(phones=phones == "masked"), path, fmt, as_of=moment)
     except BaseException:
         path.unlink(missing_ok=True)
@@ -227,8 +231,8 @@ def explain(
     """Every check with the customer's value and the bar; the failing ones carry the reason to give."""
     now = svc.clock.now()
     moment = resolve_as_of(as_of, now=now)
-    chosen = _criteria(criteria, svc)
-    with svc.pools.use(_pool_key(moment, chosen), now, lambda: _builder(svc, chosen, moment)) as pool:
+    chosen = chosen_criteria(criteria, svc)
+    with pool_for(svc, chosen, moment, now) as pool:
         result = pool.explain(account.strip())
     if not result.found or result.customer_id is None:
         raise NotFoundError(f"no order of `account` {account[:80]!r} was known at {moment.isoformat()}",

@@ -19,9 +19,10 @@ from fastapi.responses import Response
 
 from orderguard.access import Role
 from orderguard.errors import InvalidInputError
-from segments.build import TrustPool, as_of_label, resolve_as_of
-from segments.criteria import PRESETS, load_criteria
+from segments.build import as_of_label, resolve_as_of
+from segments.criteria import PRESETS
 from serving.api.deps import services
+from serving.api.segments import chosen_criteria, pool_for
 from serving.services import Services
 from serving.web.pages import PageCaller, page_user, render
 
@@ -35,13 +36,8 @@ PREVIEW_ROWS = 50
 def _view(svc: Services, as_of: str | None, criteria: str | None, account: str | None) -> dict[str, Any]:
     now = svc.clock.now()
     moment = resolve_as_of(as_of, now=now)
-    name = criteria or svc.settings.segments.criteria
-    if name not in PRESETS and name != svc.settings.segments.criteria:
-        raise InvalidInputError.must("criteria", f"one of {', '.join(PRESETS)}", name)
-    chosen = load_criteria(name)
-    key = (moment, chosen.name, chosen.digest)
-    with svc.pools.use(key, now, lambda: TrustPool.build(svc.order_log.engine, svc.settings, chosen,
-                                                         as_of=moment)) as pool:
+    chosen = chosen_criteria(criteria, svc)
+    with pool_for(svc, chosen, moment, now) as pool:
         names, rows = pool.rows(limit=PREVIEW_ROWS)
         explained = pool.explain(account.strip()) if account and account.strip() else None
         view: dict[str, Any] = {
