@@ -236,11 +236,6 @@ def compute(con: duckdb.DuckDBPyConnection, criteria: Criteria, as_of: datetime)
                      failing={c.name: int(n) for c, n in zip(criteria.checks, row[2:], strict=True)})
 
 
-#: The columns of an export row, in order (``phones`` only when asked for, see ``pool_rows``).
-EXPORT_COLUMNS = ("customer_id", "tier", "accounts", "channels", "phone_hashes", "orders", "completed_orders",
-                  "tenure_days", "refund_rate", "max_score", "last_order_at", "completed_yuan")
-
-
 def pool_sql(*, phones: bool = False, after: str | None = None, limit: int | None = None) -> str:
     """The pool's rows (``customer_metrics`` must exist), ordered by ``customer_id``; ``after`` is a cursor."""
     extra = ", phones_masked AS phones" if phones else ""
