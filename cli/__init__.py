@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from cli import access, features, handbook, ingest, labels, rules, segments, serving, simulate, training
+from cli import access, features, handbook, health, ingest, labels, rules, segments, serving, simulate, training
 from cli.common import command_group
 from features.settings import Settings
 from orderguard.errors import CLI_EXIT_CODE
@@ -29,6 +29,7 @@ app.add_typer(handbook.app, name="handbook")
 app.add_typer(labels.app, name="label")
 app.add_typer(rules.app, name="rules")
 app.add_typer(segments.app, name="trust-pool")
+app.add_typer(health.app, name="health")
 app.add_typer(access.keys_app, name="keys")
 app.add_typer(access.users_app, name="users")
 

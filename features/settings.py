@@ -29,6 +29,7 @@ from orderguard.settings import (
     ApiSettings,
     DatabaseSettings,
     DeskSettings,
+    HealthSettings,
     IngestLimits,
     PiiSettings,
     PolicySettings,
@@ -91,6 +92,7 @@ class Settings(BaseSettings):
     scoring: ScoringSettings = ScoringSettings()
     training: TrainingSettings = TrainingSettings()
     segments: SegmentSettings = SegmentSettings()
+    health: HealthSettings = HealthSettings()
 
     @property
     def database_url(self) -> str:

@@ -63,6 +63,69 @@ def pickup_keyword(address: Address | None) -> str | None:
     return next((k for k in PICKUP_KEYWORDS if k in text), None)
 
 
+#: What makes a street detail deliverable: a street (road, lane, village …) and a house number.
+_STREET = re.compile(r"路|街|大道|道|巷|弄|胡同|村|镇|乡")
+_HOUSE_NUMBER = re.compile(r"\d+\s*(号|幢|栋|座|单元|室|组)|[一二三四五六七八九十百]+号")
+#: The defects :func:`address_defects` names.
+NO_STREET = "no_street"
+NO_NUMBER = "no_number"
+
+
+def address_defects(address: Address | None) -> tuple[str, ...]:
+    """What a delivery address lacks for a courier to find it: ``no_street`` and / or ``no_number``.
+
+    Province, city and district come in their own fields (the channels split them); the
+    street detail must still name a street (路, 街, 巷, 弄, 村 …) and a house number (12号,
+    3幢, 1单元 …). For an address stored at ingest (its detail masked) the defects found
+    then are returned.
+
+    >>> address_defects(Address("浙江省", "杭州市", "西湖区", "文三路 88 号 3 幢 2 单元 301 室"))
+    ()
+    >>> address_defects(Address("浙江省", "杭州市", "西湖区", "翠湖花园东门 菜鸟驿站（12号柜）"))
+    ('no_street',)
+    >>> address_defects(Address("浙江省", "杭州市", "西湖区", "学院路附近 到了打电话"))
+    ('no_number',)
+    """
+    if address is None:
+        return (NO_STREET, NO_NUMBER)
+    if address.key is not None:
+        return address.defects
+    text = unicodedata.normalize("NFKC", address.detail)
+    out: list[str] = []
+    if not _STREET.search(text):
+        out.append(NO_STREET)
+    if not _HOUSE_NUMBER.search(text):
+        out.append(NO_NUMBER)
+    return tuple(out)
+
+
+def phone_problem(phone: Phone | None) -> str | None:
+    """Why a buyer's phone cannot be a reachable mainland mobile number, or ``None`` when it can be.
+
+    Only the leading digits are kept after ingest (7 of a clear number, 3 of a masked one),
+    so the check is on them: a mobile segment (13x-19x) that libphonenumber knows, for 7
+    digits. A channel that sends no phone at all is not a problem of the order.
+
+    >>> phone_problem(Phone(hash="h", prefix="1380013")), phone_problem(Phone(hash="h", prefix="138"))
+    (None, None)
+    >>> phone_problem(Phone(hash="h", prefix="1201234")), phone_problem(Phone(hash="h", prefix="1000"))
+    ('not a mobile segment (120)', 'not a mobile segment (100)')
+    """
+    if phone is None or not phone.prefix:
+        return None
+    prefix = phone.prefix
+    if not re.fullmatch(r"1[3-9]\d", prefix[:3]):
+        return f"not a mobile segment ({prefix[:3]})"
+    if len(prefix) >= 7:
+        try:
+            number = phonenumbers.parse(prefix[:7] + "0000", "CN")
+        except phonenumbers.NumberParseException:
+            return f"not a phone number ({prefix[:3]})"
+        if not phonenumbers.is_valid_number(number):
+            return f"no such mobile segment ({prefix[:7]})"
+    return None
+
+
 _SPACE_PUNCT = re.compile(r"[\s\u3000,，.。;；:：\-_/#()（）\[\]【】]+")
 #: Building / unit / room markers people write or leave out at will: 3幢2单元301室, 3栋2单元301, 3-2-301.
 _UNIT_MARKERS = re.compile(r"号楼|幢|栋|单元|室")

@@ -129,8 +129,10 @@ class Address:
     Province, city and district stay in clear (regions, not people). The street detail
     is personal: ingest (``orderguard.ingest.protect``) keeps only a masked display form
     in ``detail``, the keyed hash of the whole normalised address in ``key`` (what
-    features and deny lists match) and the pick-up / temporary keyword found in the
-    clear detail (驿站, 代收点 ...) in ``pickup``, because that keyword matters for risk.
+    features and deny lists match), the pick-up / temporary keyword found in the
+    clear detail (驿站, 代收点 ...) in ``pickup``, because that keyword matters for risk,
+    and what the clear detail lacks for a courier (no street, no house number) in
+    ``defects``, because order health must see it after the detail is masked.
     An address with ``key`` unset was not stored by ingest (a test, a simulation): its
     ``detail`` is then the clear text.
     """
@@ -142,6 +144,7 @@ class Address:
     receiver_name_hash: str | None = None
     key: str | None = None
     pickup: str | None = None
+    defects: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

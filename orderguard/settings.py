@@ -218,8 +218,38 @@ class SegmentSettings(BaseModel):
     _durations = field_validator("cache_for", mode="before")(duration_value)
 
 
+class HealthSettings(BaseModel):
+    """The order-health monitor (``health``): which checks, how often the service sweeps, what it tells whom."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description="run the sweeper in the service")
+    checks: str = Field(default="default", min_length=1,
+                        description="the shipped check preset (default) or a health-check YAML file")
+    sweep_every: timedelta = Field(default=timedelta(seconds=60), ge=timedelta(seconds=1), le=timedelta(hours=1),
+                                   description="how often the service sweeps: a fault is flagged within its "
+                                               "deadline plus this")
+    horizon: timedelta = Field(default=timedelta(days=14), ge=timedelta(hours=1), le=timedelta(days=120),
+                               description="how far back the service loads orders at start-up")
+    digest_every: timedelta = Field(default=timedelta(minutes=30), ge=timedelta(minutes=1), le=timedelta(days=1),
+                                    description="at most one low-health (top 5) message per this")
+    pause_on_red: bool = Field(default=True, description="ask the order system to pause fulfilment of a red order "
+                                                         "(alerts.order_system_callback)")
+
+    _durations = field_validator("sweep_every", "horizon", "digest_every", mode="before")(duration_value)
+
+
 RobotKind = Literal["dingtalk", "wecom", "feishu"]
 """The team chat robots alerts can go to (``serving.notify.messages`` renders and signs each one's request)."""
+
+HealthTopic = Literal["yellow", "orange", "red", "digest"]
+"""Order-health messages a robot may get (``health``): each tier's newly escalated orders, the low-health digest."""
+
+
+
+def _default_health_topics() -> list[HealthTopic]:
+    return ["red", "digest"]
+
 
 _RECEIVER_NAME = r"^[a-z0-9][a-z0-9_-]{0,47}$"
 
@@ -250,6 +280,9 @@ class AlertReceiver(BaseModel):
     secret: SecretStr | None = None
     name: str | None = Field(default=None, pattern=_RECEIVER_NAME,
                              description="lower-case id of this robot in the outbox (default: its kind)")
+    health: list[HealthTopic] = Field(default_factory=_default_health_topics,
+                                      description="order-health messages this group gets: orders newly yellow, "
+                                                  "orange or red, and the low-health digest (top 5)")
 
     @field_validator("url")
     @classmethod

@@ -20,9 +20,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from features.settings import Settings
+from health.checks import load_checks
+from health.store import HealthStore
+from health.sweeper import Sweeper
 from orderguard.access import Directory
 from orderguard.clock import Clock, SystemClock
 from orderguard.errors import ServiceUnavailableError
+from orderguard.fulfilment import FulfilmentLog
 from orderguard.ingest.normalize import PiiHasher
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.labels import LabelLog
@@ -31,12 +35,13 @@ from scoring.model import model_factory
 from scoring.records import ScoreLog
 from scoring.registry import Registry
 from segments.cache import PoolCache
-from serving.api import admin, health, ingest, labels, orders, score, segments, verifications
+from serving.api import admin, health, ingest, labels, order_health, orders, score, segments, verifications
 from serving.api.docs import install_docs
 from serving.api.errors import BodyLimit, install_error_handlers
 from serving.api.openapi import install_openapi
 from serving.champion import ChampionSlot, ChampionSource
 from serving.engine import build_engine
+from serving.health_watch import HealthMonitor, watch_health
 from serving.notify.sender import sending
 from serving.services import AccessState, Services, StoreState, warm_start, watch_keys, watch_store
 from serving.web.pages import install_pages
@@ -65,6 +70,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         if development:
             logger.warning("public development values (fine on this machine only): %s", ", ".join(development))
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        health_config = load_checks(settings.health.checks)  # a bad check file stops the start, naming the field
         log = OrderLog.open(settings.database_url)
         label_log = LabelLog(log.engine)
         engine = build_engine(settings, clock=the_clock)
@@ -98,11 +104,19 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                                                 max_age=settings.session.max_age),
                                    SignInThrottle(per_user=settings.session.max_failures,
                                                   per_address=settings.session.max_failures_per_address,
-                                                  window=settings.session.failure_window)))
+                                                  window=settings.session.failure_window)),
+                health=HealthMonitor(config=health_config, steps=FulfilmentLog(log.engine),
+                                     store=HealthStore(log.engine),
+                                     sweeper=Sweeper(health_config, horizon=settings.health.horizon)))
             watchers = [asyncio.create_task(watch_store(app.state.services), name="orderguard-store-watch"),
                         asyncio.create_task(watch_keys(app.state.services), name="orderguard-key-watch")]
+            outbox = Outbox(log.engine)
+            if settings.health.enabled:
+                watchers.append(asyncio.create_task(
+                    watch_health(app.state.services.health, log, outbox, settings, clock=the_clock),
+                    name="orderguard-health"))
             try:
-                async with sending(Outbox(log.engine), settings.alerts, clock=the_clock):
+                async with sending(outbox, settings.alerts, clock=the_clock):
                     yield
             finally:
                 for watcher in watchers:
@@ -129,6 +143,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.include_router(verifications.router)
     app.include_router(admin.router)
     app.include_router(segments.router)
+    app.include_router(order_health.router)
     install_openapi(app)
     install_docs(app, settings.api.docs_assets)
     install_pages(app)

@@ -35,6 +35,7 @@ from serving.desk.links import LinkIndex
 from serving.desk.queue import FlaggedLog
 from serving.desk.similar_cases import SimilarCases
 from serving.engine import Engine, longest_window
+from serving.health_watch import HealthMonitor
 from serving.notify.messages import queue_decision_alerts
 from serving.web.session import SessionCodec
 from serving.web.throttle import SignInThrottle
@@ -63,6 +64,7 @@ class Services:
     links: LinkIndex = field(default_factory=LinkIndex)  # the desk's orders by shared identity
     flagged: FlaggedLog = field(default_factory=FlaggedLog)  # the desk's flagged records and labels, mirrored
     pools: PoolCache = field(default_factory=lambda: PoolCache(size=2, ttl=timedelta(minutes=10)))  # trust pools
+    health: HealthMonitor | None = None  # the order-health monitor (``serving.health_watch``)
 
 
 @dataclass(slots=True)

@@ -253,6 +253,50 @@ VERIFICATIONS = sa.Table(
     sa.Index("ix_verifications_order", "order_key", "verified_at"),
 )
 
+#: Fulfilment steps reported by the systems around the order (``orderguard.fulfilment``), migration 0009:
+#: payment gateway, ERP/OMS, warehouse, carrier, customer service. Idempotent by the sender's event id.
+FULFILMENT_EVENTS = sa.Table(
+    "fulfilment_events", METADATA,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("channel", _key_text(), nullable=False),
+    sa.Column("channel_order_id", _key_text(), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("event_id", _key_text(), nullable=False),
+    sa.Column("event_time", UtcDateTime(), nullable=False),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("payload", _json(), nullable=False),
+    sa.UniqueConstraint("channel", "channel_order_id", "kind", "event_id", name="uq_fulfilment_events_key"),
+    sa.Index("ix_fulfilment_events_order", "channel", "channel_order_id", "event_time"),
+    sa.Index("ix_fulfilment_events_time", "event_time"),
+)
+
+#: What the order-health sweeper found (``health.store``), migration 0009: one row per order and check, open
+#: while ``resolved_at`` is null.
+HEALTH_FINDINGS = sa.Table(
+    "health_findings", METADATA,
+    sa.Column("order_key", _key_text(), nullable=False),
+    sa.Column("check_id", sa.String(64), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("stage", sa.String(32), nullable=False),
+    sa.Column("component", sa.String(32), nullable=False),
+    sa.Column("due_at", UtcDateTime(), nullable=False),
+    sa.Column("flagged_at", UtcDateTime(), nullable=False),
+    sa.Column("resolved_at", UtcDateTime(), nullable=True),
+    sa.Column("detail", sa.Text(), nullable=False),
+    sa.PrimaryKeyConstraint("order_key", "check_id", name="pk_health_findings"),
+    sa.Index("ix_health_findings_open", "resolved_at", "due_at"),
+)
+
+#: The shop's health after each sweep (``health.store``), migration 0009: the dashboard's chart and counts.
+HEALTH_SNAPSHOTS = sa.Table(
+    "health_snapshots", METADATA,
+    sa.Column("taken_at", UtcDateTime(), primary_key=True),
+    sa.Column("overall", sa.Float(), nullable=False),
+    sa.Column("orders", sa.Integer(), nullable=False),
+    sa.Column("summary", _json(), nullable=False),
+)
+
 _EVENT_ORDER = (ORDER_EVENTS.c.event_time, ORDER_EVENTS.c.channel, ORDER_EVENTS.c.channel_order_id,
                 ORDER_EVENTS.c.event_version)
 _ORDER_ORDER = (ORDERS.c.created_at, ORDERS.c.channel, ORDERS.c.channel_order_id)
@@ -840,6 +884,20 @@ class OrderLog:
             base = base.where(c.event_time < end)
         for row in self._pages(base, _EVENT_ORDER, batch_size=batch_size):
             yield codec.event_from_dict(row[0])
+
+    def events_after(self, cursor: int, *, limit: int = 5000) -> list[tuple[int, OrderEvent]]:
+        """Events stored after row ``cursor`` with their row ids, in row order: the feed of a reader that follows
+        the log as it grows (the order-health sweeper). On PostgreSQL ids are handed out before commit, so a
+        follower re-reads a margin behind its cursor; folding an event twice must be harmless to it."""
+        c = ORDER_EVENTS.c
+        stmt = sa.select(c.id, c.payload).where(c.id > cursor).order_by(c.id).limit(limit)
+        with self._guard(), self._engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        return [(int(i), codec.event_from_dict(p)) for i, p in rows]
+
+    def last_event_id(self) -> int:
+        """The highest event row id (0 for an empty log)."""
+        return self._scalar_int(sa.select(sa.func.coalesce(sa.func.max(ORDER_EVENTS.c.id), 0)))
 
     def iter_orders(self, *, start: datetime | None = None, end: datetime | None = None,
                     batch_size: int = 5000) -> Iterator[Order]:

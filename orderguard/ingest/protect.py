@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from orderguard.enrich import address_text, pickup_keyword
+from orderguard.enrich import address_defects, address_text, pickup_keyword
 from orderguard.errors import InvalidInputError
 from orderguard.ingest.normalize import PiiHasher, phone_from
 from orderguard.schema import Address, ClientInfo, OrderDetails, OrderEvent
@@ -38,12 +38,12 @@ def mask_detail(detail: str) -> str:
 
 
 def protect_address(address: Address, hasher: PiiHasher) -> Address:
-    """The address as stored: masked detail, keyed hash of the whole address, pick-up keyword."""
+    """The address as stored: masked detail, keyed hash of the whole address, pick-up keyword, defects."""
     if address.key is not None:
         return address  # already protected (an address is protected once)
     return dataclasses.replace(address, detail=mask_detail(address.detail),
                                key=hasher.hash("address", address_text(address)),
-                               pickup=pickup_keyword(address))
+                               pickup=pickup_keyword(address), defects=address_defects(address))
 
 
 def protect_client(client: ClientInfo, hasher: PiiHasher) -> ClientInfo:
@@ -95,7 +95,7 @@ def stored_key(kind: str, value: str, hasher: PiiHasher) -> str:
         parts = value.split("|")
         if len(parts) != 4 or not all(p.strip() for p in parts):
             raise InvalidInputError.must("value", "an address written province|city|district|detail", value)
-        key = protect_address(Address(*parts), hasher).key
+        key = protect_address(Address(parts[0], parts[1], parts[2], parts[3]), hasher).key
         assert key is not None
         return key
     raise InvalidInputError.must("kind", f"one of {', '.join(KEY_KINDS)}", kind)

@@ -377,3 +377,77 @@ class VerificationOut(BaseModel):
     outcome: str
     method: str
     verified_at: datetime
+
+
+# -- order health ----------------------------------------------------------------------------------------------------
+
+
+class FulfilmentResponse(BaseModel):
+    """What became of a request's fulfilment reports."""
+
+    received: int
+    inserted: int
+    duplicates: int
+    conflicts: int
+    errors: list[IngestError]
+
+
+class HealthOrderOut(BaseModel):
+    """One order's health in a list: score, tier, failing checks (oldest due first)."""
+
+    order_key: str
+    channel: str
+    score: float
+    tier: str
+    checks: list[str]
+    oldest_due: datetime | None
+
+
+class HealthSummaryOut(BaseModel):
+    """The shop's health after the latest sweep (``taken_at`` null: no sweep yet)."""
+
+    taken_at: datetime | None
+    overall: float | None
+    orders: int
+    alert_below: float
+    tiers: dict[str, int]
+    stages: dict[str, int]
+    channels: dict[str, dict[str, int]]
+    worst: list[HealthOrderOut]
+    history: list[tuple[datetime, float]]
+
+
+class FindingOut(BaseModel):
+    """A failing (or, in an order's history, resolved) check of one order."""
+
+    order_key: str
+    check_id: str
+    text: str
+    channel: str
+    stage: str
+    component: str
+    due_at: datetime
+    flagged_at: datetime
+    resolved_at: datetime | None
+    detail: str
+
+
+class TimelineEntryOut(BaseModel):
+    """One line of an order's timeline across systems."""
+
+    at: datetime
+    system: str
+    what: str
+    label: str
+    detail: str
+
+
+class OrderHealthOut(BaseModel):
+    """An order's timeline across systems, its health now and its findings history."""
+
+    order_key: str
+    score: float
+    tier: str
+    failing: list[FindingOut]
+    entries: list[TimelineEntryOut]
+    findings: list[FindingOut]

@@ -57,6 +57,7 @@ from scoring.records import ScoreRecord
 #: Outbox topics and the order system's destination.
 ALERT_TOPIC = "alert"
 ACTION_TOPIC = "order_action"
+NOTICE_TOPIC = "notice"  # a titled list of lines for the robots (order health)
 ORDER_SYSTEM = "order-system"
 
 #: Reasons an alert names (the strongest first), and the longest one shown (characters).
@@ -262,6 +263,56 @@ def feishu_request(receiver: AlertReceiver, alert: Alert, now: datetime) -> tupl
     return receiver.url, body
 
 
+# -- notices ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A message that is a headline and lines of markdown (the order-health monitor's), as queued."""
+
+    title: str
+    lines: tuple[str, ...]
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON the outbox keeps."""
+        return {"title": self.title, "lines": list(self.lines)}
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> Notice:
+        """The notice a queued payload holds (``KeyError`` / ``ValueError`` when it is not one)."""
+        lines = payload["lines"]
+        if not isinstance(lines, list):
+            raise ValueError("lines must be a list")
+        return cls(title=str(payload["title"]), lines=tuple(str(x) for x in lines))
+
+
+def notice_request(receiver: AlertReceiver, notice: Notice, now: datetime) -> tuple[str, dict[str, Any]]:
+    """URL and JSON body of a notice for one robot, in its own message format (signed when it has a secret)."""
+    if receiver.kind == "dingtalk":
+        body: dict[str, Any] = {"msgtype": "markdown", "markdown": {
+            "title": notice.title, "text": "\n\n".join([f"### {notice.title}", *notice.lines])}}
+        if receiver.secret is None:
+            return receiver.url, body
+        timestamp = epoch_ms(now)
+        sign = dingtalk_sign(receiver.secret.get_secret_value(), timestamp)
+        return _with_query(receiver.url, {"timestamp": str(timestamp), "sign": sign}), body
+    if receiver.kind == "wecom":
+        lines = list(notice.lines)
+        content = "\n".join([f"### {notice.title}", *lines])
+        while len(content.encode()) > WECOM_MARKDOWN_MAX and lines:
+            lines.pop()
+            content = "\n".join([f"### {notice.title}", *lines, "…"])
+        return receiver.url, {"msgtype": "markdown", "markdown": {"content": content}}
+    rows = [[{"tag": "text", "text": line}] for line in notice.lines]
+    feishu: dict[str, Any] = {"msg_type": "post", "content": {"post": {"zh_cn": {"title": notice.title,
+                                                                                 "content": rows}}}}
+    if receiver.secret is not None:
+        timestamp = int(now.timestamp())
+        feishu = {"timestamp": str(timestamp), "sign": feishu_sign(receiver.secret.get_secret_value(), timestamp),
+                  **feishu}
+    return receiver.url, feishu
+
+
 # -- the order system ---------------------------------------------------------------------------------------------
 
 
@@ -271,6 +322,7 @@ class OrderAction(StrEnum):
     RELEASE = "release"  # ship it
     CANCEL = "cancel"  # cancel it (and refund)
     KEEP_HOLD = "keep_hold"  # keep it held, e.g. while the buyer is called
+    PAUSE_FULFILMENT = "pause_fulfilment"  # stop shipping it: the order-health monitor found it red
 
 
 def callback_signature(secret: str, timestamp: int, body: bytes) -> str:

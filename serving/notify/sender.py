@@ -39,11 +39,14 @@ from orderguard.settings import AlertSettings, OutboxSettings
 from serving.notify.messages import (
     ACTION_TOPIC,
     ALERT_TOPIC,
+    NOTICE_TOPIC,
     ORDER_SYSTEM,
     Alert,
+    Notice,
     callback_request,
     dingtalk_request,
     feishu_request,
+    notice_request,
     receivers_by_destination,
     wecom_request,
 )
@@ -126,6 +129,17 @@ def build_request(message: Message, settings: AlertSettings, now: datetime) -> H
             url, body = wecom_request(receiver, alert)
         else:
             url, body = feishu_request(receiver, alert, now)
+        return HttpRequest(receiver.kind, url, {"Content-Type": JSON_UTF8}, _json(body),
+                           _secrets_of(receiver.url, receiver.secret))
+    if message.topic == NOTICE_TOPIC:
+        receiver = receivers_by_destination(settings).get(message.destination)
+        if receiver is None:
+            raise UndeliverableError(f"no robot {message.destination!r} in alerts.receivers", final=False)
+        try:
+            notice = Notice.from_payload(message.payload)
+        except (KeyError, TypeError, ValueError) as e:
+            raise UndeliverableError(f"not a notice payload: {e!r}", final=True) from e
+        url, body = notice_request(receiver, notice, now)
         return HttpRequest(receiver.kind, url, {"Content-Type": JSON_UTF8}, _json(body),
                            _secrets_of(receiver.url, receiver.secret))
     if message.topic == ACTION_TOPIC and message.destination == ORDER_SYSTEM:

@@ -110,7 +110,8 @@ def test_a_log_written_before_protection_is_rewritten_and_a_resent_payload_stays
         assert "dev-secret-7" in _stored_text(old)
         with old.engine.begin() as conn:  # the schema as it was at 0003, before protection and what came after
             conn.execute(sa.text(f"update {VERSION_TABLE} set version_num = '0003'"))
-            for later in ("api_keys", "users", "desk_claims", "outbox", "verifications"):  # made by 0005 and later
+            for later in ("api_keys", "users", "desk_claims", "outbox", "verifications", "fulfilment_events",
+                          "health_findings", "health_snapshots"):  # made by 0005 and later
                 conn.execute(sa.text(f"drop table {later}"))
     with OrderLog.open(url) as upgraded:  # opening migrates to the newest revision
         text = _stored_text(upgraded)
