@@ -21,7 +21,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -273,6 +273,14 @@ class Sweeper:
         flagged = [self._tracks[k] for k in self._flagged if k in self._tracks]
         flagged.sort(key=lambda t: (t.score, min(t.open.values()), t.text))
         return tuple(self._health(t) for t in flagged[:n])
+
+    def open_findings(self) -> Iterator[tuple[str, str, datetime]]:
+        """``(order key, check id, due at)`` of every check failing at the last sweep."""
+        for text in self._flagged:
+            track = self._tracks.get(text)
+            if track is not None:
+                for check_id, due in track.open.items():
+                    yield text, check_id, due
 
     def health_of(self, order_key: str) -> OrderHealth | None:
         """One tracked order's health as of the last sweep."""
