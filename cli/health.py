@@ -97,6 +97,7 @@ def sweep(
     when each finding was first flagged.
     """
     from health.checks import load_checks
+    from health.replay import replay
     from health.sweeper import Sweeper
     from orderguard.clock import parse_moment
     from orderguard.durations import parse_duration
@@ -113,26 +114,12 @@ def sweep(
         raise InvalidInputError.must("every", "a step giving at most 100000 sweeps", every)
     config = load_checks(settings.health.checks)
     sweeper = Sweeper(config, horizon=back)
+    first_flagged: dict[tuple[str, str], str] = {}
     with open_log(settings) as log:
-        steps = FulfilmentLog(log.engine)
-        events = iter(log.iter_events(start=start - back, end=end + timedelta(microseconds=1)))
-        reports = iter(s.event for s in steps.iter_range(start=start - back, end=end + timedelta(microseconds=1)))
-        next_event, next_report = next(events, None), next(reports, None)
-        first_flagged: dict[tuple[str, str], str] = {}
-        at = start
-        while True:
-            while next_event is not None and next_event.event_time <= at:
-                sweeper.add_order_events([next_event])
-                next_event = next(events, None)
-            while next_report is not None and next_report.event_time <= at:
-                sweeper.add_steps([next_report])
-                next_report = next(reports, None)
-            result = sweeper.sweep(at)
+        for result in replay(sweeper, log, FulfilmentLog(log.engine), start=start, end=end, every=step,
+                             horizon=back):
             for f in result.opened:
                 first_flagged.setdefault((f.order_key, f.check_id), f.flagged_at.isoformat())
-            if at >= end:
-                break
-            at = min(at + step, end)
     stuck = sorted(((w, sweeper.track(w.order_key)) for w in sweeper.worst(limit)), key=lambda p: p[0].score)
     if as_json:
         out = {"as_of": end.isoformat(), "overall": result.overall, "orders": result.orders, **result.summary(),

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from features.settings import Settings
 from health.checks import HealthConfig
@@ -33,6 +33,9 @@ from serving.notify.health import health_messages
 
 logger = logging.getLogger("orderguard.health")
 
+#: How long sweep snapshots (the dashboard's chart) are kept.
+SNAPSHOTS_KEPT = timedelta(days=35)
+
 
 @dataclass(slots=True)
 class HealthMonitor:
@@ -45,6 +48,7 @@ class HealthMonitor:
     follower: Follower | None = None
     last: SweepResult | None = None
     last_digest_at: datetime | None = None
+    last_prune_at: datetime | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -73,6 +77,9 @@ def sweep_once(monitor: HealthMonitor, log: OrderLog, outbox: Outbox, settings: 
         outbox.enqueue_many(messages, now=now)
     if digest:
         monitor.last_digest_at = now
+    if monitor.last_prune_at is None or now - monitor.last_prune_at >= timedelta(days=1):
+        monitor.store.prune(now - SNAPSHOTS_KEPT)  # the chart shows days; a snapshot a minute adds up
+        monitor.last_prune_at = now
     monitor.last = result
     return result
 
