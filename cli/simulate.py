@@ -1,4 +1,4 @@
-"""``orderguard generate``: a simulated shop's channel exports and ground truth (``simulate``)."""
+"""``orderguard generate``: a simulated shop's channel exports, fulfilment reports and ground truth (``simulate``)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ app = command_group()
 @app.command()
 @user_errors
 def generate(
-    out: Annotated[Path, typer.Option(help="Output folder for channel payload files and ground truth.")],
+    out: Annotated[Path, typer.Option(
+        help="Output folder for channel payload files, fulfilment reports and ground truth.")],
     days: Annotated[int, typer.Option(min=1, max=3650, help="Days of trading to simulate.")] = 90,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same shop, byte for byte.")] = 1,
     orders_per_day: Annotated[int, typer.Option(min=1, help="Orders on an ordinary day (promotions have more).")
@@ -27,6 +28,8 @@ def generate(
     """Simulate a Hangzhou pet-products shop on all six channels (deterministic per seed).
 
     One promotion day runs at ~10x volume: 11.11 when the period covers it, else the middle day.
+    The shop's own systems' fulfilment reports (payment callbacks, ERP, warehouse, carriers),
+    with faults planted around the promotion, go to OUT/fulfilment/ with their truth.
     """
     import json
 
@@ -41,7 +44,11 @@ def generate(
     table = Table("channel", "file")
     for channel, path in files.channels.items():
         table.add_row(channel.value, str(path))
+    table.add_row("fulfilment", str(files.fulfilment))
     console = wide_console()
     console.print(table)
+    steps = manifest["fulfilment"]
     console.print(f"orders: {manifest['orders']['total']}  events: {manifest['events']['total']}  "
                   f"abnormal share: {manifest['abnormal_share']}  ground truth: {files.ground_truth}")
+    console.print(f"fulfilment reports: {steps['events']}  failing checks: {steps['truth_rows']} on "
+                  f"{steps['faulty_orders']} orders  fulfilment truth: {files.fulfilment_truth}")

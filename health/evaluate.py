@@ -110,10 +110,13 @@ def _fact(check: Check, track: Track) -> Failing | None:
 def evaluate(track: Track, config: HealthConfig, as_of: datetime) -> Verdict:
     """Every check of ``config`` on ``track`` at ``as_of``.
 
-    An order that is not yet paid, or whose fulfilment is halted (finished, or a refund
-    asked before shipping), fails nothing: nothing is owed on it.
+    An order whose fulfilment is halted (finished, or a refund asked before shipping)
+    fails nothing: nothing is owed on it. The order document's facts (address, phone,
+    price, duplicate) count from its creation, paid or not (customer service can still
+    have an address fixed before payment; an order closed unpaid drops its findings); a
+    timed check counts once its anchor happened (a presale's deposit before payment, too).
     """
-    if track.halted or track.paid_at is None:
+    if track.halted:
         return Verdict((), None)
     failing: list[Failing] = []
     next_due: datetime | None = None

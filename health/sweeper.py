@@ -164,14 +164,15 @@ class Sweeper:
         newest = slot[-1][0]
         slot[:] = [(at, key) for at, key in slot if newest - at <= 4 * window]
         for (at_a, key_a), (at_b, key_b) in itertools.pairwise(slot):
-            if at_b - at_a <= window and key_b in self._tracks:
-                earlier = self._tracks.get(key_a)
-                if earlier is not None and earlier.halted:
+            if at_b - at_a > window:
+                continue
+            pairs = [(key_a, key_b), (key_b, key_a)] if at_a == at_b else [(key_a, key_b)]  # same second: both
+            for first, repeat in pairs:
+                earlier, later = self._tracks.get(first), self._tracks.get(repeat)
+                if later is None or (earlier is not None and earlier.halted) or later.duplicate_of is not None:
                     continue
-                later = self._tracks[key_b]
-                if later.duplicate_of is None:
-                    later.duplicate_of = key_a
-                    self._dirty.add(key_b)
+                later.duplicate_of = first
+                self._dirty.add(repeat)
 
     # -- sweeping ------------------------------------------------------------------------------------------------
 
@@ -226,8 +227,8 @@ class Sweeper:
         before = track.tier
         track.score = self.config.score({f.check.component for f in verdict.failing})
         track.tier = self.config.tier(track.score, flagged=bool(verdict.failing)).value
-        track.counted = not track.halted and track.paid_at is not None and (
-            bool(track.open) or not track.times_of("delivered"))
+        track.counted = not track.halted and (
+            bool(track.open) or (track.paid_at is not None and not track.times_of("delivered")))
         if track.counted:
             self._tally.count(track, 1)
         if track.open:

@@ -22,6 +22,8 @@ FINISHED = frozenset({OrderStatus.COMPLETED, OrderStatus.CANCELLED, OrderStatus.
 #: Reasons of a channel's after-sale claim or a complaint that mean "never arrived".
 NOT_RECEIVED = RefundReason.NOT_RECEIVED.value
 _STEPS = {k.value: k for k in StepKind}
+#: Statuses of an order not yet payable to fulfil (unknown: only fulfilment reports seen so far).
+_NOT_YET = frozenset({None, OrderStatus.CREATED, OrderStatus.AWAITING_GROUP})
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,14 +126,15 @@ class Track:
 
     @property
     def paid_at(self) -> datetime | None:
-        """When the order became ready to fulfil: the channel's first ``paid`` status (a group buy's group
-        formed); for an order first seen later in its life, the document's pay time."""
-        paid = self.status_times.get(OrderStatus.PAID)
-        if paid is not None:
-            return paid
-        if self.status in (OrderStatus.CREATED, OrderStatus.AWAITING_GROUP, None) or self.facts is None:
+        """When the buyer paid, as the channel reports it (the document's pay time; the first ``paid`` event
+        without one), once the order is payable to fulfil: a group buy's clock starts when its group forms,
+        but counts from the payment then, as the channel's ship promise does."""
+        reached = OrderStatus.PAID in self.status_times or self.status not in _NOT_YET
+        if not reached:
             return None
-        return self.facts.paid_at
+        if self.facts is not None and self.facts.paid_at is not None:
+            return self.facts.paid_at
+        return self.status_times.get(OrderStatus.PAID)
 
     @property
     def finished(self) -> bool:

@@ -26,6 +26,8 @@ if [ -f "$loaded" ] && [ -f "$ORDERGUARD_DATA_DIR/orderguard.db" ] && [ "$(cat "
 else
   echo "== ingesting channel files (idempotent: re-running changes nothing)"
   orderguard ingest "$dir"/shop/*.jsonl
+  echo "== ingesting the shop systems' fulfilment reports (payment callbacks, ERP, warehouse, carriers)"
+  orderguard health ingest "$dir"/shop/fulfilment/fulfilment.jsonl
   end=$(python -c 'import json,sys,datetime as d; m=json.load(open(sys.argv[1]))["config"]; print(d.date.fromisoformat(m["start"])+d.timedelta(days=m["days"]))' "$dir/shop/manifest.json")
   echo "== the review desk labels the orders placed before $end"
   orderguard label simulate --truth "$dir/shop/ground_truth.csv" --until "$end" --out "$dir/labels.csv"
@@ -79,5 +81,10 @@ echo "   or a file: orderguard trust-pool --out $dir/trusted.xlsx (or .csv / .pa
 echo "== the demo's users ($users), one per role; sign in at http://127.0.0.1:${ORDERGUARD_API__PORT:-8000}/signin"
 echo "   (the reviewer works the review desk at /desk: keys 1 2 3 give a verdict, j and k move):"
 sed 's/^/     /' "$users"
+operations_key=$(awk '$1 == "operations" {print $2}' "$keys")
+echo "   operations' order health: curl -H \"Authorization: Bearer $operations_key\" \\"
+echo "          http://127.0.0.1:${ORDERGUARD_API__PORT:-8000}/v1/health   (the page: /health, user operations)"
+# the order-health monitor loads the whole simulated period, promotion day included
+export ORDERGUARD_HEALTH__HORIZON=${ORDERGUARD_HEALTH__HORIZON:-$((days + 3))d}
 echo "== serving on http://${ORDERGUARD_API__HOST:-127.0.0.1}:${ORDERGUARD_API__PORT:-8000} (docs at /docs)"
 exec orderguard serve

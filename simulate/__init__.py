@@ -1,7 +1,9 @@
 """Synthetic multi-channel shop with labelled abuse patterns (demo, tests, benchmarks).
 
-``simulate(config)`` builds clear-text events and the ground truth; ``write_simulation``
-renders them as channel-native payload files plus ``ground_truth.csv``.
+``simulate(config)`` builds clear-text events and the ground truth, plus the shop systems'
+fulfilment reports with planted faults and their truth (``simulate.fulfilment``);
+``write_simulation`` renders them as channel-native payload files plus ``ground_truth.csv``
+and ``fulfilment/``.
 """
 
 from simulate.config import SimConfig

@@ -4,7 +4,8 @@ Order of play (each part on its own seeded stream): plan the calendar and the li
 drops; spend the abuse budget (``abnormal_share`` of all orders) pattern by pattern;
 spend the look-alike budgets; let honest fans buy what the scalpers left of each drop;
 fill every day up to its volume with everyday honest orders; then number the orders by
-creation time per channel and render their events.
+creation time per channel, plant the fulfilment faults (``simulate.fulfilment``), render
+the channel events and derive the fulfilment reports and their truth.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
-from orderguard.schema import Channel, OrderKey
+from orderguard.schema import Channel
 from simulate.abuse import ABUSE, PatternSpec
 from simulate.catalog import regular_skus
 from simulate.config import SimConfig
+from simulate.fulfilment import FaultPlan, FulfilmentTruthRow, Numbered, derive, inject_faults
 from simulate.lookalikes import family_gifts, loyal_customer, office_ip
 from simulate.numbering import Numbering, refund_id, tracking_no
 from simulate.orders import BasketPicker, SimOrder
@@ -48,11 +51,20 @@ class Simulation:
     Attributes:
         events: every rendered event, sorted by ``(update_time, order_id, channel)``.
         truth: one row per order, sorted by ``(created_at, order_key)``.
+        fulfilment: the shop systems' reports about the orders (``orderguard.fulfilment``
+            wire form, shop-time ISO times), before the period's end, sorted by time.
+        fulfilment_truth: one row per (order, order-health check it must fail), sorted by
+            ``(anchor_at, order_key, check)``; see ``simulate.fulfilment.FulfilmentTruthRow``.
+        altered: order keys whose channel events a planted fault changed (everything else
+            renders exactly as it would without faults).
     """
 
     config: SimConfig
     events: list[PlainEvent]
     truth: list[TruthRow]
+    fulfilment: list[dict[str, Any]] = field(default_factory=list)
+    fulfilment_truth: list[FulfilmentTruthRow] = field(default_factory=list)
+    altered: frozenset[str] = frozenset()
 
 
 def allocate(total: int, specs: Sequence[PatternSpec]) -> dict[Pattern, int]:
@@ -92,7 +104,7 @@ def _spend(world: World, rng: random.Random, spec: PatternSpec, budget: int) -> 
     return orders
 
 
-def simulate(config: SimConfig, *, can_state: StatusVocabulary | None = None) -> Simulation:
+def simulate(config: SimConfig, *, can_state: StatusVocabulary | None = None, faults: bool = True) -> Simulation:
     """Simulate the shop over ``config``'s period; deterministic in ``config``.
 
     Args:
@@ -100,6 +112,8 @@ def simulate(config: SimConfig, *, can_state: StatusVocabulary | None = None) ->
         can_state: which statuses each channel's documents can state; events outside it
             are restated or left out (see ``vocabulary.restate``). ``None`` keeps the full
             physical life cycle of every order.
+        faults: plant the fulfilment faults (``simulate.fulfilment.inject_faults``);
+            without them the truth holds only what occurs naturally.
     """
     seed = config.seed
     days = plan_days(config, substream(seed, "calendar"))
@@ -123,26 +137,37 @@ def simulate(config: SimConfig, *, can_state: StatusVocabulary | None = None) ->
     everyday_rng = substream(seed, "everyday")
     for day in days:
         orders.extend(everyday_orders(world, everyday_rng, day=day, count=max(0, day.target - used[day.index])))
-    return _assemble(config, orders, can_state=can_state)
+    return _assemble(config, orders, can_state=can_state, faults=faults)
 
 
-def _assemble(config: SimConfig, orders: list[SimOrder], *, can_state: StatusVocabulary | None) -> Simulation:
-    """Number the orders per channel by creation time, render events, write truth rows."""
+def _assemble(config: SimConfig, orders: list[SimOrder], *, can_state: StatusVocabulary | None,
+              faults: bool) -> Simulation:
+    """Number the orders per channel by creation time, plant the faults, render events, write truth rows.
+
+    Ids and waybill numbers are drawn before any fault is planted (faults keep creation
+    times, channels and the waybill's carrier), so they are the same with and without faults.
+    """
     numbering = Numbering.seeded(substream(config.seed, "numbering"))
     waybills = substream(config.seed, "waybills")
     ranked = sorted(enumerate(orders),
                     key=lambda item: (item[1].plan.created_at, _CHANNEL_ORDER[item[1].plan.channel], item[0]))
     sequence: Counter[Channel] = Counter()
-    events: list[PlainEvent] = []
-    truth: list[TruthRow] = []
+    numbered: list[Numbered] = []
     for _, order in ranked:
         plan = order.plan
         order_id = numbering.order_id(plan.channel, sequence[plan.channel], created_at=plan.created_at)
         sequence[plan.channel] += 1
-        waybill = tracking_no(waybills, plan.channel, paid_fen=plan.amounts.paid_fen)
-        events.extend(render(order, order_id=order_id, refund_id=refund_id(plan.channel, order_id),
-                             tracking_no=waybill, until=config.end_at))
-        truth.append(TruthRow(order_key=str(OrderKey(plan.channel, order_id)), channel=plan.channel,
+        numbered.append(Numbered(order, order_id, tracking_no(waybills, plan.channel, paid_fen=plan.amounts.paid_fen)))
+    fault_plan = (inject_faults(config, numbered) if faults
+                  else FaultPlan(tuple(numbered), MappingProxyType({}), None, frozenset()))
+    shop = fault_plan.orders
+    events: list[PlainEvent] = []
+    truth: list[TruthRow] = []
+    for item in shop:
+        plan, order_id = item.order.plan, item.order_id
+        events.extend(render(item.order, order_id=order_id, refund_id=refund_id(plan.channel, order_id),
+                             tracking_no=item.waybill, until=config.end_at))
+        truth.append(TruthRow(order_key=item.key, channel=plan.channel,
                               order_id=order_id, pattern=plan.pattern,
                               is_abnormal=plan.pattern in ABUSE_PATTERNS, group_id=plan.group_id,
                               created_at=plan.created_at, ops_issue=plan.ops_issue))
@@ -150,4 +175,7 @@ def _assemble(config: SimConfig, orders: list[SimOrder], *, can_state: StatusVoc
     if can_state is not None:
         events = restate(events, can_state=can_state)
     truth.sort(key=lambda row: (row.created_at, row.order_key))
-    return Simulation(config=config, events=events, truth=truth)
+    steps, fulfilment_truth = derive(config, fault_plan)
+    altered = frozenset(shop[i].key for i in fault_plan.altered)
+    return Simulation(config=config, events=events, truth=truth, fulfilment=steps,
+                      fulfilment_truth=fulfilment_truth, altered=altered)

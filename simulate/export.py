@@ -12,7 +12,8 @@ from simulate.writer import SimFiles, write_simulation
 
 
 def export_shop(config: SimConfig, out_dir: Path, *, secret: bytes) -> SimFiles:
-    """Simulate ``config`` and write channel-native JSONL files plus ground truth to ``out_dir``.
+    """Simulate ``config`` and write channel-native JSONL files plus ground truth to ``out_dir``, and the shop
+    systems' fulfilment reports with their truth under ``out_dir / "fulfilment"``.
 
     Each channel only states the statuses its platform has (e.g. Douyin has no
     "delivered"), so the simulation is told what each encoder can express.

@@ -107,6 +107,15 @@ def community(rng: random.Random) -> str:
     return rng.choice(_COMMUNITY_HEAD) + rng.choice(_COMMUNITY_TAIL)
 
 
+def road(rng: random.Random) -> str:
+    """A road's name without a house number, e.g. 学院路 (how a sloppy address starts).
+
+    >>> road(random.Random(2))[-1] in "路道"
+    True
+    """
+    return rng.choice(_ROADS)
+
+
 def street(rng: random.Random) -> str:
     """A road and house number, e.g. 学院路128号."""
     return f"{rng.choice(_ROADS)}{rng.randint(1, 999)}号"

@@ -7,6 +7,12 @@ seconds to hours later -- exactly what idempotent, event-time ingest must absorb
 ``ground_truth.csv`` labels every order; ``manifest.json`` records the configuration
 and the counts. Nothing here knows a channel's format: payloads come from the
 ``encode`` callable (``simulate.channels`` in production use).
+
+The shop systems' fulfilment reports go to ``fulfilment/fulfilment.jsonl`` (one report per
+line, by time, as ``orderguard health ingest`` reads them) with their truth in
+``fulfilment/fulfilment_truth.csv``. They sit in their own folder because everything
+``*.jsonl`` at the top is a channel file named after its channel (``orderguard ingest``
+takes the channel from the file name, and scripts hand it the whole folder).
 """
 
 from __future__ import annotations
@@ -17,13 +23,14 @@ import random
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
 from orderguard.schema import Channel
 from simulate.engine import Simulation
+from simulate.fulfilment import TRUTH_COLUMNS as FULFILMENT_TRUTH_COLUMNS
 from simulate.plain import PlainEvent
 from simulate.rand import lognormal_delay, substream
 from simulate.truth import ABUSE_PATTERNS, Pattern
@@ -35,6 +42,8 @@ DUPLICATE_SHARE: Final = 0.01
 TRUTH_COLUMNS: Final = ("order_key", "channel", "order_id", "pattern", "is_abnormal", "group_id", "created_at",
                         "ops_issue")
 FORMAT_VERSION: Final = 1
+#: Folder (under the output folder) of the fulfilment reports and their truth.
+FULFILMENT_DIR: Final = "fulfilment"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +97,20 @@ def arrival_schedule(events: Sequence[PlainEvent], *, rng: random.Random, late_s
 
 @dataclass(frozen=True, slots=True)
 class SimFiles:
-    """Where a simulation was written (every channel has a file, possibly empty)."""
+    """Where a simulation was written (every channel has a file, possibly empty).
+
+    Attributes:
+        fulfilment: the shop systems' fulfilment reports, one JSON object per line, by time.
+        fulfilment_truth: the order-health checks each order must fail (``order_key, fault,
+            check, anchor_at``).
+    """
 
     out_dir: Path
     channels: Mapping[Channel, Path]
     ground_truth: Path
     manifest: Path
+    fulfilment: Path
+    fulfilment_truth: Path
 
 
 def _dumps(payload: Mapping[str, Any], event: PlainEvent) -> str:
@@ -147,12 +164,33 @@ def write_simulation(sim: Simulation, out_dir: Path | str, *, encode: Encoder) -
         stats["late"][channel.value] = sum(a.late for a in arrivals)
         stats["duplicates"][channel.value] = sum(a.duplicate for a in arrivals)
     truth_path = _write_truth(sim, root / "ground_truth.csv")
+    steps_path, steps_truth_path = _write_fulfilment(sim, root / FULFILMENT_DIR)
     manifest_path = root / "manifest.json"
     manifest = build_manifest(sim, stats=stats, channel_files={c: p.name for c, p in paths.items()},
-                              truth_file=truth_path.name)
+                              truth_file=truth_path.name,
+                              fulfilment_files=(steps_path.relative_to(root).as_posix(),
+                                                steps_truth_path.relative_to(root).as_posix()))
     manifest_path.write_text(json.dumps(manifest, sort_keys=True, ensure_ascii=False, indent=2) + "\n",
                              encoding="utf-8")
-    return SimFiles(root, MappingProxyType(paths), truth_path, manifest_path)
+    return SimFiles(root, MappingProxyType(paths), truth_path, manifest_path, steps_path, steps_truth_path)
+
+
+def _write_fulfilment(sim: Simulation, folder: Path) -> tuple[Path, Path]:
+    """``fulfilment.jsonl`` (reports by time, keys sorted) and ``fulfilment_truth.csv`` under ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    steps = folder / "fulfilment.jsonl"
+    with steps.open("w", encoding="utf-8", newline="\n") as out:
+        for event in sim.fulfilment:
+            out.write(json.dumps(event, sort_keys=True, ensure_ascii=False, separators=(",", ":")))
+            out.write("\n")
+    truth = folder / "fulfilment_truth.csv"
+    with truth.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(FULFILMENT_TRUTH_COLUMNS)
+        for row in sim.fulfilment_truth:
+            writer.writerow((row.order_key, row.fault.value, row.check.value,
+                             row.anchor_at.astimezone(UTC).isoformat(timespec="seconds")))
+    return steps, truth
 
 
 def _write_truth(sim: Simulation, path: Path) -> Path:
@@ -167,8 +205,8 @@ def _write_truth(sim: Simulation, path: Path) -> Path:
 
 
 def build_manifest(sim: Simulation, *, stats: Mapping[str, Mapping[str, int]], channel_files: Mapping[Channel, str],
-                   truth_file: str) -> dict[str, Any]:
-    """The manifest: configuration, period, and counts per channel and per pattern."""
+                   truth_file: str, fulfilment_files: tuple[str, str] = ("", "")) -> dict[str, Any]:
+    """The manifest: configuration, period, and counts per channel, per pattern and of the fulfilment reports."""
     orders = Counter(row.channel.value for row in sim.truth)
     pattern_orders = Counter(row.pattern.value for row in sim.truth)
     pattern_groups = Counter(p for p, g in {(r.pattern.value, r.group_id) for r in sim.truth} if g)
@@ -187,5 +225,14 @@ def build_manifest(sim: Simulation, *, stats: Mapping[str, Mapping[str, int]], c
         "abnormal_orders": abnormal,
         "abnormal_share": round(abnormal / len(sim.truth), 6) if sim.truth else 0.0,
         "ops_issues": dict(sorted(Counter(r.ops_issue.value for r in sim.truth if r.ops_issue.value).items())),
-        "files": {"ground_truth": truth_file, "channels": {c.value: channel_files[c] for c in Channel}},
+        "fulfilment": {
+            "events": len(sim.fulfilment),
+            "by_kind": dict(sorted(Counter(str(e["kind"]) for e in sim.fulfilment).items())),
+            "truth_rows": len(sim.fulfilment_truth),
+            "faulty_orders": len({r.order_key for r in sim.fulfilment_truth}),
+            "by_fault": dict(sorted(Counter(r.fault.value for r in sim.fulfilment_truth).items())),
+            "by_check": dict(sorted(Counter(r.check.value for r in sim.fulfilment_truth).items())),
+        },
+        "files": {"ground_truth": truth_file, "channels": {c.value: channel_files[c] for c in Channel},
+                  "fulfilment": fulfilment_files[0], "fulfilment_truth": fulfilment_files[1]},
     }
