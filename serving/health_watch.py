@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -49,6 +50,7 @@ class HealthMonitor:
     last: SweepResult | None = None
     last_digest_at: datetime | None = None
     last_prune_at: datetime | None = None
+    swept_monotonic: float | None = None  # when the last sweep finished (``time.monotonic``), for /healthz
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -91,6 +93,7 @@ async def watch_health(monitor: HealthMonitor, log: OrderLog, outbox: Outbox, se
     while True:
         try:
             result = await asyncio.to_thread(sweep_once, monitor, log, outbox, settings, now=clock.now())
+            monitor.swept_monotonic = time.monotonic()
             monitor.ready.set()
             if result.opened or result.resolved:
                 logger.info("order health %.1f: %d opened, %d resolved, %d orders in the pipeline",
@@ -100,6 +103,17 @@ async def watch_health(monitor: HealthMonitor, log: OrderLog, outbox: Outbox, se
         except Exception:  # the monitor must outlive any one bad round
             logger.exception("order-health sweep failed")
         await asyncio.sleep(every)
+
+
+def monitor_status(monitor: HealthMonitor | None, settings: Settings) -> str:
+    """``off`` (disabled), ``starting`` (no sweep yet), ``ok``, or ``stale``: no sweep finished for three
+    intervals (and half a minute), so faults are not being flagged and nobody is told."""
+    if monitor is None or not settings.health.enabled:
+        return "off"
+    if monitor.swept_monotonic is None:
+        return "starting"
+    late = 3 * settings.health.sweep_every.total_seconds() + 30
+    return "ok" if time.monotonic() - monitor.swept_monotonic <= late else "stale"
 
 
 async def stop(task: asyncio.Task[None] | None) -> None:

@@ -14,10 +14,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from features.settings import Settings
+from health.checks import load_checks
+from health.store import HealthStore
+from health.sweeper import Sweeper
 from orderguard.access import Role
 from orderguard.fulfilment import FulfilmentLog
 from orderguard.ingest.orderlog import OrderLog
 from serving.app import create_app
+from serving.health_watch import HealthMonitor, monitor_status
 from tests.factories import EventFactory, FixedClock, api_key, free_port
 from tests.health.kit import T0, healthy_steps, paid_order
 from tests.health.shop import NOW, Shop, fill
@@ -107,6 +111,7 @@ def test_the_summary_findings_and_an_orders_timeline(served: tuple[TestClient, H
     assert [f["check_id"] for f in order["failing"]] == ["out_scan"] and order["score"] == 90
     assert [f["check_id"] for f in order["findings"]] == ["out_scan"]
     assert client.get("/v1/health/orders/site/nope", headers=ops).status_code == 404
+    assert client.get("/healthz").json()["dependencies"]["order_health"] == "off"  # disabled in this fixture
     assert client.get("/v1/health/orders/ebay/1", headers=ops).status_code == 404
 
 
@@ -145,6 +150,7 @@ def test_the_live_monitor_pauses_red_orders_and_tells_the_robot_when_health_drop
                 if summary["taken_at"] is not None and summary["taken_at"].startswith("2024-11-11T03:00"):
                     break
                 time.sleep(0.1)
+            assert client.get("/healthz").json()["dependencies"]["order_health"] == "ok"
             assert summary["tiers"]["red"] == 5 and summary["overall"] == pytest.approx((5 * 45 + 7 * 100) / 12,
                                                                                         abs=0.01)
             while time.monotonic() < deadline and len(receiver.received) < 7:
@@ -164,3 +170,17 @@ def test_the_live_monitor_pauses_red_orders_and_tells_the_robot_when_health_drop
     paused = [body for kind, body in receiver.received if kind == "callback"]
     assert {p["order_key"] for p in paused} == {str(o[0].key) for o in lost}
     assert {p["action"] for p in paused} == {"pause_fulfilment"}
+
+
+def test_a_monitor_that_stopped_sweeping_makes_the_service_degraded(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, health={"sweep_every": "10s"})
+    with OrderLog.open(settings.database_url) as log:
+        log.migrate()
+    monitor = HealthMonitor(config=load_checks(), steps=FulfilmentLog(log.engine), store=HealthStore(log.engine),
+                            sweeper=Sweeper(load_checks()))
+    assert monitor_status(monitor, settings) == "starting"
+    monitor.swept_monotonic = time.monotonic() - 30
+    assert monitor_status(monitor, settings) == "ok"
+    monitor.swept_monotonic = time.monotonic() - 61  # three intervals and half a minute
+    assert monitor_status(monitor, settings) == "stale"
+    assert monitor_status(None, settings) == "off"
