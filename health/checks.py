@@ -20,21 +20,20 @@ Kinds:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orderguard.durations import parse_duration
 from orderguard.errors import ConfigError
 from orderguard.fulfilment import StepKind
 from orderguard.schema import Channel
+from orderguard.yaml_models import validated
 
 PRESETS_DIR = Path(__file__).with_name("presets")
 PRESETS = ("default",)
@@ -245,19 +244,9 @@ def _build(model: _Config, digest: str) -> HealthConfig:
 
 def load_checks_text(text: str, *, source: str) -> HealthConfig:
     """Validate a check file's YAML text; a bad one is a ``ConfigError`` naming the file and the field."""
-    try:
-        data: Any = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not YAML: {str(exc).splitlines()[0]}") from exc
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: a health check file is a mapping (name, weights, tiers, checks)")
-    try:
-        model = _Config.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top)"
-        raise ConfigError(f"{source}: {where}: {first['msg']}", field=where) from exc
-    return _build(model, hashlib.sha256(text.encode()).hexdigest()[:12])
+    model, digest = validated(text, _Config, source=source,
+                              shape="a health check file is a mapping (name, weights, tiers, checks)")
+    return _build(model, digest)
 
 
 def load_checks(preset_or_path: str | Path = "default") -> HealthConfig:

@@ -13,18 +13,16 @@ Three presets ship (``segments/presets``): ``standard`` (the default), ``loose``
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orderguard.errors import ConfigError
 from orderguard.schema import RefundReason
+from orderguard.yaml_models import validated
 
 PRESETS_DIR = Path(__file__).with_name("presets")
 PRESETS = ("standard", "loose", "strict")
@@ -242,19 +240,9 @@ def _build(model: _Criteria, digest: str) -> Criteria:
 
 def load_criteria_text(text: str, *, source: str) -> Criteria:
     """Validate a preset's YAML text; a bad one is a ``ConfigError`` naming the file and the field."""
-    try:
-        data: Any = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not YAML: {str(exc).splitlines()[0]}") from exc
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: a criteria file is a mapping (name, tenure_days, ..., tiers)")
-    try:
-        model = _Criteria.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top)"
-        raise ConfigError(f"{source}: {where}: {first['msg']}") from exc
-    return _build(model, hashlib.sha256(text.encode()).hexdigest()[:12])
+    model, digest = validated(text, _Criteria, source=source,
+                              shape="a criteria file is a mapping (name, tenure_days, ..., tiers)")
+    return _build(model, digest)
 
 
 def load_criteria(preset_or_path: str | Path = "standard") -> Criteria:

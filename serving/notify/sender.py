@@ -115,31 +115,23 @@ def build_request(message: Message, settings: AlertSettings, now: datetime) -> H
     Raises:
         UndeliverableError: see its ``final``.
     """
-    if message.topic == ALERT_TOPIC:
+    if message.topic in (ALERT_TOPIC, NOTICE_TOPIC):
         receiver = receivers_by_destination(settings).get(message.destination)
         if receiver is None:
             raise UndeliverableError(f"no robot {message.destination!r} in alerts.receivers", final=False)
         try:
-            alert = Alert.from_payload(message.payload)
+            if message.topic == NOTICE_TOPIC:
+                url, body = notice_request(receiver, Notice.from_payload(message.payload), now)
+            else:
+                alert = Alert.from_payload(message.payload)
+                if receiver.kind == "dingtalk":
+                    url, body = dingtalk_request(receiver, alert, now)
+                elif receiver.kind == "wecom":
+                    url, body = wecom_request(receiver, alert)
+                else:
+                    url, body = feishu_request(receiver, alert, now)
         except (KeyError, TypeError, ValueError) as e:
-            raise UndeliverableError(f"not an alert payload: {e!r}", final=True) from e
-        if receiver.kind == "dingtalk":
-            url, body = dingtalk_request(receiver, alert, now)
-        elif receiver.kind == "wecom":
-            url, body = wecom_request(receiver, alert)
-        else:
-            url, body = feishu_request(receiver, alert, now)
-        return HttpRequest(receiver.kind, url, {"Content-Type": JSON_UTF8}, _json(body),
-                           _secrets_of(receiver.url, receiver.secret))
-    if message.topic == NOTICE_TOPIC:
-        receiver = receivers_by_destination(settings).get(message.destination)
-        if receiver is None:
-            raise UndeliverableError(f"no robot {message.destination!r} in alerts.receivers", final=False)
-        try:
-            notice = Notice.from_payload(message.payload)
-        except (KeyError, TypeError, ValueError) as e:
-            raise UndeliverableError(f"not a notice payload: {e!r}", final=True) from e
-        url, body = notice_request(receiver, notice, now)
+            raise UndeliverableError(f"not an {message.topic} payload: {e!r}", final=True) from e
         return HttpRequest(receiver.kind, url, {"Content-Type": JSON_UTF8}, _json(body),
                            _secrets_of(receiver.url, receiver.secret))
     if message.topic == ACTION_TOPIC and message.destination == ORDER_SYSTEM:
