@@ -89,15 +89,19 @@ def sweep(
     horizon: Annotated[str, typer.Option(help="How far before the first sweep events are loaded.")] = "14d",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Stuck orders listed.")] = 20,
+    record: Annotated[bool, typer.Option(
+        "--record", help="Also store each sweep's findings and snapshot, as the service does (fills the "
+                         "dashboard's chart, e.g. after a deployment).")] = False,
 ) -> None:
     """Replay the order-health sweep on event time: what was stuck at --as-of, and why.
 
     Reads the stored channel events and fulfilment reports with event time before each
-    sweep (nothing is written). With --from, sweeps every --every in between and reports
-    when each finding was first flagged.
+    sweep (nothing is written unless --record). With --from, sweeps every --every in
+    between and reports when each finding was first flagged.
     """
     from health.checks import load_checks
     from health.replay import replay
+    from health.store import HealthStore
     from health.sweeper import Sweeper
     from orderguard.clock import parse_moment
     from orderguard.durations import parse_duration
@@ -116,10 +120,15 @@ def sweep(
     sweeper = Sweeper(config, horizon=back)
     first_flagged: dict[tuple[str, str], str] = {}
     with open_log(settings) as log:
+        store = HealthStore(log.engine) if record else None
         for result in replay(sweeper, log, FulfilmentLog(log.engine), start=start, end=end, every=step,
                              horizon=back):
             for f in result.opened:
                 first_flagged.setdefault((f.order_key, f.check_id), f.flagged_at.isoformat())
+            if store is not None:
+                store.record(result)
+        if store is not None:
+            store.reconcile({(k, c) for k, c, _ in sweeper.open_findings()}, end)
     stuck = sorted(((w, sweeper.track(w.order_key)) for w in sweeper.worst(limit)), key=lambda p: p[0].score)
     if as_json:
         out = {"as_of": end.isoformat(), "overall": result.overall, "orders": result.orders, **result.summary(),

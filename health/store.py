@@ -79,10 +79,12 @@ class HealthStore:
                          "component": x.component, "due_at": x.due_at, "flagged_at": x.flagged_at,
                          "resolved_at": None, "detail": x.detail[:500]} for x in result.opened]
                 stmt = self._insert(HEALTH_FINDINGS)
+                still_open = f.resolved_at.is_(None)  # a restarted sweeper re-opens what was open: keep its times
                 stmt = stmt.on_conflict_do_update(
                     index_elements=[f.order_key, f.check_id],
-                    set_={name: stmt.excluded[name] for name in ("due_at", "flagged_at", "resolved_at", "detail",
-                                                                  "stage", "component")})
+                    set_={"flagged_at": sa.case((still_open, f.flagged_at), else_=stmt.excluded.flagged_at),
+                          "due_at": sa.case((still_open, f.due_at), else_=stmt.excluded.due_at),
+                          **{name: stmt.excluded[name] for name in ("resolved_at", "detail", "stage", "component")}})
                 for start in range(0, len(rows), _CHUNK):
                     conn.execute(stmt, rows[start:start + _CHUNK])
             self._resolve(conn, result.resolved, result.as_of)
@@ -100,6 +102,19 @@ class HealthStore:
             conn.execute(HEALTH_FINDINGS.update()
                          .where(sa.tuple_(f.order_key, f.check_id).in_(chunk), f.resolved_at.is_(None))
                          .values(resolved_at=at))
+
+    def reconcile(self, open_now: set[tuple[str, str]], at: datetime) -> int:
+        """Resolve, at ``at``, every stored open finding not in ``open_now`` (``(order key, check id)``): what a
+        sweeper that just started (warm) no longer finds failing was resolved while nobody swept. How many."""
+        f = HEALTH_FINDINGS.c
+        with self._guard(), self._engine.connect() as conn:
+            stored = {(r[0], r[1]) for r in conn.execute(sa.select(f.order_key, f.check_id)
+                                                         .where(f.resolved_at.is_(None)))}
+        gone = tuple(sorted(stored - open_now))
+        if gone:
+            with self._guard(), self._engine.begin() as conn:
+                self._resolve(conn, gone, at)
+        return len(gone)
 
     def open_findings(self, *, limit: int = 100, channel: str | None = None, stage: str | None = None,
                       ) -> list[StoredFinding]:

@@ -71,6 +71,8 @@ def sweep_once(monitor: HealthMonitor, log: OrderLog, outbox: Outbox, settings: 
     monitor.follower.poll(monitor.sweeper)
     result = monitor.sweeper.sweep(now)
     monitor.store.record(result)
+    if monitor.last is None:  # the first sweep of this process: close what was resolved while nobody swept
+        monitor.store.reconcile({(k, c) for k, c, _ in monitor.sweeper.open_findings()}, now)
     low = result.overall < monitor.config.overall_alert_below and result.orders > 0
     digest = low and (monitor.last_digest_at is None
                       or now - monitor.last_digest_at >= settings.health.digest_every)

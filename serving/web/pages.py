@@ -61,6 +61,8 @@ PLACES: tuple[Place, ...] = (
           frozenset({Role.REVIEWER})),
     Place("/segments", "优质客户池 Trusted customers", "customers marketing may reward, with downloads and why-not",
           frozenset({Role.MARKETING})),
+    Place("/health", "订单健康 Order health", "the shop's order health now, the orders stuck longest, each order's "
+          "timeline", frozenset({Role.OPERATIONS})),
     Place("/docs", "API reference", "every route, what it takes and who may call it", frozenset(Role)),
 )
 
@@ -236,12 +238,13 @@ async def home(request: Request, caller: Annotated[PageCaller, Depends(page_user
 
 def install_pages(app: FastAPI) -> None:
     """Add the pages, their static files and the handlers that answer a page's refusals with pages."""
-    from serving.web import desk, segments  # their routes use this module's guards: imported once they exist
+    from serving.web import desk, health, segments  # their routes use this module's guards: imported once they exist
 
     app.mount(STATIC_URL, StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(router)
     app.include_router(desk.router)
     app.include_router(segments.router)
+    app.include_router(health.router)
 
     async def to_signin(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SignInRequired)
