@@ -68,6 +68,12 @@ if [ -n "${fresh:-}" ] || [ ! -f "$ORDERGUARD_DATA_DIR/.demo-scored" ]; then
   orderguard score-orders
   touch "$ORDERGUARD_DATA_DIR/.demo-scored"
 fi
+if [ -n "${fresh:-}" ] || [ ! -f "$ORDERGUARD_DATA_DIR/.demo-health" ]; then
+  echo "== replaying the last 12 hours of order-health sweeps (the /health dashboard's chart of the day)"
+  span=$(python -c 'import datetime as d; z=d.timezone(d.timedelta(hours=8)); n=d.datetime.now(z); f="%Y-%m-%dT%H:%M"; print((n-d.timedelta(hours=12)).strftime(f), n.strftime(f))')
+  orderguard health sweep --from "${span% *}" --as-of "${span#* }" --every 10m --horizon "$((days + 3))d" --record >/dev/null
+  touch "$ORDERGUARD_DATA_DIR/.demo-health"
+fi
 echo "== data in $ORDERGUARD_DATA_DIR; the README's commands read it from there (ORDERGUARD_DATA_DIR or --data-dir)"
 echo "== the demo's API keys ($keys); send one as 'Authorization: Bearer <key>':"
 sed 's/^/     /' "$keys"
