@@ -464,8 +464,17 @@ def content_hash_of(data: Mapping[str, Any]) -> str:
     >>> a = content_hash_of({"event_version": 1, "received_at": "x", "raw": {"k": 1}})
     >>> a == content_hash_of({"event_version": 1}) != content_hash_of({"event_version": 2})
     True
+    >>> b = {"event_version": 1, "details": {"address": {"key": "k"}}}
+    >>> content_hash_of(b) == content_hash_of({**b, "details": {"address": {"key": "k", "defects": ["no_street"]}}})
+    True
     """
     content = {k: v for k, v in data.items() if k not in HASH_EXCLUDED_FIELDS}
+    details = content.get("details")
+    address = details.get("address") if isinstance(details, Mapping) else None
+    if isinstance(details, Mapping) and isinstance(address, Mapping) and "defects" in address:
+        # derived at ingest from the clear address (which the hashed ``key`` already covers): an event stored
+        # before ingest derived it must still be a duplicate of the same payload sent again
+        content["details"] = {**details, "address": {k: v for k, v in address.items() if k != "defects"}}
     return hashlib.sha256(canonical_json(content)).hexdigest()
 
 

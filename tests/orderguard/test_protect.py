@@ -3,6 +3,7 @@ match on them; a log written before protection is rewritten in place, and re-sen
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,3 +144,14 @@ def test_a_valid_id_card_is_stored_only_as_its_keyed_hash(log: OrderLog) -> None
     assert event.details.buyer.id_card_hash == HASHER.hash("id_card", "11010519491231002X")
     log.append([event])
     assert "11010519491231002" not in _stored_text(log)
+
+
+def test_address_defects_are_kept_and_an_order_stored_before_them_stays_a_duplicate(log: OrderLog) -> None:
+    payload = _payload("D1", detail="翠湖花园东门 到了打电话")
+    event = _event(payload)
+    assert event.details is not None and event.details.address is not None
+    assert event.details.address.defects == ("no_street", "no_number") and "打电话" not in event.details.address.detail
+    before = dataclasses.replace(event, details=dataclasses.replace(
+        event.details, address=dataclasses.replace(event.details.address, defects=())))  # as stored before
+    assert log.append([before]).outcomes == (AppendOutcome.INSERTED,)
+    assert log.append([_event(payload)]).outcomes == (AppendOutcome.DUPLICATE,)  # a retry is not a conflict
