@@ -14,16 +14,17 @@ day, the open findings oldest first, and one order's timeline across systems.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Body, Depends, Query, Response
 
-from health.checks import HealthConfig
+from health.checks import STAGES, HealthConfig
 from health.store import StoredFinding
 from health.timeline import order_timeline
 from orderguard.errors import InvalidInputError, NotFoundError, OrderGuardError, ServiceUnavailableError
 from orderguard.fulfilment import BATCH_MAX, FulfilmentEvent, conflict_error, parse_event
 from orderguard.ingest.orderlog import AppendOutcome
+from orderguard.schema import Channel
 from serving.api.auth import AUTH_RESPONSES, OPERATIONS, ORDER_SYSTEM
 from serving.api.deps import services
 from serving.api.orders import path_order_key
@@ -41,6 +42,8 @@ from serving.health_watch import HealthMonitor
 from serving.services import Services
 
 router = APIRouter(tags=["order health"], responses=AUTH_RESPONSES)
+#: A lifecycle stage, as the checks group them (``health.checks.STAGES``).
+Stage = Literal["order", "payment", "sync", "inventory", "warehouse", "logistics", "after_sale"]
 Svc = Annotated[Services, Depends(services)]
 
 Reports = Annotated[dict[str, Any] | list[Any], Body(
@@ -51,6 +54,9 @@ Reports = Annotated[dict[str, Any] | list[Any], Body(
                 "balance deadline).",
     examples=[{"channel": "douyin", "order_id": "6920000000001", "kind": "out_scan", "event_id": "wms-88121",
                "time": "2024-11-11T18:02:11+08:00", "source": "wms"}])]
+
+
+assert get_args(Stage) == STAGES, "the API's stages are the checks' stages"
 
 
 def monitor_of(svc: Services) -> HealthMonitor:
@@ -140,12 +146,12 @@ async def health_summary(svc: Svc, hours: Annotated[int, Query(ge=1, le=24 * 14)
 
 @router.get("/v1/health/findings", response_model=list[FindingOut], dependencies=[OPERATIONS],
             summary="Open findings, the longest overdue first")
-async def open_findings(svc: Svc, channel: Annotated[str | None, Query(max_length=16)] = None,
-                        stage: Annotated[str | None, Query(max_length=32)] = None,
+async def open_findings(svc: Svc, channel: Channel | None = None, stage: Stage | None = None,
                         limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[FindingOut]:
     """Each stuck order's failing check with when it was due and first flagged."""
     monitor = monitor_of(svc)
-    rows = await svc.worker.run(monitor.store.open_findings, limit=limit, channel=channel, stage=stage)
+    rows = await svc.worker.run(monitor.store.open_findings, limit=limit,
+                                channel=channel.value if channel else None, stage=stage)
     return [finding_out(monitor.config, f) for f in rows]
 
 
