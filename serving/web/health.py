@@ -46,6 +46,8 @@ Operations = Annotated[PageCaller, Depends(page_user(Role.OPERATIONS))]
 
 #: Stuck findings the dashboard lists (the oldest; the API pages through the rest).
 STUCK_ROWS = 50
+#: Orders of each list shown open; the rest fold under "more" so the chart and counts stay near the top on a phone.
+SHOWN = 10
 #: Hours of snapshots the chart spans, up to the latest sweep.
 CHART_HOURS = 24
 #: Tiers as the page names them: in words as well as in colour (a red-green blind reader, a grey screen).
@@ -180,7 +182,7 @@ def _dashboard(svc: Services, monitor: HealthMonitor, channel: str | None, stage
         "low": summary.overall is not None and summary.overall < summary.alert_below,
         "tiers": [(t, TIER_ZH[t], summary.tiers.get(t, 0)) for t in TIERS],
         "stages": [(s, STAGE_ZH[s], summary.stages.get(s, 0)) for s in STAGES],
-        "channels": channels, "worst": _worst(config, summary.worst),
+        "channels": channels, "worst": _worst(config, summary.worst), "shown": SHOWN,
         "chart": chart(summary.history, summary.alert_below),
         "stuck": stuck, "open_total": monitor.store.count_open(), "now": local(now)}
 
