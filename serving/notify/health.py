@@ -16,7 +16,7 @@ Everything is queued in the outbox (durable, retried, never on the request path)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from health.checks import HealthConfig
 from health.sweeper import OrderHealth, SweepResult
@@ -76,11 +76,23 @@ def pause_message(order: OrderHealth, *, as_of: datetime) -> Outgoing:
     return Outgoing(ACTION_TOPIC, ORDER_SYSTEM, event_id, payload)
 
 
+def _slot(at: datetime, every: timedelta) -> str:
+    """The start of the ``every``-long slot holding ``at`` (UTC ISO): one dedup key per slot.
+
+    >>> _slot(datetime(2024, 11, 11, 3, 0, 41, tzinfo=UTC), timedelta(minutes=1))
+    '2024-11-11T03:00:00+00:00'
+    """
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return (epoch + (at - epoch) // every * every).isoformat()
+
+
 def health_messages(config: HealthConfig, result: SweepResult, alerts: AlertSettings, health: HealthSettings, *,
                     digest: bool) -> list[Outgoing]:
     """Every message a sweep owes (``digest``: whether a low-health digest is due now)."""
     out: list[Outgoing] = []
-    stamp = result.as_of.astimezone(UTC).isoformat()
+    # keyed by the sweep interval (the digest by its own): several service processes sweeping the same minute
+    # queue one message, not one each
+    stamp = _slot(result.as_of, health.sweep_every)
     by_tier: dict[str, list[OrderHealth]] = {}
     for order in result.escalated:
         by_tier.setdefault(order.tier, []).append(order)
@@ -93,6 +105,7 @@ def health_messages(config: HealthConfig, result: SweepResult, alerts: AlertSett
         out.extend(pause_message(o, as_of=result.as_of) for o in by_tier.get("red", []))
     if digest:
         notice = digest_notice(config, result, base_url=alerts.base_url).payload()
-        out.extend(Outgoing(NOTICE_TOPIC, robot_destination(r), f"health-digest:{stamp}", notice)
+        key = f"health-digest:{_slot(result.as_of, health.digest_every)}"
+        out.extend(Outgoing(NOTICE_TOPIC, robot_destination(r), key, notice)
                    for r in alerts.receivers if "digest" in r.health)
     return out

@@ -3,7 +3,8 @@ order (only with a callback), the digest only when due; each robot's format with
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 from health.checks import load_checks
 from health.sweeper import OrderHealth, SweepResult
@@ -81,3 +82,15 @@ def test_each_robot_gets_its_own_format_within_its_limits() -> None:
     feishu = AlertReceiver(kind="feishu", url="https://open.feishu.cn/open-apis/bot/v2/hook/h", secret="s")
     _, body = notice_request(feishu, many, AT)
     assert body["sign"] and body["content"]["post"]["zh_cn"]["title"] == many.title
+
+
+def test_two_processes_sweeping_the_same_minute_queue_one_message() -> None:
+    first = _result([_order(1, 45, "red")])
+    second = replace(first, as_of=AT + timedelta(seconds=41))
+    keys = [{m.dedup_key for m in health_messages(CONFIG, r, _alerts(), HealthSettings(), digest=True)}
+            for r in (first, second)]
+    assert keys[0] == keys[1] and "health:red:2024-11-11T03:00:00+00:00" in keys[0]
+    later = replace(first, as_of=AT + timedelta(minutes=1))
+    again = {m.dedup_key for m in health_messages(CONFIG, later, _alerts(), HealthSettings(), digest=True)}
+    assert again & keys[0] == {"health-digest:2024-11-11T03:00:00+00:00"}  # a new tier message; the digest's slot
+    # is half an hour
