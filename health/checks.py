@@ -33,7 +33,7 @@ from orderguard.durations import parse_duration
 from orderguard.errors import ConfigError
 from orderguard.fulfilment import StepKind
 from orderguard.schema import Channel
-from orderguard.yaml_models import validated
+from orderguard.yaml_models import preset_or_file, validated
 
 PRESETS_DIR = Path(__file__).with_name("presets")
 PRESETS = ("default",)
@@ -251,14 +251,6 @@ def load_checks_text(text: str, *, source: str) -> HealthConfig:
 
 def load_checks(preset_or_path: str | Path = "default") -> HealthConfig:
     """A shipped preset by name (``default``) or a check file by path."""
-    path = Path(preset_or_path)
-    if isinstance(preset_or_path, str) and preset_or_path in PRESETS:
-        path = PRESETS_DIR / f"{preset_or_path}.yaml"
-    elif not path.is_file():
-        raise ConfigError(f"health checks: {preset_or_path} is neither a preset ({', '.join(PRESETS)}) nor a file",
-                          field="health.checks")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"health checks: cannot read {path}: {exc}", field="health.checks") from exc
-    return load_checks_text(text, source=str(path))
+    text, source = preset_or_file(preset_or_path, presets_dir=PRESETS_DIR, presets=PRESETS, what="health checks",
+                                  field="health.checks")
+    return load_checks_text(text, source=source)

@@ -8,7 +8,8 @@ mistake must stop the load with one ``ConfigError`` naming the file and the fiel
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
@@ -42,3 +43,22 @@ def validated(text: str, model: type[M], *, source: str, shape: str) -> tuple[M,
         where = ".".join(str(p) for p in first["loc"]) or "(top)"
         raise ConfigError(f"{source}: {where}: {first['msg']}", field=where) from exc
     return parsed, hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def preset_or_file(preset_or_path: str | Path, *, presets_dir: Path, presets: Sequence[str], what: str,
+                   field: str | None = None) -> tuple[str, str]:
+    """The text and source name of a shipped preset (by name) or of a file (by path).
+
+    Raises:
+        ConfigError: ``<what>: … is neither a preset … nor a file``, or the file cannot be read.
+    """
+    path = Path(preset_or_path)
+    if isinstance(preset_or_path, str) and preset_or_path in presets:
+        path = presets_dir / f"{preset_or_path}.yaml"
+    elif not path.is_file():
+        raise ConfigError(f"{what}: {preset_or_path} is neither a preset ({', '.join(presets)}) nor a file",
+                          field=field)
+    try:
+        return path.read_text(encoding="utf-8"), str(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{what}: cannot read {path}: {exc}", field=field) from exc

@@ -20,9 +20,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from orderguard.errors import ConfigError
 from orderguard.schema import RefundReason
-from orderguard.yaml_models import validated
+from orderguard.yaml_models import preset_or_file, validated
 
 PRESETS_DIR = Path(__file__).with_name("presets")
 PRESETS = ("standard", "loose", "strict")
@@ -247,13 +246,5 @@ def load_criteria_text(text: str, *, source: str) -> Criteria:
 
 def load_criteria(preset_or_path: str | Path = "standard") -> Criteria:
     """A shipped preset by name (``standard``, ``loose``, ``strict``) or a criteria file by path."""
-    path = Path(preset_or_path)
-    if isinstance(preset_or_path, str) and preset_or_path in PRESETS:
-        path = PRESETS_DIR / f"{preset_or_path}.yaml"
-    elif not path.is_file():
-        raise ConfigError(f"criteria: {preset_or_path} is neither a preset ({', '.join(PRESETS)}) nor a file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"criteria: cannot read {path}: {exc}") from exc
-    return load_criteria_text(text, source=str(path))
+    text, source = preset_or_file(preset_or_path, presets_dir=PRESETS_DIR, presets=PRESETS, what="criteria")
+    return load_criteria_text(text, source=source)
