@@ -65,3 +65,12 @@ def score_orders(
     decisions = ", ".join(f"{d} {n}" for d, n in sorted(done.decisions.items()))
     typer.echo(f"{done.scored} orders scored ({decisions or 'none'}), {done.stored} new records stored; "
                f"replayed {done.events} events and {done.labels} labels; model: {done.model}")
+
+
+@app.command("settings")
+@user_errors
+def settings_reference() -> None:
+    """Print the reference of every ORDERGUARD_* setting as Markdown (docs/settings.md is this output)."""
+    from features.settings_reference import markdown
+
+    typer.echo(markdown(), nl=False)

@@ -77,7 +77,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ORDERGUARD_", env_nested_delimiter="__",
                                       extra="forbid")
 
-    data_dir: Path = Path("var")
+    data_dir: Path = Field(default=Path("var"), description="where embedded databases (SQLite order log, "
+                                                          "MLflow store, SQLite feature store) live")
     database: DatabaseSettings = DatabaseSettings()
     pii: PiiSettings = PiiSettings()
     api: ApiSettings = ApiSettings()

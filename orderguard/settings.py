@@ -42,8 +42,9 @@ def duration_value(value: object, info: ValidationInfo) -> object:
 class DatabaseSettings(BaseModel):
     """Where the order log lives. ``url=None`` means ``sqlite:///<data_dir>/orderguard.db``."""
 
-    url: str | None = None
-    echo: bool = False
+    url: str | None = Field(default=None, description="SQLAlchemy URL of the order log, e.g. "
+                                                      "postgresql+psycopg://user@127.0.0.1/orderguard")
+    echo: bool = Field(default=False, description="log every SQL statement (debugging)")
 
 
 #: The PII key of a development checkout: public, so anyone can reverse its hashes by brute force.
@@ -55,7 +56,9 @@ LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 class PiiSettings(BaseModel):
     """Key for HMAC hashing of phones, id cards, BSSIDs. Change it in production."""
 
-    hash_key: SecretStr = SecretStr(DEVELOPMENT_HASH_KEY)
+    hash_key: SecretStr = Field(default=SecretStr(DEVELOPMENT_HASH_KEY),
+                                description="HMAC key of every stored phone, id card, address, device id and IP: set "
+                                            "a secret before the first order (stored keys depend on it)")
 
     @property
     def is_development(self) -> bool:
@@ -92,8 +95,8 @@ class IngestLimits(BaseModel):
 class ApiSettings(BaseModel):
     """HTTP service options."""
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
+    host: str = Field(default="127.0.0.1", description="address the service binds to")
+    port: int = Field(default=8000, ge=1, le=65535, description="port the service listens on")
     max_batch: int = Field(default=1000, ge=1, description="most payloads accepted in one batch request")
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024,
                                 description="largest request body; larger ones get 413 before parsing")
@@ -125,7 +128,8 @@ class SessionSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    secret: SecretStr = SecretStr(DEVELOPMENT_SESSION_SECRET)
+    secret: SecretStr = Field(default=SecretStr(DEVELOPMENT_SESSION_SECRET),
+                              description="signs the session cookies: anyone who knows it can forge a session")
     max_age: timedelta = Field(default=timedelta(hours=12), gt=timedelta(0), le=timedelta(days=30),
                                description="a session ends this long after sign-in (one working day by default)")
     secure_cookie: bool = Field(default=False, description="send the cookie over HTTPS only (set it behind TLS)")
@@ -134,7 +138,8 @@ class SessionSettings(BaseModel):
     max_failures_per_address: int = Field(default=50, ge=1, le=100_000,
                                           description="failed sign-ins allowed per address (any user) within "
                                                       "failure_window")
-    failure_window: timedelta = Field(default=timedelta(minutes=15), gt=timedelta(0), le=timedelta(days=1))
+    failure_window: timedelta = Field(default=timedelta(minutes=15), gt=timedelta(0), le=timedelta(days=1),
+                                      description="the window failed sign-ins are counted in (and a lock lasts)")
 
     _durations = field_validator("max_age", "failure_window", mode="before")(duration_value)
 
@@ -164,7 +169,9 @@ class WebhookSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    secrets: dict[str, SecretStr] = Field(default_factory=_development_webhook_secrets)
+    secrets: dict[str, SecretStr] = Field(default_factory=_development_webhook_secrets,
+                                          description="each channel's app secret its pushes are verified with; "
+                                                      "setting any replaces the whole map")
     tolerance: timedelta = Field(default=timedelta(minutes=5), ge=timedelta(seconds=10), le=timedelta(hours=1),
                                  description="how far a push's timestamp may lie from now")
     _durations = field_validator("tolerance", mode="before")(duration_value)
@@ -313,8 +320,10 @@ class OutboxSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_attempts: int = Field(default=20, ge=1, le=100, description="deliveries tried before a dead letter")
-    backoff_first: timedelta = Field(default=timedelta(seconds=30), gt=timedelta(0), le=timedelta(hours=1))
-    backoff_cap: timedelta = Field(default=timedelta(hours=1), gt=timedelta(0), le=timedelta(days=1))
+    backoff_first: timedelta = Field(default=timedelta(seconds=30), gt=timedelta(0), le=timedelta(hours=1),
+                                     description="wait after a first failed delivery (doubling after each)")
+    backoff_cap: timedelta = Field(default=timedelta(hours=1), gt=timedelta(0), le=timedelta(days=1),
+                                   description="longest wait between two tries of one message")
     timeout_s: float = Field(default=5.0, gt=0, le=60, description="longest wait for one receiver's answer")
     poll_s: float = Field(default=2.0, gt=0, le=300, description="how often the sender looks for due messages")
     batch: int = Field(default=20, ge=1, le=500, description="most messages claimed per look")
@@ -340,13 +349,16 @@ class AlertSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    receivers: list[AlertReceiver] = Field(default_factory=list)
+    receivers: list[AlertReceiver] = Field(default_factory=list,
+                                           description="team chat robots: [{\"kind\": \"dingtalk\", \"url\": …, "
+                                                       "\"secret\": …, \"health\": [\"red\", \"digest\"]}]")
     review_score_at_least: float | None = Field(default=None, ge=0, le=100,
                                                 description="also alert on review decisions scoring at least this")
     base_url: str = Field(default="http://127.0.0.1:8000",
                           description="how reviewers reach this service: the case links in alerts start with it")
     order_system_callback: str | None = Field(default=None, description="URL the order system takes actions at")
-    callback_secret: SecretStr | None = None
+    callback_secret: SecretStr | None = Field(default=None, description="signs the calls to the order system "
+                                                                       "(required with order_system_callback)")
     delivery: OutboxSettings = OutboxSettings()
 
     @field_validator("base_url")
@@ -378,9 +390,9 @@ class BandSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    verify: float = Field(default=35.0, gt=0, le=100)
-    review: float = Field(default=55.0, gt=0, le=100)
-    hold: float = Field(default=80.0, gt=0, le=100)
+    verify: float = Field(default=35.0, gt=0, le=100, description="lowest score decided verify")
+    review: float = Field(default=55.0, gt=0, le=100, description="lowest score decided review")
+    hold: float = Field(default=80.0, gt=0, le=100, description="lowest score decided hold")
 
 
 class CampaignSettings(BaseModel):
@@ -400,9 +412,10 @@ class PolicySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     points_scale: float = Field(default=60.0, gt=0, description="rule points that give ~63 of 100")
-    model_weight: float = Field(default=1.0, ge=0, le=1)
+    model_weight: float = Field(default=1.0, ge=0, le=1, description="weight of the model's probability in "
+                                                                    "the blended score")
     bands: BandSettings = BandSettings()
-    campaigns: list[CampaignSettings] = []
+    campaigns: list[CampaignSettings] = Field(default=[], description="promotion windows that widen the bands")
 
 
 class ScoringSettings(BaseModel):
@@ -411,7 +424,7 @@ class ScoringSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rules_path: Path | None = Field(default=None, description="YAML rule pack; None = the shipped default")
-    max_reasons: int = Field(default=8, ge=1, le=50)
+    max_reasons: int = Field(default=8, ge=1, le=50, description="most reasons a decision carries")
     warm_start: bool = Field(default=True, description="replay recent orders into an empty online store at start")
 
 
@@ -458,8 +471,10 @@ class GateSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    metrics: dict[GateMetric, MetricThreshold] = Field(default_factory=_default_gate_metrics, min_length=1)
-    primary: GateMetric = "pr_auc"
+    metrics: dict[GateMetric, MetricThreshold] = Field(default_factory=_default_gate_metrics, min_length=1,
+                                                       description="the promotion gate: {metric: {min_gain, "
+                                                                   "min_value}}; replaces the whole list")
+    primary: GateMetric = Field(default="pr_auc", description="the metric a candidate is ranked by")
     min_holdout_positives: int = Field(default=20, ge=1,
                                        description="fewer frauds (or honest orders) in the holdout: no verdict")
 
@@ -515,11 +530,12 @@ class TrainingSettings(BaseModel):
     review_capacity_per_day: int = Field(default=50, ge=1)
     validation_fraction: float = Field(default=0.2, gt=0, lt=0.9)
     seed: int = 7
-    num_boost_round: int = Field(default=400, ge=1)
-    early_stopping_rounds: int = Field(default=40, ge=1)
-    learning_rate: float = Field(default=0.05, gt=0, le=1)
-    num_leaves: int = Field(default=31, ge=2)
-    min_data_in_leaf: int = Field(default=20, ge=1)
+    num_boost_round: int = Field(default=400, ge=1, description="most LightGBM boosting rounds")
+    early_stopping_rounds: int = Field(default=40, ge=1, description="stop when validation has not improved "
+                                                                   "for this many rounds")
+    learning_rate: float = Field(default=0.05, gt=0, le=1, description="LightGBM learning rate")
+    num_leaves: int = Field(default=31, ge=2, description="LightGBM leaves per tree")
+    min_data_in_leaf: int = Field(default=20, ge=1, description="LightGBM fewest orders in a leaf")
     gate: GateSettings = GateSettings()
 
     @field_validator("gap", "maturity")

@@ -37,7 +37,7 @@ from functools import partial
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from features.facts import Entity, Fact, FactGroup, FactKind
 from features.stores.base import EMPTY_RANGE, FactRange, RangeQuery
@@ -62,7 +62,8 @@ class MemoryStoreConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["memory"] = "memory"
+    type: Literal["memory"] = Field(default="memory", description="the online feature store: memory, sqlite "
+                                                                  "or redis")
 
     def open(self, data_dir: Path) -> MemoryStore:
         """A new, empty store (``data_dir`` is unused: nothing is written to disk)."""

@@ -75,8 +75,8 @@ class RedisStoreConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["redis"] = "redis"
-    url: str = "redis://127.0.0.1:6379/0"
+    type: Literal["redis"] = Field(default="redis", description="the online feature store: memory, sqlite or redis")
+    url: str = Field(default="redis://127.0.0.1:6379/0", description="the Redis server")
     prefix: str = Field(default="og:features", min_length=1, description="namespace of every key")
     timeout_s: float = Field(default=0.5, gt=0, description="socket timeout in seconds")
     cooldown_s: float = Field(default=5.0, ge=0, description="after a failure, fail at once for this long")

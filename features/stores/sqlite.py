@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from features.facts import Entity, FactGroup, FactKind
 from features.stores.base import FactRange, RangeQuery
@@ -41,8 +41,9 @@ class SqliteStoreConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["sqlite"] = "sqlite"
-    path: Path | None = None
+    type: Literal["sqlite"] = Field(default="sqlite", description="the online feature store: memory, sqlite "
+                                                                  "or redis")
+    path: Path | None = Field(default=None, description="the SQLite file (default: features.db in the data dir)")
 
     def open(self, data_dir: Path) -> SqliteStore:
         """The store this configuration describes."""
