@@ -209,10 +209,19 @@ class HealthConfig:
 
     def check(self, check_id: str) -> Check:
         """The check named ``check_id`` (``KeyError`` when there is none)."""
-        for check in self.checks:
-            if check.id == check_id:
-                return check
-        raise KeyError(check_id)
+        found = self.get(check_id)
+        if found is None:
+            raise KeyError(check_id)
+        return found
+
+    def get(self, check_id: str) -> Check | None:
+        """The check named ``check_id``, or ``None`` (a stored finding of a check the file no longer has)."""
+        return next((check for check in self.checks if check.id == check_id), None)
+
+    def texts(self, check_id: str) -> tuple[str, str]:
+        """A check's Chinese and English text; its id for both when the file no longer has it."""
+        check = self.get(check_id)
+        return (check_id, check_id) if check is None else (check.text_zh, check.text_en)
 
     def tier(self, score: float, *, flagged: bool) -> Tier:
         """The tier of a score: red below orange_at, orange below yellow_at, yellow below action_below."""

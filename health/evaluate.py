@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from health.checks import Check, HealthConfig, Kind
+from health.checks import Check, HealthConfig, Kind, Tier
 from health.track import Track
-from orderguard.fulfilment import StepKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +32,11 @@ class Verdict:
     failing: tuple[Failing, ...]
     next_due: datetime | None
 
+    def grade(self, config: HealthConfig) -> tuple[float, Tier]:
+        """The order's score (100 minus its failed components' weights) and tier."""
+        score = config.score({f.check.component for f in self.failing})
+        return score, config.tier(score, flagged=bool(self.failing))
+
 
 def _latest(track: Track, names: tuple[str, ...]) -> datetime | None:
     times = [t for name in names for t in track.times_of(name)]
@@ -46,10 +50,7 @@ def _any(track: Track, names: tuple[str, ...]) -> bool:
 def _deadline_of(check: Check, track: Track, anchor: datetime) -> datetime:
     if check.use_due_at:
         for name in check.after:
-            try:
-                due = track.due_at.get(StepKind(name))
-            except ValueError:
-                due = None
+            due = track.due_of(name)
             if due is not None:
                 return due
     return anchor + check.deadline(track.key.channel)

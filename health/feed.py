@@ -10,8 +10,10 @@ rows behind its cursor, and the sweeper's folding makes a repeat harmless.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from health.sweeper import Sweeper
 from orderguard.fulfilment import FulfilmentLog
@@ -19,6 +21,7 @@ from orderguard.ingest.orderlog import OrderLog
 
 #: Rows re-read behind each cursor (see the module docstring).
 MARGIN = 256
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,23 +54,25 @@ class Follower:
 
     def poll(self, sweeper: Sweeper, *, page: int = 5000) -> Loaded:
         """Fold what was stored since the last poll (and the re-read margin) into ``sweeper``."""
-        events = steps = 0
-        while True:
-            rows = self._log.events_after(max(0, self.events_cursor - MARGIN), limit=page)
-            fresh = [e for i, e in rows if i > self.events_cursor]
-            sweeper.add_order_events(e for _, e in rows)
-            events += len(fresh)
-            if rows:
-                self.events_cursor = max(self.events_cursor, rows[-1][0])
-            if len(fresh) < page - MARGIN:
-                break
-        while True:
-            stored = self._steps.after(max(0, self.steps_cursor - MARGIN), limit=page)
-            sweeper.add_steps(s.event for s in stored)
-            fresh_steps = [s for s in stored if s.id > self.steps_cursor]
-            steps += len(fresh_steps)
-            if stored:
-                self.steps_cursor = max(self.steps_cursor, stored[-1].id)
-            if len(fresh_steps) < page - MARGIN:
-                break
+        self.events_cursor, events = _drain(lambda after: self._log.events_after(after, limit=page),
+                                            sweeper.add_order_events, self.events_cursor, page)
+        self.steps_cursor, steps = _drain(
+            lambda after: [(s.id, s.event) for s in self._steps.after(after, limit=page)],
+            sweeper.add_steps, self.steps_cursor, page)
         return Loaded(events, steps)
+
+
+def _drain(read: Callable[[int], list[tuple[int, T]]], fold: Callable[[Iterable[T]], int], cursor: int,
+           page: int) -> tuple[int, int]:
+    """Read rows after ``cursor`` minus the margin, page by page, folding each; the new cursor and how many rows
+    were new (the margin's repeats are folded again, harmlessly, and not counted)."""
+    fresh_total = 0
+    while True:
+        rows = read(max(0, cursor - MARGIN))
+        fold(item for _, item in rows)
+        fresh = sum(1 for row_id, _ in rows if row_id > cursor)
+        fresh_total += fresh
+        if rows:
+            cursor = max(cursor, rows[-1][0])
+        if fresh < page - MARGIN:
+            return cursor, fresh_total

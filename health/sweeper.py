@@ -225,8 +225,8 @@ class Sweeper:
         if track.counted:
             self._tally.count(track, -1)
         before = track.tier
-        track.score = self.config.score({f.check.component for f in verdict.failing})
-        track.tier = self.config.tier(track.score, flagged=bool(verdict.failing)).value
+        track.score, tier = verdict.grade(self.config)
+        track.tier = tier.value
         track.counted = not track.halted and (
             bool(track.open) or (track.paid_at is not None and not track.times_of("delivered")))
         if track.counted:

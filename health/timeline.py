@@ -80,6 +80,6 @@ def order_timeline(key: OrderKey, *, log: OrderLog, steps: FulfilmentLog, store:
                              STEP_ZH.get(report.kind.value, report.kind.value), detail))
     entries.sort(key=lambda e: e.at)
     verdict = evaluate(track, config, now)
-    score = config.score({f.check.component for f in verdict.failing})
-    return OrderTimeline(key, tuple(entries), score, config.tier(score, flagged=bool(verdict.failing)).value,
+    score, tier = verdict.grade(config)
+    return OrderTimeline(key, tuple(entries), score, tier.value,
                          verdict.failing, tuple(store.findings_of(key)))

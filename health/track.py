@@ -153,6 +153,11 @@ class Track:
         """The parcel left the warehouse (out-scan reported or the channel says shipped)."""
         return StepKind.OUT_SCAN in self.steps or OrderStatus.SHIPPED in self.status_times
 
+    def due_of(self, name: str) -> datetime | None:
+        """The deadline a step named in a check reported for itself (a presale deposit's ``due_at``)."""
+        kind = _STEPS.get(name)
+        return None if kind is None else self.due_at.get(kind)
+
     def times_of(self, name: str) -> list[datetime]:
         """Event times of a step kind or channel status named in a check (``paid``, ``shipped``, ``delivered``
         and the step kinds); ``delivered`` is both the carrier's step and the channel's status."""

@@ -111,13 +111,9 @@ async def report_steps(payload: Reports, svc: Svc, response: Response, atomic: b
 
 def finding_out(config: HealthConfig, f: StoredFinding) -> FindingOut:
     """A stored finding with its check's text (the check's id when the check file no longer has it)."""
-    try:
-        text = config.check(f.check_id).text_zh
-    except KeyError:
-        text = f.check_id
-    return FindingOut(order_key=f.order_key, check_id=f.check_id, text=text, channel=f.channel, stage=f.stage,
-                      component=f.component, due_at=f.due_at, flagged_at=f.flagged_at, resolved_at=f.resolved_at,
-                      detail=f.detail)
+    return FindingOut(order_key=f.order_key, check_id=f.check_id, text=config.texts(f.check_id)[0],
+                      channel=f.channel, stage=f.stage, component=f.component, due_at=f.due_at,
+                      flagged_at=f.flagged_at, resolved_at=f.resolved_at, detail=f.detail)
 
 
 def summary_out(svc: Services, monitor: HealthMonitor, *, hours: int = 24) -> HealthSummaryOut:

@@ -21,8 +21,9 @@ from datetime import UTC, datetime, timedelta
 from health.checks import HealthConfig
 from health.sweeper import OrderHealth, SweepResult
 from orderguard.outbox import Outgoing
+from orderguard.schema import OrderKey
 from orderguard.settings import AlertSettings, HealthSettings
-from serving.notify.messages import ACTION_TOPIC, NOTICE_TOPIC, ORDER_SYSTEM, Notice, OrderAction, robot_destination
+from serving.notify.messages import NOTICE_TOPIC, Notice, OrderAction, action_message, health_url, robot_destination
 
 #: Orders named in one tier message (the rest are counted).
 SHOWN = 10
@@ -33,13 +34,8 @@ _TIER_ICON = {"yellow": "🟡", "orange": "🟠", "red": "🔴"}
 
 
 def _line(config: HealthConfig, order: OrderHealth, base_url: str) -> str:
-    texts = []
-    for check_id in order.checks:
-        try:
-            texts.append(config.check(check_id).text_zh)
-        except KeyError:
-            texts.append(check_id)
-    link = f"{base_url}/health/order/{order.order_key.replace(':', '/', 1)}"
+    texts = [config.texts(check_id)[0] for check_id in order.checks]
+    link = health_url(base_url, OrderKey.parse(order.order_key))
     return f"- [{order.order_key}]({link}) 健康分 {order.score:.0f}：{'；'.join(texts) or '无'}"
 
 
@@ -67,13 +63,9 @@ def digest_notice(config: HealthConfig, result: SweepResult, *, base_url: str) -
 
 def pause_message(order: OrderHealth, *, as_of: datetime) -> Outgoing:
     """The order system's ``pause_fulfilment`` call for a red order (dedup: the order, so one ever)."""
-    channel, _, order_id = order.order_key.partition(":")
-    event_id = f"{order.order_key}:{OrderAction.PAUSE_FULFILMENT.value}"
-    payload = {"event_id": event_id, "type": ACTION_TOPIC, "order_key": order.order_key, "channel": channel,
-               "order_id": order_id, "action": OrderAction.PAUSE_FULFILMENT.value, "reviewer": "order-health",
-               "note": "health score {:.0f}: {}".format(order.score, ", ".join(order.checks)),
-               "acted_at": as_of.astimezone(UTC).isoformat()}
-    return Outgoing(ACTION_TOPIC, ORDER_SYSTEM, event_id, payload)
+    return action_message(OrderKey.parse(order.order_key), OrderAction.PAUSE_FULFILMENT, reviewer="order-health",
+                          note="health score {:.0f}: {}".format(order.score, ", ".join(order.checks)), now=as_of,
+                          once=True)
 
 
 def _slot(at: datetime, every: timedelta) -> str:

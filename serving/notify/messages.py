@@ -90,6 +90,16 @@ def case_url(base_url: str, key: OrderKey) -> str:
     return f"{base_url.rstrip('/')}/desk/case/{key.channel.value}/{quote(key.channel_order_id, safe='')}"
 
 
+def health_url(base_url: str, key: OrderKey) -> str:
+    """The order-health timeline page of one order (``base_url`` empty: the path alone).
+
+    >>> from orderguard.schema import Channel
+    >>> health_url("", OrderKey(Channel.SITE, "A/1")), health_url("https://risk.example.cn/", OrderKey(Channel.JD, "9"))
+    ('/health/order/site/A%2F1', 'https://risk.example.cn/health/order/jd/9')
+    """
+    return f"{base_url.rstrip('/')}/health/order/{key.channel.value}/{quote(key.channel_order_id, safe='')}"
+
+
 # -- alerts -------------------------------------------------------------------------------------------------------
 
 
@@ -363,9 +373,10 @@ def callback_request(url: str, secret: str, payload: Mapping[str, Any], now: dat
 
 
 def action_message(key: OrderKey, action: OrderAction | str, *, reviewer: str, note: str,
-                   now: datetime) -> Outgoing:
+                   now: datetime, once: bool = False) -> Outgoing:
     """The outbox message of one reviewer action; ``event_id`` (also its dedup key) lets the order system drop a
-    repeat (delivery is at least once)."""
+    repeat (delivery is at least once). ``once``: the key is the order and the action alone, so the action is
+    sent at most once per order whoever asks and whenever (the order-health monitor's pause)."""
     try:
         what = OrderAction(action)
     except ValueError as e:
@@ -373,7 +384,7 @@ def action_message(key: OrderKey, action: OrderAction | str, *, reviewer: str, n
     if now.tzinfo is None:
         raise InvalidInputError.must("now", "a tz-aware datetime", now)
     acted_at = now.astimezone(UTC).isoformat()
-    event_id = f"{key}:{what.value}:{acted_at}:{reviewer}"
+    event_id = f"{key}:{what.value}" if once else f"{key}:{what.value}:{acted_at}:{reviewer}"
     payload = {"event_id": event_id, "type": ACTION_TOPIC, "order_key": str(key), "channel": key.channel.value,
                "order_id": key.channel_order_id, "action": what.value, "reviewer": reviewer, "note": note,
                "acted_at": acted_at}

@@ -21,7 +21,6 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -31,12 +30,13 @@ from health.timeline import STEP_ZH, order_timeline
 from orderguard.access import Role
 from orderguard.clock import SHOP_TZ
 from orderguard.errors import NotFoundError, ServiceUnavailableError, UnknownChannelError
-from orderguard.schema import Channel
+from orderguard.schema import Channel, OrderKey
 from serving.api.deps import services
 from serving.api.order_health import monitor_of, summary_out
 from serving.api.orders import path_order_key
 from serving.api.schemas import HealthOrderOut
 from serving.health_watch import HealthMonitor
+from serving.notify.messages import health_url
 from serving.services import Services
 from serving.web.pages import PageCaller, page_user, render
 
@@ -91,22 +91,10 @@ def overdue(delta: timedelta) -> str:
     return f"{minutes // 1440} 天 {minutes % 1440 // 60} 小时"
 
 
-def _text(config: HealthConfig, check_id: str) -> tuple[str, str]:
-    """A check's Chinese and English text (its id, when the check file no longer has it)."""
-    try:
-        check = config.check(check_id)
-    except KeyError:
-        return check_id, check_id
-    return check.text_zh, check.text_en
-
-
 def _missing(config: HealthConfig, check_id: str) -> str:
     """The steps a check waits for, in Chinese ("" for a check on the order document itself)."""
-    try:
-        expect = config.check(check_id).expect
-    except KeyError:
-        return ""
-    return " / ".join(STEP_ZH.get(step, step) for step in expect)
+    check = config.get(check_id)
+    return "" if check is None else " / ".join(STEP_ZH.get(step, step) for step in check.expect)
 
 
 def order_url(order_key: str) -> str:
@@ -115,8 +103,7 @@ def order_url(order_key: str) -> str:
     >>> order_url("site:A/1")
     '/health/order/site/A%2F1'
     """
-    channel, _, order_id = order_key.partition(":")
-    return f"/health/order/{quote(channel, safe='')}/{quote(order_id, safe='')}"
+    return health_url("", OrderKey.parse(order_key))
 
 
 def chart(history: Sequence[tuple[datetime, float]], alert_below: float) -> dict[str, Any] | None:
@@ -160,7 +147,7 @@ def _worst(config: HealthConfig, worst: Iterable[HealthOrderOut]) -> list[dict[s
     """The sweep's riskiest orders, each with its failing checks in Chinese and the steps they wait for."""
     return [{"key": w.order_key, "url": order_url(w.order_key), "score": w.score, "tier": w.tier,
              "tier_zh": TIER_ZH.get(w.tier, w.tier), "oldest_due": local(w.oldest_due),
-             "checks": [{"id": c, "zh": _text(config, c)[0], "missing": _missing(config, c)} for c in w.checks]}
+             "checks": [{"id": c, "zh": config.texts(c)[0], "missing": _missing(config, c)} for c in w.checks]}
             for w in worst]
 
 
@@ -170,7 +157,7 @@ def _dashboard(svc: Services, monitor: HealthMonitor, channel: str | None, stage
     summary = summary_out(svc, monitor, hours=CHART_HOURS)
     found = monitor.store.open_findings(limit=STUCK_ROWS, channel=channel, stage=stage)
     stuck = [{"key": f.order_key, "url": order_url(f.order_key), "check_id": f.check_id,
-              **dict(zip(("zh", "en"), _text(config, f.check_id), strict=True)),
+              **dict(zip(("zh", "en"), config.texts(f.check_id), strict=True)),
               "missing": _missing(config, f.check_id), "channel": f.channel, "stage": f.stage,
               "stage_zh": STAGE_ZH.get(f.stage, f.stage), "due_at": local(f.due_at), "flagged_at": local(f.flagged_at),
               "overdue": overdue(now - f.due_at), "detail": f.detail} for f in found]
@@ -230,7 +217,7 @@ def _order_view(svc: Services, monitor: HealthMonitor, channel: str, order_id: s
                 "overdue": overdue(now - f.due_at), "detail": f.detail} for f in timeline.failing]
     entries = [{"at": local(e.at, "%m-%d %H:%M:%S"), "iso": e.at.isoformat(), "system": e.system, "what": e.what,
                 "label": e.label, "detail": e.detail} for e in timeline.entries]
-    findings = [{"id": f.check_id, "zh": _text(config, f.check_id)[0], "due_at": local(f.due_at),
+    findings = [{"id": f.check_id, "zh": config.texts(f.check_id)[0], "due_at": local(f.due_at),
                  "flagged_at": local(f.flagged_at), "resolved_at": local(f.resolved_at) if f.resolved_at else None,
                  "stage_zh": STAGE_ZH.get(f.stage, f.stage)} for f in timeline.findings]
     return {"key": str(key), "score": timeline.score, "tier": timeline.tier,

@@ -46,8 +46,7 @@ def test_every_fault_is_flagged_in_time_and_nothing_else(tmp_path: Path) -> None
     late = []
     for row in rows:
         check = config.check(row["check"])
-        due = datetime.fromisoformat(row["anchor_at"]) + (
-            check.deadline(OrderKey.parse(row["order_key"]).channel) if check.within else timedelta(0))
+        due = datetime.fromisoformat(row["anchor_at"]) + check.deadline(OrderKey.parse(row["order_key"]).channel)
         flagged = first.get((row["order_key"], row["check"]))
         if flagged is None or flagged > due + EVERY:
             late.append((row, flagged))
