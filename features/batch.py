@@ -54,8 +54,8 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from features.declared import BASE_CATALOG, Catalog, EntityRef
 from features.facts import (
-    ATTRIBUTES,
     MULTI_VALUED,
     AttrType,
     Entity,
@@ -85,16 +85,16 @@ _SQL_AGG: Mapping[Agg, str] = MappingProxyType({
     Agg.SUM: "sum", Agg.MEAN: "avg", Agg.MIN: "min", Agg.MAX: "max", Agg.STD: "stddev_pop"})
 
 
-def _attr_types() -> dict[str, AttrType]:
+def _attr_types(catalog: Catalog) -> dict[str, AttrType]:
     types: dict[str, AttrType] = {}
-    for attrs in ATTRIBUTES.values():
+    for attrs in catalog.attributes.values():
         for name, attr_type in attrs.items():
             if types.setdefault(name, attr_type) is not attr_type:
                 raise TypeError(f"attribute {name!r} has two types across fact kinds")
     return types
 
 
-def entity_column(entity: Entity) -> str:
+def entity_column(entity: EntityRef) -> str:
     """Column of an entity's key in the facts table.
 
     >>> entity_column(Entity.DEVICE_SKU)
@@ -177,13 +177,13 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def entity_sql(specs: Sequence[FeatureSpec], entity: Entity, *, table: str = "facts") -> str:
+def entity_sql(specs: Sequence[FeatureSpec], entity: EntityRef, *, table: str = "facts") -> str:
     """One query computing every spec of one entity, one row per order that has the entity.
 
     Single-valued entities are read on the order's own row; SKU entities on its line
     rows, reduced per order with max (min for ``min`` and ``time_since``).
     """
-    mine = [s for s in specs if s.entity is entity]
+    mine = [s for s in specs if s.entity == entity]
     if not mine:
         raise ValueError(f"no spec is by {entity.value}")
     multi = entity in MULTI_VALUED
@@ -203,8 +203,11 @@ def entity_sql(specs: Sequence[FeatureSpec], entity: Entity, *, table: str = "fa
             "GROUP BY e_order")
 
 
-def _entities(specs: Sequence[FeatureSpec]) -> list[Entity]:
-    return [e for e in Entity if any(s.entity is e for s in specs)]
+def _entities(specs: Sequence[FeatureSpec]) -> list[EntityRef]:
+    """The entities the specs group by: built-in ones in their declared order, then declared ones as met."""
+    used = {s.entity for s in specs}
+    declared = [s.entity for s in specs if not isinstance(s.entity, Entity)]
+    return [e for e in Entity if e in used] + list(dict.fromkeys(declared))
 
 
 def _source_columns(source: FactTable) -> list[str]:
@@ -235,7 +238,7 @@ def _chunks(source: FactTable) -> Iterator[pd.DataFrame | pa.Table]:
         yield pa.Table.from_batches([batch])
 
 
-def _feature_table(entity: Entity) -> str:
+def _feature_table(entity: EntityRef) -> str:
     return f"feat_{entity.value}"
 
 
@@ -284,13 +287,13 @@ def frame_query(specs: FeatureSet | Sequence[FeatureSpec], *, table: str = "fact
 @dataclass(frozen=True, slots=True)
 class _Columns:
     kinds: frozenset[FactKind]
-    entities: tuple[Entity, ...]
+    entities: tuple[EntityRef, ...]
     attrs: tuple[tuple[str, AttrType], ...]
 
 
-def _needed(specs: Sequence[FeatureSpec], carry: Sequence[str] = ()) -> _Columns:
+def _needed(specs: Sequence[FeatureSpec], carry: Sequence[str] = (), catalog: Catalog = BASE_CATALOG) -> _Columns:
     kinds = {FactKind.ORDER} | {s.kind for s in specs}
-    entities = {Entity.ORDER} | {s.entity for s in specs}
+    entities: set[EntityRef] = {Entity.ORDER, *(s.entity for s in specs)}
     attrs: set[str] = set(carry)
     for s in specs:
         if s.entity in MULTI_VALUED:
@@ -300,8 +303,9 @@ def _needed(specs: Sequence[FeatureSpec], carry: Sequence[str] = ()) -> _Columns
         if s.value_attr is not None:
             attrs.add(s.value_attr)
         attrs.update(c.attr for c in s.filter)
-    types = _attr_types()
-    return _Columns(frozenset(kinds), tuple(e for e in Entity if e in entities),
+    types = _attr_types(catalog)
+    declared = [e for e in catalog.entities.values() if not isinstance(e, Entity) and e in entities]
+    return _Columns(frozenset(kinds), tuple(e for e in Entity if e in entities) + tuple(declared),
                     tuple((a, types[a]) for a in sorted(attrs)))
 
 
@@ -323,14 +327,16 @@ class BatchFeatures:
     def __init__(self, specs: FeatureSet | Sequence[FeatureSpec], *, database: str | Path = ":memory:",
                  progress: Progress | None = None, carry: Sequence[str] = ()) -> None:
         self.specs = specs if isinstance(specs, FeatureSet) else FeatureSet(tuple(specs))
-        order_attrs = ATTRIBUTES[FactKind.ORDER]
+        catalog = self.specs.declared.catalog
+        order_attrs = catalog.attributes[FactKind.ORDER]
         for i, attr in enumerate(carry):
             if attr not in order_attrs:
                 raise ConfigError(must(f"carry[{i}]", "an attribute of order facts (" + ", ".join(
                     sorted(order_attrs)) + ")", attr), field=f"carry[{i}]")
         self.carry = tuple(carry)
         self._progress = progress
-        self._columns = _needed(self.specs.specs, self.carry)
+        self._declared = self.specs.declared
+        self._columns = _needed(self.specs.specs, self.carry, catalog)
         self._con = duckdb.connect(str(database))
         cols = ", ".join(f"{name} {sql_type}" for name, sql_type in self.columns.items())
         self._con.execute(f"CREATE OR REPLACE TABLE facts ({cols})")
@@ -355,16 +361,17 @@ class BatchFeatures:
 
     def _facts(self, orders: Iterable[Order], labels: Iterable[Label]) -> Iterator[Fact]:
         kinds = self._columns.kinds
+        declared = self._declared
         by_order: dict[str, list[Label]] = {}
         if FactKind.LABEL in kinds:
             for label in labels:
                 by_order.setdefault(str(label.key), []).append(label)
         for order in orders:
-            for fact in order_facts(order).facts:
+            for fact in order_facts(order, declared).facts:
                 if fact.kind in kinds:
                     yield fact
             for label in by_order.get(str(order.key), ()):
-                yield from label_facts(label, order).facts
+                yield from label_facts(label, order, declared).facts
 
     def load(self, orders: Iterable[Order], *, labels: Iterable[Label] = (), total: int | None = None) -> int:
         """Turn orders and their labels into facts and load them; returns the number of facts.

@@ -21,7 +21,7 @@ import pandas as pd
 
 from features.batch import BatchFeatures, Progress
 from features.facts import order_attributes
-from features.specs import FeatureSet, attribute_value
+from features.specs import FeatureSet
 from features.windows import Window
 from orderguard.enrich import Gazetteer
 from orderguard.errors import ConfigError
@@ -72,13 +72,14 @@ def point_in_time_features(orders: Iterable[Order], feature_set: FeatureSet, *, 
     if feature_set.needs_gazetteer and gazetteer is None:
         raise ConfigError("`gazetteer` must be given for the feature set's reference-data attributes; got None",
                           field="gazetteer")
-    attrs = tuple(a.attr for a in feature_set.attributes)
+    attrs = tuple(a.value for a in feature_set.attributes)
+    declared = feature_set.declared
     rows: dict[str, tuple[float, ...]] = {}
 
     def with_attributes(source: Iterable[Order]) -> Iterator[Order]:
         for n, order in enumerate(source, start=1):
-            values = order_attributes(order, gazetteer=gazetteer)
-            rows[str(order.key)] = tuple(attribute_value(values[a]) for a in attrs)
+            values = order_attributes(order, gazetteer=gazetteer, declared=declared)
+            rows[str(order.key)] = tuple(value(values) for value in attrs)
             if progress is not None and n % 1000 == 0:
                 progress("read orders", n, total)
             yield order

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
-from features.facts import Entity, FactKind
+from features.declared import Catalog
+from features.facts import AttrType, Entity, FactKind
 from features.operators import MEANING, Op
 from features.specs import (
     Agg,
@@ -306,6 +307,39 @@ _COUNTED: Mapping[str, tuple[str, str, str, str]] = MappingProxyType({
     "orders": ("订单", "笔", "order", "orders"),
 })
 
+def _who(spec: FeatureSpec) -> _Who:
+    """How a reason names the spec's entity; a declared entity by its ``label`` (or its name)."""
+    known = _WHO.get(spec.entity) if isinstance(spec.entity, Entity) else None
+    if known is not None:
+        return known
+    declared = spec.catalog.declared_entities[spec.entity.value]
+    en = declared.label_en or f"this {declared.name.replace('_', ' ')}"
+    return _Who(declared.label_zh or f"同一{declared.name}", en, f"on {en}")
+
+
+def _counted(spec: FeatureSpec) -> tuple[str, str, str, str]:
+    """The ``distinct`` field in words; a declared entity's plural by its name."""
+    known = _COUNTED.get(spec.field)
+    if known is not None:
+        return known
+    entity = spec.distinct_entity
+    declared = spec.catalog.declared_entities[entity.value] if entity is not None else None
+    name = declared.name.replace("_", " ") if declared is not None else spec.field
+    zh = declared.label_zh.removeprefix("同一") if declared is not None and declared.label_zh else name
+    return zh, "个", name, f"{name}s"
+
+
+def _attr(name: str, catalog: Catalog) -> _Attr:
+    """An attribute's words and unit; a declared one by its name (a flag shown as yes/no, a number as it is)."""
+    known = _ATTRS.get(name)
+    if known is not None:
+        return known
+    declared = catalog.declared[name]
+    unit = _Unit.FLAG if declared.type is AttrType.FLAG else _Unit.TEXT
+    words = name.replace("_", " ") + (f" ({declared.unit})" if declared.unit else "")
+    return _Attr(words, words, unit)
+
+
 #: ``count`` / ``time_since`` fields: (zh noun, zh measure word, en singular, en plural).
 _FACTS: Mapping[str, tuple[str, str, str, str]] = MappingProxyType({
     "orders": ("订单", "笔", "order", "orders"),
@@ -363,7 +397,7 @@ def _condition_mods(c: Condition) -> _Mods:
     if c.attr == "has_coupon" and c.op in (Op.EQ, Op.NE):
         used = (c.value is True) != negated
         return _Mods(zh="用券" if used else "未用券", en_after="with a coupon" if used else "without a coupon")
-    attr = _ATTRS.get(c.attr, _Attr(c.attr, c.attr.replace("_", " "), _Unit.TEXT))
+    attr = _ATTRS.get(c.attr, _Attr(c.attr, c.attr.replace("_", " "), _Unit.TEXT))  # a declared attribute
     if c.op in (Op.IN, Op.NOT_IN):
         zh, en = _words(values)
         word = "不属于" if negated else "属于"
@@ -424,7 +458,7 @@ def _window(spec: FeatureSpec) -> tuple[Phrase, Phrase]:
 
 
 def _count_text(spec: FeatureSpec) -> _Text:
-    who, mods = _WHO[spec.entity], _filter_mods(spec, with_kind=False)
+    who, mods = _who(spec), _filter_mods(spec, with_kind=False)
     (w, lag), (zh_noun, measure, one, many) = _window(spec), _FACTS[spec.field]
     head = _join_zh(who.subject, w.zh)
     if spec.field == "orders":
@@ -447,8 +481,8 @@ def _count_text(spec: FeatureSpec) -> _Text:
 
 
 def _distinct_text(spec: FeatureSpec) -> _Text:
-    who, mods = _WHO[spec.entity], _filter_mods(spec, with_kind=True)
-    (w, lag), (zh_noun, measure, one, many) = _window(spec), _COUNTED[spec.field]
+    who, mods = _who(spec), _filter_mods(spec, with_kind=True)
+    (w, lag), (zh_noun, measure, one, many) = _window(spec), _counted(spec)
     head = _join_zh(who.subject, w.zh)
     if spec.field == "orders":
         label = Phrase(f"{head}{mods.zh}订单数{lag.zh}",
@@ -470,7 +504,7 @@ def _distinct_text(spec: FeatureSpec) -> _Text:
 
 
 def _since_text(spec: FeatureSpec) -> _Text:
-    who, mods = _WHO[spec.entity], _filter_mods(spec, with_kind=False)
+    who, mods = _who(spec), _filter_mods(spec, with_kind=False)
     (w, lag), (zh_noun, _, one, _) = _window(spec), _FACTS[spec.field]
     zh_noun = "单" if spec.field == "orders" else zh_noun
     before = f"{mods.en_before}{one} {who.by}{mods.en_after}"
@@ -501,9 +535,9 @@ _AGG_WORDS: Mapping[Agg, tuple[str, str, str]] = MappingProxyType({
 
 
 def _numeric_text(spec: FeatureSpec) -> _Text:
-    who, mods = _WHO[spec.entity], _filter_mods(spec, with_kind=False)
+    who, mods = _who(spec), _filter_mods(spec, with_kind=False)
     w, lag = _window(spec)
-    attr = _ATTRS[spec.field]
+    attr = _attr(spec.field, spec.catalog)
     if spec.agg is Agg.SUM and spec.field == "units":  # 同一账号24小时内购买同一商品5件
         head = _join_zh(who.zh, w.zh)
         label = Phrase(f"{head}{mods.zh}购买{who.zh_object}件数{lag.zh}",
@@ -575,7 +609,18 @@ _ORDER_NUMBERS: Mapping[str, tuple[str, str, str, str]] = MappingProxyType({
 })
 
 
-def _attribute_text(attr: str) -> _Text:
+def _attribute_text(attr: str, catalog: Catalog) -> _Text:
+    if attr in catalog.declared:
+        words = _attr(attr, catalog)
+        declared = catalog.declared[attr]
+
+        def render_declared(v: float) -> Phrase:
+            if declared.type is AttrType.CATEGORY and declared.values is not None:
+                shown = declared.values[int(v)] if 0 <= v < len(declared.values) else "?"
+                return Phrase(f"本单{words.zh}为{shown}", f"{words.en} {shown} on this order")
+            value = _value(words.unit, v)
+            return Phrase(f"本单{words.zh}{value.zh}", f"{words.en} {value.en} on this order")
+        return _text(Phrase(f"本单{words.zh}", f"{words.en} of this order"), render_declared)
     if attr in _ORDER_FLAGS:
         label_zh, label_en, yes_zh, yes_en, no_zh, no_en = _ORDER_FLAGS[attr]
 
@@ -644,7 +689,7 @@ class FeatureDescriber:
         for spec in feature_set.specs:
             texts[spec.name] = _spec_text(spec)
         for attribute in feature_set.attributes:
-            texts[attribute.name] = _attribute_text(attribute.attr)
+            texts[attribute.name] = _attribute_text(attribute.attr, attribute.catalog)
         for derived in feature_set.derived:
             texts[derived.name] = _derived_text(derived, texts)
         self._texts: Mapping[str, _Text] = MappingProxyType(texts)

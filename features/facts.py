@@ -50,12 +50,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from features.windows import to_us
 from orderguard.clock import SHOP_TZ
 from orderguard.enrich import Gazetteer, address_text, is_virtual_phone, pickup_keyword
 from orderguard.schema import Address, Channel, Label, Order, OrderDetails, OrderStatus, RefundReason, Verdict
+
+if TYPE_CHECKING:
+    from features.declared import Declarations
 
 #: Value of one fact attribute. ``None`` means unknown (skipped by numeric aggregates).
 AttrValue = int | float | str | bool | None
@@ -250,7 +253,8 @@ def address_key(address: Address) -> str:
     return hashlib.blake2b(address_text(address).encode(), digest_size=12).hexdigest()
 
 
-def _order_entities(order: Order, *, channel: str | None = None) -> dict[str, str]:
+def _order_entities(order: Order, *, channel: str | None = None, declared: Declarations | None = None,
+                    attrs: Mapping[str, AttrValue] | None = None) -> dict[str, str]:
     details = order.details
     channel = channel if channel is not None else order.key.channel.value
     keys: dict[str, str] = {_ORDER: f"{channel}:{order.key.channel_order_id}", _SHOP: f"{channel}:{details.shop_id}"}
@@ -272,6 +276,10 @@ def _order_entities(order: Order, *, channel: str | None = None) -> dict[str, st
         keys[_ID_CARD] = details.buyer.id_card_hash
     if _USER in keys and _ADDRESS in keys:
         keys[_USER_ADDRESS] = f"{keys[_USER]}|{keys[_ADDRESS]}"
+    if declared:
+        if attrs is None:
+            attrs = _order_attrs(order, details, channel=channel, declared=declared)
+        keys.update(declared.entity_keys(keys, attrs, details.attributes))
     return keys
 
 
@@ -293,14 +301,14 @@ def _with_sku(base: Mapping[str, str], sku: str | None) -> dict[str, str]:
     return keys
 
 
-def entity_keys(order: Order) -> dict[str, tuple[str, ...]]:
+def entity_keys(order: Order, *, declared: Declarations | None = None) -> dict[str, tuple[str, ...]]:
     """Every entity key of an order: one per single-valued entity, one per distinct SKU for the rest.
 
     Keyed by entity (its string value; ``Entity`` members look keys up as well). This is
     what an online lookup for the order reads; an entity the order has no value for is
-    absent.
+    absent. ``declared`` adds the keys of a feature set's declared entities.
     """
-    base = _order_entities(order)
+    base = _order_entities(order, declared=declared)
     keys: dict[str, tuple[str, ...]] = {e: (k,) for e, k in base.items()}
     multi: dict[str, list[str]] = {}
     for line in order.details.lines:
@@ -358,15 +366,16 @@ def is_whole_thousand_without_message(paid_fen: int, buyer_message: str) -> bool
     return paid_fen > 0 and paid_fen % WHOLE_THOUSAND_FEN == 0 and not buyer_message.strip()
 
 
-def _order_attrs(order: Order, details: OrderDetails, *, channel: str | None = None) -> dict[str, AttrValue]:
-    """The order fact's attributes (``ATTRIBUTES[ORDER]``), in that order."""
+def _order_attrs(order: Order, details: OrderDetails, *, channel: str | None = None,
+                 declared: Declarations | None = None) -> dict[str, AttrValue]:
+    """The order fact's attributes (``ATTRIBUTES[ORDER]``), in that order, then the declared ones."""
     amounts = details.amounts
     registered = details.buyer.registered_at
     address = details.address
     phone = details.buyer.phone
     prices = [line.unit_price_fen for line in details.lines]
     night, weekend = beijing_flags(details.created_at)
-    return {
+    attrs: dict[str, AttrValue] = {
         "channel": channel if channel is not None else order.key.channel.value,
         "province": address.province if address is not None else None,
         "city": address.city if address is not None else None,
@@ -391,6 +400,9 @@ def _order_attrs(order: Order, details: OrderDetails, *, channel: str | None = N
         "weekend": weekend,
         "whole_thousand_no_message": is_whole_thousand_without_message(amounts.paid_fen, details.buyer_message),
     }
+    if declared:
+        attrs.update(declared.attribute_values(details.attributes))
+    return attrs
 
 
 def reference_attributes(order: Order, *, gazetteer: Gazetteer | None) -> dict[str, AttrValue]:
@@ -420,27 +432,34 @@ def reference_inputs(order: Order) -> tuple[str | None, str, str, str] | None:
     return phone.prefix, address.province, address.city, address.district
 
 
-def order_attributes(order: Order, *, gazetteer: Gazetteer | None = None) -> dict[str, AttrValue]:
-    """The order-level attributes (``ORDER_ATTRIBUTES``) of an order's current state.
+def order_attributes(order: Order, *, gazetteer: Gazetteer | None = None,
+                     declared: Declarations | None = None) -> dict[str, AttrValue]:
+    """The order-level attributes (``ORDER_ATTRIBUTES``, plus declared ones) of an order's current state.
 
     The order fact's attributes plus the reference-data ones (``reference_attributes``).
     Both engines take order attributes from these two functions.
     """
-    return {**_order_attrs(order, order.details), **reference_attributes(order, gazetteer=gazetteer)}
+    return {**_order_attrs(order, order.details, declared=declared),
+            **reference_attributes(order, gazetteer=gazetteer)}
 
 
 def _delivered_before(order: Order, claim_us: int) -> bool:
     return any(step.status in _DELIVERED and to_us(step.at) <= claim_us for step in order.timeline)
 
 
-def order_facts(order: Order) -> FactGroup:
-    """The order, line and refund facts of an order's current state, as one versioned group."""
+def order_facts(order: Order, declared: Declarations | None = None) -> FactGroup:
+    """The order, line and refund facts of an order's current state, as one versioned group.
+
+    ``declared`` (a feature set's ``features.declared.Declarations``) adds its attributes
+    to the order fact and its entities to every fact.
+    """
     details = order.details
     created = to_us(details.created_at)
     channel = order.key.channel.value
     key = f"{channel}:{order.key.channel_order_id}"  # str(order.key)
-    base = _order_entities(order, channel=channel)
-    facts: list[Fact] = [Fact(FactKind.ORDER, created, key, base, _order_attrs(order, details, channel=channel))]
+    attrs = _order_attrs(order, details, channel=channel, declared=declared)
+    base = _order_entities(order, channel=channel, declared=declared, attrs=attrs)
+    facts: list[Fact] = [Fact(FactKind.ORDER, created, key, base, attrs)]
     for i, line in enumerate(details.lines):
         facts.append(Fact(FactKind.LINE, created, f"{key}/line/{i}", _with_sku(base, line.sku_id), {
             "channel": channel,
@@ -477,7 +496,7 @@ def label_group_id(label: Label) -> str:
     return f"{label.key}/label/{to_us(label.labeled_at)}/{label.reviewer_id}"
 
 
-def label_facts(label: Label, order: Order) -> FactGroup:
+def label_facts(label: Label, order: Order, declared: Declarations | None = None) -> FactGroup:
     """The label fact of a reviewer verdict on ``order``, at ``labeled_at``.
 
     The fact carries the labelled order's entity values (as of the given version of
@@ -487,6 +506,6 @@ def label_facts(label: Label, order: Order) -> FactGroup:
     if label.key != order.key:
         raise ValueError(f"label is for {label.key}, order is {order.key}")
     group = label_group_id(label)
-    fact = Fact(FactKind.LABEL, to_us(label.labeled_at), group, _order_entities(order),
+    fact = Fact(FactKind.LABEL, to_us(label.labeled_at), group, _order_entities(order, declared=declared),
                 {"channel": order.key.channel.value, "verdict": label.verdict.value})
     return FactGroup(group, 0, (fact,))

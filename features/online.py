@@ -56,9 +56,9 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from features.aggregators import NAN, fold
+from features.declared import EntityRef
 from features.facts import (
     AttrValue,
-    Entity,
     FactGroup,
     FactKind,
     group_keys,
@@ -68,7 +68,7 @@ from features.facts import (
     reference_inputs,
 )
 from features.operators import MEANING, Op
-from features.specs import ZERO_WHEN_EMPTY, Agg, Condition, FeatureSet, FeatureSpec, attribute_value
+from features.specs import ZERO_WHEN_EMPTY, Agg, Condition, FeatureSet, FeatureSpec
 from features.stores.base import FactRange, OnlineStore, RangeQuery
 from features.stores.memory import MemoryStore
 from features.windows import from_us, to_us
@@ -169,7 +169,7 @@ class _Source:
         code: the source of ``fill``, for inspection.
     """
 
-    entity: Entity
+    entity: EntityRef
     kind: FactKind
     span: int
     near: int
@@ -270,7 +270,7 @@ def _plan(specs: tuple[FeatureSpec, ...]) -> Mapping[str, tuple[_Source, ...]]:
     per order, a rebuild - costs no compilation (~20 ms for the shop's set).
     """
     empty = [0.0 if s.agg in ZERO_WHEN_EMPTY else NAN for s in specs]
-    by_source: dict[tuple[Entity, FactKind], list[tuple[int, FeatureSpec]]] = {}
+    by_source: dict[tuple[EntityRef, FactKind], list[tuple[int, FeatureSpec]]] = {}
     for i, spec in enumerate(specs):
         by_source.setdefault((spec.entity, spec.kind), []).append((i, spec))
     plan: dict[str, list[_Source]] = {}
@@ -437,7 +437,8 @@ class OnlineFeatures:
         self._gazetteer = gazetteer
         self._names = self.specs.names
         self._empty = [0.0 if s.agg in ZERO_WHEN_EMPTY else NAN for s in self.specs.specs]
-        self._attrs = tuple(a.attr for a in self.specs.attributes)
+        self._attrs = tuple(a.value for a in self.specs.attributes)
+        self._declared = self.specs.declared
         self._needs_reference = self.specs.needs_gazetteer
         index = {name: i for i, name in enumerate(self._names)}
         self._derived = tuple((d.evaluate, tuple(index[a] for a in d.args)) for d in self.specs.derived)
@@ -480,13 +481,13 @@ class OnlineFeatures:
 
     def apply(self, order: Order) -> bool:
         """Add or update an order's facts; ``True`` if state changed (not a duplicate, stale or too late)."""
-        group = order_facts(order)
+        group = order_facts(order, self._declared)
         self._recent = (order, group)  # a lookup of this very order reuses its facts
         return self._apply(group)
 
     def apply_label(self, label: Label, order: Order) -> bool:
         """Add a reviewer label on ``order`` as a fact at ``label.labeled_at``."""
-        return self._apply(label_facts(label, order))
+        return self._apply(label_facts(label, order, self._declared))
 
     @property
     def pending(self) -> int:
@@ -575,7 +576,7 @@ class OnlineFeatures:
         recent = self._recent
         if recent is not None and recent[0] is order:
             return recent[1]
-        return order_facts(order)
+        return order_facts(order, self._declared)
 
     def lookup(self, subject: Order | EntityKeys, *, as_of: datetime) -> FeatureVector:
         """Every feature as of ``as_of``, for an order's entity keys or explicit keys.
@@ -599,7 +600,7 @@ class OnlineFeatures:
             if self._needs_reference:
                 assert isinstance(subject, Order)
                 order_attrs = {**order_attrs, **self._reference(subject)}
-            values.extend(attribute_value(order_attrs[a]) for a in self._attrs)
+            values.extend(value(order_attrs) for value in self._attrs)
         for evaluate, args in self._derived:
             values.append(evaluate([values[k] for k in args]))
         return FeatureVector(as_of, dict(zip(self._names, values, strict=True)))

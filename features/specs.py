@@ -55,6 +55,7 @@ import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from dataclasses import field as dataclass_field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -62,14 +63,18 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from features.declared import (
+    BASE_CATALOG,
+    Catalog,
+    Declarations,
+    DeclareModel,
+    EntityName,
+    EntityRef,
+    declarations_from,
+)
 from features.facts import (
-    ATTRIBUTES,
-    CATEGORY_VALUES,
     COUNT_FIELDS,
-    DISTINCT_FIELDS,
-    ENTITIES_BY_KIND,
     MULTI_VALUED,
-    ORDER_ATTRIBUTES,
     REFERENCE_ATTRIBUTES,
     AttrType,
     AttrValue,
@@ -217,6 +222,8 @@ class FeatureSpec:
         qualifier: short snake_case word(s) naming the filter in the feature name;
             required when there is a filter, so a name never hides one.
         facts: the kind of facts read; ``None`` resolves to the implied kind.
+        catalog: what the spec may name (``features.declared``): the shop's vocabulary,
+            or a feature set's with its declared attributes and entities.
 
     >>> FeatureSpec(Entity.WIFI, "users", Agg.DISTINCT, Duration.parse("48h")).name
     'distinct_users_by_wifi_48h'
@@ -226,7 +233,7 @@ class FeatureSpec:
     orderguard.errors.ConfigError: `field` must be a numeric or flag attribute of some fact kind; got 'paid'
     """
 
-    entity: Entity
+    entity: EntityRef
     field: str
     agg: Agg
     window: Duration
@@ -234,10 +241,12 @@ class FeatureSpec:
     offset: Duration | None = None
     qualifier: str | None = None
     facts: FactKind | None = None
+    catalog: Catalog = dataclass_field(default=BASE_CATALOG, compare=False, repr=False, hash=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.entity, Entity):
-            raise _choice("entity", Entity, self.entity)
+        if not (isinstance(self.entity, Entity)
+                or (isinstance(self.entity, EntityName) and self.entity in self.catalog.entities)):
+            raise _choice("entity", self.catalog.entities, self.entity)
         if not isinstance(self.agg, Agg):
             raise _choice("agg", Agg, self.agg)
         if not isinstance(self.window, Duration):
@@ -256,7 +265,7 @@ class FeatureSpec:
             raise _err("qualifier", f"given when `facts` overrides the implied kind of facts "
                        f"(it names {kind.value} facts in the feature name)", None)
         object.__setattr__(self, "facts", kind)
-        _check_filter(self.filter, kind)
+        _check_filter(self.filter, kind, self.catalog)
 
     @property
     def kind(self) -> FactKind:
@@ -292,9 +301,9 @@ class FeatureSpec:
         return self.field if self.agg in NUMERIC_AGGS else None
 
     @property
-    def distinct_entity(self) -> Entity | None:
+    def distinct_entity(self) -> EntityRef | None:
         """The entity whose distinct values ``distinct`` counts, else ``None``."""
-        return DISTINCT_FIELDS[self.field] if self.agg is Agg.DISTINCT else None
+        return self.catalog.distinct_fields[self.field] if self.agg is Agg.DISTINCT else None
 
     def to_data(self) -> dict[str, Any]:
         """The YAML/dict form (round-trips through :meth:`FeatureSet.from_data`)."""
@@ -317,19 +326,20 @@ class FeatureSpec:
 
 
 def _field_ok(spec: FeatureSpec, kind: FactKind) -> bool:
+    catalog = spec.catalog
     if spec.agg in (Agg.COUNT, Agg.TIME_SINCE):
         return COUNT_FIELDS.get(spec.field) is kind
     if spec.agg is Agg.DISTINCT:
-        counted = DISTINCT_FIELDS.get(spec.field)
-        return counted is not None and counted in ENTITIES_BY_KIND[kind]
-    return ATTRIBUTES[kind].get(spec.field) in (AttrType.NUMBER, AttrType.FLAG)
+        counted = catalog.distinct_fields.get(spec.field)
+        return counted is not None and counted in catalog.entities_by_kind[kind]
+    return catalog.attributes[kind].get(spec.field) in (AttrType.NUMBER, AttrType.FLAG)
 
 
-def _field_constraint(agg: Agg) -> tuple[str, Iterable[str] | None]:
+def _field_constraint(agg: Agg, catalog: Catalog) -> tuple[str, Iterable[str] | None]:
     if agg in (Agg.COUNT, Agg.TIME_SINCE):
         return "one of", COUNT_FIELDS
     if agg is Agg.DISTINCT:
-        return "one of", DISTINCT_FIELDS
+        return "one of", catalog.distinct_fields
     return "a numeric or flag attribute of some fact kind", None
 
 
@@ -344,30 +354,32 @@ def _resolve_kind(spec: FeatureSpec, facts: FactKind | None) -> FactKind:
     kinds = [facts] if facts is not None else list(FactKind)
     with_field = [k for k in kinds if _field_ok(spec, k)]
     if not with_field:
-        constraint, options = _field_constraint(spec.agg)
+        constraint, options = _field_constraint(spec.agg, spec.catalog)
         if facts is not None and any(_field_ok(spec, k) for k in FactKind):
             raise _err("facts", f"a kind of facts that has `{spec.field}` for `{spec.agg.value}`",
                        facts.value)
         if options is not None:
             raise _choice("field", options, spec.field)
         raise _err("field", constraint, spec.field)
-    with_entity = [k for k in with_field if spec.entity in ENTITIES_BY_KIND[k]]
+    by_kind = spec.catalog.entities_by_kind
+    attributes = spec.catalog.attributes
+    with_entity = [k for k in with_field if spec.entity in by_kind[k]]
     if not with_entity:
-        carried = sorted({e.value for k in with_field for e in ENTITIES_BY_KIND[k]})
+        carried = sorted({e for k in with_field for e in by_kind[k]})
         raise _err("entity", f"an entity carried by the facts with `{spec.field}` ({', '.join(carried)})",
                    spec.entity.value)
     for kind in with_entity:
-        if all(c.attr in ATTRIBUTES[kind] for c in spec.filter):
+        if all(c.attr in attributes[kind] for c in spec.filter):
             return kind
     first = with_entity[0]
-    missing = next(c.attr for c in spec.filter if c.attr not in ATTRIBUTES[first])
-    raise _choice(f"filter.{missing}", ATTRIBUTES[first], missing)
+    missing = next(c.attr for c in spec.filter if c.attr not in attributes[first])
+    raise _choice(f"filter.{missing}", attributes[first], missing)
 
 
-def _check_filter(conditions: Sequence[Condition], kind: FactKind) -> None:
+def _check_filter(conditions: Sequence[Condition], kind: FactKind, catalog: Catalog) -> None:
     for c in conditions:
         where = f"filter.{c.attr}"
-        attr_type = ATTRIBUTES[kind][c.attr]
+        attr_type = catalog.attributes[kind][c.attr]
         if c.op not in _OPS_BY_TYPE[attr_type]:
             raise _choice(f"{where}.op", _OPS_BY_TYPE[attr_type], c.op.value)
         values = c.value if isinstance(c.value, tuple) else (c.value,)
@@ -379,7 +391,7 @@ def _check_filter(conditions: Sequence[Condition], kind: FactKind) -> None:
             if attr_type is AttrType.CATEGORY:
                 if not isinstance(v, str):
                     raise _err(where, "a string", v)
-                allowed = CATEGORY_VALUES.get(c.attr)
+                allowed = catalog.category_values.get(c.attr)
                 if allowed is not None and v not in allowed:
                     raise _choice(where, allowed, v)
 
@@ -404,11 +416,24 @@ virtual_phone, weekend, whole_thousand_no_message); got 'channel'
     """
 
     attr: str
+    catalog: Catalog = field(default=BASE_CATALOG, compare=False, repr=False, hash=False)
 
     def __post_init__(self) -> None:
-        if ORDER_ATTRIBUTES.get(self.attr) not in (AttrType.NUMBER, AttrType.FLAG):
-            usable = sorted(a for a, t in ORDER_ATTRIBUTES.items() if t is not AttrType.CATEGORY)
+        declared = self.catalog.declared.get(self.attr)
+        if declared is not None:
+            if declared.type is AttrType.CATEGORY and declared.values is None:
+                raise _err("attribute", "a category declared with its `values` (the model input is the value's "
+                           "position in that list)", self.attr)
+            return
+        if self.catalog.order_attributes.get(self.attr) not in (AttrType.NUMBER, AttrType.FLAG):
+            usable = sorted(a for a, t in self.catalog.order_attributes.items() if t is not AttrType.CATEGORY)
             raise _err("attribute", f"a numeric or flag order attribute ({', '.join(usable)})", self.attr)
+
+    def value(self, attrs: Mapping[str, AttrValue]) -> float:
+        """The feature's value from the order's attributes (a declared category as its code)."""
+        declared = self.catalog.declared.get(self.attr)
+        raw = attrs.get(self.attr)
+        return declared.code(raw) if declared is not None else attribute_value(raw)
 
     @property
     def name(self) -> str:
@@ -552,6 +577,7 @@ class FeatureSetModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    declare: DeclareModel | None = None
     features: list[FeatureSpecModel]
     attributes: list[str] = []
     derived: list[DerivedModel] = []
@@ -564,21 +590,23 @@ def _loc(loc: Sequence[int | str]) -> str:
     return path
 
 
-def _spec_from_model(model: FeatureSpecModel, *, path: str) -> FeatureSpec:
+def _spec_from_model(model: FeatureSpecModel, *, path: str, catalog: Catalog = BASE_CATALOG) -> FeatureSpec:
     def enum_of(enum: type[StrEnum], value: str, name: str) -> Any:
         try:
             return enum(value)
         except ValueError as e:
             raise _choice(f"{path}.{name}", list(enum), value) from e
 
-    entity = enum_of(Entity, model.entity, "entity")
+    entity = catalog.entities.get(model.entity)
+    if entity is None:
+        raise _choice(f"{path}.entity", catalog.entities, model.entity)
     agg = enum_of(Agg, model.agg, "agg")
     facts = enum_of(FactKind, model.facts, "facts") if model.facts is not None else None
     window = Duration.parse(model.window, field=f"{path}.window")
     offset = Duration.parse(model.offset, field=f"{path}.offset") if model.offset is not None else None
     conditions = parse_filter(model.filter, path=f"{path}.filter")
     try:
-        return FeatureSpec(entity, model.field, agg, window, conditions, offset, model.qualifier, facts)
+        return FeatureSpec(entity, model.field, agg, window, conditions, offset, model.qualifier, facts, catalog)
     except ConfigError as e:
         raise _located(e, path) from e
 
@@ -606,6 +634,7 @@ class FeatureSet:
     specs: tuple[FeatureSpec, ...]
     attributes: tuple[AttributeSpec, ...] = ()
     derived: tuple[DerivedSpec, ...] = ()
+    declared: Declarations = field(default_factory=Declarations)
     _digest: str = field(init=False, repr=False, compare=False, default="")
 
     def __post_init__(self) -> None:
@@ -648,7 +677,7 @@ class FeatureSet:
 
     def windowed(self) -> FeatureSet:
         """The windowed specs alone, as a feature set (what ``features.batch.BatchFeatures`` computes)."""
-        return FeatureSet(self.specs)
+        return FeatureSet(self.specs, declared=self.declared)
 
     def __len__(self) -> int:
         return len(self.specs) + len(self.attributes) + len(self.derived)
@@ -657,8 +686,10 @@ class FeatureSet:
         return iter(self.specs)
 
     def to_data(self) -> dict[str, Any]:
-        """The YAML/dict form (``attributes`` and ``derived`` only when there are some)."""
+        """The YAML/dict form (``declare``, ``attributes`` and ``derived`` only when there are some)."""
         data: dict[str, Any] = {"features": [s.to_data() for s in self.specs]}
+        if self.declared:
+            data["declare"] = self.declared.to_data()
         if self.attributes:
             data["attributes"] = [a.attr for a in self.attributes]
         if self.derived:
@@ -686,11 +717,14 @@ class FeatureSet:
             path = _loc(first["loc"]) or "features"
             raise ConfigError(f"`{path}` {first['msg'].lower()}; got {first.get('input')!r}",
                               field=path) from e
-        specs = tuple(_spec_from_model(m, path=f"features[{i}]") for i, m in enumerate(model.features))
+        declared = declarations_from(model.declare)
+        catalog = declared.catalog
+        specs = tuple(_spec_from_model(m, path=f"features[{i}]", catalog=catalog)
+                      for i, m in enumerate(model.features))
         attributes: list[AttributeSpec] = []
         for i, attr in enumerate(model.attributes):
             try:
-                attributes.append(AttributeSpec(attr))
+                attributes.append(AttributeSpec(attr, catalog))
             except ConfigError as e:
                 raise e.at(f"attributes[{i}]") from e
         derived: list[DerivedSpec] = []
@@ -703,7 +737,7 @@ class FeatureSet:
                 derived.append(DerivedSpec(op, tuple(d.of)))
             except ConfigError as e:
                 raise _located(e, f"derived[{i}]") from e
-        return cls(specs, tuple(attributes), tuple(derived))
+        return cls(specs, tuple(attributes), tuple(derived), declared)
 
     @classmethod
     def from_yaml(cls, text: str) -> FeatureSet:

@@ -196,9 +196,21 @@ class Refund:
     sku_id: str | None = None
 
 
+#: Value of one source attribute (``OrderDetails.attributes``).
+AttributeValue = str | int | float | bool
+
+
 @dataclass(frozen=True, slots=True)
 class OrderDetails:
-    """Everything an order document says about the order besides its status."""
+    """Everything an order document says about the order besides its status.
+
+    ``attributes`` are the source's own fields the unified model has no place for (a
+    payment-risk score, a card type, an email domain, an upstream counter), sent under
+    the payload's top-level ``attributes`` object by any channel
+    (``orderguard.ingest.attributes``). They mean nothing to the order model itself;
+    a feature set gives them a type and a meaning by declaring them
+    (``features.specs.Declarations``).
+    """
 
     shop_id: str
     created_at: datetime
@@ -211,6 +223,7 @@ class OrderDetails:
     buyer_message: str = ""
     client: ClientInfo | None = None
     tracking_no: str | None = None
+    attributes: Mapping[str, AttributeValue] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -32,7 +32,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple, Protocol
 
-from features.facts import Entity, Fact, FactGroup, FactKind
+from features.declared import EntityRef
+from features.facts import Fact, FactGroup, FactKind
 
 
 class RangeQuery(NamedTuple):
@@ -43,7 +44,7 @@ class RangeQuery(NamedTuple):
     than a dataclass: a lookup builds a few dozen of these on the hot path.
     """
 
-    entity: Entity
+    entity: EntityRef
     key: str
     kind: FactKind
     lo: int
@@ -92,7 +93,7 @@ class OnlineStore(Protocol):
         """Drop the groups whose newest fact is at or before ``before_us``; return how many."""
         ...
 
-    def declare_reads(self, pairs: Iterable[tuple[Entity, FactKind]]) -> None:
+    def declare_reads(self, pairs: Iterable[tuple[EntityRef, FactKind]]) -> None:
         """The (entity, kind) ranges fetches will ask for; other ranges may go unindexed.
 
         Raises ``ValueError`` when the store already holds facts it did not index for

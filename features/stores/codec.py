@@ -7,6 +7,7 @@ the attribute types the aggregators and filters rely on (int, float, str, bool, 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
@@ -16,6 +17,7 @@ from features.facts import AttrValue, Entity, Fact, FactKind
 
 _KINDS: Mapping[str, FactKind] = MappingProxyType({k.value: k for k in FactKind})
 _ENTITIES: Mapping[str, Entity] = MappingProxyType({e.value: e for e in Entity})
+_DECLARED = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 
 
 def encode_fact(fact: Fact) -> bytes:
@@ -34,7 +36,7 @@ def decode_fact(data: bytes | str) -> Fact:
     kind, ts, fact_id, entities, attrs = orjson.loads(data)
     typed_attrs: dict[str, AttrValue] = attrs
     for name in entities:
-        if name not in _ENTITIES:
+        if name not in _ENTITIES and not _DECLARED.match(name):  # a declared entity (features.declared)
             raise ValueError(f"stored fact {fact_id!r} names an unknown entity {name!r}")
     return Fact(_KINDS[kind], ts, fact_id, entities, typed_attrs)
 

@@ -39,7 +39,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from features.facts import Entity, Fact, FactGroup, FactKind
+from features.declared import EntityRef
+from features.facts import Fact, FactGroup, FactKind
 from features.stores.base import EMPTY_RANGE, FactRange, RangeQuery
 
 #: Ranges at least this long come with running totals; shorter ones are folded as fast directly.
@@ -124,7 +125,7 @@ class MemoryStore:
         self._indexed: dict[FactKind, frozenset[str]] | None = None  # entity values; None: every (entity, kind)
         self._lock = threading.Lock()
 
-    def declare_reads(self, pairs: Iterable[tuple[Entity, FactKind]]) -> None:
+    def declare_reads(self, pairs: Iterable[tuple[EntityRef, FactKind]]) -> None:
         wanted: dict[FactKind, set[str]] = {}
         for entity, kind in pairs:
             wanted.setdefault(kind, set()).add(entity.value)  # facts key entities by plain string

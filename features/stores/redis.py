@@ -26,7 +26,8 @@ from typing import Any, Literal, TypeVar
 import redis
 from pydantic import BaseModel, ConfigDict, Field
 
-from features.facts import Entity, FactGroup, FactKind
+from features.declared import EntityRef
+from features.facts import FactGroup, FactKind
 from features.stores.base import FactRange, RangeQuery
 from features.stores.codec import decode_fact, encode_fact, group_digest
 from orderguard.errors import ServiceUnavailableError
@@ -191,7 +192,7 @@ class RedisStore:
         except redis.RedisError as e:
             raise self._unavailable(e) from e
 
-    def declare_reads(self, pairs: Iterable[tuple[Entity, FactKind]]) -> None:
+    def declare_reads(self, pairs: Iterable[tuple[EntityRef, FactKind]]) -> None:
         """Ignored: a durable store indexes every entity key, so any later feature set can read it."""
 
     @property

@@ -17,7 +17,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from features.facts import Entity, FactGroup, FactKind
+from features.declared import EntityRef
+from features.facts import FactGroup, FactKind
 from features.stores.base import FactRange, RangeQuery
 from features.stores.codec import decode_fact, encode_fact, group_digest
 from orderguard.errors import ServiceUnavailableError
@@ -129,7 +130,7 @@ class SqliteStore:
                     raise
                 evicted += len(groups)
 
-    def declare_reads(self, pairs: Iterable[tuple[Entity, FactKind]]) -> None:
+    def declare_reads(self, pairs: Iterable[tuple[EntityRef, FactKind]]) -> None:
         """Ignored: a durable store indexes every entity key, so any later feature set can read it."""
 
     @property

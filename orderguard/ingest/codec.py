@@ -467,14 +467,22 @@ def content_hash_of(data: Mapping[str, Any]) -> str:
     >>> b = {"event_version": 1, "details": {"address": {"key": "k"}}}
     >>> content_hash_of(b) == content_hash_of({**b, "details": {"address": {"key": "k", "defects": ["no_street"]}}})
     True
+    >>> content_hash_of(b) == content_hash_of({**b, "details": {**b["details"], "attributes": {}}})
+    True
     """
     content = {k: v for k, v in data.items() if k not in HASH_EXCLUDED_FIELDS}
     details = content.get("details")
-    address = details.get("address") if isinstance(details, Mapping) else None
-    if isinstance(details, Mapping) and isinstance(address, Mapping) and "defects" in address:
-        # derived at ingest from the clear address (which the hashed ``key`` already covers): an event stored
-        # before ingest derived it must still be a duplicate of the same payload sent again
-        content["details"] = {**details, "address": {k: v for k, v in address.items() if k != "defects"}}
+    if isinstance(details, Mapping):
+        kept = dict(details)
+        address = details.get("address")
+        if isinstance(address, Mapping) and "defects" in address:
+            # derived at ingest from the clear address (which the hashed ``key`` already covers): an event stored
+            # before ingest derived it must still be a duplicate of the same payload sent again
+            kept["address"] = {k: v for k, v in address.items() if k != "defects"}
+        if not details.get("attributes", True):
+            # no source attributes: hashed as an event stored before attributes existed, for the same reason
+            del kept["attributes"]
+        content["details"] = kept
     return hashlib.sha256(canonical_json(content)).hexdigest()
 
 

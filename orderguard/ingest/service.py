@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orderguard.errors import OrderGuardError
+from orderguard.ingest.attributes import with_attributes
 from orderguard.ingest.channels.base import ChannelAdapter
 from orderguard.ingest.guard import check_event, check_payload
 from orderguard.ingest.normalize import ParseContext
@@ -75,7 +76,7 @@ def parse_payload(adapter: ChannelAdapter, payload: Mapping[str, Any], *, ctx: P
     """One payload → one event, through the bounds every way in shares (``orderguard.ingest.guard``), with its
     personal data in the form it is stored in (``orderguard.ingest.protect``)."""
     check_payload(payload, ctx.limits)
-    event = adapter.parse(payload, ctx=ctx)
+    event = with_attributes(adapter.parse(payload, ctx=ctx), payload)
     check_event(event, ctx.limits)
     return protect(event, ctx.hasher)
 

@@ -7,7 +7,9 @@ after delivery, device corrections, reviewer labels, re-sent duplicate events an
 shuffled arrival (older events arriving after newer ones). The order attributes vary
 too: masked, clear and virtual-operator phones, pick-up-station and far-away addresses,
 whole-thousand amounts with and without a buyer message, Beijing daytime and
-weekend nights; derived features combine them with windowed ones. The online side replays
+weekend nights; derived features combine them with windowed ones. Declared attributes and
+entities (``features.declared``) are read from source attributes that are sometimes absent,
+unreadable or changed by a correction, and keyed, aggregated and filtered on like the shop's. The online side replays
 the events the way serving does: the order log folds the events received so far
 (``derive_order``) and the engine applies that order. The batch side sees each order
 once, in its final state, plus the labels. Redis is a real server (fails if down).
@@ -58,7 +60,27 @@ T0 = datetime(2024, 11, 11, 2, 0, tzinfo=UTC)
 EDGE_MINUTES = (0, 1, 4, 5, 6, 10, 15, 55, 60, 65, 70, 1440, 1445, 1500, 2880, 2885)
 DELAYS_MIN = (0, 1, 5, 60, 1440)
 
-SPECS = FeatureSet.from_data({"features": [
+SPECS = FeatureSet.from_data({"declare": {
+    "attributes": [
+        {"name": "amount_usd", "type": "number", "unit": "USD"},
+        {"name": "card_type", "type": "category", "values": ["debit", "credit"]},
+        {"name": "upstream_flag", "type": "flag", "source": "flag_v2", "missing": False},
+    ],
+    "entities": [
+        {"name": "card", "of": ["card1", "card_type"], "pii": True},
+        {"name": "card_user", "of": ["card1", "user"]},
+    ]}, "features": [
+    {"entity": "card", "field": "orders", "agg": "count", "window": "1h"},
+    {"entity": "card", "field": "amount_usd", "agg": "sum", "window": "24h"},
+    {"entity": "card", "field": "users", "agg": "distinct", "window": "48h"},
+    {"entity": "user", "field": "cards", "agg": "distinct", "window": "48h"},
+    {"entity": "device", "field": "amount_usd", "agg": "max", "window": "24h"},
+    {"entity": "card", "field": "refunds", "agg": "count", "window": "48h"},
+    {"entity": "card_user", "field": "orders", "agg": "time_since", "window": "48h"},
+    {"entity": "card", "field": "orders", "agg": "distinct", "window": "48h", "qualifier": "fraud",
+     "filter": {"verdict": "confirmed_fraud"}},
+    {"entity": "device", "field": "orders", "agg": "count", "window": "24h", "qualifier": "flagged_debit",
+     "filter": {"upstream_flag": True, "card_type": "debit"}},
     {"entity": "device", "field": "orders", "agg": "count", "window": "5m"},
     {"entity": "device", "field": "orders", "agg": "count", "window": "10m", "offset": "5m"},
     {"entity": "user", "field": "orders", "agg": "count", "window": "1h"},
@@ -100,7 +122,7 @@ SPECS = FeatureSet.from_data({"features": [
      "filter": {"virtual_phone": True}},
 ], "attributes": ["has_coupon", "account_age_days", "paid_fen", "max_unit_price_fen", "min_unit_price_fen",
                   "virtual_phone", "pickup_address", "phone_delivery_km", "whole_thousand_no_message", "night",
-                  "weekend"],
+                  "weekend", "amount_usd", "card_type", "upstream_flag"],
    "derived": [
     {"op": "is_missing", "of": ["time_since_orders_by_user_address_48h"]},
     {"op": "all", "of": ["order_has_coupon", "is_missing_time_since_orders_by_user_address_48h"]},
@@ -153,11 +175,19 @@ def order_history(draw: st.DrawFn, index: int, base: datetime) -> tuple[list[Ord
         wifi = draw(st.sampled_from([None, "w0", "w1"]))
         return ClientInfo(device_id=device, wifi_hash=wifi) if device or wifi else None
 
+    def attributes() -> dict[str, str | int | float | bool]:
+        """Source attributes as ingest keeps them: some absent, numbers as text or numbers, unreadable ones."""
+        drawn = {"card1": draw(st.sampled_from([None, "4111", "5500", 4111])),
+                 "card_type": draw(st.sampled_from([None, "debit", "credit", "prepaid"])),
+                 "amount_usd": draw(st.sampled_from([None, 12.5, "99.9", "n/a", 0])),
+                 "flag_v2": draw(st.sampled_from([None, True, "false", "1", "maybe"]))}
+        return {k: v for k, v in drawn.items() if v is not None}
+
     details = OrderDetails(
         shop_id="shop", created_at=created, buyer=buyer, lines=lines,
         amounts=Amounts(goods_fen=goods, paid_fen=max(goods - coupon, 0), coupon_fen=coupon),
         address=draw(st.sampled_from([None, *ADDRESSES])), client=client(draw(st.sampled_from([None, "d0", "d1"]))),
-        buyer_message=draw(st.sampled_from(["", "", "请尽快发货"])))
+        buyer_message=draw(st.sampled_from(["", "", "请尽快发货"])), attributes=attributes())
     events = [_event(key, at=created, kind=EventKind.ORDER, status=OrderStatus.PAID, details=details)]
     if draw(st.booleans()):
         delivered_at = created + timedelta(minutes=draw(st.sampled_from(DELAYS_MIN)), seconds=1)
@@ -172,7 +202,8 @@ def order_history(draw: st.DrawFn, index: int, base: datetime) -> tuple[list[Ord
                              refund=refund))
     if draw(st.booleans()):  # the channel corrects the order: another device
         fixed = created + timedelta(minutes=draw(st.sampled_from(DELAYS_MIN)), seconds=3)
-        corrected = replace(details, client=client(draw(st.sampled_from(["d0", "d1"]))))
+        corrected = replace(details, client=client(draw(st.sampled_from(["d0", "d1"]))),
+                            attributes=attributes() if draw(st.booleans()) else details.attributes)
         events.append(_event(key, at=fixed, kind=EventKind.ORDER, status=OrderStatus.SHIPPED, details=corrected))
     label = None
     if draw(st.booleans()):
@@ -272,7 +303,27 @@ def test_lookups_within_the_margin_stay_exact_under_eviction(stream: Stream, mar
                   since=engine.watermark - timedelta(hours=margin_h))
 
 
-LONG_RANGE_SPECS = FeatureSet.from_data({"features": [
+LONG_RANGE_SPECS = FeatureSet.from_data({"declare": {
+    "attributes": [
+        {"name": "amount_usd", "type": "number", "unit": "USD"},
+        {"name": "card_type", "type": "category", "values": ["debit", "credit"]},
+        {"name": "upstream_flag", "type": "flag", "source": "flag_v2", "missing": False},
+    ],
+    "entities": [
+        {"name": "card", "of": ["card1", "card_type"], "pii": True},
+        {"name": "card_user", "of": ["card1", "user"]},
+    ]}, "features": [
+    {"entity": "card", "field": "orders", "agg": "count", "window": "1h"},
+    {"entity": "card", "field": "amount_usd", "agg": "sum", "window": "24h"},
+    {"entity": "card", "field": "users", "agg": "distinct", "window": "48h"},
+    {"entity": "user", "field": "cards", "agg": "distinct", "window": "48h"},
+    {"entity": "device", "field": "amount_usd", "agg": "max", "window": "24h"},
+    {"entity": "card", "field": "refunds", "agg": "count", "window": "48h"},
+    {"entity": "card_user", "field": "orders", "agg": "time_since", "window": "48h"},
+    {"entity": "card", "field": "orders", "agg": "distinct", "window": "48h", "qualifier": "fraud",
+     "filter": {"verdict": "confirmed_fraud"}},
+    {"entity": "device", "field": "orders", "agg": "count", "window": "24h", "qualifier": "flagged_debit",
+     "filter": {"upstream_flag": True, "card_type": "debit"}},
     {"entity": "sku", "field": "unit_price_fen", "agg": "mean", "window": "24h", "offset": "1h"},
     {"entity": "sku", "field": "units", "agg": "sum", "window": "6h"},
     {"entity": "sku", "field": "units", "agg": "max", "window": "6h"},
