@@ -100,6 +100,7 @@ from orderguard.ingest.orderlog import OrderLog
 from orderguard.ingest.state import derive_order
 from orderguard.labels import LabelLog
 from orderguard.schema import Order, OrderEvent
+from scoring.blend_weights import BlendWeights
 from scoring.judge import judge, list_keys
 from scoring.model import Attribution, LightGBMModel, _NativeRow
 from scoring.policy import Decision, order_reasons, policy_from
@@ -426,6 +427,9 @@ class FileChampion:
 
     def load_booster(self, ref: ModelRef) -> lgb.Booster:
         return lgb.Booster(model_file=ref.source)
+
+    def load_blend(self, ref: ModelRef) -> BlendWeights | None:
+        return None  # the bundled booster: rule points as written
 
 
 def profile_route(data_dir: Path, model_file: Path, stream: Sequence[tuple[str, dict[str, Any], OrderEvent]]

@@ -16,20 +16,49 @@ from orderguard.clock import NAIVE_IS_SHOP_TIME
 
 if TYPE_CHECKING:
     from features.settings import Settings
+    from training.evaluate import Evaluation
     from training.gate import PromotionDecision
     from training.pipeline import Context as TrainingContext
 
 app = command_group()
 
 
-def _training_context(settings: Settings, cutoff: str | None) -> TrainingContext:
+def _training_context(settings: Settings, cutoff: str | None, holdout_from: str | None = None,
+                      holdout_to: str | None = None) -> TrainingContext:
     from orderguard.labels import LabelLog
     from training.pipeline import prepare
 
+    at = parse_moment(cutoff, "cutoff")
+    start, end = parse_moment(holdout_from, "holdout-from"), parse_moment(holdout_to, "holdout-to")
     with open_log(settings) as log:
         orders = list(log.iter_orders())
         labels = list(LabelLog(log.engine).iter_labels())
-    return prepare(settings, orders=orders, labels=labels, cutoff=parse_moment(cutoff, "cutoff"))
+    return prepare(settings, orders=orders, labels=labels, cutoff=at, holdout_from=start, holdout_to=end)
+
+
+HoldoutFrom = Annotated[str | None, typer.Option(
+    "--holdout-from", help=f"First creation time of the holdout, ISO ({NAIVE_IS_SHOP_TIME}); "
+                           "default: training.holdout_days before --holdout-to.")]
+HoldoutTo = Annotated[str | None, typer.Option(
+    "--holdout-to", help=f"Last creation time of the holdout, ISO ({NAIVE_IS_SHOP_TIME}); "
+                         "default: the cutoff minus training.maturity.")]
+
+
+def _rules_json(evaluation: Evaluation) -> list[dict[str, object]]:
+    return [{"code": r.code, "honest_fired": r.honest, "honest_rate": _finite({"x": r.honest_rate})["x"],
+             "fraud_fired": r.frauds, "fraud_rate": _finite({"x": r.fraud_rate})["x"], "weight": r.weight}
+            for r in evaluation.rules]
+
+
+def _print_rules(console: Console, evaluation: Evaluation, *, limit: int = 12) -> None:
+    """The rules by how many honest holdout orders they fired on, with their learned weight."""
+    if not evaluation.rules:
+        return
+    table = Table("rule", "fires on honest", "fires on fraud", "weight in blend", title="rules on the holdout")
+    for r in evaluation.rules[:limit]:
+        table.add_row(r.code, f"{r.honest:,} ({r.honest_rate:.1%})", f"{r.frauds:,} ({r.fraud_rate:.1%})",
+                      f"{r.weight:.2f}")
+    console.print(table)
 
 
 def _finite(metrics: Mapping[str, float]) -> dict[str, float | None]:
@@ -57,6 +86,8 @@ def train(
                                           help="Make the candidate champion if the gate passes.")] = False,
     shuffle_labels: Annotated[bool, typer.Option(
         "--shuffle-labels", help="Drill: train on permuted labels; the gate must refuse the result.")] = False,
+    holdout_from: HoldoutFrom = None,
+    holdout_to: HoldoutTo = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables (for scripts).")
                        ] = False,
 ) -> None:
@@ -67,7 +98,7 @@ def train(
 
     settings = settings_of(ctx)
     console = wide_console()
-    context = _training_context(settings, cutoff)
+    context = _training_context(settings, cutoff, holdout_from, holdout_to)
     result = run_training(context, Registry.from_settings(settings), git_sha=git_sha(), promote=promote,
                           shuffle_labels=shuffle_labels)
     if as_json:
@@ -79,6 +110,10 @@ def train(
             "champion_metrics": _finite(result.champion_evaluation.metrics()) if result.champion_evaluation else None,
             "gate": _gate_json(result.decision), "candidate": {"version": result.candidate.version,
                                                                "run_id": result.run_id},
+            "holdout": {"from": context.split.holdout_start.isoformat(), "to": context.split.holdout_end.isoformat()},
+            "blend": {"model_weight": result.blend.model_weight, "rules": dict(result.blend.rules)}
+            if result.blend else None,
+            "rules": _rules_json(result.evaluation),
             "promoted": result.promoted, "card": str(result.card) if result.card else None}, ensure_ascii=False))
         return
     console.print(f"cutoff {context.cutoff:%Y-%m-%d %H:%M} UTC: {context.cutoff_reason}")
@@ -95,6 +130,7 @@ def train(
                               for who in ("rules", "model", "blend")),
                       f"{champion[f'blend_{name}']:.4f}" if f"blend_{name}" in champion else "-")
     console.print(table)
+    _print_rules(console, result.evaluation)
     _print_gate(console, result.decision.reasons, passed=result.decision.passed, baseline=result.decision.baseline)
     console.print(f"registered {result.candidate.label} (run {result.run_id}); "
                   + ("promoted to champion" if result.promoted else "champion unchanged"))
@@ -109,6 +145,8 @@ def promote(
     version: Annotated[str | None, typer.Option(help="Registered version to judge; default: the newest.")] = None,
     cutoff: Annotated[str | None, typer.Option(
         help=f"Holdout as of this ISO date or time ({NAIVE_IS_SHOP_TIME}); default: newest order.")] = None,
+    holdout_from: HoldoutFrom = None,
+    holdout_to: HoldoutTo = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of sentences (for scripts).")
                        ] = False,
 ) -> None:
@@ -123,7 +161,7 @@ def promote(
     settings = settings_of(ctx)
     registry = Registry.from_settings(settings)
     chosen = version or latest_version(registry)
-    result = run_promotion(_training_context(settings, cutoff), registry, version=chosen)
+    result = run_promotion(_training_context(settings, cutoff, holdout_from, holdout_to), registry, version=chosen)
     if as_json:
         typer.echo(json.dumps({"candidate": result.candidate.version,
                                "champion": result.champion.version if result.champion else None,

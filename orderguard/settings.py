@@ -477,6 +477,11 @@ class GateSettings(BaseModel):
     primary: GateMetric = Field(default="pr_auc", description="the metric a candidate is ranked by")
     min_holdout_positives: int = Field(default=20, ge=1,
                                        description="fewer frauds (or honest orders) in the holdout: no verdict")
+    blend_vs_model_min_gain: float = Field(
+        default=-0.01, ge=-1, le=1,
+        description="the served blend's primary metric minus the candidate's own model alone must be at least "
+                    "this (a blend of rules that drags the model down is refused; default: a loss of 0.01 "
+                    "tolerated as noise)")
 
     @model_validator(mode="after")
     def _primary_is_checked(self) -> GateSettings:

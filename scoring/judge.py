@@ -7,11 +7,12 @@ must decide identically, allow and deny lists included, so both call :func:`judg
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from features.facts import Entity, entity_keys
 from orderguard.schema import Order
+from scoring.blend_weights import BlendWeights
 from scoring.policy import Decision, Policy, blend, decide
 from scoring.rules import Evaluation, ListKeys, RulePack
 
@@ -36,9 +37,18 @@ def list_keys(order: Order) -> ListKeys:
 
 
 def judge(order: Order, vector: Mapping[str, float], *, rules: RulePack, policy: Policy, at: datetime,
-          probability: float | None = None) -> Judgement:
+          probability: float | None = None, weights: BlendWeights | None = None) -> Judgement:
     """Evaluate the rule pack on ``vector``, blend with the model probability (None = rules
-    only) and cut the decision with the bands in force at ``at``; allow-listed orders are never held."""
+    only) and cut the decision with the bands in force at ``at``; allow-listed orders are never held.
+
+    ``weights`` are the model's learned blend weights (``scoring.blend_weights``); they apply
+    only with a probability: rules alone score as written.
+    """
     evaluation = rules.evaluate(vector, list_keys(order))
-    score = blend(evaluation.points, probability, policy=policy)
+    if probability is not None and weights is not None:
+        points = weights.points(evaluation.hits)
+        policy = replace(policy, model_weight=policy.model_weight * weights.model_weight)
+    else:
+        points = evaluation.points
+    score = blend(points, probability, policy=policy)
     return Judgement(evaluation, score, decide(score, bands=policy.bands_at(at), never_hold=evaluation.allow_listed))

@@ -69,7 +69,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -78,6 +78,7 @@ from features.describe import FeatureDescriber
 from features.online import FeatureVector
 from features.specs import FeatureSet
 from orderguard.errors import IncompatibleModelError
+from scoring.blend_weights import BlendWeights
 from scoring.policy import Policy, Reason
 from scoring.scorer import ModelOutput
 
@@ -324,6 +325,8 @@ class LightGBMModel:
         min_weight: model reasons worth fewer points are left out.
         attribution: ``PATH`` (fast, default) or ``SHAP`` (exact TreeSHAP, slow).
         native: use LightGBM's native single-row fast path when available.
+        blend: the weights of rules and model learned with this booster (``scoring.blend_weights``);
+            ``None`` for a model trained before weights were learned (rule points as written).
 
     Raises:
         IncompatibleModelError: not a binary model, or a feature the describer lacks.
@@ -331,7 +334,8 @@ class LightGBMModel:
 
     def __init__(self, booster: lgb.Booster, *, version: str, describer: FeatureDescriber,
                  policy: Policy | None = None, max_reasons: int = 5, min_weight: float = 1.0,
-                 attribution: Attribution = Attribution.PATH, native: bool = True) -> None:
+                 attribution: Attribution = Attribution.PATH, native: bool = True,
+                 blend: BlendWeights | None = None) -> None:
         dump = booster.dump_model(num_iteration=booster.best_iteration if booster.best_iteration > 0 else None)
         objective = str(dump.get("objective", ""))
         if objective.split(" ")[0] not in ("binary", "cross_entropy") or dump.get("num_class", 1) != 1:
@@ -349,6 +353,7 @@ class LightGBMModel:
             raise ValueError(f"max_reasons must be >= 0; got {max_reasons}")
         self._booster = booster
         self._version = version
+        self._blend = blend
         self._describer = describer
         self._policy = policy or Policy()
         self._max_reasons = max_reasons
@@ -376,6 +381,11 @@ class LightGBMModel:
         """The model with phrases built from ``feature_set`` (the one the online engine serves)."""
         return cls(booster, version=version, describer=FeatureDescriber(feature_set), policy=policy,
                    max_reasons=max_reasons, attribution=attribution)
+
+    @property
+    def blend(self) -> BlendWeights | None:
+        """The learned weights of rules and model, served with this booster."""
+        return self._blend
 
     @property
     def version(self) -> str:
@@ -461,16 +471,22 @@ class LightGBMModel:
         return tuple(reasons)
 
 
+class ModelMaker(Protocol):
+    """Builds the served model of a booster, its version and its learned blend weights."""
+
+    def __call__(self, booster: lgb.Booster, version: str, blend: BlendWeights | None = None) -> LightGBMModel: ...
+
+
 def model_factory(feature_set: FeatureSet, *, policy: Policy | None = None, max_reasons: int = 5,
-                  attribution: Attribution = Attribution.PATH) -> Callable[[lgb.Booster, str], LightGBMModel]:
-    """``(booster, version) -> LightGBMModel`` for the champion slot (``serving.champion.ModelFactory``).
+                  attribution: Attribution = Attribution.PATH) -> ModelMaker:
+    """``(booster, version, blend) -> LightGBMModel`` for the champion slot (``serving.champion.ModelFactory``).
 
     The describer is built once here and shared by every model the factory makes.
     """
     describer = FeatureDescriber(feature_set)
 
-    def make(booster: lgb.Booster, version: str) -> LightGBMModel:
+    def make(booster: lgb.Booster, version: str, blend: BlendWeights | None = None) -> LightGBMModel:
         return LightGBMModel(booster, version=version, describer=describer, policy=policy, max_reasons=max_reasons,
-                             attribution=attribution)
+                             attribution=attribution, blend=blend)
 
     return make

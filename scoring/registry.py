@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from features.settings import Settings
 from orderguard.errors import NotFoundError, ServiceUnavailableError
+from scoring.blend_weights import BLEND_FILE, BlendWeights
 
 if TYPE_CHECKING:
     import lightgbm as lgb
@@ -108,9 +109,10 @@ class RunLog:
     def log_figure(self, figure: Figure, path: str) -> None:
         self.client.log_figure(self.run_id, figure, path)
 
-    def log_model(self, booster: lgb.Booster, *, input_example: pd.DataFrame) -> str:
-        """Log ``booster`` as this run's model, with a signature inferred from ``input_example``;
-        returns the artifact URI to register."""
+    def log_model(self, booster: lgb.Booster, *, input_example: pd.DataFrame,
+                  blend: BlendWeights | None = None) -> str:
+        """Log ``booster`` as this run's model, with a signature inferred from ``input_example`` and the
+        blend weights learned with it beside it (``blend.json``); returns the artifact URI to register."""
         import mlflow.lightgbm
         from mlflow.models import infer_signature
 
@@ -119,6 +121,8 @@ class RunLog:
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / MODEL_PATH
             mlflow.lightgbm.save_model(booster, str(local), signature=signature, input_example=sample)
+            if blend is not None:
+                (local / BLEND_FILE).write_text(blend.to_json(), encoding="utf-8")
             self.client.log_artifacts(self.run_id, str(local), MODEL_PATH)
         run = self.client.get_run(self.run_id)
         return f"{run.info.artifact_uri}/{MODEL_PATH}"
@@ -315,6 +319,20 @@ class Registry:
     def set_version_tags(self, ref: ModelRef, tags: Mapping[str, str]) -> None:
         for key, value in tags.items():
             self._client.set_model_version_tag(self.model_name, ref.version, key, str(value))
+
+    def load_blend(self, ref: ModelRef) -> BlendWeights | None:
+        """The blend weights stored with a version; None for a version trained before they were learned."""
+        from mlflow.artifacts import download_artifacts
+        from mlflow.exceptions import MlflowException
+
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                local = download_artifacts(artifact_uri=f"{ref.source}/{BLEND_FILE}", dst_path=tmp,
+                                           tracking_uri=self.tracking_uri)
+                text = Path(local).read_text(encoding="utf-8")
+        except (MlflowException, OSError):
+            return None  # not stored: the version predates learned weights
+        return BlendWeights.from_json(text)
 
     def load_booster(self, ref: ModelRef) -> lgb.Booster:
         """Download a version's artifacts and load its LightGBM booster."""

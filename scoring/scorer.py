@@ -17,6 +17,7 @@ from features.online import OnlineFeatures
 from orderguard.clock import Clock
 from orderguard.errors import ServiceUnavailableError
 from orderguard.schema import Order
+from scoring.blend_weights import BlendWeights
 from scoring.judge import judge
 from scoring.policy import Policy, Reason, decision_moment, order_reasons, risk_level
 from scoring.records import ScoreRecord
@@ -43,11 +44,17 @@ class Model(Protocol):
     @property
     def version(self) -> str: ...
 
+    @property
+    def blend(self) -> BlendWeights | None:
+        """The weights of rules and model learned with this model (None: as written)."""
+
     def predict(self, vector: Mapping[str, float]) -> ModelOutput: ...
 
 
-def _rule_reason(hit: RuleHit) -> Reason:
-    return Reason(code=hit.code, weight=hit.points, text_zh=hit.reason_zh, text_en=hit.reason_en, source="rule")
+def _rule_reason(hit: RuleHit, weights: BlendWeights | None) -> Reason:
+    """A hit as a reason, weighted by what it added to the score (its points times the learned multiplier)."""
+    weight = hit.points * weights.weight(hit) if weights is not None else hit.points
+    return Reason(code=hit.code, weight=weight, text_zh=hit.reason_zh, text_en=hit.reason_en, source="rule")
 
 
 @dataclass(slots=True)
@@ -81,10 +88,12 @@ class Scorer:
             degraded, model = True, None
         output = model.predict(vector) if model is not None else None
         values = vector.by_name  # a plain dict: rules and the record read it at C speed
+        weights = model.blend if model is not None else None
         judgement = judge(order, values, rules=self.rules, policy=self.policy, at=as_of,
-                          probability=output.probability if output else None)
+                          probability=output.probability if output else None, weights=weights)
         evaluation, score, decision = judgement.evaluation, judgement.score, judgement.decision
-        reasons = order_reasons([*map(_rule_reason, evaluation.hits), *(output.reasons if output else ())])
+        reasons = order_reasons([*(_rule_reason(hit, weights) for hit in evaluation.hits),
+                                 *(output.reasons if output else ())])
         latency_ms = (time.perf_counter() - started) * 1000
         return ScoreRecord(
             order_key=order.key, event_version=order.event_version, event_time=as_of, scored_at=self.clock.now(),

@@ -14,21 +14,24 @@ scored wholly by the old or wholly by the new model, and none waits for the down
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from orderguard.clock import Clock
 from orderguard.errors import IncompatibleModelError, OrderGuardError
+from scoring.blend_weights import BlendWeights
 from scoring.registry import ModelRef
 from scoring.scorer import Model, Scorer
 
 if TYPE_CHECKING:
     import lightgbm as lgb
 
-#: Builds the served model from a loaded booster and its registry label ("name/version").
-ModelFactory = Callable[["lgb.Booster", str], Model]
+class ModelFactory(Protocol):
+    """Builds the served model from a loaded booster, its registry label ("name/version") and the blend
+    weights learned with it (``scoring.blend_weights``; None for a model trained before they were)."""
+
+    def __call__(self, booster: lgb.Booster, version: str, blend: BlendWeights | None = None) -> Model: ...
 
 
 class ChampionSource(Protocol):
@@ -38,6 +41,8 @@ class ChampionSource(Protocol):
     def champion(self) -> ModelRef | None: ...
 
     def load_booster(self, ref: ModelRef) -> lgb.Booster: ...
+
+    def load_blend(self, ref: ModelRef) -> BlendWeights | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +94,7 @@ class ChampionSlot:
             return ref, self.scorer.model
         booster = self.registry.load_booster(ref)
         check_features(ref, list(booster.feature_name()), self.scorer.online.names)
-        return ref, self.make_model(booster, ref.label)
+        return ref, self.make_model(booster, ref.label, self.registry.load_blend(ref))
 
     def install(self, ref: ModelRef | None, model: Model | None) -> ModelStatus:
         """Make ``model`` the served one (None: rules-only) and record the status."""

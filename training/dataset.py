@@ -340,7 +340,8 @@ class Split:
     gap: timedelta
 
 
-def time_split(dataset: Dataset, *, holdout_days: int, gap: timedelta, holdout_end: datetime | None = None) -> Split:
+def time_split(dataset: Dataset, *, holdout_days: int, gap: timedelta, holdout_end: datetime | None = None,
+               holdout_start: datetime | None = None) -> Split:
     """Hold out the newest ``holdout_days`` of matured orders and train on what is more than ``gap`` older.
 
     Args:
@@ -355,6 +356,8 @@ def time_split(dataset: Dataset, *, holdout_days: int, gap: timedelta, holdout_e
             Ending the holdout at the cutoff itself (``holdout_end=dataset.cutoff``) is
             allowed, but with ``maturity >= holdout_days`` such a holdout holds labelled
             orders only (mostly frauds) and its metrics say nothing about false positives.
+        holdout_start: first creation time of the holdout; given, it replaces ``holdout_days``
+            (explicit dates: ``orderguard train --holdout-from --holdout-to``).
 
     The holdout's targets are those known at the dataset cutoff; the training rows are
     relabelled as known at ``train_end`` (see :func:`relabel`). Orders newer than
@@ -367,7 +370,11 @@ def time_split(dataset: Dataset, *, holdout_days: int, gap: timedelta, holdout_e
     end = dataset.cutoff - dataset.policy.maturity if holdout_end is None else holdout_end
     if end > dataset.cutoff:
         raise InvalidInputError.must("holdout_end", "at or before the dataset cutoff", end.isoformat())
-    holdout_start = end - timedelta(days=holdout_days)
+    if holdout_start is None:
+        holdout_start = end - timedelta(days=holdout_days)
+    elif holdout_start >= end:
+        raise InvalidInputError.must("holdout_start", f"before the holdout's end ({end.isoformat()})",
+                                     holdout_start.isoformat())
     train_end = holdout_start - gap
     times = dataset.frame["event_time"]
     in_holdout = (times >= pd.Timestamp(holdout_start)) & (times <= pd.Timestamp(end))

@@ -9,6 +9,10 @@ blend and decision bands, campaign shifts included) at ``created_at``. Three sco
   applied to ``blend(0 points, p)``, i.e. what the model would decide without rules;
 * ``blend``: ``judge`` with the probability, the score that serves.
 
+The blend uses the candidate's learned weights (``scoring.blend_weights``) when given, as
+serving will. Every rule's firing rate on honest and on fraud holdout orders is reported
+too (``RuleRate``): a rule that fires on most honest orders is visible in every run.
+
 For each: ROC AUC, PR AUC (average precision), precision and recall at the review
 team's daily capacity (the top ``capacity_per_day`` orders of each Beijing day, see
 ``training.metrics.at_capacity``), and for each decision band from ``verify`` up the
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from orderguard.errors import InvalidInputError
+from scoring.blend_weights import BlendWeights
 from scoring.judge import judge
 from scoring.policy import Decision, Policy, blend, decide, decision_rank
 from scoring.rules import RulePack
@@ -76,6 +81,52 @@ def band_rates(target: np.ndarray, decisions: Sequence[Decision], band: Decision
         false_positive_rate=(n_flagged - hits) / negatives if negatives else math.nan,
         recall=hits / positives if positives else math.nan,
         precision=hits / n_flagged if n_flagged else math.nan)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleRate:
+    """How often one rule fired on the holdout's honest and fraud orders.
+
+    Attributes:
+        code: the rule.
+        honest: honest orders it fired on.
+        frauds: fraud orders it fired on.
+        honest_rate: share of honest orders it fired on (NaN without honest orders).
+        fraud_rate: share of fraud orders it fired on (NaN without frauds).
+        weight: its learned multiplier in the served blend (1 when none was learned).
+    """
+
+    code: str
+    honest: int
+    frauds: int
+    honest_rate: float
+    fraud_rate: float
+    weight: float = 1.0
+
+
+def rule_rates(hit_codes: Sequence[frozenset[str]], target: np.ndarray,
+               weights: BlendWeights | None = None) -> tuple[RuleRate, ...]:
+    """Per rule that fired at all, its firing rate on honest and on fraud rows, most honest-firing first.
+
+    >>> [(r.code, r.honest_rate, r.fraud_rate) for r in rule_rates(
+    ...     [frozenset({"A"}), frozenset({"A", "B"}), frozenset()], np.array([0, 1, 0]))]
+    [('A', 0.5, 1.0), ('B', 0.0, 1.0)]
+    """
+    y = np.asarray(target, dtype=np.int8)
+    honest_total, fraud_total = int((y == 0).sum()), int(y.sum())
+    honest: dict[str, int] = {}
+    frauds: dict[str, int] = {}
+    for codes, label in zip(hit_codes, y, strict=True):
+        for code in codes:
+            bucket = frauds if label else honest
+            bucket[code] = bucket.get(code, 0) + 1
+            (honest if label else frauds).setdefault(code, 0)
+    rates = [RuleRate(code, honest[code], frauds[code],
+                      honest[code] / honest_total if honest_total else math.nan,
+                      frauds[code] / fraud_total if fraud_total else math.nan,
+                      weights.rules.get(code, 1.0) if weights is not None else 1.0)
+             for code in honest]
+    return tuple(sorted(rates, key=lambda r: (-r.honest, r.code)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +187,7 @@ class Evaluation:
     scores: Mapping[str, np.ndarray]
     decisions: Mapping[str, tuple[Decision, ...]]
     capacity_per_day: int
+    rules: tuple[RuleRate, ...] = ()
 
     def metrics(self) -> dict[str, float]:
         """Flat view for MLflow and the gate: every scorer's metrics plus the holdout size.
@@ -151,7 +203,7 @@ class Evaluation:
 
 
 def evaluate(holdout: Dataset, *, probability: np.ndarray | None, rules: RulePack, policy: Policy,
-             capacity_per_day: int) -> Evaluation:
+             capacity_per_day: int, weights: BlendWeights | None = None) -> Evaluation:
     """Judge every holdout row as served at its creation and measure rules, model and blend.
 
     Args:
@@ -160,6 +212,7 @@ def evaluate(holdout: Dataset, *, probability: np.ndarray | None, rules: RulePac
         rules: the rule pack that serves.
         policy: the blend and decision policy that serves.
         capacity_per_day: orders reviewers can take per Beijing day.
+        weights: the model's learned blend weights (None: rule points as written).
     """
     frame = holdout.frame
     n = len(frame)
@@ -174,10 +227,12 @@ def evaluate(holdout: Dataset, *, probability: np.ndarray | None, rules: RulePac
     decisions: dict[str, list[Decision]] = {RULES: [], BLEND: []}
     if probability is not None:
         scores[MODEL], decisions[MODEL] = [], []
+    fired: list[frozenset[str]] = []
     for i, (key, vector) in enumerate(zip(keys, holdout.vectors(), strict=True)):
         order = holdout.orders[key]
         at = order.details.created_at
         alone = judge(order, vector, rules=rules, policy=policy, at=at)
+        fired.append(frozenset(h.code for h in alone.evaluation.hits))
         scores[RULES].append(alone.score)
         decisions[RULES].append(alone.decision)
         if probability is None:
@@ -185,7 +240,7 @@ def evaluate(holdout: Dataset, *, probability: np.ndarray | None, rules: RulePac
             decisions[BLEND].append(alone.decision)
             continue
         p = float(probability[i])
-        both = judge(order, vector, rules=rules, policy=policy, at=at, probability=p)
+        both = judge(order, vector, rules=rules, policy=policy, at=at, probability=p, weights=weights)
         scores[BLEND].append(both.score)
         decisions[BLEND].append(both.decision)
         scores[MODEL].append(p)
@@ -198,4 +253,4 @@ def evaluate(holdout: Dataset, *, probability: np.ndarray | None, rules: RulePac
     return Evaluation(results=results, order_keys=keys, target=target, day=day,
                       verdict=verdict, scores=arrays,
                       decisions={k: tuple(v) for k, v in decisions.items()},
-                      capacity_per_day=capacity_per_day)
+                      capacity_per_day=capacity_per_day, rules=rule_rates(fired, target, weights))

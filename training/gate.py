@@ -17,6 +17,12 @@ the rules-only scorer on the same holdout, so a first model is promoted only if 
 something to the rules. A holdout with too few confirmed frauds gives
 no verdict at all: the gate refuses rather than promote on noise.
 
+One more check holds in both cases: the candidate's served blend against **its own model
+alone** on the primary metric (``blend_vs_model_min_gain``, a small tolerated loss by
+default). Rules written for another shop can fire on most of this shop's honest orders;
+a blend that is worse than its own model would serve that damage, and comparing only
+with rules-only or with a champion that carries the same rules would never see it.
+
 Every check, with both values and the margin, becomes a readable reason; training
 stores them with the run and ``orderguard promote`` prints them.
 """
@@ -132,7 +138,17 @@ class Gate:
             checks = tuple(GateCheck.of(metric, threshold, _get(candidate, f"blend_{metric}"),
                                         _get(champion, f"blend_{metric}"), strict=metric == margins.primary)
                            for metric, threshold in margins.metrics.items())
-        reasons = [c.reason(baseline) for c in checks]
+        model_primary = _get(candidate, f"model_{margins.primary}")
+        if not math.isnan(model_primary):
+            own = GateCheck(f"blend_vs_model_{margins.primary}", _get(candidate, f"blend_{margins.primary}"),
+                            model_primary, margins.blend_vs_model_min_gain,
+                            margins.metrics[margins.primary].greater_is_better)
+            reasons_own = [own.reason("its own model alone").replace(f"{own.metric}: candidate",
+                                                                      f"{own.metric}: served blend")]
+            checks = (*checks, own)
+        else:
+            reasons_own = []
+        reasons = [c.reason(baseline) for c in checks[:len(checks) - len(reasons_own)]] + reasons_own
         enough = holdout_positives >= margins.min_holdout_positives
         if not enough:
             reasons.append(f"FAIL holdout: {holdout_positives} confirmed frauds, needs >= "

@@ -4,9 +4,12 @@ One training run:
 
 1. rebuild every order's features point-in-time from the order log (``training.dataset``),
    with only the labels known by the cutoff;
-2. split by time with a delay gap; fit LightGBM on the older part (``training.fit``);
-3. score the holdout with the candidate and with the current champion through the served
-   decision step, and evaluate rules-only, model-only and the blend (``training.evaluate``);
+2. split by time with a delay gap; fit LightGBM on the older part (``training.fit``), then
+   the weights of rules and model in the served blend on its validation part
+   (``training.blend_fit``);
+3. score the holdout with the candidate and with the current champion (each with its own
+   blend weights) through the served decision step, and evaluate rules-only, model-only
+   and the blend, with every rule's firing rate on honest orders (``training.evaluate``);
 4. apply the champion gate (``training.gate``);
 5. log one MLflow run (params, metrics of both models, the gate's reasons, plots, the model
    with its signature, tags ``git_sha``/``data_window``/``feature_set_hash``/``settings_hash``)
@@ -36,13 +39,16 @@ from orderguard.durations import to_timedelta
 from orderguard.enrich import Gazetteer
 from orderguard.errors import InvalidInputError, NotFoundError
 from orderguard.schema import Label, Order
+from scoring.blend_weights import BlendWeights
+from scoring.judge import list_keys
 from scoring.policy import Policy, policy_from
 from scoring.registry import ModelRef, PromotionAttempt, Registry, RunLog
 from scoring.rules import RulePack, rules_from
+from training.blend_fit import fit_blend
 from training.cards import ModelCard, blend_metrics, top_features, write_card
 from training.dataset import Dataset, Split, assert_no_leakage, build_dataset, time_split
 from training.evaluate import Evaluation, evaluate
-from training.fit import FittedModel, fit, predict
+from training.fit import FittedModel, fit, predict, validation_split
 from training.gate import Gate, PromotionDecision
 from training.plots import feature_importance_figure, pr_curve_figure, score_distribution_figure
 from training.split_checks import notes, refuse_unusable
@@ -88,12 +94,19 @@ class TrainResult:
     train_rows: int
     holdout_rows: int
     card: Path | None = None
+    blend: BlendWeights | None = None
 
 
 def prepare(settings: Settings, *, orders: Sequence[Order], labels: Sequence[Label],
-            cutoff: datetime | None = None) -> Context:
+            cutoff: datetime | None = None, holdout_from: datetime | None = None,
+            holdout_to: datetime | None = None) -> Context:
     """Dataset and time split as of ``cutoff`` (default: the newest order update or label in the log, so verdicts
     given on the review desk after the last order count in the next run).
+
+    ``holdout_from`` / ``holdout_to`` fix the holdout's creation times explicitly (the
+    period another system's report used, say); by default it is the newest
+    ``training.holdout_days`` of matured orders. The training part still ends
+    ``training.gap`` before the holdout starts.
 
     Raises ``InsufficientDataError`` (``training.split_checks``) when either side of the
     split has too few frauds or honest orders for a verdict: nothing is trained then.
@@ -106,11 +119,17 @@ def prepare(settings: Settings, *, orders: Sequence[Order], labels: Sequence[Lab
     reason = "given" if cutoff else "the newest order update in the log (--cutoff chooses another)"
     if cutoff is None and newest_label is not None and newest_label > at:
         at, reason = newest_label, "the newest label in the log (--cutoff chooses another)"
+    if holdout_to is not None and holdout_to > at:
+        raise InvalidInputError.must("holdout_to", f"at or before the cutoff ({at.isoformat()})",
+                                     holdout_to.isoformat())
+    if holdout_from is not None and holdout_from >= (holdout_to or at):
+        raise InvalidInputError.must("holdout_from", "before --holdout-to (or the cutoff)", holdout_from.isoformat())
     known = sum(1 for label in labels if label.labeled_at <= at)
     dataset = build_dataset(orders, labels, feature_set, cutoff=at, gazetteer=Gazetteer.build(),
                             settings=settings.training)
     gap = to_timedelta(settings.training.gap)
-    split = time_split(dataset, holdout_days=settings.training.holdout_days, gap=gap)
+    split = time_split(dataset, holdout_days=settings.training.holdout_days, gap=gap, holdout_end=holdout_to,
+                       holdout_start=holdout_from)
     assert_no_leakage(split)
     refuse_unusable(split, min_positives=settings.training.gate.min_holdout_positives)
     maturity = to_timedelta(settings.training.maturity) / timedelta(days=1)
@@ -120,11 +139,20 @@ def prepare(settings: Settings, *, orders: Sequence[Order], labels: Sequence[Lab
                    notes=notes(split, maturity_days=maturity))
 
 
-def assess(ctx: Context, booster: lgb.Booster) -> Evaluation:
-    """Evaluate ``booster`` (and the rules, and their blend) on the context's holdout."""
+def assess(ctx: Context, booster: lgb.Booster, weights: BlendWeights | None = None) -> Evaluation:
+    """Evaluate ``booster`` (and the rules, and their blend with ``weights``) on the context's holdout."""
     holdout = ctx.split.holdout
     return evaluate(holdout, probability=predict(booster, holdout.frame), rules=ctx.rules, policy=ctx.policy,
-                    capacity_per_day=ctx.settings.training.review_capacity_per_day)
+                    capacity_per_day=ctx.settings.training.review_capacity_per_day, weights=weights)
+
+
+def learn_blend(ctx: Context, train_set: Dataset, booster: lgb.Booster) -> BlendWeights:
+    """The blend weights of ``booster`` fitted on the training part's validation rows (``training.blend_fit``)."""
+    _, valid_frame = validation_split(train_set.frame, ctx.settings.training.validation_fraction)
+    valid = train_set.with_frame(valid_frame.reset_index(drop=True))
+    hits = [ctx.rules.evaluate(vector, list_keys(valid.orders[str(key)])).hits
+            for key, vector in zip(valid.frame["order_key"], valid.vectors(), strict=True)]
+    return fit_blend(hits, predict(booster, valid.frame), valid.target, policy=ctx.policy)
 
 
 def gate(ctx: Context, candidate: Evaluation, champion: tuple[ModelRef, Evaluation] | None) -> PromotionDecision:
@@ -138,7 +166,7 @@ def gate(ctx: Context, candidate: Evaluation, champion: tuple[ModelRef, Evaluati
 
 def _assessed(ctx: Context, registry: Registry, ref: ModelRef | None) -> tuple[ModelRef, Evaluation] | None:
     """The champion ``ref`` (if any) with its evaluation on the context's holdout."""
-    return None if ref is None else (ref, assess(ctx, registry.load_booster(ref)))
+    return None if ref is None else (ref, assess(ctx, registry.load_booster(ref), registry.load_blend(ref)))
 
 
 def shuffled(train: Dataset, *, seed: int) -> Dataset:
@@ -155,7 +183,8 @@ def train(ctx: Context, registry: Registry, *, git_sha: str, promote: bool = Fal
     settings = ctx.settings
     train_set = shuffled(ctx.split.train, seed=settings.training.seed) if shuffle_labels else ctx.split.train
     fitted = fit(train_set, settings=settings.training, feature_names=list(ctx.feature_set.names))
-    evaluation = assess(ctx, fitted.booster)
+    weights = learn_blend(ctx, train_set, fitted.booster)
+    evaluation = assess(ctx, fitted.booster, weights)
     champion = _assessed(ctx, registry, registry.champion())
     decision = gate(ctx, evaluation, champion)
     tags = {"git_sha": git_sha, "data_window": ctx.data_window, "feature_set_hash": ctx.feature_set.hash(),
@@ -167,10 +196,15 @@ def train(ctx: Context, registry: Registry, *, git_sha: str, promote: bool = Fal
         if champion is not None:
             run.log_metrics({f"champion_{k}": v for k, v in champion[1].metrics().items()})
         run.log_text("\n".join(decision.reasons) + "\n", "gate.txt")
+        run.log_text(rules_text(evaluation), "rules.txt")
+        run.log_metrics({"blend_model_weight": weights.model_weight,
+                         **{f"rule_honest_rate_{r.code}": r.honest_rate for r in evaluation.rules
+                            if r.honest_rate == r.honest_rate}})
         if ctx.notes:
             run.log_text("\n".join(ctx.notes) + "\n", "notes.txt")
         _log_figures(run, ctx, evaluation, fitted)
-        source = run.log_model(fitted.booster, input_example=ctx.split.holdout.frame[fitted.feature_names])
+        source = run.log_model(fitted.booster, input_example=ctx.split.holdout.frame[fitted.feature_names],
+                               blend=weights)
     candidate = registry.register(run.run_id, source=source, tags={
         "feature_set_hash": tags["feature_set_hash"], "data_window": tags["data_window"],
         "gate_passed": tags["gate_passed"]})
@@ -186,7 +220,15 @@ def train(ctx: Context, registry: Registry, *, git_sha: str, promote: bool = Fal
                        champion=champion[0] if champion else None,
                        champion_evaluation=champion[1] if champion else None, decision=decision,
                        promoted=promoted, train_rows=len(train_set.frame), holdout_rows=len(ctx.split.holdout.frame),
-                       card=card)
+                       card=card, blend=weights)
+
+
+def rules_text(evaluation: Evaluation) -> str:
+    """Every rule that fired on the holdout: firing rate on honest and on fraud orders, and its learned weight."""
+    lines = ["rule\thonest_fired\thonest_rate\tfraud_fired\tfraud_rate\tweight"]
+    lines += [f"{r.code}\t{r.honest}\t{r.honest_rate:.4f}\t{r.frauds}\t{r.fraud_rate:.4f}\t{r.weight:.3f}"
+              for r in evaluation.rules]
+    return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +254,7 @@ def promote(ctx: Context, registry: Registry, *, version: str) -> PromoteResult:
     if current is not None and current.version == candidate.version:
         raise InvalidInputError(f"`version` must not be the current champion; got {version!r}", field="version")
     booster = registry.load_booster(candidate)
-    evaluation = assess(ctx, booster)
+    evaluation = assess(ctx, booster, registry.load_blend(candidate))
     champion = _assessed(ctx, registry, current)
     decision = gate(ctx, evaluation, champion)
     card = None

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 
 from features.batch import BatchFeatures, entity_sql
+from features.declared import EntityRef
 from features.facts import Entity
 from features.specs import ZERO_WHEN_EMPTY, FeatureSet, FeatureSpec
 from orderguard.schema import Label, Order
@@ -25,8 +26,8 @@ def _quote(name: str) -> str:
 def frame_sql(specs: FeatureSet | Sequence[FeatureSpec], *, table: str = "facts") -> str:
     """The whole point-in-time frame as one SQL statement, one CTE per entity, joined."""
     spec_list = list(specs)
-    entities = [e for e in Entity if any(s.entity is e for s in spec_list)]
-    alias = {e: f"f{i}" for i, e in enumerate(entities)}
+    entities: list[EntityRef] = [e for e in Entity if any(s.entity is e for s in spec_list)]
+    alias: dict[EntityRef, str] = {e: f"f{i}" for i, e in enumerate(entities)}
     columns = []
     for s in spec_list:
         value = f"CAST({alias[s.entity]}.{_quote(s.name)} AS DOUBLE)"

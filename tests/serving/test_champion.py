@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from features.settings import Settings
 from features.shop import feature_set_from
+from scoring.blend_weights import BlendWeights
 from scoring.registry import ModelRef, Registry
 from tests.factories import api_client
 from tests.serving.test_score_api import site_order
@@ -114,6 +115,9 @@ class _FixedSource:
     def load_booster(self, ref: ModelRef) -> lgb.Booster:
         self.loads += 1
         return self.booster
+
+    def load_blend(self, ref: ModelRef) -> BlendWeights | None:
+        return None
 
 
 def test_a_champion_source_passed_to_create_app_is_installed_by_the_slot(settings: Settings,

@@ -15,13 +15,17 @@ from typer.testing import CliRunner
 
 from cli import app
 from features.settings import Settings
+from orderguard.errors import InvalidInputError
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.labels import LabelLog
 from orderguard.settings import GateSettings, TrainingSettings
+from scoring.model import model_factory
 from scoring.registry import Registry
+from scoring.rules import load_rules
 from tests.training.shop import Shop, build_shop
 from training.cards import read_card
-from training.pipeline import Context, TrainResult, prepare, promote, train
+from training.fit import fit
+from training.pipeline import Context, TrainResult, assess, gate, learn_blend, prepare, promote, train
 from training.split_checks import InsufficientDataError, notes
 
 CLI_ENV = {"ORDERGUARD_TRAINING__MATURITY": "7d", "ORDERGUARD_TRAINING__GATE__MIN_HOLDOUT_POSITIVES": "10"}
@@ -237,3 +241,76 @@ def test_rules_report_answers_in_json_for_scripts(trained: Trained) -> None:
     assert body["orders"] == len(trained.shop.orders) and body["flag_at"] == "review"
     assert 0 < body["recall"] <= 1 and 0 <= body["false_positive_rate"] < 1
     assert sum(p["orders"] for p in body["patterns"]) == body["orders"]
+
+
+# -- learned blend weights, the blend-vs-own-model gate check, explicit holdout dates -------------------------
+
+#: A rule written for another shop (where daytime orders were the risky ones): on this one it fires on
+#: nearly every honest order and on fewer frauds.
+NOISY_RULE = {"code": "DAYTIME", "points": 60,
+              "when": {"feature": "order_night", "op": "eq", "value": 0},
+              "reason": {"zh": "白天下单", "en": "a daytime order"}}
+
+
+def _with_noisy_rule(context: Context) -> Context:
+    data = {"version": 1, "rules": [NOISY_RULE, {
+        "code": "DEVICE_BURST_5M", "points": 50,
+        "when": {"feature": "count_orders_by_device_5m", "op": "ge", "value": 5},
+        "reason": {"zh": "设备突发", "en": "device burst"}}]}
+    return replace(context, rules=load_rules(data, known_features=context.feature_set.names))
+
+
+def test_a_rule_firing_on_honest_orders_loses_its_weight_and_the_gate_sees_the_damage(trained: Trained) -> None:
+    ctx = _with_noisy_rule(trained.context)
+    fitted = fit(ctx.split.train, settings=ctx.settings.training, feature_names=list(ctx.feature_set.names))
+    weights = learn_blend(ctx, ctx.split.train, fitted.booster)
+    assert weights.rules["DAYTIME"] < 0.25 <= weights.rules.get("DEVICE_BURST_5M", 1.0)
+    as_written = assess(ctx, fitted.booster)
+    learned = assess(ctx, fitted.booster, weights)
+    written_m, learned_m = as_written.metrics(), learned.metrics()
+    noisy = next(r for r in learned.rules if r.code == "DAYTIME")
+    assert noisy.honest_rate > 0.9 > noisy.fraud_rate and noisy.weight == weights.rules["DAYTIME"]
+    # the rule as written drags the served blend below the model alone; learned, it does not
+    assert written_m["blend_pr_auc"] < written_m["model_pr_auc"] - 0.02
+    assert learned_m["blend_pr_auc"] >= learned_m["model_pr_auc"] - 0.01
+    assert learned_m["blend_fpr_review"] < 0.1 < 0.5 < written_m["blend_fpr_review"]  # the review queue
+    refused = gate(ctx, as_written, None)
+    assert not refused.passed
+    assert any(r.startswith("FAIL blend_vs_model_pr_auc: served blend") and "its own model alone" in r
+               for r in refused.reasons)
+    own = next(c for c in gate(ctx, learned, None).checks if c.metric == "blend_vs_model_pr_auc")
+    assert own.passed
+
+
+def test_the_learned_blend_is_stored_with_the_version_and_rule_rates_with_the_run(trained: Trained) -> None:
+    first = trained.first
+    assert first.blend is not None and first.blend.fitted_on > 0
+    assert trained.registry.load_blend(first.candidate) == first.blend
+    run = trained.registry.run(first.run_id)
+    assert run.metrics["blend_model_weight"] == first.blend.model_weight
+    assert any(name.startswith("rule_honest_rate_") for name in run.metrics)
+    artifacts = Path(trained.settings.artifact_location) / first.run_id / "artifacts"
+    table = (artifacts / "rules.txt").read_text(encoding="utf-8").splitlines()
+    assert table[0].startswith("rule\thonest_fired") and len(table) == len(first.evaluation.rules) + 1
+    model = model_factory(trained.context.feature_set)(trained.registry.load_booster(first.candidate), "v",
+                                                       trained.registry.load_blend(first.candidate))
+    assert model.blend == first.blend
+
+
+def test_explicit_holdout_dates_set_the_split(trained: Trained) -> None:
+    end = trained.context.split.holdout_end
+    start = end - timedelta(days=5)
+    ctx = prepare(trained.settings, orders=trained.shop.orders, labels=list(trained.context.split.holdout.labels),
+                  cutoff=trained.context.cutoff, holdout_from=start, holdout_to=end)
+    assert (ctx.split.holdout_start, ctx.split.holdout_end) == (start, end)
+    assert ctx.split.train_end == start - timedelta(days=2)
+    times = ctx.split.holdout.frame["event_time"]
+    assert times.min() >= pd.Timestamp(start) and times.max() <= pd.Timestamp(end)
+    with pytest.raises(InvalidInputError) as caught:
+        prepare(trained.settings, orders=trained.shop.orders, labels=[], cutoff=trained.context.cutoff,
+                holdout_from=end, holdout_to=start)
+    assert caught.value.field == "holdout_from"
+    with pytest.raises(InvalidInputError) as caught:
+        prepare(trained.settings, orders=trained.shop.orders, labels=[], cutoff=trained.context.cutoff,
+                holdout_to=trained.context.cutoff + timedelta(days=1))
+    assert caught.value.field == "holdout_to"
