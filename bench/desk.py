@@ -158,7 +158,7 @@ def simulated_desk(root: Path, *, days: int, orders_per_day: int, reference_days
     names = dataset.feature_names
     cut = config.start_at + timedelta(days=reference_days)
     train = relabel(dataset, at=cut, before=cut)
-    fitted = fit(train, settings=settings.training, feature_names=list(names))
+    fitted = fit(train, settings=settings.training, feature_names=list(names), monotone=feature_set.monotone)
     policy = policy_from(settings.policy)
     model = LightGBMModel.from_booster(fitted.booster, MODEL_VERSION, feature_set=feature_set, policy=policy)
 

@@ -26,8 +26,9 @@ app = command_group()
 def _training_context(settings: Settings, cutoff: str | None, holdout_from: str | None = None,
                       holdout_to: str | None = None) -> TrainingContext:
     from orderguard.labels import LabelLog
-    from training.pipeline import prepare
+    from training.pipeline import configured, prepare
 
+    configured(settings)  # a feature set or rule pack that cannot work fails before the log is read
     at = parse_moment(cutoff, "cutoff")
     start, end = parse_moment(holdout_from, "holdout-from"), parse_moment(holdout_to, "holdout-to")
     with open_log(settings) as log:

@@ -37,11 +37,18 @@ data, so the online and batch engines still share one definition:
   declared before them, named after the expression: ``ratio_{a}_to_{b}``,
   ``is_zero_{a}``, ``is_missing_{a}``, ``all_{a}_and_{b}`` (see ``DerivedOp``).
 
+A feature set may also **declare** attributes and entities of its own, read from the
+source attributes ingest keeps (``features.declared``), and name the features a model
+must treat as **monotone**: more is never less risky (``monotone``; the model fit reads
+it, and it stays out of the set's hash).
+
 YAML::
 
+    declare: {attributes: [{name: amount_usd, type: number}], entities: [{name: card, of: [card1]}]}
     features: [{entity: device, field: orders, agg: count, window: 5m}, ...]
     attributes: [virtual_phone, night]
     derived: [{op: is_missing, of: [time_since_orders_by_user_90d]}]
+    monotone: [count_orders_by_device_5m]
 
 Every problem is a :class:`~orderguard.errors.ConfigError` at load time naming the
 offending field, e.g. ``features[3].window``, ``attributes[0]`` or ``derived[1].of``.
@@ -581,6 +588,7 @@ class FeatureSetModel(BaseModel):
     features: list[FeatureSpecModel]
     attributes: list[str] = []
     derived: list[DerivedModel] = []
+    monotone: list[str] = []
 
 
 def _loc(loc: Sequence[int | str]) -> str:
@@ -635,6 +643,7 @@ class FeatureSet:
     attributes: tuple[AttributeSpec, ...] = ()
     derived: tuple[DerivedSpec, ...] = ()
     declared: Declarations = field(default_factory=Declarations)
+    monotone: tuple[str, ...] = ()
     _digest: str = field(init=False, repr=False, compare=False, default="")
 
     def __post_init__(self) -> None:
@@ -655,8 +664,13 @@ class FeatureSet:
                 raise ConfigError(f"`{path}` must have a unique name; {d.name!r} is also {seen[d.name]}",
                                   field=path)
             seen[d.name] = path
-        # Hashing the definitions costs ~0.2 ms; the scorer stamps it on every record.
-        text = json.dumps(self.to_data(), sort_keys=True, ensure_ascii=False)
+        for i, name in enumerate(self.monotone):
+            if name not in seen:
+                raise ConfigError.must(f"monotone[{i}]", "the name of a feature of this set", name)
+        # Hashing the definitions costs ~0.2 ms; the scorer stamps it on every record. ``monotone`` is how a
+        # model is fitted, not what a feature is: it stays out, so served records keep matching their models.
+        definitions = {k: v for k, v in self.to_data().items() if k != "monotone"}
+        text = json.dumps(definitions, sort_keys=True, ensure_ascii=False)
         object.__setattr__(self, "_digest", hashlib.sha256(text.encode()).hexdigest()[:12])
 
     @property
@@ -674,6 +688,12 @@ class FeatureSet:
     def needs_gazetteer(self) -> bool:
         """Whether some attribute needs reference data: engines must then be given a Gazetteer."""
         return any(a.needs_gazetteer for a in self.attributes)
+
+    @property
+    def monotone_vector(self) -> list[int]:
+        """LightGBM's ``monotone_constraints`` for this set's vector: +1 for ``monotone`` features, else 0."""
+        wanted = set(self.monotone)
+        return [1 if name in wanted else 0 for name in self.names]
 
     def windowed(self) -> FeatureSet:
         """The windowed specs alone, as a feature set (what ``features.batch.BatchFeatures`` computes)."""
@@ -694,6 +714,8 @@ class FeatureSet:
             data["attributes"] = [a.attr for a in self.attributes]
         if self.derived:
             data["derived"] = [d.to_data() for d in self.derived]
+        if self.monotone:
+            data["monotone"] = list(self.monotone)
         return data
 
     def hash(self) -> str:
@@ -737,7 +759,7 @@ class FeatureSet:
                 derived.append(DerivedSpec(op, tuple(d.of)))
             except ConfigError as e:
                 raise _located(e, f"derived[{i}]") from e
-        return cls(specs, tuple(attributes), tuple(derived), declared)
+        return cls(specs, tuple(attributes), tuple(derived), declared, tuple(model.monotone))
 
     @classmethod
     def from_yaml(cls, text: str) -> FeatureSet:

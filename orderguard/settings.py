@@ -534,6 +534,14 @@ class TrainingSettings(BaseModel):
     needs_investigation: Literal["drop", "positive"] = "drop"
     review_capacity_per_day: int = Field(default=50, ge=1)
     validation_fraction: float = Field(default=0.2, gt=0, lt=0.9)
+    late_labels_warn_share: float = Field(
+        default=0.02, ge=0, le=1,
+        description="share of fraud labels given later than `maturity` after their order above which a run "
+                    "carries a note")
+    late_labels_max_share: float = Field(
+        default=0.10, ge=0, le=1,
+        description="share of fraud labels given later than `maturity` above which training is refused before "
+                    "any feature is built (they would train as honest)")
     seed: int = 7
     num_boost_round: int = Field(default=400, ge=1, description="most LightGBM boosting rounds")
     early_stopping_rounds: int = Field(default=40, ge=1, description="stop when validation has not improved "

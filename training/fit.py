@@ -12,7 +12,8 @@ Choices, and why:
   handled where it matters: trees are chosen by the validation *average precision*
   (PR AUC, the gate's metric) rather than by accuracy, and ``min_data_in_leaf`` keeps a
   handful of frauds from carving leaves of their own.
-* **Monotone constraints** (:data:`MONOTONE_INCREASING`): for velocity and ring features
+* **Monotone constraints**, declared by the feature set (``monotone:`` in its YAML, checked
+  when it loads): for velocity and ring features
   more is never less risky, whatever the training data happens to say; the constraint
   keeps a sparse corner of the data from teaching "six orders in five minutes is safer
   than five" and makes the model's behaviour explainable to reviewers.
@@ -39,30 +40,6 @@ from orderguard.settings import TrainingSettings
 from training.dataset import Dataset, feature_matrix, time_ordered
 from training.metrics import pr_auc, roc_auc
 
-#: Features where more is never less risky: orders in a short window from one device, IP
-#: or account (bursts), accounts behind one device / WiFi / address / phone / id card
-#: (rings), and reviewer-confirmed frauds on the same identities. Not constrained on
-#: purpose: per-IP distinct accounts (offices and mobile carriers put many honest
-#: buyers behind one IP), per-account address counts (family gifts), money and time.
-MONOTONE_INCREASING: tuple[str, ...] = (
-    "count_orders_by_device_5m",
-    "count_orders_by_device_10m",
-    "count_orders_by_device_1h",
-    "count_orders_by_ip_5m",
-    "count_orders_by_user_5m",
-    "count_orders_by_user_10m",
-    "distinct_users_by_device_48h",
-    "distinct_users_by_wifi_48h",
-    "distinct_users_by_address_48h",
-    "distinct_users_by_phone_48h",
-    "distinct_users_by_id_card_30d",
-    "distinct_orders_fraud_by_device_90d",
-    "distinct_orders_fraud_by_address_90d",
-    "distinct_orders_fraud_by_wifi_90d",
-    "distinct_orders_fraud_by_phone_90d",
-    "distinct_orders_fraud_by_user_90d",
-    "distinct_orders_fraud_by_ip_30d",
-)
 #: Threads LightGBM may use: the training host is shared with the service.
 NUM_THREADS = 2
 
@@ -121,18 +98,19 @@ def gain_ranking(booster: lgb.Booster, *, top: int | None = None) -> tuple[tuple
     return ranked if top is None else ranked[:top]
 
 
-def monotone_vector(feature_names: Sequence[str], increasing: Sequence[str] = MONOTONE_INCREASING) -> list[int]:
+def monotone_vector(feature_names: Sequence[str], increasing: Sequence[str]) -> list[int]:
     """LightGBM's ``monotone_constraints``: +1 for the constrained features, 0 elsewhere.
 
-    >>> monotone_vector(["order_paid_fen", "count_orders_by_device_5m"])
+    >>> monotone_vector(["order_paid_fen", "count_orders_by_device_5m"], ["count_orders_by_device_5m"])
     [0, 1]
     """
     wanted = set(increasing)
     return [1 if name in wanted else 0 for name in feature_names]
 
 
-def lgb_params(settings: TrainingSettings, feature_names: Sequence[str]) -> dict[str, Any]:
-    """The LightGBM parameters for ``settings`` ; see the module docstring."""
+def lgb_params(settings: TrainingSettings, feature_names: Sequence[str],
+               monotone: Sequence[str] = ()) -> dict[str, Any]:
+    """The LightGBM parameters for ``settings``, ``monotone`` features constrained; see the module docstring."""
     return {
         "objective": "binary",
         "metric": ["average_precision", "binary_logloss"],
@@ -142,7 +120,7 @@ def lgb_params(settings: TrainingSettings, feature_names: Sequence[str]) -> dict
         "min_data_in_leaf": settings.min_data_in_leaf,
         "feature_fraction": 0.9,
         "lambda_l2": 1.0,
-        "monotone_constraints": monotone_vector(feature_names),
+        "monotone_constraints": monotone_vector(feature_names, monotone),
         "monotone_constraints_method": "basic",
         "seed": settings.seed,
         "deterministic": True,
@@ -172,7 +150,8 @@ def _check_classes(part: pd.DataFrame, name: str) -> None:
                                      f"{positives} frauds in {len(part)} rows")
 
 
-def fit(train: Dataset, *, settings: TrainingSettings, feature_names: Sequence[str]) -> FittedModel:
+def fit(train: Dataset, *, settings: TrainingSettings, feature_names: Sequence[str],
+        monotone: Sequence[str] = ()) -> FittedModel:
     """Fit LightGBM on ``train`` with early stopping on its newest rows.
 
     Args:
@@ -180,6 +159,7 @@ def fit(train: Dataset, *, settings: TrainingSettings, feature_names: Sequence[s
         settings: ``validation_fraction``, ``seed``, ``num_boost_round``,
             ``early_stopping_rounds``, ``learning_rate``, ``num_leaves``, ``min_data_in_leaf``.
         feature_names: the model's inputs, columns of ``train.frame``.
+        monotone: inputs constrained to be non-decreasing (``FeatureSet.monotone``).
 
     Raises:
         InvalidInputError: a part (fit or validation) lacks frauds or honest orders.
@@ -188,7 +168,7 @@ def fit(train: Dataset, *, settings: TrainingSettings, feature_names: Sequence[s
     fit_part, valid_part = validation_split(train.frame, settings.validation_fraction)
     _check_classes(fit_part, "fit")
     _check_classes(valid_part, "validation")
-    params = lgb_params(settings, names)
+    params = lgb_params(settings, names, monotone)
     x_fit, x_valid = feature_matrix(fit_part, names), feature_matrix(valid_part, names)
     y_fit = fit_part["target"].to_numpy(dtype=np.float64)
     y_valid = valid_part["target"].to_numpy(dtype=np.float64)

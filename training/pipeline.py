@@ -38,7 +38,7 @@ from features.specs import FeatureSet
 from orderguard.durations import to_timedelta
 from orderguard.enrich import Gazetteer
 from orderguard.errors import InvalidInputError, NotFoundError
-from orderguard.schema import Label, Order
+from orderguard.schema import Label, Order, Verdict
 from scoring.blend_weights import BlendWeights
 from scoring.judge import list_keys
 from scoring.policy import Policy, policy_from
@@ -51,6 +51,7 @@ from training.evaluate import Evaluation, evaluate
 from training.fit import FittedModel, fit, predict, validation_split
 from training.gate import Gate, PromotionDecision
 from training.plots import feature_importance_figure, pr_curve_figure, score_distribution_figure
+from training.preflight import check_label_delays, label_delays
 from training.split_checks import notes, refuse_unusable
 
 
@@ -97,6 +98,14 @@ class TrainResult:
     blend: BlendWeights | None = None
 
 
+def configured(settings: Settings) -> tuple[FeatureSet, RulePack]:
+    """The feature set and the rule pack a run trains and serves with, each checked as it loads (the rules
+    against the features, the feature set's ``monotone`` list against its features): call it before reading
+    the order log, so a configuration that cannot work fails before anything slow starts."""
+    feature_set = feature_set_from(settings)
+    return feature_set, rules_from(settings, feature_set)
+
+
 def prepare(settings: Settings, *, orders: Sequence[Order], labels: Sequence[Label],
             cutoff: datetime | None = None, holdout_from: datetime | None = None,
             holdout_to: datetime | None = None) -> Context:
@@ -111,9 +120,17 @@ def prepare(settings: Settings, *, orders: Sequence[Order], labels: Sequence[Lab
     Raises ``InsufficientDataError`` (``training.split_checks``) when either side of the
     split has too few frauds or honest orders for a verdict: nothing is trained then.
     """
+    # what needs no features first (training.preflight): a doomed run fails in seconds, not after the features
+    feature_set, rules = configured(settings)
     if not orders:
         raise InvalidInputError("`orders` must not be empty: ingest orders before training", field="orders")
-    feature_set = feature_set_from(settings)
+    training = settings.training
+    needs_investigation = training.needs_investigation == "positive"
+    delays = label_delays(orders, labels, maturity=to_timedelta(training.maturity),
+                          positive=frozenset({Verdict.CONFIRMED_FRAUD}
+                                             | ({Verdict.NEEDS_INVESTIGATION} if needs_investigation else set())))
+    delay_note = check_label_delays(delays, warn_share=training.late_labels_warn_share,
+                                    max_share=training.late_labels_max_share)
     newest_label = max((label.labeled_at for label in labels), default=None)
     at = cutoff or max(o.updated_at for o in orders)
     reason = "given" if cutoff else "the newest order update in the log (--cutoff chooses another)"
@@ -133,10 +150,10 @@ def prepare(settings: Settings, *, orders: Sequence[Order], labels: Sequence[Lab
     assert_no_leakage(split)
     refuse_unusable(split, min_positives=settings.training.gate.min_holdout_positives)
     maturity = to_timedelta(settings.training.maturity) / timedelta(days=1)
-    return Context(settings=settings, feature_set=feature_set, rules=rules_from(settings, feature_set),
+    return Context(settings=settings, feature_set=feature_set, rules=rules,
                    policy=policy_from(settings.policy), split=split, cutoff=at, cutoff_reason=reason,
                    labels_known=known, labels_later=len(labels) - known,
-                   notes=notes(split, maturity_days=maturity))
+                   notes=(*notes(split, maturity_days=maturity), *([delay_note] if delay_note else [])))
 
 
 def assess(ctx: Context, booster: lgb.Booster, weights: BlendWeights | None = None) -> Evaluation:
@@ -182,7 +199,8 @@ def train(ctx: Context, registry: Registry, *, git_sha: str, promote: bool = Fal
     """Fit, evaluate against the champion, log and register the candidate; promote it if asked and it passes."""
     settings = ctx.settings
     train_set = shuffled(ctx.split.train, seed=settings.training.seed) if shuffle_labels else ctx.split.train
-    fitted = fit(train_set, settings=settings.training, feature_names=list(ctx.feature_set.names))
+    fitted = fit(train_set, settings=settings.training, feature_names=list(ctx.feature_set.names),
+                 monotone=ctx.feature_set.monotone)
     weights = learn_blend(ctx, train_set, fitted.booster)
     evaluation = assess(ctx, fitted.booster, weights)
     champion = _assessed(ctx, registry, registry.champion())

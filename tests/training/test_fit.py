@@ -11,13 +11,14 @@ import pandas as pd
 import pytest
 
 from features.shop import default_shop_features
+from features.specs import FeatureSet
 from orderguard.enrich import Gazetteer
-from orderguard.errors import InvalidInputError
+from orderguard.errors import ConfigError, InvalidInputError
 from orderguard.settings import TrainingSettings
 from tests.factories import BASE_TIME
 from tests.training.shop import build_shop
 from training.dataset import Dataset, Split, TargetPolicy, build_dataset, time_split
-from training.fit import MONOTONE_INCREASING, FittedModel, fit, lgb_params, predict
+from training.fit import FittedModel, fit, lgb_params, predict
 from training.metrics import roc_auc
 
 SETTINGS = TrainingSettings(maturity="1d", holdout_days=2, gap="12h", num_boost_round=120, early_stopping_rounds=20,
@@ -34,11 +35,13 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> Split:
 
 @pytest.fixture(scope="module")
 def fitted(split: Split) -> FittedModel:
-    return fit(split.train, settings=SETTINGS, feature_names=split.train.feature_names)
+    return fit(split.train, settings=SETTINGS, feature_names=split.train.feature_names,
+               monotone=default_shop_features().monotone)
 
 
 def test_same_data_and_seed_give_the_same_model(split: Split, fitted: FittedModel) -> None:
-    again = fit(split.train, settings=SETTINGS, feature_names=split.train.feature_names)
+    again = fit(split.train, settings=SETTINGS, feature_names=split.train.feature_names,
+                monotone=default_shop_features().monotone)
     assert again.best_iteration == fitted.best_iteration
     assert again.booster.model_to_string() == fitted.booster.model_to_string()
     np.testing.assert_array_equal(again.predict(split.holdout.frame), fitted.predict(split.holdout.frame))
@@ -101,23 +104,31 @@ def test_the_constraint_holds_even_against_the_data() -> None:
     train = _synthetic(3000, seed=2)
     names = list(train.feature_names)
     grid = pd.DataFrame({"count_orders_by_device_5m": np.arange(12, dtype=float), "noise": np.zeros(12)})
-    constrained = fit(train, settings=SETTINGS, feature_names=names)
+    constrained = fit(train, settings=SETTINGS, feature_names=names, monotone=["count_orders_by_device_5m"])
     assert np.all(np.diff(constrained.predict(grid)) >= -1e-12)
     # the same data without the constraint does learn "more orders, less risk" past 7
-    params = {**lgb_params(SETTINGS, names), "monotone_constraints": [0, 0]}
+    params = lgb_params(SETTINGS, names)  # nothing declared monotone
     x = train.frame[names].to_numpy(dtype=float)
     free = lgb.train(params, lgb.Dataset(x, label=train.frame["target"].to_numpy(), feature_name=names),
                      num_boost_round=50)
     assert np.any(np.diff(free.predict(grid.to_numpy())) < -0.05)
 
 
-def test_monotone_list_names_only_velocity_ring_and_fraud_features() -> None:
-    names = set(default_shop_features().names)
-    assert set(MONOTONE_INCREASING) <= names
+def test_the_shop_set_declares_velocity_ring_and_fraud_features_monotone() -> None:
+    shop = default_shop_features()
+    monotone = set(shop.monotone)
+    assert monotone <= set(shop.names)
     assert {"count_orders_by_device_5m", "count_orders_by_device_10m", "count_orders_by_ip_5m",
-            "distinct_users_by_device_48h", "distinct_users_by_wifi_48h", "distinct_users_by_address_48h"} <= set(
-        MONOTONE_INCREASING)
-    assert "distinct_users_by_ip_48h" not in MONOTONE_INCREASING  # offices and carrier NAT share IPs
+            "distinct_users_by_device_48h", "distinct_users_by_wifi_48h", "distinct_users_by_address_48h"} <= monotone
+    assert "distinct_users_by_ip_48h" not in monotone  # offices and carrier NAT share IPs
+    assert lgb_params(SETTINGS, shop.names, shop.monotone)["monotone_constraints"] == shop.monotone_vector
+
+
+def test_a_monotone_name_outside_the_set_is_refused_when_it_loads() -> None:
+    with pytest.raises(ConfigError) as caught:
+        FeatureSet.from_data({"features": [{"entity": "device", "field": "orders", "agg": "count", "window": "5m"}],
+                              "monotone": ["count_orders_by_device_5m", "count_orders_by_device_6m"]})
+    assert caught.value.field == "monotone[1]"
 
 
 def test_a_training_set_without_frauds_is_refused() -> None:

@@ -262,7 +262,8 @@ def _with_noisy_rule(context: Context) -> Context:
 
 def test_a_rule_firing_on_honest_orders_loses_its_weight_and_the_gate_sees_the_damage(trained: Trained) -> None:
     ctx = _with_noisy_rule(trained.context)
-    fitted = fit(ctx.split.train, settings=ctx.settings.training, feature_names=list(ctx.feature_set.names))
+    fitted = fit(ctx.split.train, settings=ctx.settings.training, feature_names=list(ctx.feature_set.names),
+                 monotone=ctx.feature_set.monotone)
     weights = learn_blend(ctx, ctx.split.train, fitted.booster)
     assert weights.rules["DAYTIME"] < 0.25 <= weights.rules.get("DEVICE_BURST_5M", 1.0)
     as_written = assess(ctx, fitted.booster)
