@@ -43,6 +43,7 @@ Portability note: ``count(DISTINCT ...) OVER (...)`` is DuckDB; Spark SQL spells
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -322,10 +323,14 @@ class BatchFeatures:
         carry: order attributes (``features.facts.ATTRIBUTES[order]``, e.g. ``paid_fen``)
             output beside the features, read from the order's own fact: inputs a model
             takes as they are, so the frame needs no join back to the orders.
+        memory_limit: DuckDB's ``memory_limit`` (e.g. ``"2GB"``); beyond it the window
+            queries spill to a temporary folder, removed on :meth:`close`. ``None``: DuckDB's
+            default (80 % of the machine), which a million orders' windows would take.
     """
 
     def __init__(self, specs: FeatureSet | Sequence[FeatureSpec], *, database: str | Path = ":memory:",
-                 progress: Progress | None = None, carry: Sequence[str] = ()) -> None:
+                 progress: Progress | None = None, carry: Sequence[str] = (),
+                 memory_limit: str | None = None) -> None:
         self.specs = specs if isinstance(specs, FeatureSet) else FeatureSet(tuple(specs))
         catalog = self.specs.declared.catalog
         order_attrs = catalog.attributes[FactKind.ORDER]
@@ -338,6 +343,11 @@ class BatchFeatures:
         self._declared = self.specs.declared
         self._columns = _needed(self.specs.specs, self.carry, catalog)
         self._con = duckdb.connect(str(database))
+        self._spill: tempfile.TemporaryDirectory[str] | None = None
+        if memory_limit is not None:
+            self._spill = tempfile.TemporaryDirectory(prefix="orderguard-duckdb-")
+            self._con.execute("SET memory_limit = ?", [memory_limit])
+            self._con.execute("SET temp_directory = ?", [self._spill.name])
         cols = ", ".join(f"{name} {sql_type}" for name, sql_type in self.columns.items())
         self._con.execute(f"CREATE OR REPLACE TABLE facts ({cols})")
 
@@ -526,8 +536,10 @@ class BatchFeatures:
         return int(rows)
 
     def close(self) -> None:
-        """Close the DuckDB connection."""
+        """Close the DuckDB connection (and remove what it spilled)."""
         self._con.close()
+        if self._spill is not None:
+            self._spill.cleanup()
 
 
 @contextmanager

@@ -14,14 +14,15 @@ the order log); derived features once the windowed values are known.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
 
 from features.batch import BatchFeatures, Progress
 from features.facts import order_attributes
-from features.specs import FeatureSet
+from features.specs import DerivedOp, FeatureSet
 from features.windows import Window
 from orderguard.enrich import Gazetteer
 from orderguard.errors import ConfigError
@@ -51,7 +52,7 @@ def history_start(feature_set: FeatureSet, start: datetime) -> datetime:
 def point_in_time_features(orders: Iterable[Order], feature_set: FeatureSet, *, labels: Iterable[Label] = (),
                            gazetteer: Gazetteer | None = None, since: datetime | None = None,
                            total: int | None = None, progress: Progress | None = None,
-                           database: str = ":memory:") -> pd.DataFrame:
+                           database: str = ":memory:", memory_limit: str | None = None) -> pd.DataFrame:
     """Every feature of ``feature_set`` as of every order: one row per order, ordered by time.
 
     Args:
@@ -64,6 +65,7 @@ def point_in_time_features(orders: Iterable[Order], feature_set: FeatureSet, *, 
         total: number of orders, if known, for the progress bar.
         progress: ``(stage, done, total)`` callback, e.g. ``features.batch.rich_progress``.
         database: DuckDB file for data larger than memory.
+        memory_limit: DuckDB's memory limit while it computes the windows (it spills beyond).
 
     Returns:
         ``order_key``, ``event_time`` (UTC) and one float column per feature, in
@@ -86,7 +88,7 @@ def point_in_time_features(orders: Iterable[Order], feature_set: FeatureSet, *, 
         if progress is not None:
             progress("read orders", len(rows), len(rows))
 
-    batch = BatchFeatures(feature_set.windowed(), database=database, progress=progress)
+    batch = BatchFeatures(feature_set.windowed(), database=database, progress=progress, memory_limit=memory_limit)
     try:
         batch.load(with_attributes(orders), labels=labels, total=total)
         frame = batch.frame()
@@ -109,18 +111,49 @@ def complete_frame(frame: pd.DataFrame, feature_set: FeatureSet, *, attributes: 
     if since is not None:
         frame = frame[frame["event_time"] >= pd.Timestamp(since)].reset_index(drop=True)
     keys = frame["order_key"].tolist()
-    columns: dict[str, list[float]] = {name: frame[name].astype("float64").tolist()
-                                       for name in feature_set.spec_names}
-    missing = tuple(float("nan") for _ in feature_set.attributes)
-    per_order = [attributes.get(k, missing) for k in keys]
+    # numpy columns, not lists of Python floats: a million rows of 100 features are 0.8 GB as arrays, 3 GB as floats
+    columns: dict[str, np.ndarray] = {name: frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+                                      for name in feature_set.spec_names}
+    width = len(feature_set.attributes)
+    missing = tuple(float("nan") for _ in range(width))
+    table = np.array([attributes.get(k, missing) for k in keys], dtype=np.float64).reshape(len(keys), width)
     for i, attribute in enumerate(feature_set.attributes):
-        columns[attribute.name] = [values[i] for values in per_order]
+        columns[attribute.name] = table[:, i]
+    del table
     derived = feature_set.derived
     for done, spec in enumerate(derived):
-        args = [columns[a] for a in spec.args]
-        columns[spec.name] = [spec.evaluate(values) for values in zip(*args, strict=True)]
+        columns[spec.name] = derive_columns(spec.op, [columns[a] for a in spec.args])
         if progress is not None:
             progress("derived features", done + 1, len(derived))
     out = pd.DataFrame({"order_key": keys, "event_time": frame["event_time"].reset_index(drop=True)})
-    body = pd.DataFrame({name: pd.Series(columns[name], dtype="float64") for name in feature_set.names})
+    body = pd.DataFrame({name: columns[name] for name in feature_set.names}, copy=False)
     return pd.concat([out, body], axis=1)
+
+
+def derive_columns(op: DerivedOp, args: Sequence[np.ndarray]) -> np.ndarray:
+    """``features.specs.derive`` over whole columns at once: the same values, row by row (property tested).
+
+    >>> nan = float("nan")
+    >>> derive_columns(DerivedOp.RATIO, [np.array([150.0, 1.0, nan]), np.array([1000.0, 0.0, 2.0])]).tolist()
+    [0.15, nan, nan]
+    >>> derive_columns(DerivedOp.ALL, [np.array([1.0, 1.0, 1.0]), np.array([2.0, 0.0, nan])]).tolist()
+    [1.0, 0.0, nan]
+    """
+    if op is DerivedOp.IS_MISSING:
+        return np.asarray(np.isnan(args[0]), dtype=np.float64)
+    any_nan = np.zeros(len(args[0]), dtype=bool)
+    for a in args:
+        any_nan |= np.isnan(a)
+    if op is DerivedOp.RATIO:
+        a, b = args
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.where(b != 0.0, a / np.where(b != 0.0, b, 1.0), np.nan)
+    elif op is DerivedOp.IS_ZERO:
+        out = (args[0] == 0.0).astype(np.float64)
+    else:
+        every = np.ones(len(args[0]), dtype=bool)
+        for a in args:
+            every &= a != 0.0
+        out = every.astype(np.float64)
+    out[any_nan] = np.nan
+    return np.asarray(out, dtype=np.float64)

@@ -260,7 +260,8 @@ def build_dataset(orders: Iterable[Order], labels: Iterable[Label], feature_set:
     placed = [o for o in every if o.details.created_at <= cutoff]
     known = sorted((label for label in labels if label.labeled_at <= cutoff),
                    key=lambda label: (label.labeled_at, str(label.key), label.reviewer_id))
-    candidates = point_in_time_features(placed, feature_set, labels=known, gazetteer=gazetteer, since=start)
+    candidates = point_in_time_features(placed, feature_set, labels=known, gazetteer=gazetteer, since=start,
+                                        memory_limit=settings.features_memory_limit)
     by_key = {str(o.key): o for o in placed}
     keep = set(candidates["order_key"])
     dataset = Dataset(frame=candidates.iloc[0:0], feature_names=tuple(feature_set.names), cutoff=cutoff,

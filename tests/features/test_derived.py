@@ -6,10 +6,13 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from features.derived import AFTER_SALE_ALLOWANCE, history_start, point_in_time_features
-from features.specs import FeatureSet
+from features.derived import AFTER_SALE_ALLOWANCE, derive_columns, history_start, point_in_time_features
+from features.specs import DerivedOp, FeatureSet, derive
 from orderguard.enrich import Gazetteer
 from orderguard.errors import ConfigError
 from tests.factories import BASE_TIME, at, make_order
@@ -62,3 +65,17 @@ def test_reference_data_is_required_for_the_distance() -> None:
     assert info.value.field == "gazetteer"
     frame = point_in_time_features([make_order()], with_distance, gazetteer=Gazetteer.build())
     assert math.isnan(frame["order_phone_delivery_km"].iloc[0])  # no phone on this order
+
+
+@settings(max_examples=200, deadline=None)
+@given(op=st.sampled_from(list(DerivedOp)), rows=st.lists(st.lists(
+    st.sampled_from([0.0, 1.0, -2.5, 3.0, 1e-300, float("nan"), float("inf")]), min_size=8, max_size=8),
+    min_size=1, max_size=30))
+def test_whole_columns_derive_exactly_what_one_row_does(op: DerivedOp, rows: list[list[float]]) -> None:
+    """The batch frame derives column-wise; the online engine row by row: the same values, NaN where NaN."""
+    arity = {DerivedOp.RATIO: 2, DerivedOp.IS_ZERO: 1, DerivedOp.IS_MISSING: 1, DerivedOp.ALL: 3}[op]
+    columns = [np.array([row[i] for row in rows]) for i in range(arity)]
+    batch = derive_columns(op, columns)
+    for r, row in enumerate(rows):
+        one = derive(op, row[:arity])
+        assert (math.isnan(one) and math.isnan(batch[r])) or one == batch[r], (op, row[:arity], batch[r])
