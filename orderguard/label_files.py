@@ -346,13 +346,11 @@ def _records(path: Path) -> Iterator[Record]:
 
 
 def _mapped(row: Mapping[str, Any], mapping: ColumnMapping | None) -> Mapping[str, Any]:
+    """The row through the mapping: renamed or transformed columns (``orderguard.ingest.transforms``), and
+    ``defaults`` for what the row leaves empty. A value that cannot be transformed is an ``InvalidInputError``."""
     if mapping is None:
         return row
-    out = {mapping.columns.get(title, title): value for title, value in row.items()}
-    for title, value in mapping.defaults.items():
-        if out.get(title) in (None, ""):
-            out[title] = value
-    return out
+    return mapping.apply(row)
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,7 +71,7 @@ def import_file(
     column_mapping = ColumnMapping.load(mapping) if mapping is not None else None
     ctx = ParseContext(received_at=datetime.now(UTC), hasher=PiiHasher(pii.hash_key.get_secret_value().encode()),
                        limits=limits or IngestLimits())
-    records = read_records(path, mapping=column_mapping)
+    records = read_records(path, mapping=column_mapping, hasher=ctx.hasher)
     task = progress.add_task(path.name, total=count_records(path)) if progress is not None else None
     report = IngestReport()
     pending = []
