@@ -50,6 +50,9 @@ YAML::
     derived: [{op: is_missing, of: [time_since_orders_by_user_90d]}]
     monotone: [count_orders_by_device_5m]
 
+``extends: shop`` starts from the shop's set (``features/shop.yaml``): the file's own
+features, attributes, derived features and monotone names come after the shop's.
+
 Every problem is a :class:`~orderguard.errors.ConfigError` at load time naming the
 offending field, e.g. ``features[3].window``, ``attributes[0]`` or ``derived[1].of``.
 """
@@ -579,6 +582,25 @@ class FeatureSpecModel(BaseModel):
     facts: str | None = None
 
 
+#: Feature sets another may extend (``extends: shop``): name → YAML file beside this module.
+BASE_SETS: Mapping[str, str] = {"shop": "shop.yaml"}
+
+
+def _extended(data: object) -> object:
+    """``data`` with the set it ``extends`` put first: its features, attributes, derived and monotone lists, then
+    the file's own (so a data scientist's set is the shop's plus a few lines, and the shop's rule pack still fits)."""
+    if not isinstance(data, Mapping) or "extends" not in data:
+        return data
+    name = data["extends"]
+    if name not in BASE_SETS:
+        raise _choice("extends", BASE_SETS, name)
+    base = yaml.safe_load(Path(__file__).with_name(BASE_SETS[name]).read_text(encoding="utf-8"))
+    merged: dict[str, Any] = {k: v for k, v in data.items() if k != "extends"}
+    for key in ("features", "attributes", "derived", "monotone"):
+        merged[key] = [*base.get(key, []), *(data.get(key) or [])]
+    return merged
+
+
 class FeatureSetModel(BaseModel):
     """YAML/dict form of a feature set: ``{"features": [spec, ...]}``."""
 
@@ -730,10 +752,10 @@ class FeatureSet:
     def from_data(cls, data: object) -> FeatureSet:
         """Validate a ``{"features": [...], "attributes": [...], "derived": [...]}`` mapping.
 
-        Every problem is a ``ConfigError`` naming its field.
+        Every problem is a ``ConfigError`` naming its field. ``extends: shop`` starts from the shop's set.
         """
         try:
-            model = FeatureSetModel.model_validate(data)
+            model = FeatureSetModel.model_validate(_extended(data))
         except ValidationError as e:
             first = e.errors()[0]
             path = _loc(first["loc"]) or "features"

@@ -157,3 +157,18 @@ def test_a_category_served_as_an_input_needs_its_values() -> None:
         FeatureSet.from_data({"declare": {"attributes": [{"name": "tier", "type": "category"}]}, "features": [],
                               "attributes": ["tier"]})
     assert caught.value.field == "attributes[0]"
+
+
+def test_a_set_extends_the_shops_and_adds_its_own() -> None:
+    from features.shop import default_shop_features
+
+    shop = default_shop_features()
+    own = FeatureSet.from_data({"extends": "shop", "declare": DECLARE, "features": [
+        {"entity": "card", "field": "orders", "agg": "count", "window": "1h"}], "attributes": ["amount_usd"],
+        "monotone": ["count_orders_by_card_1h"]})
+    assert own.names[:len(shop.specs)] == shop.spec_names
+    assert "count_orders_by_card_1h" in own.names and "order_amount_usd" in own.names
+    assert len(own) == len(shop) + 2 and own.monotone == (*shop.monotone, "count_orders_by_card_1h")
+    with pytest.raises(ConfigError) as caught:
+        FeatureSet.from_data({"extends": "bank", "features": []})
+    assert caught.value.field == "extends"
