@@ -184,12 +184,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--orders", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--quick", action="store_true", help="100,000 orders")
+    parser.add_argument("--memory-limit", default="2GB", help="DuckDB memory limit while building the features")
     args = parser.parse_args(argv)
     n = 100_000 if args.quick else args.orders
     fs = feature_set()
-    settings = TrainingSettings(maturity="7d", holdout_days=7, gap="1d")
+    settings = TrainingSettings(maturity="7d", holdout_days=7, gap="1d", features_memory_limit=args.memory_limit)
     print(f"{n:,} orders over {args.days} days, {len(fs)} features")
-    results: dict[str, Any] = {"orders": n, "days": args.days, "features": len(fs)}
+    results: dict[str, Any] = {"orders": n, "days": args.days, "features": len(fs), "memory_limit": args.memory_limit}
     orders, labels = stage("generate orders", results, lambda: generate(n, args.days))
     facts = stage("floor: facts pass", results, lambda: _facts_pass(orders, fs))
     cutoff = orders[-1].details.created_at + timedelta(days=1)

@@ -60,7 +60,8 @@ T0 = datetime(2024, 11, 11, 2, 0, tzinfo=UTC)
 EDGE_MINUTES = (0, 1, 4, 5, 6, 10, 15, 55, 60, 65, 70, 1440, 1445, 1500, 2880, 2885)
 DELAYS_MIN = (0, 1, 5, 60, 1440)
 
-SPECS = FeatureSet.from_data({"declare": {
+#: Declared attributes and entities (features.declared), read from source attributes the streams vary.
+DECLARE = {
     "attributes": [
         {"name": "amount_usd", "type": "number", "unit": "USD"},
         {"name": "card_type", "type": "category", "values": ["debit", "credit"]},
@@ -69,7 +70,9 @@ SPECS = FeatureSet.from_data({"declare": {
     "entities": [
         {"name": "card", "of": ["card1", "card_type"], "pii": True},
         {"name": "card_user", "of": ["card1", "user"]},
-    ]}, "features": [
+    ]}
+#: Features over them: keyed by a declared entity, aggregating and filtering on declared attributes.
+DECLARED_FEATURES = [
     {"entity": "card", "field": "orders", "agg": "count", "window": "1h"},
     {"entity": "card", "field": "amount_usd", "agg": "sum", "window": "24h"},
     {"entity": "card", "field": "users", "agg": "distinct", "window": "48h"},
@@ -81,6 +84,9 @@ SPECS = FeatureSet.from_data({"declare": {
      "filter": {"verdict": "confirmed_fraud"}},
     {"entity": "device", "field": "orders", "agg": "count", "window": "24h", "qualifier": "flagged_debit",
      "filter": {"upstream_flag": True, "card_type": "debit"}},
+]
+
+SPECS = FeatureSet.from_data({"declare": DECLARE, "features": [*DECLARED_FEATURES,
     {"entity": "device", "field": "orders", "agg": "count", "window": "5m"},
     {"entity": "device", "field": "orders", "agg": "count", "window": "10m", "offset": "5m"},
     {"entity": "user", "field": "orders", "agg": "count", "window": "1h"},
@@ -303,27 +309,7 @@ def test_lookups_within_the_margin_stay_exact_under_eviction(stream: Stream, mar
                   since=engine.watermark - timedelta(hours=margin_h))
 
 
-LONG_RANGE_SPECS = FeatureSet.from_data({"declare": {
-    "attributes": [
-        {"name": "amount_usd", "type": "number", "unit": "USD"},
-        {"name": "card_type", "type": "category", "values": ["debit", "credit"]},
-        {"name": "upstream_flag", "type": "flag", "source": "flag_v2", "missing": False},
-    ],
-    "entities": [
-        {"name": "card", "of": ["card1", "card_type"], "pii": True},
-        {"name": "card_user", "of": ["card1", "user"]},
-    ]}, "features": [
-    {"entity": "card", "field": "orders", "agg": "count", "window": "1h"},
-    {"entity": "card", "field": "amount_usd", "agg": "sum", "window": "24h"},
-    {"entity": "card", "field": "users", "agg": "distinct", "window": "48h"},
-    {"entity": "user", "field": "cards", "agg": "distinct", "window": "48h"},
-    {"entity": "device", "field": "amount_usd", "agg": "max", "window": "24h"},
-    {"entity": "card", "field": "refunds", "agg": "count", "window": "48h"},
-    {"entity": "card_user", "field": "orders", "agg": "time_since", "window": "48h"},
-    {"entity": "card", "field": "orders", "agg": "distinct", "window": "48h", "qualifier": "fraud",
-     "filter": {"verdict": "confirmed_fraud"}},
-    {"entity": "device", "field": "orders", "agg": "count", "window": "24h", "qualifier": "flagged_debit",
-     "filter": {"upstream_flag": True, "card_type": "debit"}},
+LONG_RANGE_SPECS = FeatureSet.from_data({"features": [
     {"entity": "sku", "field": "unit_price_fen", "agg": "mean", "window": "24h", "offset": "1h"},
     {"entity": "sku", "field": "units", "agg": "sum", "window": "6h"},
     {"entity": "sku", "field": "units", "agg": "max", "window": "6h"},
