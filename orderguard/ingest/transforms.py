@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import ast
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -157,6 +158,8 @@ def _add_seconds(ref: Value, v: Value) -> str:
 
 def _round(v: Value, digits: Value = 0) -> int | float:
     n = int(_number(digits))
+    if not -20 <= n <= 20:
+        raise RowError("must round to between -20 and 20 digits", digits)
     rounded = round(_number(v), n)
     return int(rounded) if n <= 0 else rounded
 
@@ -167,7 +170,10 @@ def _int(v: Value) -> int:
 
 
 def _split(v: Value, sep: Value, i: Value) -> Value:
-    parts = _text(v).split(_text(sep))
+    separator = _text(sep)
+    if not separator:
+        raise RowError("must split on a non-empty separator", separator)
+    parts = _text(v).split(separator)
     index = int(_number(i))
     return parts[index] if -len(parts) <= index < len(parts) else MISSING
 
@@ -239,7 +245,9 @@ the mapping functions; got 'value.__class__' (attribute access is not allowed)
     if len(text) > MAX_CHARS:
         raise ConfigError.must(where, f"an expression of at most {MAX_CHARS} characters", f"{len(text)} characters")
     try:
-        tree = ast.parse(text.strip(), mode="eval").body
+        with warnings.catch_warnings():  # "invalid decimal literal" and the like: refused below, not warned about
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(text.strip(), mode="eval").body
     except SyntaxError as e:
         raise ConfigError.must(where, f"a valid expression ({e.msg})", text) from e
     nodes = list(ast.walk(tree))

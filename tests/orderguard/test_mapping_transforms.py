@@ -129,6 +129,14 @@ def test_a_bad_row_is_refused_by_line_and_the_next_one_kept(tmp_path: Path) -> N
     assert records[3] == (5, {"id": "4", "amounts": {"paid_fen": 100}})
 
 
+@pytest.mark.parametrize("text", ["round(value, 1000000000000000000000000000000)", "value * 1e308 * 10",
+                                  "epoch(99999999999999999999)", "add_seconds('2017-11-30T00:00:00+00:00', 1e300)",
+                                  "split(value, '', 0)", "int(value) // 0"])
+def test_extremes_are_row_errors_not_crashes(text: str) -> None:
+    with pytest.raises(RowError):
+        parse(text, where="e").evaluate(Scope({}, "3", {}, HASHER))
+
+
 def test_division_by_zero_and_pii_without_a_key_are_row_errors() -> None:
     mapping = ColumnMapping.model_validate({"columns": {"a": {"to": "x", "expr": "10 / value"},
                                                         "p": {"to": "y", "expr": "pii('phone', value)"}}})
@@ -148,7 +156,12 @@ def test_load_names_the_file(tmp_path: Path) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(text=st.text(alphabet="value()+-*/%.,'[]_ abclmnoprstuxz0123456789", max_size=40))
+@given(text=st.one_of(
+    st.text(alphabet="value()+-*/%.,'[]_ abcdeilmnoprstuxz0123456789", max_size=60),
+    st.builds(lambda f, a, b: f"{f}({a}, {b})", st.sampled_from(["round", "split", "epoch", "add_seconds", "concat",
+                                                                  "lookup", "coalesce", "int", "num"]),
+              st.sampled_from(["value", "'t'", "''", "0", "-1", "10000000000000000000000", "1e308", "'x'"]),
+              st.sampled_from(["value", "0", "'2017-11-30T00:00:00+00:00'", "99999999999999999999", "''"]))))
 def test_arbitrary_text_is_refused_at_load_or_evaluates_without_escaping(text: str) -> None:
     try:
         expression = parse(text, where="e", lookups={"t": {}})
