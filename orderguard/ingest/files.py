@@ -15,27 +15,36 @@ segments build lists, so one flat row becomes the same payload the webhook would
       type: fixed
 
 History from another system needs transforms too (``orderguard.ingest.transforms``): a
-column may map to a rule ``{to: path | [paths], expr: ...}`` or a list of rules (one
-column to several fields), ``to: []`` drops it, ``fields`` computes targets from several
-columns, and ``lookups`` holds the tables ``lookup()`` reads:
+column may map to a rule ``{to: path | [paths], expr: ...}`` (no ``expr``: the cell as
+is) or to a list of rules (one column to several fields); ``to: []`` drops it. ``fields``
+computes targets from several columns, and ``lookups`` holds the tables ``lookup()`` reads:
 
 .. code-block:: yaml
 
     columns:
-      TransactionAmt:
+      订单编号: tid                                         # rename, as before
+      TransactionAmt:                                       # one column to several fields
         - {to: [amounts.goods_fen, amounts.paid_fen], expr: "round(value * 720)"}
         - {to: attributes.amount_usd}
-      TransactionDT: {to: [created_at, updated_at], expr: "add_seconds('2017-11-30T00:00:00+00:00', value)"}
+      TransactionDT: {to: created_at, expr: "add_seconds('2017-11-30T00:00:00+00:00', value)"}
+      ProductCD: {to: attributes.product, expr: "lookup('product', value, 'other')"}
+      P_emaildomain: {to: attributes.email_domain, expr: "lower(value)"}
       isFraud: {to: []}
-    fields:
+    fields:                                                 # computed from several columns
       - {to: attributes.card_key, expr: "concat(card1, '|', card2)"}
+      - {to: buyer.phone, expr: "pii('phone', col('Phone No'))"}
     lookups:
-      product: {W: web, C: card}
+      product: {W: web, C: card, R: retail}
+    defaults:
+      type: fixed
 
-Expressions are checked when the mapping loads, naming their place; a row whose value
+A row becomes ``defaults``, then every column (its rules, or its title as the path when
+the mapping has none; empty cells set nothing), then ``fields``. Expressions are parsed
+and checked once, when the mapping loads; a refusal is a ``ConfigError`` naming its place
+(``mapping.columns.TransactionAmt[0].expr``, ``mapping.fields[1].to``). A row whose value
 cannot be transformed is a refused row naming its column, and the other rows are kept.
-Targets under ``attributes.`` become the order's source attributes
-(``orderguard.ingest.attributes``).
+``pii()`` needs the deployment's PII key, passed to :func:`read_records`. Targets under
+``attributes.`` become the order's source attributes (``orderguard.ingest.attributes``).
 
 Without a mapping, CSV/XLSX column titles are taken as field paths. JSONL holds one
 channel payload per line. Every record carries its 1-based line number (the header is
@@ -46,19 +55,21 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Final
 
 import yaml
-from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, PrivateAttr, Tag, ValidationError, field_validator
 
 from orderguard.errors import ConfigError, InvalidInputError, OrderGuardError
 from orderguard.ingest.normalize import PiiHasher
-from orderguard.ingest.transforms import Expression, RowError, Scope, as_cell, parse, row_error
+from orderguard.ingest.transforms import Expression, RowError, Scope, as_cell, lookup_key, parse, row_error
 
 SUPPORTED_SUFFIXES = (".jsonl", ".ndjson", ".csv", ".xlsx")
+#: Largest list index a field path may use (``orders.order.3.sku_id``); a row never holds more items.
+MAX_LIST_INDEX: Final = 999
 
 Record = tuple[int, Mapping[str, Any] | OrderGuardError]
 
@@ -68,98 +79,125 @@ class TargetRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    to: str | list[str]
+    to: list[str]
     expr: str | None = None
 
-    @property
-    def paths(self) -> tuple[str, ...]:
-        """The target paths (none: the column is dropped)."""
-        return (self.to,) if isinstance(self.to, str) else tuple(self.to)
+    @field_validator("to", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        """``to: path`` is short for ``to: [path]``."""
+        if isinstance(value, str):
+            return [value]
+        if not isinstance(value, list):
+            raise ValueError("must be a dotted payload path or a list of them")
+        return value
+
+
+def _rule_shape(value: Any) -> str:
+    if isinstance(value, str):
+        return "path"
+    return "rules" if isinstance(value, list) else "rule"
+
+
+#: A column's mapping: a path (rename), one rule, or several rules.
+ColumnRule = Annotated[
+    Annotated[str, Tag("path")] | Annotated[TargetRule, Tag("rule")] | Annotated[list[TargetRule], Tag("rules")],
+    Discriminator(_rule_shape),
+]
+LookupValue = str | int | float | bool
 
 
 @dataclass(frozen=True, slots=True)
 class _Target:
+    """A checked rule: where its value goes, how it is computed (``None``: the cell as is), and its place."""
+
     paths: tuple[str, ...]
     expression: Expression | None
     where: str
 
 
 class ColumnMapping(BaseModel):
-    """Export column title → payload field path or transform rules, computed fields, lookup tables, constants."""
+    """Export column title → payload path or transform rules, computed fields, lookup tables and constants.
+
+    Every expression is parsed and checked when the mapping is built (``load`` or
+    ``model_validate``), so a mapping that exists is one that can run.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    columns: dict[str, str | TargetRule | list[TargetRule]] = {}
+    columns: dict[str, ColumnRule] = {}
     fields: list[TargetRule] = []
-    lookups: dict[str, dict[str, str | int | float | bool]] = {}
+    lookups: dict[str, dict[str, LookupValue]] = {}
     defaults: dict[str, Any] = {}
     _columns: dict[str, tuple[_Target, ...]] = PrivateAttr(default_factory=dict)
     _fields: tuple[_Target, ...] = PrivateAttr(default=())
 
+    @field_validator("lookups", mode="before")
+    @classmethod
+    def _keys_as_text(cls, value: Any) -> Any:
+        """YAML reads a key ``1`` or ``1.5`` as a number; cells are matched against keys as text."""
+        if not isinstance(value, dict):
+            return value
+        return {name: ({lookup_key(k): v for k, v in table.items()} if isinstance(table, dict) else table)
+                for name, table in value.items()}
+
     def model_post_init(self, context: Any, /) -> None:
         """Parse every expression once, here: a bad mapping fails before the first row (``ConfigError``)."""
+        for key in self.defaults:
+            _checked_path(key, where=f"mapping.defaults.{key}")
         for title, rule in self.columns.items():
+            where = f"mapping.columns.{title}"
             if isinstance(rule, str):
-                _check_path(rule, where=f"mapping.columns.{title}")
-                continue
-            rules = [rule] if isinstance(rule, TargetRule) else rule
-            single = isinstance(rule, TargetRule)
-            self._columns[title] = tuple(
-                self._target(r, where=f"mapping.columns.{title}" + ("" if single else f"[{i}]"), allow_value=True)
-                for i, r in enumerate(rules))
-        fields = []
-        for i, r in enumerate(self.fields):
-            if r.expr is None:
-                raise ConfigError.must(f"mapping.fields[{i}].expr", "an expression over the row's columns", None)
-            fields.append(self._target(r, where=f"mapping.fields[{i}]", allow_value=False))
-        self._fields = tuple(fields)
+                self._columns[title] = (_Target((_checked_path(rule, where=where),), None, where),)
+            elif isinstance(rule, TargetRule):
+                self._columns[title] = (self._target(rule, where=where, in_column=True),)
+            else:
+                self._columns[title] = tuple(self._target(r, where=f"{where}[{i}]", in_column=True)
+                                             for i, r in enumerate(rule))
+        self._fields = tuple(self._target(r, where=f"mapping.fields[{i}]", in_column=False)
+                             for i, r in enumerate(self.fields))
 
-    def _target(self, rule: TargetRule, *, where: str, allow_value: bool) -> _Target:
-        for i, path in enumerate(rule.paths):
-            _check_path(path, where=f"{where}.to" + ("" if isinstance(rule.to, str) else f"[{i}]"))
-        expression = (parse(rule.expr, where=f"{where}.expr", lookups=self.lookups, allow_value=allow_value)
-                      if rule.expr is not None else None)
-        return _Target(rule.paths, expression, where)
+    def _target(self, rule: TargetRule, *, where: str, in_column: bool) -> _Target:
+        paths = tuple(_checked_path(p, where=f"{where}.to" + (f"[{i}]" if len(rule.to) > 1 else ""))
+                      for i, p in enumerate(rule.to))
+        if rule.expr is None:
+            if not in_column:
+                raise ConfigError.must(f"{where}.expr", "an expression over the row's columns", None)
+            return _Target(paths, None, where)
+        if not in_column and not paths:
+            raise ConfigError.must(f"{where}.to", "at least one payload path", [])
+        expression = parse(rule.expr, where=f"{where}.expr", lookups=self.lookups, allow_value=in_column)
+        return _Target(paths, expression, where)
+
+    @property
+    def needs_hasher(self) -> bool:
+        """Whether some expression calls ``pii()``, so reading needs the deployment's PII key."""
+        targets = [*self._fields, *(t for ts in self._columns.values() for t in ts)]
+        return any(t.expression is not None and t.expression.hashes for t in targets)
 
     def apply(self, row: Mapping[str, Any], *, hasher: PiiHasher | None = None) -> dict[str, Any]:
         """One row as a payload: defaults, then every column (its rules, or its title as the path), then fields.
 
-        Raises ``InvalidInputError`` naming the column (or field) whose value could not be transformed.
+        Raises:
+            InvalidInputError: a value cannot be transformed (naming the column or field), or two
+                paths collide.
         """
         payload: dict[str, Any] = {}
         for key, value in self.defaults.items():
             set_path(payload, key, value)
         for title, value in row.items():
-            if title is None:
+            if title is None:  # CSV cells beyond the header
                 continue
             targets = self._columns.get(title)
             if targets is None:
-                if value is None or value == "":
-                    continue
-                path = self.columns.get(title, title)
-                set_path(payload, str(path).strip(), value)
+                if value is not None and value != "":
+                    set_path(payload, str(title).strip(), value)
                 continue
             for target in targets:
-                self._fill(payload, target, Scope(row, value, self.lookups, hasher), value)
+                _fill(payload, target, Scope(row, value, self.lookups, hasher), value)
         for target in self._fields:
-            self._fill(payload, target, Scope(row, None, self.lookups, hasher), None)
+            _fill(payload, target, Scope(row, None, self.lookups, hasher), None)
         return payload
-
-    @staticmethod
-    def _fill(payload: dict[str, Any], target: _Target, scope: Scope, value: Any) -> None:
-        if not target.paths:
-            return
-        if target.expression is None:
-            result = None if value == "" else value
-        else:
-            try:
-                result = as_cell(target.expression.evaluate(scope))
-            except RowError as e:
-                raise row_error(target.where, e) from None
-        if result is None:
-            return
-        for path in target.paths:
-            set_path(payload, path, result)
 
     @classmethod
     def load(cls, path: Path) -> ColumnMapping:
@@ -172,20 +210,66 @@ class ColumnMapping(BaseModel):
             return cls.model_validate(data or {})
         except ValidationError as e:
             first = e.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"`{path}:{where}` {first['msg']}", field=f"mapping.{where}") from e
+            where = _place(first["loc"])
+            place, field = (f"{path}:{where}", f"mapping.{where}") if where else (str(path), "mapping")
+            raise ConfigError(f"`{place}` {first['msg']}", field=field) from e
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}", field=e.field) from e
 
 
-def _check_path(path: str, *, where: str) -> None:
-    parts = path.strip().split(".")
-    if not path.strip() or any(not part.strip() for part in parts):
+def _fill(payload: dict[str, Any], target: _Target, scope: Scope, value: Any) -> None:
+    """Set one target's value at its paths; a missing value sets nothing."""
+    if not target.paths:
+        return
+    if target.expression is None:
+        result = None if value == "" else value
+    else:
+        try:
+            result = as_cell(target.expression.evaluate(scope))
+        except RowError as e:
+            raise row_error(target.where, e) from None
+    if result is None:
+        return
+    for path in target.paths:
+        set_path(payload, path, result)
+
+
+def _place(loc: Sequence[int | str]) -> str:
+    """A validation error's location as a mapping path, without pydantic's union labels.
+
+    >>> _place(("columns", "金额", "rules", 0, "exprr")), _place(("lookups", "p", "W", "str"))
+    ('columns.金额[0].exprr', 'lookups.p.W')
+    """
+    parts = list(loc)
+    if parts[:1] == ["columns"] and len(parts) > 2:
+        del parts[2]
+    if parts[:1] == ["lookups"] and len(parts) > 3:
+        del parts[3:]
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text
+
+
+def _checked_path(path: str, *, where: str) -> str:
+    """A target path, its segments stripped; refused when a segment is empty or an index is too large."""
+    parts = [part.strip() for part in path.split(".")]
+    if not path.strip() or any(not part for part in parts):
         raise ConfigError.must(where, "a dotted payload path (e.g. amounts.paid_fen)", path)
+    if any(_is_index(part) and int(part) > MAX_LIST_INDEX for part in parts):
+        raise ConfigError.must(where, f"a path whose list indexes are at most {MAX_LIST_INDEX}", path)
+    return ".".join(parts)
+
+
+def _is_index(part: str) -> bool:
+    return part.isascii() and part.isdigit()
 
 
 def set_path(target: dict[str, Any], path: str, value: Any) -> None:
     """Set ``value`` at a dotted ``path``; numeric segments index lists.
+
+    Raises ``InvalidInputError`` when the path crosses a value already set by another
+    path (``a`` holds text, then ``a.b``) or uses a list index above ``MAX_LIST_INDEX``.
 
     >>> d: dict = {}
     >>> set_path(d, "orders.order.0.sku_id", "A1"); set_path(d, "tid", "9")
@@ -194,39 +278,45 @@ def set_path(target: dict[str, Any], path: str, value: Any) -> None:
     """
     parts = path.split(".")
     node: Any = target
-    for part, nxt in zip(parts, [*parts[1:], None], strict=True):
-        is_last = nxt is None
-        child_default: Any = [] if (nxt is not None and nxt.isdigit()) else {}
-        if isinstance(node, list):
-            index = int(part)
-            while len(node) <= index:
-                node.append(None)
-            if is_last:
-                node[index] = value
-            else:
-                if node[index] is None:
-                    node[index] = child_default
-                node = node[index]
-        else:
-            if is_last:
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        child: Any = None if last else ([] if _is_index(parts[depth + 1]) else {})
+        if isinstance(node, dict):
+            if last:
                 node[part] = value
-            else:
-                node = node.setdefault(part, child_default)
+                return
+            node = node.setdefault(part, child)
+        elif isinstance(node, list):
+            if not _is_index(part) or int(part) > MAX_LIST_INDEX:
+                raise InvalidInputError(f"`{path}` must use list indexes from 0 to {MAX_LIST_INDEX} where "
+                                        f"{'.'.join(parts[:depth])!r} is a list; got {part!r}", field=path)
+            index = int(part)
+            node.extend([None] * (index + 1 - len(node)))
+            if last:
+                node[index] = value
+                return
+            if node[index] is None:
+                node[index] = child
+            node = node[index]
+        else:
+            raise InvalidInputError(f"`{path}` must not reach into {'.'.join(parts[:depth])!r}, which another "
+                                    "column already set to a value", field=path)
 
 
 def _row_to_payload(row: Mapping[str, Any], mapping: ColumnMapping | None,
                     hasher: PiiHasher | None = None) -> dict[str, Any] | OrderGuardError:
-    if mapping is not None:
-        try:
+    """One row as a payload, or the row's error (so the reader keeps going)."""
+    try:
+        if mapping is not None:
             return mapping.apply(row, hasher=hasher)
-        except InvalidInputError as e:
-            return e
-    payload: dict[str, Any] = {}
-    for title, value in row.items():
-        if title is None or value is None or value == "":
-            continue
-        set_path(payload, str(title).strip(), value)
-    return payload
+        payload: dict[str, Any] = {}
+        for title, value in row.items():
+            if title is None or value is None or value == "":
+                continue
+            set_path(payload, str(title).strip(), value)
+        return payload
+    except InvalidInputError as e:
+        return e
 
 
 def _read_jsonl(path: Path) -> Iterator[Record]:
@@ -274,7 +364,14 @@ def read_records(path: Path, *, mapping: ColumnMapping | None = None,
     """Yield ``(line_number, payload_or_error)`` for every record of an export file.
 
     ``hasher`` is the deployment's PII key, for mappings that hash columns (``pii()``).
+
+    Raises:
+        InvalidInputError: the file's suffix is not supported or the file does not exist.
+        ConfigError: the mapping hashes columns and no ``hasher`` is given.
     """
+    if mapping is not None and mapping.needs_hasher and hasher is None:
+        raise ConfigError("`mapping` calls pii(), so reading needs the deployment's PII key (`hasher`)",
+                          field="mapping")
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise InvalidInputError(f"`FILE` must end in one of {', '.join(SUPPORTED_SUFFIXES)}; got {path.name!r}",
