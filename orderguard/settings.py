@@ -535,8 +535,8 @@ class TrainingSettings(BaseModel):
     review_capacity_per_day: int = Field(default=50, ge=1)
     validation_fraction: float = Field(default=0.2, gt=0, lt=0.9)
     features_memory_limit: str | None = Field(
-        default="2GB", pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
-        description="most memory DuckDB may hold while it builds the training features (e.g. 2GB); beyond it the "
+        default="4GB", pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="most memory DuckDB may hold while it builds the training features (e.g. 4GB); beyond it the "
                     "window queries spill to a temporary folder; unset: 80% of the machine")
     late_labels_warn_share: float = Field(
         default=0.02, ge=0, le=1,
