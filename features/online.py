@@ -315,6 +315,7 @@ def _compile_fill(selectors: tuple[_Selector, ...], empty: Sequence[float], *, n
     are the compiled predicates): no feature-specific code, and several times faster than
     interpreting the spec tuples on every lookup (the lookup's largest cost before).
 
+    >>> from features.facts import Entity
     >>> from features.windows import Duration
     >>> spec = FeatureSpec(Entity.DEVICE, "orders", Agg.COUNT, Duration.parse("5m"))
     >>> fill, code = _compile_fill((_selector((), [(0, spec)]),), [0.0], name="fill_device_order")
