@@ -36,12 +36,10 @@ from typing import Any, TypeVar
 
 import lightgbm as lgb
 import numpy as np
-import yaml
 from rich.console import Console
 
 from bench.report import RESULTS_DIR, write_results
 from features.facts import order_facts
-from features.shop import SHOP_FEATURES_PATH
 from features.specs import FeatureSet
 from orderguard.enrich import Gazetteer
 from orderguard.schema import (
@@ -98,11 +96,8 @@ EXTRA_FEATURES = [
 
 def feature_set() -> FeatureSet:
     """The shop's 86 features plus 14 over the declared attributes and card: 100."""
-    data = yaml.safe_load(SHOP_FEATURES_PATH.read_text(encoding="utf-8"))
-    data["declare"] = DECLARE
-    data["features"] = [*data["features"], *EXTRA_FEATURES]
-    data["attributes"] = [*data["attributes"], "amount_usd", "card_type", "upstream_score"]
-    return FeatureSet.from_data(data)
+    return FeatureSet.from_data({"extends": "shop", "declare": DECLARE, "features": EXTRA_FEATURES,
+                                 "attributes": ["amount_usd", "card_type", "upstream_score"]})
 
 
 def generate(n: int, days: int, *, seed: int = 7) -> tuple[list[Order], list[Label]]:

@@ -711,12 +711,6 @@ class FeatureSet:
         """Whether some attribute needs reference data: engines must then be given a Gazetteer."""
         return any(a.needs_gazetteer for a in self.attributes)
 
-    @property
-    def monotone_vector(self) -> list[int]:
-        """LightGBM's ``monotone_constraints`` for this set's vector: +1 for ``monotone`` features, else 0."""
-        wanted = set(self.monotone)
-        return [1 if name in wanted else 0 for name in self.names]
-
     def windowed(self) -> FeatureSet:
         """The windowed specs alone, as a feature set (what ``features.batch.BatchFeatures`` computes)."""
         return FeatureSet(self.specs, declared=self.declared)

@@ -101,6 +101,3 @@ class BlendWeights:
             raise ConfigError.must("blend", "finite weights", text[:80])
         return cls(rules, weight, fitted_on, evidence)
 
-
-#: Rule points as written, the model at full weight: what serves without fitted weights.
-AS_WRITTEN = BlendWeights()

@@ -21,7 +21,6 @@ import yaml
 from typer.testing import CliRunner
 
 from cli import app
-from features.shop import SHOP_FEATURES_PATH
 
 REFERENCE = datetime(2024, 9, 1, tzinfo=UTC)
 DAYS, PER_DAY = 45, 110
@@ -99,11 +98,8 @@ def write_history(folder: Path, *, seed: int = 11) -> tuple[Path, Path]:
 
 def own_feature_set(folder: Path) -> Path:
     """The shop's feature set (the rule pack cites it) plus the declared attributes, the card and its features."""
-    data = yaml.safe_load(SHOP_FEATURES_PATH.read_text(encoding="utf-8"))
-    data["declare"] = DECLARE
-    data["features"] = [*data["features"], *DECLARED_FEATURES]
-    data["attributes"] = [*data["attributes"], "amount_usd", "card_type", "upstream_score"]
-    data["monotone"] = [*data["monotone"], "distinct_users_by_card_7d"]
+    data = {"extends": "shop", "declare": DECLARE, "features": DECLARED_FEATURES,
+            "attributes": ["amount_usd", "card_type", "upstream_score"], "monotone": ["distinct_users_by_card_7d"]}
     path = folder / "features.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
