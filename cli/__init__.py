@@ -16,18 +16,33 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from cli import access, features, handbook, health, ingest, labels, rules, segments, serving, simulate, training
+from cli import (
+    access,
+    features,
+    handbook,
+    health,
+    ingest,
+    labels,
+    policy,
+    report,
+    rules,
+    segments,
+    serving,
+    simulate,
+    training,
+)
 from cli.common import command_group
 from features.settings import Settings
 from orderguard.errors import CLI_EXIT_CODE
 
 app = command_group(add_completion=False, no_args_is_help=True,
                   help="orderguard: order-risk service for multi-channel shops.")
-for group in (ingest.app, simulate.app, features.app, serving.app, rules.report_app, training.app):
+for group in (ingest.app, simulate.app, features.app, serving.app, rules.report_app, training.app, report.app):
     app.add_typer(group)  # no name: the group's commands become top-level commands
 app.add_typer(handbook.app, name="handbook")
 app.add_typer(labels.app, name="label")
 app.add_typer(rules.app, name="rules")
+app.add_typer(policy.app, name="policy")
 app.add_typer(segments.app, name="trust-pool")
 app.add_typer(health.app, name="health")
 app.add_typer(access.keys_app, name="keys")
