@@ -9,7 +9,7 @@ needs (e.g. :class:`PiiSettings`), never the whole object.
 from __future__ import annotations
 
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -385,6 +385,46 @@ class AlertSettings(BaseModel):
         return self
 
 
+class WarehouseSettings(BaseModel):
+    """Where a shop's parcels leave from: a city (and district) of the gazetteer (``orderguard.enrich``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    province: str = Field(min_length=1, description="province of the ship-from warehouse, e.g. 浙江省")
+    city: str = Field(default="", description="city of the ship-from warehouse, e.g. 杭州市")
+    district: str = Field(default="", description="district of the ship-from warehouse, e.g. 余杭区")
+
+
+#: Buyer-note words that ask for rushed shipping (priority, not abuse: see ``ReferenceSettings``).
+URGENT_NOTE_KEYWORDS: tuple[str, ...] = ("急用", "急需", "今天发", "今天发货", "马上发", "立刻发", "加急", "当天发")
+
+
+class ReferenceSettings(BaseModel):
+    """Shop facts the order attributes read besides the order (``features.facts.reference_attributes``).
+
+    Kept out of stored facts on purpose: changing a warehouse or a keyword changes what the next lookup
+    computes, never what a durable store already holds.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    warehouse: WarehouseSettings = Field(
+        default=WarehouseSettings(province="浙江省", city="杭州市", district="余杭区"),
+        description="ship-from warehouse of every shop not listed in `warehouses`")
+    warehouses: dict[str, WarehouseSettings] = Field(
+        default={}, description="ship-from warehouse by shop id (the channel's seller id, as events carry it)")
+    urgent_note_keywords: tuple[str, ...] = Field(
+        default=URGENT_NOTE_KEYWORDS, min_length=1,
+        description="words in a buyer note that ask for rushed shipping (a low-points priority signal)")
+
+    @field_validator("urgent_note_keywords")
+    @classmethod
+    def _no_blank_keyword(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not word.strip() for word in value):
+            raise ValueError("keywords must not be blank")
+        return value
+
+
 class BandSettings(BaseModel):
     """Lowest score of each decision band (see ``scoring.policy``)."""
 
@@ -395,15 +435,57 @@ class BandSettings(BaseModel):
     hold: float = Field(default=80.0, gt=0, le=100, description="lowest score decided hold")
 
 
-class CampaignSettings(BaseModel):
-    """A promotion period (Beijing days, inclusive) during which every band moves up."""
+class BandShiftSettings(BaseModel):
+    """Points added to each band during a campaign: positive widens (fewer flags), negative tightens."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str
+    verify: float = Field(default=0.0, ge=-50, le=50)
+    review: float = Field(default=0.0, ge=-50, le=50)
+    hold: float = Field(default=0.0, ge=-50, le=50)
+
+
+class CampaignSettings(BaseModel):
+    """A promotion or launch period (Beijing days, inclusive; optionally some hours of each day) during which
+    the bands move: up on a promotion day so honest volume is not flooded into review, down in a scalper
+    window so more is held. Overlapping campaigns: per band, tightening wins."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=80)
     first_day: date
     last_day: date
-    band_shift: float = Field(default=10.0, ge=0, le=50)
+    band_shift: float = Field(default=10.0, ge=-50, le=50, description="points added to every band")
+    shifts: BandShiftSettings | None = Field(default=None, description="per-band shifts (replace band_shift)")
+    hours: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$",
+                              description="HH:MM-HH:MM Beijing time each day; a start after the end wraps midnight")
+
+    @model_validator(mode="after")
+    def _days_in_order(self) -> CampaignSettings:
+        if self.last_day < self.first_day:
+            raise ValueError(f"last_day must not be before first_day; got {self.first_day} .. {self.last_day}")
+        if self.hours is not None and self.hours_window is not None and self.hours_window[0] == self.hours_window[1]:
+            raise ValueError(f"hours must be a window, not one instant; got {self.hours!r}")
+        return self
+
+    @property
+    def hours_window(self) -> tuple[time, time] | None:
+        """``hours`` as times, or None for whole days."""
+        if self.hours is None:
+            return None
+        start, end = self.hours.split("-")
+        return time.fromisoformat(start), time.fromisoformat(end)
+
+
+class VipReleaseSettings(BaseModel):
+    """High-level members released quickly unless a hard rule (deny list, ``hard: true``) fires."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_member_level: int | None = Field(default=4, ge=1, le=20,
+                                         description="lowest member level released; None turns the release off")
+    release_to: Literal["approve", "verify"] = Field(default="approve",
+                                                     description="the strictest decision a released member gets")
 
 
 class PolicySettings(BaseModel):
@@ -415,7 +497,9 @@ class PolicySettings(BaseModel):
     model_weight: float = Field(default=1.0, ge=0, le=1, description="weight of the model's probability in "
                                                                     "the blended score")
     bands: BandSettings = BandSettings()
-    campaigns: list[CampaignSettings] = Field(default=[], description="promotion windows that widen the bands")
+    campaigns: list[CampaignSettings] = Field(default=[], description="promotion or launch windows that move "
+                                                                       "the bands (widen or tighten)")
+    vip_release: VipReleaseSettings = VipReleaseSettings()
 
 
 class ScoringSettings(BaseModel):

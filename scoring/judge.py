@@ -24,6 +24,7 @@ class Judgement:
     evaluation: Evaluation
     score: float
     decision: Decision
+    released: bool = False  # a VIP release capped the decision (``policy.vip_release``)
 
 
 def list_keys(order: Order) -> ListKeys:
@@ -39,7 +40,10 @@ def list_keys(order: Order) -> ListKeys:
 def judge(order: Order, vector: Mapping[str, float], *, rules: RulePack, policy: Policy, at: datetime,
           probability: float | None = None, weights: BlendWeights | None = None) -> Judgement:
     """Evaluate the rule pack on ``vector``, blend with the model probability (None = rules
-    only) and cut the decision with the bands in force at ``at``; allow-listed orders are never held.
+    only) and cut the decision with the bands in force at ``at``.
+
+    Allow-listed orders are never held and released VIP members are capped at the release's
+    decision, unless a hard hit fired (``scoring.policy``'s docstring says why).
 
     ``weights`` are the model's learned blend weights (``scoring.blend_weights``); they apply
     only with a probability: rules alone score as written.
@@ -51,4 +55,13 @@ def judge(order: Order, vector: Mapping[str, float], *, rules: RulePack, policy:
     else:
         points = evaluation.points
     score = blend(points, probability, policy=policy)
-    return Judgement(evaluation, score, decide(score, bands=policy.bands_at(at), never_hold=evaluation.allow_listed))
+    hard = evaluation.hard
+    release = policy.vip_release
+    released = release is not None and not hard and release.applies(order.details.buyer.member_level)
+    bands = policy.bands_at(at)
+    never_hold = evaluation.allow_listed and not hard
+    decision = decide(score, bands=bands, never_hold=never_hold)
+    if released and release is not None:
+        capped = decide(score, bands=bands, never_hold=never_hold, cap=release.release_to)
+        return Judgement(evaluation, score, capped, released=capped is not decision)
+    return Judgement(evaluation, score, decision)

@@ -13,10 +13,20 @@ independent signals compound without ever exceeding 100. With no model (rules-on
 score is ``100 * r``. Training evaluates this same function, so the thresholds it
 validates are the ones that serve.
 
-Decision bands cut the score: ``approve < verify <= ... < review <= ... < hold``. A
-campaign day (e.g. 11.11) shifts every band up by its ``band_shift`` so promotion-day
-volume does not flood the queue; an allow-listed VIP is never held automatically (the
-worst automatic outcome is review).
+Decision bands cut the score: ``approve < verify <= ... < review <= ... < hold``.
+Campaigns move the bands both ways: a promotion day (11.11) widens them (a positive
+shift) so honest promotion volume does not flood the queue, and a launch window tightens
+them (a negative shift) because scalpers come exactly then. Where campaigns overlap,
+tightening wins per band: a shop that asked for a stricter window never loses it to a
+broader promotion. Bands stay within [1, 100] and in order whatever the shifts.
+
+Two member-level exemptions, both undone by a *hard* hit (a deny-list entry or a rule
+marked ``hard: true``), because a stolen VIP account is exactly what a deny list is for:
+
+* the pack's allow list (``allow.vip_min_member_level``, known-good addresses) means
+  "never held automatically": the worst automatic outcome is review;
+* the policy's VIP release (``policy.vip_release``) lets high-level members through
+  quickly: their decision is capped at ``release_to`` (approve, or verify for a step-up).
 """
 
 from __future__ import annotations
@@ -24,13 +34,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from enum import StrEnum
 
 from orderguard.clock import SHOP_TZ
 from orderguard.errors import ConfigError
 from orderguard.schema import Order, OrderStatus
-from orderguard.settings import PolicySettings
+from orderguard.settings import CampaignSettings, PolicySettings
 
 
 class Decision(StrEnum):
@@ -70,23 +80,106 @@ class Bands:
                                    (self.verify, self.review, self.hold))
 
     def shifted(self, shift: float) -> Bands:
-        """Every band moved up by ``shift`` points (capped at 100)."""
-        return Bands(min(self.verify + shift, 100.0), min(self.review + shift, 100.0), min(self.hold + shift, 100.0))
+        """Every band moved by ``shift`` points (up widens, down tightens); see :meth:`moved`."""
+        return self.moved(BandShift(shift, shift, shift))
+
+    def moved(self, shift: BandShift) -> Bands:
+        """Each band moved by its own shift, kept within [1, 100] and in order.
+
+        Order is kept by letting a band that would fall below the one beneath it sit on
+        it: each result is a non-decreasing function of every shift, so a wider shift never
+        makes any decision stricter (property tested).
+
+        >>> Bands(35, 55, 80).moved(BandShift(0, -30, -30))
+        Bands(verify=35.0, review=35.0, hold=50.0)
+        >>> Bands(35, 55, 80).moved(BandShift(70, 70, 70))
+        Bands(verify=100.0, review=100.0, hold=100.0)
+        """
+        verify = _clamp(self.verify + shift.verify)
+        review = max(verify, _clamp(self.review + shift.review))
+        return Bands(verify, review, max(review, _clamp(self.hold + shift.hold)))
+
+
+#: The lowest a band may be moved to: a score of 0 must always approve.
+MIN_BAND = 1.0
+
+
+def _clamp(value: float) -> float:
+    return float(min(max(value, MIN_BAND), 100.0))
+
+
+@dataclass(frozen=True, slots=True)
+class BandShift:
+    """Points added to each band: positive widens (fewer flags), negative tightens."""
+
+    verify: float = 0.0
+    review: float = 0.0
+    hold: float = 0.0
+
+    @staticmethod
+    def combined(shifts: Sequence[BandShift]) -> BandShift:
+        """Overlapping campaigns: per band the strictest tightening if any tightens, else the widest widening.
+
+        >>> BandShift.combined([BandShift(10, 10, 10), BandShift(0, -20, -5)])
+        BandShift(verify=10.0, review=-20.0, hold=-5.0)
+        """
+        def pick(values: list[float]) -> float:
+            tighter = [v for v in values if v < 0]
+            return float(min(tighter) if tighter else max(values, default=0.0))
+        return BandShift(pick([s.verify for s in shifts]), pick([s.review for s in shifts]),
+                         pick([s.hold for s in shifts]))
 
 
 @dataclass(frozen=True, slots=True)
 class Campaign:
-    """A promotion period (Beijing calendar days, inclusive) during which bands move up."""
+    """A promotion or launch period (Beijing calendar days, inclusive, optionally only some hours of each day)
+    during which the bands move by ``shift`` (``band_shift`` for every band unless ``shift`` is given)."""
 
     name: str
     first_day: date
     last_day: date
-    band_shift: float
+    band_shift: float = 0.0
+    shift: BandShift | None = None
+    hours: tuple[time, time] | None = None  # [start, end) Beijing time; start > end wraps past midnight
+
+    @property
+    def band_shifts(self) -> BandShift:
+        """The shift of each band while the campaign runs."""
+        return self.shift if self.shift is not None else BandShift(self.band_shift, self.band_shift, self.band_shift)
 
     def covers(self, at: datetime) -> bool:
-        """Whether the instant ``at`` falls on one of the campaign's Beijing days."""
-        day = at.astimezone(SHOP_TZ).date()
-        return self.first_day <= day <= self.last_day
+        """Whether the instant ``at`` falls on one of the campaign's Beijing days (and hours).
+
+        >>> c = Campaign("launch", date(2026, 11, 11), date(2026, 11, 11), -20, hours=(time(20), time(2)))
+        >>> [c.covers(datetime(2026, 11, 11, h, tzinfo=SHOP_TZ)) for h in (19, 20, 23)]
+        [False, True, True]
+        """
+        local = at.astimezone(SHOP_TZ)
+        if not self.first_day <= local.date() <= self.last_day:
+            return False
+        if self.hours is None:
+            return True
+        start, end = self.hours
+        now = local.time()
+        return start <= now < end if start < end else (now >= start or now < end)
+
+
+@dataclass(frozen=True, slots=True)
+class VipRelease:
+    """Members at or above ``min_member_level`` are capped at ``release_to`` unless a hard hit fires."""
+
+    min_member_level: int
+    release_to: Decision = Decision.APPROVE
+
+    def __post_init__(self) -> None:
+        if self.min_member_level < 1:
+            raise ConfigError.must("policy.vip_release.min_member_level", ">= 1", self.min_member_level)
+        if self.release_to not in (Decision.APPROVE, Decision.VERIFY):
+            raise ConfigError.must("policy.vip_release.release_to", "approve or verify", self.release_to.value)
+
+    def applies(self, member_level: int | None) -> bool:
+        """Whether a buyer of ``member_level`` (None: the channel does not say) is released."""
+        return member_level is not None and member_level >= self.min_member_level
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +190,7 @@ class Policy:
     model_weight: float = 1.0
     bands: Bands = Bands()
     campaigns: tuple[Campaign, ...] = ()
+    vip_release: VipRelease | None = None
 
     def __post_init__(self) -> None:
         if not self.points_scale > 0:
@@ -105,9 +199,9 @@ class Policy:
             raise ConfigError.must("policy.model_weight", "between 0 and 1", self.model_weight)
 
     def bands_at(self, at: datetime) -> Bands:
-        """Bands in force at ``at``: the largest shift of any campaign covering that day."""
-        shift = max((c.band_shift for c in self.campaigns if c.covers(at)), default=0.0)
-        return self.bands.shifted(shift) if shift else self.bands
+        """Bands in force at ``at``: moved by the campaigns covering that instant (see :meth:`BandShift.combined`)."""
+        covering = [c.band_shifts for c in self.campaigns if c.covers(at)]
+        return self.bands.moved(BandShift.combined(covering)) if covering else self.bands
 
 
 _AFTER_SALE = frozenset({OrderStatus.REFUND_REQUESTED, OrderStatus.REFUNDED, OrderStatus.REFUND_REJECTED})
@@ -128,9 +222,17 @@ def decision_moment(order: Order) -> datetime:
 
 def policy_from(settings: PolicySettings) -> Policy:
     """The :class:`Policy` described by ``Settings.policy`` (bad bands are a ConfigError)."""
+    release = settings.vip_release
     return Policy(points_scale=settings.points_scale, model_weight=settings.model_weight,
                   bands=Bands(settings.bands.verify, settings.bands.review, settings.bands.hold),
-                  campaigns=tuple(Campaign(c.name, c.first_day, c.last_day, c.band_shift) for c in settings.campaigns))
+                  campaigns=tuple(_campaign(c) for c in settings.campaigns),
+                  vip_release=None if release.min_member_level is None else VipRelease(
+                      release.min_member_level, Decision(release.release_to)))
+
+
+def _campaign(c: CampaignSettings) -> Campaign:
+    shift = None if c.shifts is None else BandShift(c.shifts.verify, c.shifts.review, c.shifts.hold)
+    return Campaign(c.name, c.first_day, c.last_day, c.band_shift, shift, c.hours_window)
 
 
 def blend(points: float, probability: float | None, *, policy: Policy) -> float:
@@ -149,13 +251,14 @@ def blend(points: float, probability: float | None, *, policy: Policy) -> float:
     return 100.0 * (1.0 - (1.0 - r) * (1.0 - m))
 
 
-def decide(score: float, *, bands: Bands, never_hold: bool = False) -> Decision:
-    """The decision band of ``score``; ``never_hold`` (allow-listed VIP) caps it at review.
+def decide(score: float, *, bands: Bands, never_hold: bool = False, cap: Decision | None = None) -> Decision:
+    """The decision band of ``score``; ``never_hold`` (allow-listed VIP) caps it at review, ``cap`` (a VIP
+    release) at that decision. Both caps keep the decision non-decreasing in the score.
 
     >>> [decide(s, bands=Bands()).value for s in (0, 35, 54.9, 55, 80, 100)]
     ['approve', 'verify', 'verify', 'review', 'hold', 'hold']
-    >>> decide(99, bands=Bands(), never_hold=True).value
-    'review'
+    >>> decide(99, bands=Bands(), never_hold=True).value, decide(99, bands=Bands(), cap=Decision.VERIFY).value
+    ('review', 'verify')
     """
     if score >= bands.hold:
         decision = Decision.HOLD
@@ -166,7 +269,9 @@ def decide(score: float, *, bands: Bands, never_hold: bool = False) -> Decision:
     else:
         decision = Decision.APPROVE
     if never_hold and decision is Decision.HOLD:
-        return Decision.REVIEW
+        decision = Decision.REVIEW
+    if cap is not None and _ORDER.index(decision) > _ORDER.index(cap):
+        decision = cap
     return decision
 
 

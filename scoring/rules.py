@@ -19,7 +19,9 @@ The pack also carries allow and deny lists. Deny lists (phone, device id, addres
 in its stored keyed form: ``orderguard stored-key device <id>`` prints it) fire a rule of
 their own with ``deny.points``; the VIP allow list (member
 level) and known-good addresses mark the order ``allow_listed``, which the policy uses
-so such a buyer is never held automatically.
+so such a buyer is never held automatically. A deny-list hit, or a rule marked
+``hard: true``, is *hard*: it undoes every member-level exemption (the allow list's and
+the policy's VIP release), because a stolen VIP account is what those are for.
 
 Everything is validated at load: an unknown feature, operator or placeholder is a
 ``ConfigError`` naming the rule and the field, e.g. ``rules[3].when.feature``.
@@ -88,6 +90,7 @@ class _Rule(BaseModel):
     enabled: bool = True
     description: str = ""
     pattern: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$", max_length=40)
+    hard: bool = False
 
 
 class _AllowList(BaseModel):
@@ -136,6 +139,7 @@ class Rule:
     reason_en: str
     description: str = ""
     pattern: str | None = None  # the abuse the rule catches (bot_burst, account_ring …), for filtering cases
+    hard: bool = False  # certain enough that no member-level exemption releases the order
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -152,6 +156,7 @@ class RuleHit:
     reason_zh: str
     reason_en: str
     values: Mapping[str, float]
+    hard: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +180,11 @@ class Evaluation:
     def points(self) -> float:
         """Sum of the points of every hit (may be negative with credit rules)."""
         return sum(h.points for h in self.hits)
+
+    @property
+    def hard(self) -> bool:
+        """Whether a hard hit fired (a deny list, or a rule marked ``hard``): no VIP exemption applies."""
+        return any(h.hard for h in self.hits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +223,7 @@ class RulePack:
              "delivery address is on the deny list"),
         ):
             if key is not None and key in listed:
-                found.append(RuleHit(code, self.deny_points, zh, en, {}))
+                found.append(RuleHit(code, self.deny_points, zh, en, {}, hard=True))
         return found
 
 
@@ -225,7 +235,7 @@ def _fire(rule: Rule, vector: Mapping[str, float]) -> RuleHit | None:
     first = rule.comparisons[0]
     context = {**values, "value": values[first.feature], "threshold": first.threshold}
     return RuleHit(rule.code, rule.points, rule.reason_zh.format(**context), rule.reason_en.format(**context),
-                   values)
+                   values, hard=rule.hard)
 
 
 def _placeholders(template: str) -> list[str]:
@@ -264,7 +274,7 @@ def _build(pack: _Pack, *, known_features: Collection[str] | None, source: str) 
                                   f"({raw.code}); got {{{unknown[0]}}}", field=f"{where}.reason.{lang}")
         if raw.enabled:
             rules.append(Rule(raw.code, raw.points, tuple(Comparison(c.feature, c.op, c.value) for c in comparisons),
-                              mode, raw.reason.zh, raw.reason.en, raw.description, raw.pattern))
+                              mode, raw.reason.zh, raw.reason.en, raw.description, raw.pattern, raw.hard))
     return RulePack(rules=tuple(rules), vip_min_member_level=pack.allow.vip_min_member_level,
                     allowed_addresses=frozenset(pack.allow.addresses), deny_points=pack.deny.points,
                     denied_phones=frozenset(pack.deny.phones), denied_devices=frozenset(pack.deny.devices),
