@@ -103,18 +103,26 @@ def test_batch_scores_each_item_independently(client: TestClient) -> None:
     assert body["items"][1]["error"]["field"] == "version"
 
 
-def test_allow_listed_vip_is_never_held(settings: Settings, tmp_path: Path) -> None:
+def test_allow_listed_and_released_vips_are_not_held_unless_a_hard_hit_fires(settings: Settings,
+                                                                             tmp_path: Path) -> None:
     pack = yaml.safe_load(default_rules_path().read_text(encoding="utf-8"))
     pack["deny"]["devices"] = [stored("device", "bad-device")]
-    pack["allow"]["vip_min_member_level"] = 4
+    pack["allow"]["vip_min_member_level"] = 2
+    pack["rules"].append({"code": "ANY_ORDER", "points": 200, "when": {"feature": "order_paid_fen", "op": "ge",
+                                                                      "value": 0},
+                          "reason": {"zh": "任何订单", "en": "any order"}})
     rules = tmp_path / "rules.yaml"
     rules.write_text(yaml.safe_dump(pack, allow_unicode=True), encoding="utf-8")
     custom = settings.model_copy(update={"scoring": settings.scoring.model_copy(update={"rules_path": rules})})
-    with api_client(custom) as c:
-        plain = c.post("/v1/score", json=site_order("p", device="bad-device", member_level=0)).json()
-        vip = c.post("/v1/score", json=site_order("v", device="bad-device", member_level=5)).json()
-    assert plain["decision"] == "hold" and plain["reasons"][0]["code"] == "DENY_DEVICE"
-    assert vip["decision"] == "review" and vip["allow_listed"] is True
+    with api_client(custom) as c:  # the default policy releases members of level 4 and above
+        plain = c.post("/v1/score", json=site_order("p", member_level=0)).json()
+        allowed = c.post("/v1/score", json=site_order("a", member_level=3)).json()
+        released = c.post("/v1/score", json=site_order("r", member_level=5)).json()
+        denied = c.post("/v1/score", json=site_order("d", device="bad-device", member_level=5)).json()
+    assert plain["decision"] == "hold"
+    assert allowed["decision"] == "review" and allowed["allow_listed"] is True
+    assert released["decision"] == "approve" and released["score"] >= 80  # the score still says hold
+    assert denied["decision"] == "hold" and "DENY_DEVICE" in [r["code"] for r in denied["reasons"]]
 
 
 def test_a_later_update_is_judged_at_the_orders_creation(client: TestClient) -> None:
