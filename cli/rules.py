@@ -1,4 +1,9 @@
-"""``orderguard rules-report`` and ``rules tune | apply``: the rule pack replayed, measured and re-pointed."""
+"""``orderguard rules-report``, ``rules tune | apply`` (the rule pack replayed, measured and re-pointed) and
+``rules publish | history | show | rollback | shadow`` (packs as versioned data, ``scoring.pack_store``).
+
+The versioned commands write straight into the service's database; every running
+process swaps within ``scoring.rules_poll_s``.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +19,15 @@ from orderguard.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from features.settings import Settings
+    from orderguard.ingest.orderlog import OrderLog
+    from scoring.pack_store import PackStore, Published
 
 #: ``orderguard rules-report`` (a top-level command).
 report_app = command_group()
 
 #: ``orderguard rules ...``.
 app = command_group(no_args_is_help=True,
-                  help="Rule pack tuning: suggest points from reviewer labels, write a new pack from them.")
+                  help="Rule packs: publish, history, show, rollback, shadow; tuning from reviewer labels.")
 
 
 @report_app.command("rules-report")
@@ -183,3 +190,160 @@ def rules_apply(
     console = wide_console()
     console.print(table)
     console.print(f"{len(applied)} rule(s) changed -> {out}", markup=False, highlight=False)
+
+
+# -- rule packs as versioned data (``scoring.pack_store``) ---------------------------------------------------------
+
+
+def _pack_store(settings: Settings, log: OrderLog) -> PackStore:
+    """The pack store on the configured database, after the service's start-up rule took in the configured file
+    (so a first publish from here becomes the version after it, as it would through the service)."""
+    from datetime import UTC, datetime
+
+    from features.shop import feature_set_from
+    from scoring.pack_store import PackStore
+
+    store = PackStore(log.engine, known_features=feature_set_from(settings).names)
+    store.adopt_file(_rules_path(settings, None), now=datetime.now(UTC))
+    return store
+
+
+def _author() -> str:
+    """Who a CLI change is recorded as: ``cli:<login>``."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _read_pack(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidInputError(f"`FILE` must be a readable UTF-8 rule pack; {e}", field="file") from e
+
+
+def _say(published: Published, what: str) -> None:
+    pack = published.pack
+    if published.changed:
+        typer.echo(f"{pack.label} {what} by {pack.author}; running services take it within their poll interval")
+    else:
+        typer.echo(f"unchanged: {pack.label} is {'live' if pack.role == 'live' else 'the shadow'} already")
+
+
+@app.command("publish")
+@user_errors
+def rules_publish(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="The rule pack (YAML) to make live.")],
+    note: Annotated[str, typer.Option(help="Why: kept in the history.")] = "",
+) -> None:
+    """Validate a pack against the feature set and make it the live version (the same text again changes
+    nothing)."""
+    from datetime import UTC, datetime
+
+    settings = settings_of(ctx)
+    text = _read_pack(file)
+    with open_log(settings) as log:
+        published = _pack_store(settings, log).publish(text, author=_author(), now=datetime.now(UTC), note=note,
+                                                        origin=str(file))
+    _say(published, "published")
+
+
+@app.command("history")
+@user_errors
+def rules_history(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per change (for scripts).")] = False,
+    diffs: Annotated[bool, typer.Option("--diff", help="Print each change's diff under it.")] = False,
+) -> None:
+    """Every change of the live pack and the shadow candidate, newest first: version, hash, author, time, note."""
+    settings = settings_of(ctx)
+    with open_log(settings) as log:
+        history = _pack_store(settings, log).history()
+    if as_json:
+        for p in history:
+            typer.echo(json.dumps({
+                "version": p.version, "label": p.label, "role": p.role, "content_hash": p.content_hash,
+                "author": p.author, "source": p.source, "applied_at": p.applied_at.isoformat(), "note": p.note,
+                "bands": [p.bands.verify, p.bands.review, p.bands.hold] if p.bands else None,
+                "rollback_of": p.rollback_of, "diff": p.diff}, ensure_ascii=False))
+        return
+    console = wide_console()
+    table = Table("version", "role", "hash", "author", "applied (UTC)", "source", "note", "changed lines")
+    for p in history:
+        changed = sum(1 for line in p.diff.splitlines()
+                      if line[:1] in "+-" and not line.startswith(("+++", "---")))
+        table.add_row(f"v{p.version}", p.role, p.content_hash[:8], p.author, f"{p.applied_at:%Y-%m-%d %H:%M:%S}",
+                      p.source + (f" of v{p.rollback_of}" if p.rollback_of else ""), p.note, str(changed))
+    console.print(table)
+    if diffs:
+        for p in history:
+            if p.diff:
+                console.print(f"--- v{p.version} ---", markup=False, highlight=False)
+                console.print(p.diff.rstrip("\n"), markup=False, highlight=False)
+
+
+@app.command("show")
+@user_errors
+def rules_show(
+    ctx: typer.Context,
+    version: Annotated[int, typer.Argument(min=1, help="The version to print.")],
+    diff: Annotated[bool, typer.Option("--diff", help="The unified diff against the live pack before it, "
+                                                      "instead of the text.")] = False,
+) -> None:
+    """Print a version's YAML text as applied (or its diff)."""
+    settings = settings_of(ctx)
+    with open_log(settings) as log:
+        pack = _pack_store(settings, log).get(version)
+    typer.echo((pack.diff if diff else pack.text).rstrip("\n"))
+
+
+@app.command("rollback")
+@user_errors
+def rules_rollback(
+    ctx: typer.Context,
+    version: Annotated[int, typer.Argument(min=1, help="The version whose text serves again.")],
+    note: Annotated[str, typer.Option(help="Why: kept in the history.")] = "",
+) -> None:
+    """Publish an earlier version's text again as a new version, recorded as a rollback to it."""
+    from datetime import UTC, datetime
+
+    settings = settings_of(ctx)
+    with open_log(settings) as log:
+        published = _pack_store(settings, log).rollback(version, author=_author(), now=datetime.now(UTC), note=note)
+    _say(published, f"published (rollback to v{version})")
+
+
+@app.command("shadow")
+@user_errors
+def rules_shadow(
+    ctx: typer.Context,
+    file: Annotated[Path | None, typer.Argument(help="The candidate pack (YAML) to judge beside the live one.")
+                    ] = None,
+    bands: Annotated[str | None, typer.Option(help="The candidate's own bands: verify,review,hold (e.g. 35,55,80); "
+                                                   "default the live bands.")] = None,
+    off: Annotated[bool, typer.Option("--off", help="End the shadow run.")] = False,
+    note: Annotated[str, typer.Option(help="Why: kept in the history.")] = "",
+) -> None:
+    """Judge every order also with a candidate pack (and bands), never changing an answer; compare the two with
+    `orderguard policy shadow-report`."""
+    from datetime import UTC, datetime
+
+    from scoring.pack_store import parse_bands
+
+    settings = settings_of(ctx)
+    if off == (file is not None):
+        raise InvalidInputError("`FILE` must be given, or --off, not both", field="file")
+    chosen = parse_bands(bands, field="bands") if bands is not None else None
+    with open_log(settings) as log:
+        store = _pack_store(settings, log)
+        if file is None:
+            ended = store.clear_shadow(author=_author(), now=datetime.now(UTC), note=note)
+            typer.echo(f"shadow run ended (v{ended.pack.version})" if ended else "no shadow run to end")
+            return
+        published = store.set_shadow(_read_pack(file), author=_author(), now=datetime.now(UTC), bands=chosen,
+                                     note=note, origin=str(file))
+    _say(published, "runs as the shadow")

@@ -510,6 +510,9 @@ class ScoringSettings(BaseModel):
     rules_path: Path | None = Field(default=None, description="YAML rule pack; None = the shipped default")
     max_reasons: int = Field(default=8, ge=1, le=50, description="most reasons a decision carries")
     warm_start: bool = Field(default=True, description="replay recent orders into an empty online store at start")
+    rules_poll_s: float = Field(default=5.0, gt=0, le=300,
+                                description="how often a running service looks for a rule pack published by another "
+                                            "process (every process of a shared database swaps within this)")
 
 
 GateMetric = Literal[

@@ -294,7 +294,7 @@ class Reason:
     """One readable reason: a fired rule or a model contribution.
 
     ``weight`` is what orders the reasons: rule points, or the model contribution
-    converted to score points by the caller. ``source`` is ``rule`` or ``model``.
+    converted to score points by the caller. ``source`` is ``rule``, ``model`` or ``policy`` (a VIP release).
     """
 
     code: str

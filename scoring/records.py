@@ -6,6 +6,11 @@ later and training/serving skew can be audited (recompute the batch features for
 same order and compare). Records live beside the order log (same database, table
 ``score_records``, migration 0002) and are keyed by ``(order key, event_version)``:
 the first record of an order version wins, which makes scoring retry-safe.
+
+Each record names the rule pack version that judged it (``rules_version``, e.g.
+``v3:1f2e3d4c``, see ``scoring.pack_store``) and, while a shadow candidate runs, what the
+candidate would have decided on the same features (:class:`ShadowOutcome`): the shadow
+report compares the two on the labels that arrive later.
 """
 
 from __future__ import annotations
@@ -27,6 +32,21 @@ from scoring.rules import RuleHit
 
 
 @dataclass(frozen=True, slots=True)
+class ShadowOutcome:
+    """What the shadow candidate made of the order: never served, kept for the comparison.
+
+    ``error`` instead of a verdict when the candidate failed on this order (the served
+    answer is unaffected; the report counts such orders apart).
+    """
+
+    version: str
+    score: float | None
+    decision: Decision | None
+    codes: tuple[str, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ScoreRecord:
     """One served decision, typed as the scorer made it; JSON only in the ``score_records`` row.
 
@@ -37,6 +57,9 @@ class ScoreRecord:
         latency_ms: server-side time to score, features to decision.
         degraded: scored while the online feature store was unavailable: rules only, on the
             order's own attributes without history.
+        rules_version: the rule pack version that judged the order (None: before packs were versioned).
+        released: a VIP release capped the decision (``policy.vip_release``; the score is unchanged).
+        shadow: the shadow candidate's verdict, when one ran.
     """
 
     order_key: OrderKey
@@ -52,10 +75,13 @@ class ScoreRecord:
     feature_set_hash: str
     latency_ms: float
     allow_listed: bool = False
+    released: bool = False
     features: Mapping[str, float] = field(default_factory=dict)
     hits: tuple[RuleHit, ...] = ()
     reasons: tuple[Reason, ...] = ()
     degraded: bool = False
+    rules_version: str | None = None
+    shadow: ShadowOutcome | None = None
 
 
 def _nan_to_none(values: Mapping[str, float]) -> dict[str, float | None]:
@@ -68,12 +94,13 @@ def _none_to_nan(values: Mapping[str, float | None]) -> dict[str, float]:
 
 def _hit_json(hit: RuleHit) -> dict[str, Any]:
     return {"code": hit.code, "points": hit.points, "reason_zh": hit.reason_zh, "reason_en": hit.reason_en,
-            "values": _nan_to_none(hit.values)}
+            "values": _nan_to_none(hit.values), "hard": hit.hard}
 
 
 def _hit(body: Mapping[str, Any]) -> RuleHit:
     return RuleHit(code=body["code"], points=float(body["points"]), reason_zh=body.get("reason_zh", ""),
-                   reason_en=body.get("reason_en", ""), values=_none_to_nan(body.get("values", {})))
+                   reason_en=body.get("reason_en", ""), values=_none_to_nan(body.get("values", {})),
+                   hard=bool(body.get("hard", False)))
 
 
 def _reason_json(reason: Reason) -> dict[str, Any]:
@@ -86,16 +113,38 @@ def _reason(body: Mapping[str, Any]) -> Reason:
                   text_en=body.get("text_en", ""), source=body.get("source", "rule"))
 
 
+def _shadow_json(shadow: ShadowOutcome) -> dict[str, Any]:
+    return {"version": shadow.version, "score": shadow.score,
+            "decision": shadow.decision.value if shadow.decision is not None else None, "codes": list(shadow.codes),
+            "error": shadow.error}
+
+
+def _shadow(body: Mapping[str, Any] | None) -> ShadowOutcome | None:
+    if not body:
+        return None
+    return ShadowOutcome(version=body["version"], score=body.get("score"),
+                         decision=Decision(body["decision"]) if body.get("decision") else None,
+                         codes=tuple(body.get("codes", ())), error=body.get("error"))
+
+
 def _row(record: ScoreRecord) -> dict[str, Any]:
+    shadow = record.shadow
+    body: dict[str, Any] = {
+        "features": _nan_to_none(record.features), "hits": [_hit_json(h) for h in record.hits],
+        "reasons": [_reason_json(r) for r in record.reasons], "allow_listed": record.allow_listed,
+        "released": record.released, "degraded": record.degraded}
+    if shadow is not None:
+        body["shadow"] = _shadow_json(shadow)
     return {
         "order_key": str(record.order_key), "event_version": record.event_version,
         "event_time": record.event_time, "scored_at": record.scored_at, "score": record.score,
         "risk_level": record.risk_level.value, "decision": record.decision.value, "rules_only": record.rules_only,
         "model_version": record.model_version, "settings_hash": record.settings_hash,
-        "feature_set_hash": record.feature_set_hash, "latency_ms": record.latency_ms,
-        "record": {"features": _nan_to_none(record.features), "hits": [_hit_json(h) for h in record.hits],
-                   "reasons": [_reason_json(r) for r in record.reasons], "allow_listed": record.allow_listed,
-                   "degraded": record.degraded},
+        "feature_set_hash": record.feature_set_hash, "latency_ms": record.latency_ms, "record": body,
+        "rules_version": record.rules_version,
+        "shadow_version": shadow.version if shadow is not None else None,
+        "shadow_score": shadow.score if shadow is not None else None,
+        "shadow_decision": shadow.decision.value if shadow is not None and shadow.decision is not None else None,
     }
 
 
@@ -109,9 +158,10 @@ def record_from_row(row: sa.Row[Any]) -> ScoreRecord:
         risk_level=RiskLevel(m["risk_level"]), decision=Decision(m["decision"]), rules_only=bool(m["rules_only"]),
         model_version=m["model_version"], settings_hash=m["settings_hash"],
         feature_set_hash=m["feature_set_hash"], latency_ms=float(m["latency_ms"]),
-        allow_listed=bool(body.get("allow_listed", False)), features=_none_to_nan(body["features"]),
+        allow_listed=bool(body.get("allow_listed", False)), released=bool(body.get("released", False)), features=_none_to_nan(body["features"]),
         hits=tuple(map(_hit, body["hits"])), reasons=tuple(map(_reason, body["reasons"])),
-        degraded=bool(body.get("degraded", False)))
+        degraded=bool(body.get("degraded", False)), rules_version=m.get("rules_version"),
+        shadow=_shadow(body.get("shadow")))
 
 
 class ScoreLog:

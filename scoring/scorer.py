@@ -4,13 +4,23 @@ Only wiring lives here; every step is owned elsewhere (``features.online``,
 ``scoring.rules``, ``scoring.policy``). Applying an order to the online features is
 idempotent by order version, and a score is stored once per order version, so the
 order system may retry a request and gets the same answer without double counting.
+
+The rule pack is hot-swapped like the model: :class:`ServedRules` (the live pack, its
+version, and an optional shadow candidate) is one immutable value the service replaces in
+one attribute assignment, and a request reads it once, so each order is judged wholly by
+one pack version and its record names it. A shadow candidate is judged on the same
+feature vector and model probability after the live answer is made; it never changes
+that answer, and any error in it is caught and recorded instead of failing the request.
+With no shadow set, the cost is one attribute read.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from features.online import OnlineFeatures
@@ -20,8 +30,29 @@ from orderguard.schema import Order
 from scoring.blend_weights import BlendWeights
 from scoring.judge import judge
 from scoring.policy import Policy, Reason, decision_moment, order_reasons, risk_level
-from scoring.records import ScoreRecord
+from scoring.records import ScoreRecord, ShadowOutcome
 from scoring.rules import RuleHit, RulePack
+
+logger = logging.getLogger("orderguard.scoring")
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowCandidate:
+    """A rule pack (and its policy: the live one, or the live one with candidate bands) judged beside the live
+    pack on every order, never deciding."""
+
+    rules: RulePack
+    version: str
+    policy: Policy
+
+
+@dataclass(frozen=True, slots=True)
+class ServedRules:
+    """The rule pack in force, its version label (``scoring.pack_store.StoredPack.label``) and the shadow."""
+
+    rules: RulePack
+    version: str
+    shadow: ShadowCandidate | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +90,11 @@ def _rule_reason(hit: RuleHit, weights: BlendWeights | None) -> Reason:
 
 @dataclass(slots=True)
 class Scorer:
-    """Scores orders; one instance per process, built by ``serving.app``'s lifespan."""
+    """Scores orders; one instance per process, built by ``serving.app``'s lifespan.
+
+    ``served``, once set, is the pack that judges (swapped whole by ``serving.rule_slot``);
+    until then ``rules`` does, unversioned.
+    """
 
     online: OnlineFeatures
     rules: RulePack
@@ -68,12 +103,15 @@ class Scorer:
     settings_hash: str
     model: Model | None = None
     max_reasons: int = 8
+    served: ServedRules | None = None
 
     def score(self, order: Order) -> ScoreRecord:
         """Score the newest state of ``order`` at its decision moment (creation, or the open
         refund claim), with features as of that moment; the record is not yet stored."""
         started = time.perf_counter()
         model = self.model  # read once: a reload may swap it, and one request is scored by one model
+        served = self.served  # likewise the rule pack: one request is judged by one pack version
+        rules = served.rules if served is not None else self.rules
         as_of = decision_moment(order)
         degraded = False
         try:
@@ -89,16 +127,43 @@ class Scorer:
         output = model.predict(vector) if model is not None else None
         values = vector.by_name  # a plain dict: rules and the record read it at C speed
         weights = model.blend if model is not None else None
-        judgement = judge(order, values, rules=self.rules, policy=self.policy, at=as_of,
-                          probability=output.probability if output else None, weights=weights)
+        probability = output.probability if output else None
+        judgement = judge(order, values, rules=rules, policy=self.policy, at=as_of, probability=probability,
+                          weights=weights)
         evaluation, score, decision = judgement.evaluation, judgement.score, judgement.decision
         reasons = order_reasons([*(_rule_reason(hit, weights) for hit in evaluation.hits),
                                  *(output.reasons if output else ())])
+        if judgement.released:  # first: a reviewer reading a high score beside "approve" must see why
+            reasons = (_release_reason(order), *reasons)
         latency_ms = (time.perf_counter() - started) * 1000
+        shadow = None
+        if served is not None and served.shadow is not None:  # after the latency: the caller never waits for it
+            shadow = _shadow(served.shadow, order, values, at=as_of, probability=probability, weights=weights)
         return ScoreRecord(
             order_key=order.key, event_version=order.event_version, event_time=as_of, scored_at=self.clock.now(),
             score=round(score, 2), risk_level=risk_level(decision), decision=decision,
             rules_only=model is None, model_version=model.version if model else None,
             settings_hash=self.settings_hash, feature_set_hash=self.online.specs.hash(), latency_ms=latency_ms,
-            allow_listed=evaluation.allow_listed, features=dict(values),
-            hits=evaluation.hits, reasons=reasons[: self.max_reasons], degraded=degraded)
+            allow_listed=evaluation.allow_listed, released=judgement.released, features=dict(values),
+            hits=evaluation.hits, reasons=reasons[: self.max_reasons], degraded=degraded,
+            rules_version=served.version if served is not None else None, shadow=shadow)
+
+
+def _release_reason(order: Order) -> Reason:
+    level = order.details.buyer.member_level
+    return Reason(code="VIP_RELEASE", weight=0.0, text_zh=f"会员等级{level}，无硬性规则命中：按会员放行",
+                  text_en=f"member level {level} and no hard rule fired: released as a VIP", source="policy")
+
+
+def _shadow(candidate: ShadowCandidate, order: Order, values: Mapping[str, float], *, at: datetime,
+            probability: float | None, weights: BlendWeights | None) -> ShadowOutcome:
+    """The candidate's verdict on the very inputs the live pack judged; an error becomes the outcome's
+    ``error``: a shadow run must never fail (or change) a served answer."""
+    try:
+        judgement = judge(order, values, rules=candidate.rules, policy=candidate.policy, at=at,
+                          probability=probability, weights=weights)
+    except Exception as e:  # noqa: BLE001  # anything the candidate does wrong stays in its own record
+        logger.warning("shadow rule pack %s failed on %s: %s", candidate.version, order.key, e)
+        return ShadowOutcome(version=candidate.version, score=None, decision=None, error=f"{type(e).__name__}: {e}")
+    return ShadowOutcome(version=candidate.version, score=round(judgement.score, 2), decision=judgement.decision,
+                         codes=tuple(h.code for h in judgement.evaluation.hits))

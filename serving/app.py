@@ -2,7 +2,9 @@
 
 The lifespan opens the order log, the online feature store and the scorer (replaying
 recent orders into an empty in-memory store) and loads the registry's champion model
-(rules-only when there is none; ``POST /v1/admin/reload-model`` swaps in a new one).
+(rules-only when there is none; ``POST /v1/admin/reload-model`` swaps in a new one) and the
+rule pack from the pack store (``serving.rule_slot``: the configured file is taken in by the
+store's start-up rule; a published pack is swapped in while serving).
 Routes reach them through ``serving.api.deps.services`` and hand them to the use cases
 of ``serving.services``. Nothing is opened at import
 time, so tests build as many independent apps as they like.
@@ -32,10 +34,12 @@ from orderguard.ingest.orderlog import OrderLog
 from orderguard.labels import LabelLog
 from orderguard.outbox import Outbox
 from scoring.model import model_factory
+from scoring.pack_store import PackStore
 from scoring.records import ScoreLog
 from scoring.registry import Registry
+from scoring.rules import default_rules_path
 from segments.cache import PoolCache
-from serving.api import admin, health, ingest, labels, order_health, orders, score, segments, verifications
+from serving.api import admin, health, ingest, labels, order_health, orders, rules, score, segments, verifications
 from serving.api.docs import install_docs
 from serving.api.errors import BodyLimit, install_error_handlers
 from serving.api.openapi import install_openapi
@@ -43,6 +47,7 @@ from serving.champion import ChampionSlot, ChampionSource
 from serving.engine import build_engine
 from serving.health_watch import HealthMonitor, watch_health
 from serving.notify.sender import sending
+from serving.rule_slot import RuleSlot, watch_rules
 from serving.services import AccessState, Services, StoreState, warm_start, watch_keys, watch_store
 from serving.web.pages import install_pages
 from serving.web.session import SessionCodec
@@ -81,6 +86,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                                     make_model=model_factory(engine.online.specs, policy=engine.scorer.policy,
                                                              max_reasons=settings.scoring.max_reasons))
             logger.info("model: %s", champion.load_at_start().note)
+            rule_slot = RuleSlot(store=PackStore(log.engine, known_features=engine.online.specs.names),
+                                 scorer=engine.scorer, clock=the_clock)
+            served = rule_slot.load_at_start(settings.scoring.rules_path or default_rules_path())
+            logger.info("rule pack: %s%s", served.live.label,
+                        f", shadow {served.shadow.label}" if served.shadow is not None else "")
             cold = False
             try:
                 engine.store.lost_state()  # adopt the store's generation marker: a later loss is then noticed
@@ -97,7 +107,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                 settings=settings, clock=the_clock,
                 hasher=PiiHasher(settings.pii.hash_key.get_secret_value().encode()), order_log=log,
                 scores=ScoreLog(log.engine), engine=engine, labels=label_log,
-                champion=champion, worker=worker, store_state=StoreState(cold=cold),
+                champion=champion, rules=rule_slot, worker=worker, store_state=StoreState(cold=cold),
                 pools=PoolCache(size=settings.segments.cache_entries, ttl=settings.segments.cache_for),
                 access=AccessState(Directory(log.engine).key_ring(),
                                    SessionCodec(settings.session.secret.get_secret_value(),
@@ -109,7 +119,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                                      store=HealthStore(log.engine),
                                      sweeper=Sweeper(health_config, horizon=settings.health.horizon)))
             watchers = [asyncio.create_task(watch_store(app.state.services), name="orderguard-store-watch"),
-                        asyncio.create_task(watch_keys(app.state.services), name="orderguard-key-watch")]
+                        asyncio.create_task(watch_keys(app.state.services), name="orderguard-key-watch"),
+                        asyncio.create_task(watch_rules(rule_slot, settings.scoring.rules_poll_s),
+                                            name="orderguard-rules-watch")]
             outbox = Outbox(log.engine)
             if settings.health.enabled:
                 watchers.append(asyncio.create_task(
@@ -142,6 +154,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.include_router(orders.router)
     app.include_router(verifications.router)
     app.include_router(admin.router)
+    app.include_router(rules.router)
     app.include_router(segments.router)
     app.include_router(order_health.router)
     install_openapi(app)

@@ -10,7 +10,9 @@ features as of that moment, nothing of its later life (a refund, a delivery) lea
 
 Records are written in batches with "the first record of a version wins", so running it
 again stores nothing new, and an order the service already scored keeps its record. The
-service's own online store is not touched.
+service's own online store is not touched. The rules are the pack store's live version
+(``serving.rule_slot``, the service's start-up rule), named in every record; a shadow
+candidate is not run: its comparison is about the orders it saw as they came.
 """
 
 from __future__ import annotations
@@ -22,14 +24,18 @@ from datetime import datetime
 
 from features.settings import Settings
 from features.stores import MemoryStoreConfig
+from orderguard.clock import SystemClock
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.ingest.state import advance_order, derive_order
 from orderguard.labels import LabelLog
 from orderguard.schema import Label, Order, OrderEvent, OrderKey
 from scoring.model import model_factory
+from scoring.pack_store import PackStore
 from scoring.records import ScoreLog, ScoreRecord
+from scoring.rules import default_rules_path
 from serving.champion import ChampionSlot, ChampionSource
 from serving.engine import build_engine
+from serving.rule_slot import RuleSlot
 
 #: Records written per transaction.
 BATCH = 2_000
@@ -80,6 +86,9 @@ def backscore(settings: Settings, log: OrderLog, labels: LabelLog, *, champion: 
         update={"store": MemoryStoreConfig()})})
     clock = ReplayClock(since)
     engine = build_engine(replay, clock=clock)
+    rules = RuleSlot(store=PackStore(log.engine, known_features=engine.online.specs.names), scorer=engine.scorer,
+                     clock=SystemClock(), shadows=False)
+    rules.load_at_start(settings.scoring.rules_path or default_rules_path())
     model_note = "no model source: the rules alone"
     if champion is not None:
         slot = ChampionSlot(registry=champion, scorer=engine.scorer, clock=clock,

@@ -37,6 +37,7 @@ from serving.desk.similar_cases import SimilarCases
 from serving.engine import Engine, longest_window
 from serving.health_watch import HealthMonitor
 from serving.notify.messages import queue_decision_alerts
+from serving.rule_slot import RuleSlot
 from serving.web.session import SessionCodec
 from serving.web.throttle import SignInThrottle
 from serving.worker import EngineWorker
@@ -57,6 +58,7 @@ class Services:
     labels: LabelLog
     champion: ChampionSlot
     access: AccessState
+    rules: RuleSlot
     worker: EngineWorker = field(default_factory=lambda: EngineWorker(remote=False))
     store_state: StoreState = field(default_factory=lambda: StoreState())
     replays: ReplayGuard = field(default_factory=ReplayGuard)  # signed channel pushes seen (webhooks)

@@ -169,9 +169,15 @@ SCORE_RECORDS = sa.Table(
     sa.Column("feature_set_hash", sa.String(), nullable=False),
     sa.Column("latency_ms", sa.Float(), nullable=False),
     sa.Column("record", _json(), nullable=False),
+    # migration 0010: the rule pack version that judged it, and the shadow candidate's verdict beside it
+    sa.Column("rules_version", sa.String(64), nullable=True),
+    sa.Column("shadow_version", sa.String(64), nullable=True),
+    sa.Column("shadow_score", sa.Float(), nullable=True),
+    sa.Column("shadow_decision", sa.String(16), nullable=True),
     sa.UniqueConstraint("order_key", "event_version", name="uq_score_records_key"),
     sa.Index("ix_score_records_decision", "decision", "scored_at"),
     sa.Index("ix_score_records_event_time", "event_time"),
+    sa.Index("ix_score_records_shadow", "shadow_version", "scored_at"),
 )
 
 #: Reviewer labels (``orderguard.labels``), migration 0003: append-only, one row per label version.
@@ -295,6 +301,24 @@ HEALTH_SNAPSHOTS = sa.Table(
     sa.Column("overall", sa.Float(), nullable=False),
     sa.Column("orders", sa.Integer(), nullable=False),
     sa.Column("summary", _json(), nullable=False),
+)
+
+#: Rule packs as applied (``scoring.pack_store``), migration 0010: one row per change of the live pack or of the
+#: shadow candidate, numbered 1, 2, ... across both; the YAML text itself, its hash, who applied it and the diff.
+RULE_PACKS = sa.Table(
+    "rule_packs", METADATA,
+    sa.Column("version", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("author", sa.String(200), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("applied_at", UtcDateTime(), nullable=False),
+    sa.Column("text", sa.Text(), nullable=False),
+    sa.Column("diff", sa.Text(), nullable=False),
+    sa.Column("note", sa.Text(), nullable=False),
+    sa.Column("bands", _json(), nullable=True),
+    sa.Column("rollback_of", sa.Integer(), nullable=True),
+    sa.Index("ix_rule_packs_role", "role", "version"),
 )
 
 _EVENT_ORDER = (ORDER_EVENTS.c.event_time, ORDER_EVENTS.c.channel, ORDER_EVENTS.c.channel_order_id,

@@ -151,3 +151,6 @@ ORDER_READERS = Depends(require(Role.REVIEWER, Role.OPERATIONS, Role.DATA_SCIENT
 MODEL_READERS = Depends(require(Role.DATA_SCIENTIST, Role.OPERATIONS))
 DATA_SCIENTIST = Depends(require(Role.DATA_SCIENTIST))
 OPERATIONS = Depends(require(Role.OPERATIONS))
+#: Rule packs: everyone who works with decisions may read them; data scientists (and admins) change them.
+RULE_READERS = Depends(require(Role.DATA_SCIENTIST, Role.OPERATIONS, Role.REVIEWER))
+RULE_PUBLISHERS = Depends(require(Role.DATA_SCIENTIST))

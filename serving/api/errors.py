@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderguard.errors import OrderGuardError, excerpt
@@ -81,8 +82,23 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         field = "method"
     else:
         message, field = str(exc.detail), None
+    headers = getattr(exc, "headers", None)
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": _allowed(request)}
     return JSONResponse({"code": code, "message": message, "field": field}, status_code=exc.status_code,
-                        headers=getattr(exc, "headers", None))
+                        headers=headers)
+
+
+def _allowed(request: Request) -> str:
+    """Every method some route serves at the request's path: the router names only the first route's, and a path
+    may be served by several routes (``GET`` and ``POST /v1/rules``)."""
+    routes = request.app.router.routes
+    return ", ".join(method for method in _METHODS
+                     if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes))
+
+
+#: Methods a 405's ``Allow`` may list (``HEAD`` comes with every ``GET``).
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:

@@ -95,7 +95,7 @@ class ReasonOut(BaseModel):
     weight: float = Field(description="score points the reason carries (rule points or model contribution)")
     text_zh: str = Field(examples=["同一设备5分钟内下单6次（阈值5）"])
     text_en: str = Field(examples=["6 orders from one device within 5 min (threshold 5)"])
-    source: str = Field(examples=["rule"], description="rule | model")
+    source: str = Field(examples=["rule"], description="rule | model | policy (a VIP release)")
 
 
 class ScoreResponse(BaseModel):
@@ -108,6 +108,8 @@ class ScoreResponse(BaseModel):
     decision: str = Field(examples=["review"], description="approve | verify | review | hold")
     reasons: list[ReasonOut]
     allow_listed: bool = Field(description="VIP or known-good address: never held automatically")
+    released: bool = Field(default=False, description="a VIP release capped the decision (the score is "
+                                                     "unchanged); a hard rule or deny list undoes it")
     rules_only: bool = Field(description="true while no champion model is loaded")
     model_version: str | None
     degraded: bool = Field(default=False, description="true when the online feature store was unavailable: "
@@ -116,6 +118,8 @@ class ScoreResponse(BaseModel):
     latency_ms: float = Field(description="server-side scoring time, features to decision")
     replayed: bool = Field(description="true when this order version was scored before and the stored answer "
                                        "is returned")
+    rules_version: str | None = Field(default=None, examples=["v3:1f2e3d4c"],
+                                      description="the rule pack version that judged the order (version and hash)")
 
 
 class ScoreBatchRequest(BaseModel):
@@ -451,3 +455,91 @@ class OrderHealthOut(BaseModel):
     failing: list[FindingOut]
     entries: list[TimelineEntryOut]
     findings: list[FindingOut]
+
+
+#: Longest rule pack text accepted (characters); the store also bounds its UTF-8 bytes.
+MAX_PACK_CHARS = 256 * 1024
+#: Highest rule pack version a request may name (the column is a 32-bit integer).
+MAX_VERSION = 2**31 - 1
+
+
+class RulePackOut(BaseModel):
+    """One applied change of the live rule pack or of the shadow candidate."""
+
+    version: int
+    label: str = Field(examples=["v3:1f2e3d4c"], description="how score records name it: version and hash")
+    role: str = Field(description="live | shadow | shadow_off (a shadow run ended)")
+    content_hash: str = Field(description="SHA-256 of the YAML text")
+    author: str = Field(examples=["alice", "key:tuning (og_ab12cd)", "file:features/default_rules.yaml"])
+    source: str = Field(description="file | publish | rollback | shadow")
+    applied_at: datetime
+    note: str
+    bands: list[float] | None = Field(default=None, description="a shadow candidate's own verify, review, hold bands")
+    rollback_of: int | None = Field(default=None, description="the version a rollback restored")
+
+
+class RulePackDetailOut(RulePackOut):
+    """A version with its YAML text and the unified diff against the live pack before it."""
+
+    text: str
+    diff: str
+
+
+class ServingRulesOut(BaseModel):
+    """What the answering process judges with (every process swaps within ``scoring.rules_poll_s``)."""
+
+    live: str
+    shadow: str | None
+    seen: int = Field(description="newest version this process has looked at")
+    loaded_at: datetime
+    problem: str | None = Field(default=None, description="why the newest version is not served, if it is not")
+
+
+class RulesOut(BaseModel):
+    """The live pack and the shadow candidate as stored, and what this process serves."""
+
+    live: RulePackOut
+    shadow: RulePackOut | None
+    serving: ServingRulesOut
+
+
+class RuleHistoryOut(BaseModel):
+    """Every change, newest first."""
+
+    items: list[RulePackOut]
+
+
+class PublishRulesIn(BaseModel):
+    """A new live rule pack: its YAML text (validated against the feature set before it is stored) and a note."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=MAX_PACK_CHARS, description="the pack's YAML, as a file holds it")
+    note: str = Field(default="", max_length=2000, examples=["tighter device bursts for 12.12"])
+
+
+class RollbackRulesIn(BaseModel):
+    """Publish an earlier version's text again as a new version, recorded as a rollback."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1, le=MAX_VERSION)
+    note: str = Field(default="", max_length=2000)
+
+
+class ShadowRulesIn(BaseModel):
+    """A candidate judged beside the live pack on every order, never deciding, with optional own bands."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=MAX_PACK_CHARS)
+    bands: list[float] | None = Field(default=None, min_length=3, max_length=3, examples=[[35, 55, 80]],
+                                      description="verify, review, hold; null: the live bands")
+    note: str = Field(default="", max_length=2000)
+
+
+class PublishRulesOut(BaseModel):
+    """What a publish, rollback or shadow change did."""
+
+    changed: bool = Field(description="false when the same text (and bands) was in force already: nothing stored")
+    pack: RulePackOut

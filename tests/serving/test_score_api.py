@@ -122,6 +122,8 @@ def test_allow_listed_and_released_vips_are_not_held_unless_a_hard_hit_fires(set
     assert plain["decision"] == "hold"
     assert allowed["decision"] == "review" and allowed["allow_listed"] is True
     assert released["decision"] == "approve" and released["score"] >= 80  # the score still says hold
+    assert released["released"] is True and released["reasons"][0]["code"] == "VIP_RELEASE"
+    assert plain["released"] is False and denied["released"] is False
     assert denied["decision"] == "hold" and "DENY_DEVICE" in [r["code"] for r in denied["reasons"]]
 
 
