@@ -227,6 +227,9 @@ _ATTRS: Mapping[str, _Attr] = MappingProxyType({
     "claim_hours": _Attr("下单到申请退款的时长", "time from order to claim", _Unit.HOURS),
     "phone_delivery_km": _Attr("手机号归属地与收货地距离",
                                "distance from the phone's home city to the delivery address", _Unit.KM),
+    "phone_warehouse_km": _Attr("手机号归属地与发货仓距离",
+                                "distance from the phone's home city to the ship-from warehouse", _Unit.KM),
+    "urgent_note": _Attr("留言要求加急", "buyer note asks for rushed shipping", _Unit.FLAG),
     "has_coupon": _Attr("用券", "with a coupon", _Unit.FLAG),
     "virtual_phone": _Attr("虚拟号段", "virtual-operator phone", _Unit.FLAG),
     "pickup_address": _Attr("代收地址", "pick-up address", _Unit.FLAG),
@@ -291,6 +294,8 @@ _WHO: Mapping[Entity, _Who] = MappingProxyType({
                              "同一商品", "同一收货地址同一商品"),
     Entity.USER_ADDRESS: _Who("该账号在此收货地址", "this account at this delivery address",
                               "by this account to this delivery address"),
+    Entity.USER_DEVICE: _Who("该账号在此设备", "this account on this device", "by this account from this device"),
+    Entity.USER_CART: _Who("该账号相同商品组合", "this account's same cart", "of the same cart by this account"),
 })
 
 #: ``distinct`` fields: (zh noun, zh measure word, en singular, en plural).
@@ -586,6 +591,8 @@ _ORDER_FLAGS: Mapping[str, tuple[str, str, str, str, str, str]] = MappingProxyTy
     "night": ("下单时段", "time of day", "凌晨下单（北京时间0-7点）", "placed at night (00:00-06:59 Beijing time)",
               "非凌晨下单", "placed in the daytime"),
     "weekend": ("下单日", "day of week", "周末下单", "placed at the weekend", "工作日下单", "placed on a weekday"),
+    "urgent_note": ("买家留言", "buyer note", "留言要求加急/当天发货", "the buyer note asks for rushed shipping",
+                    "留言未要求加急", "no rush asked in the buyer note"),
 })
 
 #: Numeric attributes: (label zh, label en, value zh, value en) with ``{}`` for the shown value.
@@ -606,6 +613,8 @@ _ORDER_NUMBERS: Mapping[str, tuple[str, str, str, str]] = MappingProxyType({
                            "cheapest unit price {} on this order"),
     "phone_delivery_km": ("手机号归属地与收货地距离", "distance from the phone's home city to the delivery address",
                           "手机号归属地距收货地{}", "phone's home city {} from the delivery address"),
+    "phone_warehouse_km": ("手机号归属地与发货仓距离", "distance from the phone's home city to the ship-from warehouse",
+                           "手机号归属地距发货仓{}", "phone's home city {} from the ship-from warehouse"),
 })
 
 

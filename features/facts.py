@@ -39,13 +39,21 @@ Entity keys: ``user`` is ``channel:account_id`` (ids are unique only per channel
 channel's SKU id, and the pairs ``device_sku``/``user_sku``/``address_sku``/``user_address``
 join the two keys with ``|`` (``user_address``: "has this account shipped here before").
 ``sku`` and the SKU pairs exist on line facts (and on refund facts that name a SKU): an
-order has as many of them as it has distinct SKUs.
+order has as many of them as it has distinct SKUs. ``user_device`` ("has this account
+ordered from this device before") and ``user_cart`` (the account plus a digest of the
+SKUs and quantities, ``cart_key``: "the same cart again") are single-valued like
+``user_address``.
+
+Two more reference attributes read shop configuration rather than the order alone
+(``orderguard.settings.ReferenceSettings``, held by the gazetteer): ``phone_warehouse_km``,
+the phone's home city to the shop's ship-from warehouse, and ``urgent_note``, a buyer
+note asking for rushed shipping. Like ``phone_delivery_km`` they never enter facts.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -55,7 +63,17 @@ from typing import TYPE_CHECKING, Final
 from features.windows import to_us
 from orderguard.clock import SHOP_TZ
 from orderguard.enrich import Gazetteer, address_text, is_virtual_phone, pickup_keyword
-from orderguard.schema import Address, Channel, Label, Order, OrderDetails, OrderStatus, RefundReason, Verdict
+from orderguard.schema import (
+    Address,
+    Channel,
+    Label,
+    Order,
+    OrderDetails,
+    OrderLine,
+    OrderStatus,
+    RefundReason,
+    Verdict,
+)
 
 if TYPE_CHECKING:
     from features.declared import Declarations
@@ -90,6 +108,8 @@ class Entity(StrEnum):
     USER_SKU = "user_sku"
     ADDRESS_SKU = "address_sku"
     USER_ADDRESS = "user_address"
+    USER_DEVICE = "user_device"
+    USER_CART = "user_cart"
 
 
 class AttrType(StrEnum):
@@ -103,7 +123,7 @@ class AttrType(StrEnum):
 #: Entities that take one value per order (or none).
 ORDER_ENTITIES: tuple[Entity, ...] = (
     Entity.ORDER, Entity.USER, Entity.DEVICE, Entity.IP, Entity.WIFI, Entity.ADDRESS, Entity.PHONE,
-    Entity.ID_CARD, Entity.SHOP, Entity.USER_ADDRESS,
+    Entity.ID_CARD, Entity.SHOP, Entity.USER_ADDRESS, Entity.USER_DEVICE, Entity.USER_CART,
 )
 #: The entities a buyer's device, network, address or person is known by: what the accounts of a ring share.
 IDENTITY_ENTITIES: tuple[Entity, ...] = (Entity.DEVICE, Entity.WIFI, Entity.IP, Entity.ADDRESS, Entity.PHONE,
@@ -127,6 +147,8 @@ _DEVICE_SKU: Final = Entity.DEVICE_SKU.value
 _USER_SKU: Final = Entity.USER_SKU.value
 _ADDRESS_SKU: Final = Entity.ADDRESS_SKU.value
 _USER_ADDRESS: Final = Entity.USER_ADDRESS.value
+_USER_DEVICE: Final = Entity.USER_DEVICE.value
+_USER_CART: Final = Entity.USER_CART.value
 _LINE_KEYS: tuple[str, ...] = tuple(e.value for e in LINE_ENTITIES)
 
 #: Which entities each kind of fact carries.
@@ -160,10 +182,10 @@ ATTRIBUTES: Mapping[FactKind, Mapping[str, AttrType]] = MappingProxyType({
 #: Order-level attributes (``order_attributes``): the order fact's attributes plus those computed
 #: from reference data, which stay out of facts (see the module docstring).
 ORDER_ATTRIBUTES: Mapping[str, AttrType] = MappingProxyType({
-    **ATTRIBUTES[FactKind.ORDER], "phone_delivery_km": _N,
+    **ATTRIBUTES[FactKind.ORDER], "phone_delivery_km": _N, "phone_warehouse_km": _N, "urgent_note": _F,
 })
 #: Order attributes that need a :class:`~orderguard.enrich.Gazetteer` to be computed.
-REFERENCE_ATTRIBUTES: frozenset[str] = frozenset({"phone_delivery_km"})
+REFERENCE_ATTRIBUTES: frozenset[str] = frozenset({"phone_delivery_km", "phone_warehouse_km", "urgent_note"})
 
 #: Closed vocabularies of categorical attributes; filters naming other values are config errors.
 CATEGORY_VALUES: Mapping[str, frozenset[str]] = MappingProxyType({
@@ -253,6 +275,21 @@ def address_key(address: Address) -> str:
     return hashlib.blake2b(address_text(address).encode(), digest_size=12).hexdigest()
 
 
+def cart_key(lines: Iterable[OrderLine]) -> str:
+    """What makes two orders "the same cart": the SKUs and their quantities, in any line order.
+
+    >>> def cart(*lines: tuple[str, int]) -> str:
+    ...     return cart_key(OrderLine(sku, qty, 100) for sku, qty in lines)
+    >>> cart(("a", 1), ("b", 2)) == cart(("b", 2), ("a", 1)), cart(("a", 1)) == cart(("a", 2))
+    (True, False)
+    """
+    units: dict[str, int] = {}
+    for line in lines:
+        units[line.sku_id] = units.get(line.sku_id, 0) + line.qty
+    text = "\n".join(f"{sku}\t{qty}" for sku, qty in sorted(units.items()))
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
 def _order_entities(order: Order, *, channel: str | None = None, declared: Declarations | None = None,
                     attrs: Mapping[str, AttrValue] | None = None) -> dict[str, str]:
     details = order.details
@@ -276,6 +313,10 @@ def _order_entities(order: Order, *, channel: str | None = None, declared: Decla
         keys[_ID_CARD] = details.buyer.id_card_hash
     if _USER in keys and _ADDRESS in keys:
         keys[_USER_ADDRESS] = f"{keys[_USER]}|{keys[_ADDRESS]}"
+    if _USER in keys and _DEVICE in keys:
+        keys[_USER_DEVICE] = f"{keys[_USER]}|{keys[_DEVICE]}"
+    if _USER in keys and details.lines:
+        keys[_USER_CART] = f"{keys[_USER]}|{cart_key(details.lines)}"
     if declared:
         if attrs is None:
             attrs = _order_attrs(order, details, channel=channel, declared=declared)
@@ -409,27 +450,32 @@ def reference_attributes(order: Order, *, gazetteer: Gazetteer | None) -> dict[s
     """The order attributes computed from reference data (``REFERENCE_ATTRIBUTES``).
 
     ``phone_delivery_km``: great-circle km between the phone number's home city and the
-    delivery district; ``None`` when either is unknown (a masked phone reveals only 3
-    digits) or when no gazetteer is given.
+    delivery district; ``phone_warehouse_km``: between the phone's home city and the
+    shop's ship-from warehouse (``orderguard.settings.ReferenceSettings``); ``None`` when
+    a place is unknown (a masked phone reveals only 3 digits). ``urgent_note``: the buyer
+    note asks for rushed shipping (the settings' keywords). All ``None`` without a gazetteer.
     """
     details = order.details
-    km = (gazetteer.phone_to_delivery_km(details.buyer.phone, details.address)
-          if gazetteer is not None else None)
-    return {"phone_delivery_km": km}
+    if gazetteer is None:
+        return {"phone_delivery_km": None, "phone_warehouse_km": None, "urgent_note": None}
+    phone = details.buyer.phone
+    return {"phone_delivery_km": gazetteer.phone_to_delivery_km(phone, details.address),
+            "phone_warehouse_km": gazetteer.phone_to_warehouse_km(phone, details.shop_id),
+            "urgent_note": gazetteer.urgent_keyword(details.buyer_message) is not None}
 
 
 def reference_inputs(order: Order) -> tuple[str | None, str, str, str] | None:
     """Everything ``reference_attributes`` reads from an order: a cache key for its result.
 
-    The phone's known digits and the delivery province, city and district; ``None`` when
-    the order has no phone or no address (then every reference attribute is unknown).
-    Keep in step with ``reference_attributes``.
+    The phone's known digits (``None`` without a phone), the delivery region (province,
+    city and district joined; empty without an address), the shop and the buyer note.
+    Keep in step with ``reference_attributes``. (Never ``None``: the shop and the note
+    always count; the optional type is what engines cache by.)
     """
     details = order.details
     phone, address = details.buyer.phone, details.address
-    if phone is None or address is None:
-        return None
-    return phone.prefix, address.province, address.city, address.district
+    region = f"{address.province}|{address.city}|{address.district}" if address is not None else ""
+    return phone.prefix if phone is not None else None, region, details.shop_id, details.buyer_message
 
 
 def order_attributes(order: Order, *, gazetteer: Gazetteer | None = None,

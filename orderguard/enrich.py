@@ -25,6 +25,7 @@ import phonenumbers
 from phonenumbers import geocoder
 
 from orderguard.schema import Address, Phone
+from orderguard.settings import ReferenceSettings
 
 #: MVNO (虚拟运营商) mobile segments: 170/171 and 162/165/167 (MIIT numbering plan).
 VIRTUAL_SEGMENTS: tuple[str, ...] = ("170", "171", "162", "165", "167")
@@ -210,10 +211,13 @@ class Gazetteer:
 
     provinces: dict[str, Place]
     children: dict[str, dict[str, Place]]  # parent adcode prefix -> short name -> place
+    reference: ReferenceSettings = field(default_factory=ReferenceSettings)
     _phone_cache: dict[str, Place | None] = field(default_factory=dict)
 
     @classmethod
-    def build(cls) -> Gazetteer:
+    def build(cls, reference: ReferenceSettings | None = None) -> Gazetteer:
+        """Index cpca's divisions; ``reference`` (the settings' warehouses and note keywords) defaults to the
+        settings' defaults, so an entry point that passes none still computes every attribute."""
         provinces: dict[str, Place] = {}
         children: dict[str, dict[str, Place]] = {}
         for info in cpca.ad_2_addr_dict.values():
@@ -227,7 +231,7 @@ class Gazetteer:
             elif info.rank == 2:
                 children.setdefault(info.adcode[:4], {})[_short(info.name)] = place
                 children.setdefault(info.adcode[:2], {}).setdefault(_short(info.name), place)
-        return cls(provinces=provinces, children=children)
+        return cls(provinces=provinces, children=children, reference=reference or ReferenceSettings())
 
     def locate(self, province: str, city: str = "", district: str = "") -> Place | None:
         """The most precise known place for the given names (district, else city, else province)."""
@@ -275,6 +279,39 @@ class Gazetteer:
         if home is None or target is None:
             return None
         return distance_km((home.lat, home.lng), (target.lat, target.lng))
+
+    def warehouse(self, shop_id: str) -> Place | None:
+        """The place the shop ships from: its own warehouse setting, else the default one.
+
+        >>> Gazetteer.build().warehouse("any-shop").name
+        '余杭区'
+        """
+        where = self.reference.warehouses.get(shop_id, self.reference.warehouse)
+        return self.locate(where.province, where.city, where.district)
+
+    def phone_to_warehouse_km(self, phone: Phone | None, shop_id: str) -> float | None:
+        """Distance between the phone's home city and the shop's ship-from warehouse, km (None if unknown).
+
+        >>> round(Gazetteer.build().phone_to_warehouse_km(Phone(hash="h", prefix="1596811"), "s"))  # Hangzhou
+        21
+        """
+        if phone is None:
+            return None
+        home = self.phone_home(phone.prefix)
+        origin = self.warehouse(shop_id)
+        if home is None or origin is None:
+            return None
+        return distance_km((home.lat, home.lng), (origin.lat, origin.lng))
+
+    def urgent_keyword(self, message: str) -> str | None:
+        """The first rush-shipping keyword (``ReferenceSettings.urgent_note_keywords``) in a buyer note, if any.
+
+        >>> g = Gazetteer.build()
+        >>> g.urgent_keyword("明天生日，今天发货可以吗"), g.urgent_keyword("放门口就行")
+        ('今天发', None)
+        """
+        text = normalize_text(message)
+        return next((word for word in self.reference.urgent_note_keywords if normalize_text(word) in text), None)
 
 
 _SUFFIXES = (

@@ -124,6 +124,9 @@ SHOP_IDS: Final = MappingProxyType({
     Channel.WECHAT: "wx7f3a9c2e51d08b64",
     Channel.SITE: "pawhome-mp",
 })
+#: The brand's second storefront on its own site (the clearance outlet): a second shop on one channel,
+#: sharing the site's accounts and real-name id cards.
+OUTLET_SHOP_ID: Final = "pawhome-outlet"
 
 #: Most SKU lines one order can carry on a channel (Kuaishou orders hold a single SKU;
 #: a cart checkout there becomes one order per SKU). Channels not listed: no limit.

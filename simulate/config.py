@@ -29,9 +29,11 @@ class SimConfig:
         promo_day: offset (0-based, from ``start``) of the promotion day, e.g. 11.11,
             or ``None`` for a period without one. The default is 2024-11-11.
         promo_multiplier: order volume of the promotion day relative to an ordinary day.
-        abnormal_share: target share of orders that belong to an abuse pattern; the
-            realised share is within a fraction of a percent of it when the period holds
-            a few thousand orders.
+        abnormal_share: target share of orders that belong to a ring, burst or episode
+            (``simulate.abuse``); the realised share is within a fraction of a percent of it
+            when the period holds a few thousand orders.
+        account_abuse_share: target share of orders of the account-level abuse
+            (``simulate.account_abuse``), on top of ``abnormal_share``.
 
     >>> SimConfig(days=7, promo_day=3).end_at - SimConfig(days=7, promo_day=3).start_at
     datetime.timedelta(days=7)
@@ -44,6 +46,7 @@ class SimConfig:
     promo_day: int | None = 71
     promo_multiplier: float = 10.0
     abnormal_share: float = 0.065
+    account_abuse_share: float = 0.009
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool, str, object]] = [
@@ -55,6 +58,8 @@ class SimConfig:
              self.promo_multiplier),
             ("abnormal_share", 0.0 <= self.abnormal_share <= 0.5, "between 0 and 0.5",
              self.abnormal_share),
+            ("account_abuse_share", 0.0 <= self.account_abuse_share <= 0.5 - self.abnormal_share,
+             "between 0 and 0.5 minus abnormal_share", self.account_abuse_share),
         ]
         if self.promo_day is not None:
             checks.append(("promo_day", 0 <= self.promo_day < self.days,
@@ -95,4 +100,5 @@ class SimConfig:
             "promo_day": self.promo_day,
             "promo_multiplier": self.promo_multiplier,
             "abnormal_share": self.abnormal_share,
+            "account_abuse_share": self.account_abuse_share,
         }

@@ -1,9 +1,10 @@
 """``simulate(config)``: the whole synthetic period, events plus ground truth.
 
 Order of play (each part on its own seeded stream): plan the calendar and the limited
-drops; spend the abuse budget (``abnormal_share`` of all orders) pattern by pattern;
-spend the look-alike budgets; let honest fans buy what the scalpers left of each drop;
-fill every day up to its volume with everyday honest orders; then number the orders by
+drops; spend the abuse budget (``abnormal_share`` of all orders) pattern by pattern and
+the look-alike budgets; then the account-level abuse (``account_abuse_share``) and its
+look-alikes; let honest fans buy what the scalpers left of each drop; fill every day up to
+its volume with everyday honest orders; then number the orders by
 creation time per channel, plant the fulfilment faults (``simulate.fulfilment``), render
 the channel events and derive the fulfilment reports and their truth.
 """
@@ -19,6 +20,15 @@ from typing import Any
 
 from orderguard.schema import Channel
 from simulate.abuse import ABUSE, PatternSpec
+from simulate.account_abuse import ACCOUNT_ABUSE
+from simulate.account_lookalikes import (
+    birthday_note,
+    device_switch,
+    double_submit,
+    far_gifts,
+    size_returner,
+    split_cart,
+)
 from simulate.catalog import regular_skus
 from simulate.config import SimConfig
 from simulate.fulfilment import FaultPlan, FulfilmentTruthRow, Numbered, derive, inject_faults
@@ -40,6 +50,15 @@ LOOKALIKES: tuple[PatternSpec, ...] = (
     PatternSpec(Pattern.FAMILY_GIFTS, family_gifts, 0.006, 3),
     PatternSpec(Pattern.OFFICE_IP, office_ip, 0.010, 5),
     PatternSpec(Pattern.LOYAL_CUSTOMER, loyal_customer, 0.015, 3),
+)
+#: Honest look-alikes of the account-level abuse, and their share of all orders.
+ACCOUNT_LOOKALIKES: tuple[PatternSpec, ...] = (
+    PatternSpec(Pattern.SPLIT_CART, split_cart, 0.004, 2),
+    PatternSpec(Pattern.SIZE_RETURNER, size_returner, 0.004, 3),
+    PatternSpec(Pattern.DOUBLE_SUBMIT, double_submit, 0.003, 2),
+    PatternSpec(Pattern.FAR_GIFTS, far_gifts, 0.003, 1),
+    PatternSpec(Pattern.BIRTHDAY_NOTE, birthday_note, 0.002, 1),
+    PatternSpec(Pattern.DEVICE_SWITCH, device_switch, 0.003, 2),
 )
 _CHANNEL_ORDER = MappingProxyType({c: i for i, c in enumerate(Channel)})
 
@@ -121,14 +140,17 @@ def simulate(config: SimConfig, *, can_state: StatusVocabulary | None = None, fa
                   clock=TimeOfDay(), baskets=BasketPicker(regular_skus()), drops=plan_drops(config, days))
     total = sum(day.target for day in days)
     orders: list[SimOrder] = []
-    abuse_budget = allocate(round(total * config.abnormal_share), ABUSE)
-    for spec in ABUSE:
-        orders.extend(_spend(world, substream(seed, f"abuse/{spec.pattern.value}"), spec,
-                             abuse_budget[spec.pattern]))
-    for spec in LOOKALIKES:
-        budget = round(total * spec.share)
-        if budget >= spec.min_orders:
-            orders.extend(_spend(world, substream(seed, f"lookalike/{spec.pattern.value}"), spec, budget))
+    # rings and bursts first, then their look-alikes, then the account-level abuse and its look-alikes:
+    # the population is shared, so this order leaves every earlier pattern's orders as they were
+    for specs, share in ((ABUSE, config.abnormal_share), (ACCOUNT_ABUSE, config.account_abuse_share)):
+        abuse_budget = allocate(round(total * share), specs)
+        for spec in specs:
+            orders.extend(_spend(world, substream(seed, f"abuse/{spec.pattern.value}"), spec,
+                                 abuse_budget[spec.pattern]))
+        for spec in LOOKALIKES if specs is ABUSE else ACCOUNT_LOOKALIKES:
+            budget = round(total * spec.share)
+            if budget >= spec.min_orders:
+                orders.extend(_spend(world, substream(seed, f"lookalike/{spec.pattern.value}"), spec, budget))
     taken = units_taken(orders, world.drops)
     drops_rng = substream(seed, "drops")
     for drop in world.drops:

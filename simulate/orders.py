@@ -33,6 +33,7 @@ class OrderPlan:
         created_at: creation time, UTC, whole seconds.
         transit_days: express days from Hangzhou to ``address``.
         pattern / group_id: the ground truth (never rendered into a payload).
+        shop_id: the storefront, when not the channel's main one (``catalog.SHOP_IDS``).
     """
 
     channel: Channel
@@ -48,6 +49,7 @@ class OrderPlan:
     buyer_message: str = ""
     pattern: Pattern = Pattern.NORMAL
     group_id: str = ""
+    shop_id: str = ""
 
     @property
     def ops_issue(self) -> OpsIssue:

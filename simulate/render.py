@@ -36,7 +36,7 @@ def render(order: SimOrder, *, order_id: str, refund_id: str, tracking_no: str |
         paid = timeline.paid is not None and step.at >= timeline.paid
         shipped = timeline.shipped is not None and step.at >= timeline.shipped
         events.append(PlainEvent(
-            channel=plan.channel, order_id=order_id, shop_id=SHOP_IDS[plan.channel], kind=step.kind,
+            channel=plan.channel, order_id=order_id, shop_id=plan.shop_id or SHOP_IDS[plan.channel], kind=step.kind,
             status=step.status, update_time=step.at, created_at=plan.created_at, buyer=plan.buyer,
             lines=plan.lines, amounts=plan.amounts, address=plan.address,
             paid_at=timeline.paid if paid else None, coupon_ids=plan.coupon_ids,

@@ -32,20 +32,37 @@ class Pattern(StrEnum):
     BELOW_PRICE = "below_price"  # orders far below the usual price (price glitch)
     COUPON_FARMING = "coupon_farming"  # fresh accounts redeeming new-user coupons in batches
     ID_CARD_REUSE = "id_card_reuse"  # one id card behind accounts across channels
+    ACCOUNT_BURST = "account_burst"  # one marketplace account firing orders within minutes (no device, no WiFi)
+    RETURN_ABUSE = "return_abuse"  # one account buying to send nearly everything back within days
+    DAMAGED_CLAIMS = "damaged_claims"  # one account claiming "damaged" on parcel after delivered parcel
+    ID_CARD_SHOPS = "id_card_shops"  # one bought identity ordering in several shops within days
+    NEW_DEVICE_BIG_TICKET = "new_device_big_ticket"  # a young account's big-ticket order from a device it never used
+    FAR_WAREHOUSE = "far_warehouse"  # throwaway accounts on far-away numbers, first orders to pick-up points
+    DUPLICATE_ORDERS = "duplicate_orders"  # one account re-submitting one cart again and again
+    URGENT_RUSH = "urgent_rush"  # fresh accounts buying big tickets with "ship today" notes
     # honest look-alikes
     FAMILY_GIFTS = "family_gifts"  # one buyer sending to several relatives
     OFFICE_IP = "office_ip"  # colleagues ordering from one office network
     PROMOTION_SPIKE = "promotion_spike"  # the promotion day's honest rush
     LOYAL_CUSTOMER = "loyal_customer"  # many repeat orders from one account
+    SPLIT_CART = "split_cart"  # one buyer splitting a cart into a few orders to stack per-order discounts
+    SIZE_RETURNER = "size_returner"  # orders two sizes of a harness, sends one back, every week or so
+    DOUBLE_SUBMIT = "double_submit"  # submits one cart twice by mistake and cancels the copy
+    FAR_GIFTS = "far_gifts"  # buyers with far-away numbers sending gifts home
+    BIRTHDAY_NOTE = "birthday_note"  # honest "今天发" notes before a birthday
+    DEVICE_SWITCH = "device_switch"  # a young account's bigger order from a second device (laptop after phone)
 
 
 ABUSE_PATTERNS: Final = frozenset({
     Pattern.BOT_BURST, Pattern.DEVICE_RING, Pattern.WIFI_RING, Pattern.ADDRESS_RING, Pattern.REFUND_ABUSE,
     Pattern.VIRTUAL_PHONE, Pattern.PICKUP_ADDRESS, Pattern.SCALPER, Pattern.BELOW_PRICE,
-    Pattern.COUPON_FARMING, Pattern.ID_CARD_REUSE,
+    Pattern.COUPON_FARMING, Pattern.ID_CARD_REUSE, Pattern.ACCOUNT_BURST, Pattern.RETURN_ABUSE,
+    Pattern.DAMAGED_CLAIMS, Pattern.ID_CARD_SHOPS, Pattern.NEW_DEVICE_BIG_TICKET, Pattern.FAR_WAREHOUSE,
+    Pattern.DUPLICATE_ORDERS, Pattern.URGENT_RUSH,
 })
 LOOKALIKE_PATTERNS: Final = frozenset({
-    Pattern.FAMILY_GIFTS, Pattern.OFFICE_IP, Pattern.PROMOTION_SPIKE, Pattern.LOYAL_CUSTOMER,
+    Pattern.FAMILY_GIFTS, Pattern.OFFICE_IP, Pattern.PROMOTION_SPIKE, Pattern.LOYAL_CUSTOMER, Pattern.SPLIT_CART,
+    Pattern.SIZE_RETURNER, Pattern.DOUBLE_SUBMIT, Pattern.FAR_GIFTS, Pattern.BIRTHDAY_NOTE, Pattern.DEVICE_SWITCH,
 })
 
 

@@ -130,7 +130,7 @@ def make_order(world: World, rng: random.Random, *, channel: Channel, created_at
                basket: list[tuple[Sku, int]], address: PlainAddress, client: PlainClient,
                transit_days: int, coupon: Coupon | None = None, unit_prices: dict[str, int] | None = None,
                script: Script | None = None, pattern: Pattern = Pattern.NORMAL, group_id: str = "",
-               message: str = "") -> SimOrder:
+               message: str = "", shop_id: str = "") -> SimOrder:
     """Price a basket, decide (or take) its script and draw its timeline.
 
     Args:
@@ -138,6 +138,7 @@ def make_order(world: World, rng: random.Random, *, channel: Channel, created_at
         unit_prices: per-SKU unit price overrides in fen (price glitches); otherwise the
             usual price, or the promotion price on the promotion day.
         script: the order's fate; ``None`` draws an ordinary one.
+        shop_id: the storefront, when not the channel's main one.
     """
     promo = world.day_of(created_at).promo
     basket = basket[: MAX_LINES.get(channel, len(basket))]
@@ -149,7 +150,7 @@ def make_order(world: World, rng: random.Random, *, channel: Channel, created_at
     plan = OrderPlan(channel=channel, created_at=created_at.replace(microsecond=0), buyer=buyer, lines=lines,
                      amounts=amounts, address=address, client=client, transit_days=transit_days,
                      script=script, coupon_ids=coupon_ids(amounts, coupon), buyer_message=message,
-                     pattern=pattern, group_id=group_id)
+                     pattern=pattern, group_id=group_id, shop_id=shop_id)
     backlog = rng.randint(0, 2) if promo else 0
     timeline = lifecycle.schedule(script, channel=channel, created_at=plan.created_at,
                                   transit_days=transit_days, rng=rng, backlog_days=backlog)

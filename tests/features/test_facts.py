@@ -26,6 +26,7 @@ from features.facts import (
 )
 from orderguard.enrich import Gazetteer
 from orderguard.schema import Address, Channel, Order, Phone, RefundReason, Verdict
+from orderguard.settings import ReferenceSettings, WarehouseSettings
 from tests.factories import BASE_TIME, at, delivered, make_label, make_order, refunded, us
 
 
@@ -235,4 +236,30 @@ def test_order_attributes_are_the_order_fact_plus_reference_data() -> None:
     assert isinstance(km, float) and 3000 < km < 3600  # Hangzhou to Urumqi, great circle
     assert order_attributes(hangzhou_phone)["phone_delivery_km"] is None  # no reference data given
     assert order_attributes(with_phone(make_order(), "138"), gazetteer=gazetteer)["phone_delivery_km"] is None
-    assert reference_inputs(make_order(phone=None)) is None
+    # the cache key holds everything the reference attributes read: phone digits, region, shop, note
+    plain = make_order(phone=None)
+    assert reference_inputs(plain) == reference_inputs(make_order(phone=None))
+    assert reference_inputs(plain) != reference_inputs(make_order(phone=None, shop="north"))
+    assert reference_inputs(plain) != reference_inputs(replace(plain, details=replace(plain.details,
+                                                                                      buyer_message="急用")))
+
+
+def test_warehouse_distance_and_urgent_note_read_the_reference_settings() -> None:
+    urumqi_phone = with_phone(make_order(), "1390000")
+    attrs = order_attributes(urumqi_phone, gazetteer=Gazetteer.build())
+    assert isinstance(attrs["phone_warehouse_km"], float) and attrs["phone_warehouse_km"] > 3000  # to Hangzhou
+    north = Gazetteer.build(ReferenceSettings(warehouses={"shop1": WarehouseSettings(province="新疆维吾尔自治区",
+                                                                                     city="乌鲁木齐市")}))
+    near = order_attributes(urumqi_phone, gazetteer=north)["phone_warehouse_km"]
+    assert isinstance(near, float) and near < 100
+    assert order_attributes(make_order(phone=None), gazetteer=north)["phone_warehouse_km"] is None
+
+    def note(text: str) -> Order:
+        return replace(urumqi_phone, details=replace(urumqi_phone.details, buyer_message=text))
+
+    assert order_attributes(note("宝贝生日，今天 发货可以吗"), gazetteer=north)["urgent_note"] is True  # spaces ignored
+    assert order_attributes(note("请尽快发货"), gazetteer=north)["urgent_note"] is False
+    birthday_only = Gazetteer.build(ReferenceSettings(urgent_note_keywords=("生日",)))
+    assert order_attributes(note("宝贝生日"), gazetteer=birthday_only)["urgent_note"] is True
+    assert order_attributes(note("急用"), gazetteer=birthday_only)["urgent_note"] is False
+    assert order_attributes(note("急用"))["urgent_note"] is None  # no reference data given

@@ -53,6 +53,7 @@ from orderguard.schema import (
     RefundReason,
     Verdict,
 )
+from orderguard.settings import ReferenceSettings, WarehouseSettings
 from tests.stores import every_store
 
 T0 = datetime(2024, 11, 11, 2, 0, tzinfo=UTC)
@@ -126,14 +127,21 @@ SPECS = FeatureSet.from_data({"declare": DECLARE, "features": [*DECLARED_FEATURE
      "filter": {"pickup_address": True}},
     {"entity": "phone", "field": "orders", "agg": "count", "window": "24h", "qualifier": "virtual",
      "filter": {"virtual_phone": True}},
+    # the shop's returns, damaged-on-delivered claims, device-new-to-account and same-cart features
+    {"entity": "user", "field": "refunds", "agg": "count", "window": "7d"},
+    {"entity": "user", "field": "refunds", "agg": "count", "window": "48h", "qualifier": "damaged_after_delivery",
+     "filter": {"reason": "damaged", "delivered_before_claim": True}},
+    {"entity": "user_device", "field": "orders", "agg": "time_since", "window": "48h"},
+    {"entity": "user_cart", "field": "orders", "agg": "count", "window": "10m"},
 ], "attributes": ["has_coupon", "account_age_days", "paid_fen", "max_unit_price_fen", "min_unit_price_fen",
                   "virtual_phone", "pickup_address", "phone_delivery_km", "whole_thousand_no_message", "night",
-                  "weekend", "amount_usd", "card_type", "upstream_flag"],
+                  "weekend", "amount_usd", "card_type", "upstream_flag", "phone_warehouse_km", "urgent_note"],
    "derived": [
     {"op": "is_missing", "of": ["time_since_orders_by_user_address_48h"]},
     {"op": "all", "of": ["order_has_coupon", "is_missing_time_since_orders_by_user_address_48h"]},
     {"op": "ratio", "of": ["order_max_unit_price_fen", "mean_unit_price_fen_by_sku_24h_lag1h"]},
     {"op": "is_zero", "of": ["count_refunds_damaged_or_lost_by_user_48h"]},
+    {"op": "is_missing", "of": ["time_since_orders_by_user_device_48h"]},
 ]})
 
 ADDRESSES = (Address("上海市", "上海市", "浦东新区", "张江路 88 号"),
@@ -142,7 +150,11 @@ ADDRESSES = (Address("上海市", "上海市", "浦东新区", "张江路 88 号
              Address("浙江省", "杭州市", "西湖区", "古荡新村菜鸟驿站"),  # a pick-up station
              Address("新疆维吾尔自治区", "乌鲁木齐市", "天山区", "解放北路 1 号"))  # far from a Hangzhou phone
 #: Phones: hash and the digits the channel shows (none, masked, a Hangzhou block, a virtual operator).
-PHONES = (None, ("p0", None), ("p0", "138"), ("p1", "1596811"), ("p2", "1701234"), ("p2", "170"))
+PHONES = (None, ("p0", None), ("p0", "138"), ("p1", "1596811"), ("p2", "1701234"), ("p2", "170"),
+          ("p3", "1390000"))  # an Urumqi block: far from the Hangzhou warehouse, near the "north" one
+#: Shops: the default warehouse (Hangzhou), and one configured in Harbin (``REFERENCE``).
+SHOPS = ("shop", "north")
+REFERENCE = ReferenceSettings(warehouses={"north": WarehouseSettings(province="黑龙江省", city="哈尔滨市")})
 #: Beijing Monday 10:00, and Friday 01:00 so that the grid reaches into a weekend night.
 BASES = (T0, T0 + timedelta(days=4, hours=-9))
 
@@ -190,10 +202,10 @@ def order_history(draw: st.DrawFn, index: int, base: datetime) -> tuple[list[Ord
         return {k: v for k, v in drawn.items() if v is not None}
 
     details = OrderDetails(
-        shop_id="shop", created_at=created, buyer=buyer, lines=lines,
+        shop_id=draw(st.sampled_from(SHOPS)), created_at=created, buyer=buyer, lines=lines,
         amounts=Amounts(goods_fen=goods, paid_fen=max(goods - coupon, 0), coupon_fen=coupon),
         address=draw(st.sampled_from([None, *ADDRESSES])), client=client(draw(st.sampled_from([None, "d0", "d1"]))),
-        buyer_message=draw(st.sampled_from(["", "", "请尽快发货"])), attributes=attributes())
+        buyer_message=draw(st.sampled_from(["", "", "请尽快发货", "急用，今天发"])), attributes=attributes())
     events = [_event(key, at=created, kind=EventKind.ORDER, status=OrderStatus.PAID, details=details)]
     if draw(st.booleans()):
         delivered_at = created + timedelta(minutes=draw(st.sampled_from(DELAYS_MIN)), seconds=1)
@@ -283,7 +295,7 @@ def assert_parity(engine: OnlineFeatures, stream: Stream, expected: dict[str, di
 
 @pytest.fixture(scope="module")
 def gazetteer() -> Gazetteer:
-    return Gazetteer.build()
+    return Gazetteer.build(REFERENCE)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

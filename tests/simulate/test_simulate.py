@@ -24,6 +24,8 @@ import pytest
 from orderguard.clock import SHOP_TZ
 from orderguard.errors import InvalidInputError
 from orderguard.schema import LIFECYCLE_RANK, Channel, EventKind, OrderStatus, RefundReason
+from orderguard.settings import URGENT_NOTE_KEYWORDS
+from simulate.account_abuse import FAR_PREFIXES
 from simulate.catalog import NEW_USER_COUPON, SKUS
 from simulate.config import SimConfig
 from simulate.engine import Simulation, simulate
@@ -330,6 +332,80 @@ def test_abuse_details(week: Simulation, by_order: dict[str, list[PlainEvent]]) 
     for rows in _groups(week, Pattern.VIRTUAL_PHONE).values():
         phones = {_last(by_order, r).buyer.phone for r in rows}
         assert len({p[:4] for p in phones if p}) == 1
+
+
+def _events(by_order: dict[str, list[PlainEvent]], rows: list[TruthRow]) -> list[list[PlainEvent]]:
+    return [by_order[r.order_key] for r in rows]
+
+
+def _cart(event: PlainEvent) -> list[tuple[str, int]]:
+    return sorted((line.sku_id, line.qty) for line in event.lines)
+
+
+def _claims(events: list[list[PlainEvent]], *reasons: RefundReason, delivered: bool = False) -> int:
+    """Orders whose refund claim has one of ``reasons`` (any when none), filed after delivery if asked."""
+    count = 0
+    for history in events:
+        claim = next((e.refund for e in history if e.refund is not None), None)
+        if claim is None or (reasons and claim.reason not in reasons):
+            continue
+        delivered_at = next((e.update_time for e in history if e.status is OrderStatus.DELIVERED), None)
+        count += not delivered or (delivered_at is not None and delivered_at <= claim.requested_at)
+    return count
+
+
+def test_account_level_abuse_leaves_its_own_history(week: Simulation, by_order: dict[str, list[PlainEvent]]) -> None:
+    for rows in _groups(week, Pattern.ACCOUNT_BURST).values():
+        last = [_last(by_order, r) for r in rows]
+        assert len(rows) >= 5 and len({e.buyer.account_id for e in last}) == 1
+        assert all(e.channel in (Channel.TMALL, Channel.JD, Channel.DOUYIN, Channel.KUAISHOU) for e in last)
+        assert max(r.created_at for r in rows) - min(r.created_at for r in rows) <= timedelta(minutes=10)
+    returns = [_claims(_events(by_order, rows)) for rows in _groups(week, Pattern.RETURN_ABUSE).values()]
+    assert max(returns) >= 3
+    damaged = 0
+    for rows in _groups(week, Pattern.DAMAGED_CLAIMS).values():  # claims after the week's end are not rendered
+        events = _events(by_order, rows)
+        assert len(rows) >= 2 and len({_last(by_order, r).buyer.account_id for r in rows}) == 1
+        assert _claims(events, RefundReason.DAMAGED, delivered=True) == _claims(events)
+        damaged += _claims(events)
+    assert damaged >= 2
+    for rows in _groups(week, Pattern.ID_CARD_SHOPS).values():
+        last = [_last(by_order, r) for r in rows]
+        assert len(rows) >= 5 and len({e.buyer.id_card for e in last}) == 1 and len({e.shop_id for e in last}) == 2
+        assert max(r.created_at for r in rows) - min(r.created_at for r in rows) <= timedelta(days=3)
+    for rows in _groups(week, Pattern.NEW_DEVICE_BIG_TICKET).values():
+        *warmups, big = [_last(by_order, r) for r in rows]
+        assert big.amounts.paid_fen >= 60_000 and big.client is not None
+        assert big.client.device_id not in {e.client.device_id for e in warmups if e.client is not None}
+    for row in week.truth:
+        if row.pattern is Pattern.FAR_WAREHOUSE:
+            phone = _last(by_order, row).buyer.phone
+            assert phone is not None and phone[:7] in FAR_PREFIXES
+        elif row.pattern is Pattern.URGENT_RUSH:
+            assert any(word in _last(by_order, row).buyer_message for word in URGENT_NOTE_KEYWORDS)
+    for rows in _groups(week, Pattern.DUPLICATE_ORDERS).values():
+        last = [_last(by_order, r) for r in rows]
+        assert len(rows) >= 3 and len({e.buyer.account_id for e in last}) == 1
+        assert all(_cart(e) == _cart(last[0]) for e in last)
+
+
+def test_account_level_lookalikes_stay_below_the_abuse(week: Simulation,
+                                                       by_order: dict[str, list[PlainEvent]]) -> None:
+    for rows in _groups(week, Pattern.DOUBLE_SUBMIT).values():
+        last = [_last(by_order, r) for r in rows]
+        assert len(rows) == 2 and _cart(last[0]) == _cart(last[1])
+        assert [e.status for e in last].count(OrderStatus.CANCELLED) == 1
+    for rows in _groups(week, Pattern.SPLIT_CART).values():
+        assert 2 <= len(rows) <= 4 and len({_last(by_order, r).buyer.account_id for r in rows}) == 1
+    for rows in _groups(week, Pattern.BIRTHDAY_NOTE).values():
+        assert all(any(w in _last(by_order, r).buyer_message for w in URGENT_NOTE_KEYWORDS) for r in rows)
+    for rows in _groups(week, Pattern.DEVICE_SWITCH).values():
+        last = [_last(by_order, r) for r in rows]
+        assert len({e.client.device_id for e in last if e.client is not None}) == 2
+    for rows in _groups(week, Pattern.FAR_GIFTS).values():
+        assert all((_last(by_order, r).buyer.phone or "")[:7] in FAR_PREFIXES for r in rows)
+    for rows in _groups(week, Pattern.SIZE_RETURNER).values():
+        assert _claims(_events(by_order, rows), RefundReason.NO_REASON) <= len(rows)
 
 
 def test_honest_orders_rarely_carry_abuse_signals(week: Simulation,
