@@ -44,7 +44,7 @@ def backfill(
         raise InvalidInputError(f"`--end` must be after --start; got {end!r}", field="end")
     specs_path = settings.features.specs_path
     feature_set = FeatureSet.from_file(specs_path) if specs_path is not None else default_shop_features()
-    gazetteer = Gazetteer.build() if feature_set.needs_gazetteer else None
+    gazetteer = Gazetteer.build(settings.reference) if feature_set.needs_gazetteer else None
     out.parent.mkdir(parents=True, exist_ok=True)
     with open_log(settings) as log, rich_progress() as progress:
         total = log.count_orders() if first is None and stop is None else None

@@ -54,7 +54,7 @@ def rules_report(
     except ValueError as e:
         raise InvalidInputError(f"`--flag-at` must be verify, review or hold; got {flag_at!r}", field="flag_at") from e
     specs = feature_set_from(settings)
-    online = OnlineFeatures(MemoryStore(), specs, gazetteer=Gazetteer.build(),
+    online = OnlineFeatures(MemoryStore(), specs, gazetteer=Gazetteer.build(settings.reference),
                             retention_margin=settings.features.retention)
     with open_log(settings) as log:
         replayed = replay(log.iter_orders(), online=online, rules=rules_from(settings, specs),
@@ -124,7 +124,7 @@ def rules_tune(
     specs = feature_set_from(settings)
     pack_path = _rules_path(settings, rules)
     pack = load_rules_file(pack_path, known_features=specs.names)
-    online = OnlineFeatures(MemoryStore(), specs, gazetteer=Gazetteer.build(),
+    online = OnlineFeatures(MemoryStore(), specs, gazetteer=Gazetteer.build(settings.reference),
                             retention_margin=settings.features.retention)
     with open_log(settings) as log:
         replayed = replay(log.iter_orders(), online=online, rules=pack, policy=policy_from(settings.policy))

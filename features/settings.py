@@ -33,6 +33,7 @@ from orderguard.settings import (
     IngestLimits,
     PiiSettings,
     PolicySettings,
+    ReferenceSettings,
     ScoringSettings,
     SegmentSettings,
     SessionSettings,
@@ -89,6 +90,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = AlertSettings()
     ingest: IngestLimits = IngestLimits()
     features: FeatureStoreSettings = FeatureStoreSettings()
+    reference: ReferenceSettings = ReferenceSettings()
     policy: PolicySettings = PolicySettings()
     scoring: ScoringSettings = ScoringSettings()
     training: TrainingSettings = TrainingSettings()

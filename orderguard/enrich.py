@@ -24,6 +24,7 @@ import cpca
 import phonenumbers
 from phonenumbers import geocoder
 
+from orderguard.errors import ConfigError
 from orderguard.schema import Address, Phone
 from orderguard.settings import ReferenceSettings
 
@@ -231,7 +232,25 @@ class Gazetteer:
             elif info.rank == 2:
                 children.setdefault(info.adcode[:4], {})[_short(info.name)] = place
                 children.setdefault(info.adcode[:2], {}).setdefault(_short(info.name), place)
-        return cls(provinces=provinces, children=children, reference=reference or ReferenceSettings())
+        built = cls(provinces=provinces, children=children, reference=reference or ReferenceSettings())
+        built.check_warehouses()
+        return built
+
+    def check_warehouses(self) -> None:
+        """Refuse a configured warehouse the gazetteer cannot place: its distance would be silently missing on
+        every order, and the far-from-warehouse rule would never fire.
+
+        >>> from orderguard.settings import WarehouseSettings
+        >>> Gazetteer.build(ReferenceSettings(warehouses={"s1": WarehouseSettings(province="火星")}))
+        Traceback (most recent call last):
+        ...
+        orderguard.errors.ConfigError: `reference.warehouses.s1.province` must be a province of China; got '火星'
+        """
+        named = {"reference.warehouse": self.reference.warehouse,
+                 **{f"reference.warehouses.{shop}": w for shop, w in self.reference.warehouses.items()}}
+        for where, warehouse in named.items():
+            if self.provinces.get(_short(warehouse.province)) is None:
+                raise ConfigError.must(f"{where}.province", "a province of China", warehouse.province)
 
     def locate(self, province: str, city: str = "", district: str = "") -> Place | None:
         """The most precise known place for the given names (district, else city, else province)."""

@@ -158,7 +158,8 @@ def record_from_row(row: sa.Row[Any]) -> ScoreRecord:
         risk_level=RiskLevel(m["risk_level"]), decision=Decision(m["decision"]), rules_only=bool(m["rules_only"]),
         model_version=m["model_version"], settings_hash=m["settings_hash"],
         feature_set_hash=m["feature_set_hash"], latency_ms=float(m["latency_ms"]),
-        allow_listed=bool(body.get("allow_listed", False)), released=bool(body.get("released", False)), features=_none_to_nan(body["features"]),
+        allow_listed=bool(body.get("allow_listed", False)), released=bool(body.get("released", False)),
+        features=_none_to_nan(body["features"]),
         hits=tuple(map(_hit, body["hits"])), reasons=tuple(map(_reason, body["reasons"])),
         degraded=bool(body.get("degraded", False)), rules_version=m.get("rules_version"),
         shadow=_shadow(body.get("shadow")))

@@ -67,7 +67,7 @@ def build_engine(settings: Settings, *, clock: Clock, model: Model | None = None
     rules = rules_from(settings, specs)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = settings.features.store.open(settings.data_dir)
-    online = OnlineFeatures(store, specs, gazetteer=Gazetteer.build(),
+    online = OnlineFeatures(store, specs, gazetteer=Gazetteer.build(settings.reference),
                             retention_margin=settings.features.retention)
     scorer = Scorer(online=online, rules=rules, policy=policy_from(settings.policy), clock=clock,
                     settings_hash=settings.settings_hash(), model=model, max_reasons=settings.scoring.max_reasons)

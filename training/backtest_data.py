@@ -228,11 +228,12 @@ def build_history(orders: Sequence[Order], labels: Sequence[Label], feature_set:
 
 
 def load_history(log: OrderLog, labels: LabelLog, feature_set: FeatureSet, *, period: Period,
-                 model: LiveModel | None = None, memory_limit: str | None = None) -> History:
+                 model: LiveModel | None = None, memory_limit: str | None = None,
+                 gazetteer: Gazetteer | None = None) -> History:
     """:func:`build_history` from the order log: the period's orders plus the history their windows reach."""
     orders = list(log.iter_orders(start=history_start(feature_set, period.start), end=period.end))
     return build_history(orders, list(labels.iter_labels()), feature_set, period=period, model=model,
-                         memory_limit=memory_limit)
+                         memory_limit=memory_limit, gazetteer=gazetteer)
 
 
 def newest_order_time(log: OrderLog) -> datetime | None:

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from features.settings import Settings
 from features.shop import feature_set_from
 from features.specs import FeatureSet
+from orderguard.enrich import Gazetteer
 from orderguard.errors import InvalidInputError
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.labels import LabelLog
@@ -110,7 +111,8 @@ def backtest_log(settings: Settings, log: OrderLog, *, period: Period, pack: Pat
     live = live_policy(settings, feature_set, log.engine)
     candidate = candidate_policy(live, feature_set, pack=pack, bands=bands)  # bad input fails before the slow part
     history = load_history(log, LabelLog(log.engine), feature_set, period=period, model=live_model(settings),
-                           memory_limit=settings.training.features_memory_limit)
+                           memory_limit=settings.training.features_memory_limit,
+                           gazetteer=Gazetteer.build(settings.reference))
     result = run_backtest(history, live, candidate)
     if not check:
         return result

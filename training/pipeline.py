@@ -142,7 +142,7 @@ def prepare(settings: Settings, *, orders: Sequence[Order], labels: Sequence[Lab
     if holdout_from is not None and holdout_from >= (holdout_to or at):
         raise InvalidInputError.must("holdout_from", "before --holdout-to (or the cutoff)", holdout_from.isoformat())
     known = sum(1 for label in labels if label.labeled_at <= at)
-    dataset = build_dataset(orders, labels, feature_set, cutoff=at, gazetteer=Gazetteer.build(),
+    dataset = build_dataset(orders, labels, feature_set, cutoff=at, gazetteer=Gazetteer.build(settings.reference),
                             settings=settings.training)
     gap = to_timedelta(settings.training.gap)
     split = time_split(dataset, holdout_days=settings.training.holdout_days, gap=gap, holdout_end=holdout_to,

@@ -59,7 +59,8 @@ def _response(scored: Scored) -> ScoreResponse:
         risk_level=record.risk_level.value, decision=record.decision.value,
         reasons=[ReasonOut(code=r.code, weight=r.weight, text_zh=r.text_zh, text_en=r.text_en, source=r.source)
                  for r in record.reasons],
-        allow_listed=record.allow_listed, released=record.released, rules_only=record.rules_only, model_version=record.model_version,
+        allow_listed=record.allow_listed, released=record.released, rules_only=record.rules_only,
+        model_version=record.model_version,
         degraded=record.degraded, note=_note(record),
         latency_ms=round(record.latency_ms, 3), replayed=scored.replayed, rules_version=record.rules_version)
 

@@ -137,3 +137,41 @@ def test_a_later_update_is_judged_at_the_orders_creation(client: TestClient) -> 
     body = client.post("/v1/score", json=shipped).json()
     assert body["replayed"] is False and body["event_version"] > 0
     assert body["reasons"][0]["code"] == "DEVICE_BURST_5M"  # the 5-minute window sits at creation
+
+
+def _served_features(settings: Settings, order_id: str) -> dict[str, float]:
+    import sqlalchemy as sa
+
+    from orderguard.schema import OrderKey
+    from scoring.records import ScoreLog
+
+    engine = sa.create_engine(settings.database_url)
+    try:
+        record = ScoreLog(engine).latest(OrderKey(Channel.SITE, order_id))
+    finally:
+        engine.dispose()
+    assert record is not None
+    return dict(record.features)
+
+
+def test_the_service_reads_the_shops_warehouse_from_the_settings(settings: Settings) -> None:
+    from orderguard.settings import ReferenceSettings, WarehouseSettings
+
+    with api_client(settings) as c:
+        assert c.post("/v1/score", json=site_order("hz")).status_code == 200
+    from_hangzhou = _served_features(settings, "hz")["order_phone_warehouse_km"]
+    beijing = ReferenceSettings(warehouses={"shop-1": WarehouseSettings(province="北京市", city="北京市")})
+    with api_client(settings.model_copy(update={"reference": beijing})) as c:
+        assert c.post("/v1/score", json=site_order("bj")).status_code == 200
+    from_beijing = _served_features(settings, "bj")["order_phone_warehouse_km"]
+    assert from_hangzhou > 1_000 > 100 > from_beijing  # 138-0013 is a Beijing number
+
+
+def test_a_warehouse_the_gazetteer_cannot_place_stops_the_start_naming_it(settings: Settings) -> None:
+    from orderguard.errors import ConfigError
+    from orderguard.settings import ReferenceSettings, WarehouseSettings
+
+    nowhere = ReferenceSettings(warehouses={"shop-1": WarehouseSettings(province="火星")})
+    with pytest.raises(ConfigError) as info, api_client(settings.model_copy(update={"reference": nowhere})):
+        pass
+    assert info.value.field == "reference.warehouses.shop-1.province"
