@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ from scoring.policy import Decision, Policy, decision_rank, policy_from
 from scoring.rules import RulePack, default_rules_path, load_rules_file, load_rules_text
 from simulate.config import SimConfig
 from simulate.shop import ingest_shop
-from training.rules_report import PatternRow, Replayed, RulesReport, report
+from training.rules_report import PatternRow, Replayed, RulesReport, decision_moments, report
 
 RESULTS = RESULTS_DIR / "rules_effect.json"
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,12 +85,7 @@ def replay_both(orders: Sequence[Order], *, online: OnlineFeatures, packs: Seque
                 policy: Policy) -> tuple[list[list[Replayed]], list[dict[str, set[str]]]]:
     """``training.rules_report.replay`` for several packs over one feature pass: per pack the strongest
     moment of each order, and every rule code that fired at any moment."""
-    moments: list[tuple[datetime, str, int, Order]] = []
-    for order in orders:
-        moments.append((order.details.created_at, str(order.key), 0, order))
-        if order.refund is not None:
-            moments.append((order.refund.requested_at, str(order.key), 1, order))
-    moments.sort(key=lambda m: (m[0], m[1], m[2]))
+    moments = decision_moments(orders)
     best: list[dict[str, Replayed]] = [{} for _ in packs]
     fired: list[dict[str, set[str]]] = [{} for _ in packs]
     applied: set[str] = set()

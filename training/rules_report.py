@@ -34,15 +34,22 @@ class Replayed:
     codes: tuple[str, ...]
 
 
-def replay(orders: Iterable[Order], *, online: OnlineFeatures, rules: RulePack, policy: Policy) -> list[Replayed]:
-    """Score every order at creation and at its refund claim, point-in-time, rules only,
-    deciding exactly as the service does (:func:`scoring.judge.judge`)."""
+def decision_moments(orders: Iterable[Order]) -> list[tuple[datetime, str, int, Order]]:
+    """Every order's creation (0) and refund claim (1), as ``(at, order key, which, order)`` in replay order:
+    time, then key, then creation before claim."""
     moments: list[tuple[datetime, str, int, Order]] = []
     for order in orders:
         moments.append((order.details.created_at, str(order.key), 0, order))
         if order.refund is not None:
             moments.append((order.refund.requested_at, str(order.key), 1, order))
     moments.sort(key=lambda m: (m[0], m[1], m[2]))
+    return moments
+
+
+def replay(orders: Iterable[Order], *, online: OnlineFeatures, rules: RulePack, policy: Policy) -> list[Replayed]:
+    """Score every order at creation and at its refund claim, point-in-time, rules only,
+    deciding exactly as the service does (:func:`scoring.judge.judge`)."""
+    moments = decision_moments(orders)
     best: dict[str, Replayed] = {}
     applied: set[str] = set()
     for at, key, _, order in moments:
