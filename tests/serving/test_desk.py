@@ -87,6 +87,7 @@ def test_a_case_shows_the_order_and_its_similar_labelled_cases_and_is_claimed(de
     assert "最相似的已结案例" in case.text and case.text.count('class="card neighbour v-confirmed_fraud"') >= 3
     assert "DEVICE_BURST_5M" in case.text or "DEVICE_SHARED_BY_ACCOUNTS_48H" in case.text
     assert "139" in case.text and "文三路 ****" in case.text  # masked phone and street, never the clear ones
+    assert re.search(r"判定依据：规则包 v1:[0-9a-f]{8} · 模型 无（仅规则）", case.text)  # which pack judged it
     # the linked orders: the rest of the ring, on the same device, drawn as a graph
     assert '<svg class="graph"' in case.text and case.text.count('class="edge none"') >= 4
     linked = set(re.findall(r'<li><a href="/desk/case/site/(\w+)">site:\w+</a> · acct-\w+ · 共用设备', case.text))
