@@ -101,7 +101,7 @@ def run(data_dir: Path, *, repeat: int, bands: str) -> dict[str, Any]:
             with watch.time("stage: judge every row (live)"):
                 replayed = replay(history, live)
             with watch.time("stage: served check"):
-                check_served(log.engine, history, replayed, settings_hash=settings.settings_hash(),
+                check_served(log.engine, history, replayed, feature_set_hash=feature_set.hash(),
                              rules_version=live.rules_version, policy=live)
     figures = watch.figures
     assert result is not None

@@ -7,6 +7,11 @@ same feature definitions, rules, policy and champion model the service uses) in 
 time, interleaving labels at their own time, and scores each order at the moment its
 first order document arrives, as the order system's ``POST /v1/score`` would have:
 features as of that moment, nothing of its later life (a refund, a delivery) leaks in.
+Orders of one instant (channels stamp whole seconds: a burst puts several in one) are
+all applied before any of them is scored, so each counts its peers, as the one feature
+definition does (``features.batch``: a window ends at ``t`` inclusive) and training saw.
+A live service can count only the peers that already arrived; the policy backtest's
+served check names such orders when it meets them.
 
 Records are written in batches with "the first record of a version wins", so running it
 again stores nothing new, and an order the service already scored keeps its record. The
@@ -101,8 +106,26 @@ def backscore(settings: Settings, log: OrderLog, labels: LabelLog, *, champion: 
     pending: list[ScoreRecord] = []
     decisions: dict[str, int] = {}
     events = n_labels = scored = stored = 0
+    due: list[Order] = []  # orders of the current instant, scored once every order of that instant is applied
+
+    def score_due() -> None:
+        nonlocal scored, stored
+        for waiting in due:
+            record = engine.scorer.score(waiting)  # applied already (idempotent): looks up as of its creation
+            pending.append(record)
+            decisions[record.decision.value] = decisions.get(record.decision.value, 0) + 1
+            scored += 1
+        due.clear()
+        if len(pending) >= BATCH:
+            stored += scores.put_many(pending)
+            pending.clear()
+            if progress is not None:
+                progress(scored)
+
     try:
         for item in _merged(log.iter_events(end=until), labels.iter_labels(until=until)):
+            if due and (isinstance(item, Label) or item.event_time > clock.at):
+                score_due()
             if isinstance(item, Label):
                 labelled = states.get(item.key)
                 if labelled is not None:
@@ -126,17 +149,9 @@ def backscore(settings: Settings, log: OrderLog, labels: LabelLog, *, champion: 
             states[item.key] = order
             if before is None and order.details.created_at >= since:
                 clock.at = item.event_time
-                record = engine.scorer.score(order)  # applies the order, then looks up as of its creation
-                pending.append(record)
-                decisions[record.decision.value] = decisions.get(record.decision.value, 0) + 1
-                scored += 1
-                if len(pending) >= BATCH:
-                    stored += scores.put_many(pending)
-                    pending.clear()
-                    if progress is not None:
-                        progress(scored)
-            else:
-                engine.online.apply(order)
+                due.append(order)
+            engine.online.apply(order)
+        score_due()
         stored += scores.put_many(pending)
     finally:
         engine.close()

@@ -2,8 +2,12 @@
 
 A record is comparable when it was made at the order's creation (the moment the backtest
 judges; a refund-claim re-score is another moment), by the same model version (rules
-alone on both sides without a champion), under the same settings hash (rule pack path,
-bands, campaigns, blend) and rule pack version, when records name one. Records made
+alone on both sides without a champion), on the same feature set (its hash) and the same
+rule pack text, when records name one (a rollback's new version number over the same text
+still compares). Not the whole settings hash: it covers the data folder, ports and gates
+too, which decide nothing, so a record would never compare after any of those moved;
+bands and campaigns that changed since serving show up as mismatches blamed on the
+policy, which is what they are. Records made
 while the feature store was unavailable (``degraded``: rules on the order's own
 attributes, no history) are left out too: the backtest replays full histories. Every
 comparable record must carry the decision the live replay gives.
@@ -67,7 +71,7 @@ class ServedCheck:
         mismatches: how many of them disagree.
         policy_mismatches: disagreements the served feature vectors do not explain.
         examples: the first :data:`SHOWN` mismatches, policy ones first.
-        other_model_or_settings: records of the period made by another model version, settings or pack.
+        other_model_or_settings: records of the period made by another model version, feature set or pack.
         not_at_creation: records made at another moment (a refund claim) or of no order replayed.
         degraded: records made without history while the feature store was down.
     """
@@ -107,7 +111,7 @@ def _records(engine: Engine, start: datetime, end: datetime) -> list[Any]:
     c = SCORE_RECORDS.c
     versioned = [c["rules_version"]] if "rules_version" in c else []  # records name their pack version
     query = (sa.select(c.id, c.order_key, c.event_version, c.event_time, c.score, c.decision, c.model_version,
-                       c.settings_hash, *versioned)
+                       c.feature_set_hash, *versioned)
              .where(c.event_time >= start, c.event_time < end).order_by(c.order_key, c.event_version))
     with engine.connect() as conn:
         return list(conn.execute(query))
@@ -154,10 +158,20 @@ def _explain(history: History, i: int, body: Mapping[str, Any], row: Any, live: 
                     replayed.decision[i].value, cause, differing[:NAMED])
 
 
-def check_served(engine: Engine, history: History, live: Replay, *, settings_hash: str,
+def _text_of(label: str) -> str:
+    """The content-hash part of a pack version label: a rollback re-publishes the same text under a new number,
+    and records judged by that text are comparable whatever number they name.
+
+    >>> _text_of("v3:f11bf4c4") == _text_of("v1:f11bf4c4")
+    True
+    """
+    return label.rpartition(":")[2]
+
+
+def check_served(engine: Engine, history: History, live: Replay, *, feature_set_hash: str,
                  rules_version: str | None = None, policy: PolicyUnderTest | None = None) -> ServedCheck:
     """Compare the live replay with the score records of the history's orders (those of another rule pack
-    version than ``rules_version``, when records and the live pack both name one, are not comparable).
+    text than ``rules_version``, when records and the live pack both name one, are not comparable).
 
     ``policy`` (the live policy replayed) explains mismatches by judging the served vectors again;
     without it every mismatch counts as a policy mismatch.
@@ -172,8 +186,8 @@ def check_served(engine: Engine, history: History, live: Replay, *, settings_has
             elsewhere += 1
             continue
         pack = getattr(row, "rules_version", None)
-        if (row.model_version != version or row.settings_hash != settings_hash
-                or (pack is not None and rules_version is not None and pack != rules_version)):
+        if (row.model_version != version or row.feature_set_hash != feature_set_hash
+                or (pack is not None and rules_version is not None and _text_of(pack) != _text_of(rules_version))):
             other += 1
             continue
         first.setdefault(row.order_key, row)  # the first record of an order version wins, as in the score log

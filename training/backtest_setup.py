@@ -116,6 +116,6 @@ def backtest_log(settings: Settings, log: OrderLog, *, period: Period, pack: Pat
     result = run_backtest(history, live, candidate)
     if not check:
         return result
-    served = check_served(log.engine, history, result.live.replay, settings_hash=settings.settings_hash(),
+    served = check_served(log.engine, history, result.live.replay, feature_set_hash=feature_set.hash(),
                           rules_version=live.rules_version, policy=live)
     return replace(result, served=served)

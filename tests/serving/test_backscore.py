@@ -41,3 +41,24 @@ def test_orders_are_scored_at_arrival_without_later_knowledge(db_settings: Setti
         again = backscore(db_settings, log, labels, champion=None, since=BASE_TIME - timedelta(hours=1))
         assert (again.scored, again.stored) == (2, 0)
         assert scores.count() == 2
+
+
+def test_orders_of_one_instant_count_each_other_as_the_batch_frame_does(db_settings: Settings) -> None:
+    from features.derived import point_in_time_features
+    from features.shop import feature_set_from
+    from orderguard.enrich import Gazetteer
+
+    make = EventFactory()
+    device = ClientInfo(device_id="dev-burst", ip="10.0.0.9")
+    burst = [make(event_time=BASE_TIME, client=device) for _ in range(3)]  # channels stamp whole seconds
+    later = make(event_time=BASE_TIME + timedelta(seconds=1), client=device)
+    with OrderLog.open(db_settings.database_url) as log:
+        log.append([*burst, later])
+        backscore(db_settings, log, LabelLog(log.engine), champion=None, since=BASE_TIME - timedelta(hours=1))
+        scores = ScoreLog(log.engine)
+        served = {str(e.key): scores.latest(e.key) for e in [*burst, later]}
+        frame = point_in_time_features(list(log.iter_orders()), feature_set_from(db_settings),
+                                       gazetteer=Gazetteer.build())
+    batch = dict(zip(frame["order_key"], frame["count_orders_by_device_5m"], strict=True))
+    assert {k: r.features["count_orders_by_device_5m"] for k, r in served.items() if r is not None} == batch
+    assert sorted(batch.values()) == [3, 3, 3, 4]

@@ -146,7 +146,7 @@ def test_lower_candidate_bands_flag_at_least_as_much_and_the_chart_is_drawn(serv
                                 replace(policy_from(shop.settings.policy), bands=parse_bands("25,45,70")))
     with OrderLog.open(shop.settings.database_url) as log:
         check = check_served(log.engine, result.history, result.candidate.replay,
-                             settings_hash=shop.settings.settings_hash(), policy=candidate)
+                             feature_set_hash=feature_set_from(shop.settings).hash(), policy=candidate)
     assert check.mismatches == len(result.changed()) > 0 and check.policy_mismatches == check.mismatches
     assert all(m.cause == "policy" and not m.features for m in check.examples)
     assert "from the policy" in check.line()
