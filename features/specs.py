@@ -421,8 +421,8 @@ class AttributeSpec:
     ...
     orderguard.errors.ConfigError: `attribute` must be a numeric or flag order attribute \
 (account_age_days, coupon_fen, coupons, discount_fen, goods_fen, has_coupon, line_count, max_unit_price_fen, \
-member_level, min_unit_price_fen, night, paid_fen, phone_delivery_km, pickup_address, shipping_fen, units, \
-virtual_phone, weekend, whole_thousand_no_message); got 'channel'
+member_level, min_unit_price_fen, night, paid_fen, phone_delivery_km, phone_warehouse_km, pickup_address, \
+shipping_fen, units, urgent_note, virtual_phone, weekend, whole_thousand_no_message); got 'channel'
     """
 
     attr: str

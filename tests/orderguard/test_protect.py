@@ -112,8 +112,11 @@ def test_a_log_written_before_protection_is_rewritten_and_a_resent_payload_stays
         with old.engine.begin() as conn:  # the schema as it was at 0003, before protection and what came after
             conn.execute(sa.text(f"update {VERSION_TABLE} set version_num = '0003'"))
             for later in ("api_keys", "users", "desk_claims", "outbox", "verifications", "fulfilment_events",
-                          "health_findings", "health_snapshots"):  # made by 0005 and later
+                          "health_findings", "health_snapshots", "rule_packs"):  # made by 0005 and later
                 conn.execute(sa.text(f"drop table {later}"))
+            conn.execute(sa.text("drop index ix_score_records_shadow"))  # and what 0010 added to score_records
+            for column in ("rules_version", "shadow_version", "shadow_score", "shadow_decision"):
+                conn.execute(sa.text(f"alter table score_records drop column {column}"))
     with OrderLog.open(url) as upgraded:  # opening migrates to the newest revision
         text = _stored_text(upgraded)
         assert "dev-secret-7" not in text and "文三路 O1 号" not in text
