@@ -102,7 +102,6 @@ def backtest(
     a candidate pack and/or bands: queue per day, precision, recall, FPR and money caught per band, a threshold
     sweep, and the live replay checked against the decisions serving recorded. Without --pack or --bands the
     live policy alone."""
-    from scoring.policy import policy_from
     from training.backtest_chart import FORMATS, save_chart, sweep_figure
     from training.backtest_setup import backtest_log, period_for
 
@@ -115,11 +114,10 @@ def backtest(
     with open_log(settings) as log:
         period = period_for(log, first=start, last=end)
         result = backtest_log(settings, log, period=period, pack=pack, bands=bands)
-    if chart is not None:
-        from training.backtest_setup import parse_bands
-
-        save_chart(sweep_figure(result.live, result.candidate, bands=policy_from(settings.policy).bands,
-                                candidate_bands=parse_bands(bands) if bands is not None else None), chart)
+    if chart is not None:  # the bands the replays were judged with
+        candidate = result.candidate.replay.under.policy.bands if bands is not None and result.candidate else None
+        save_chart(sweep_figure(result.live, result.candidate, bands=result.live.replay.under.policy.bands,
+                                candidate_bands=candidate), chart)
     if as_json:
         from training.backtest import backtest_json
 

@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from features.settings import Settings
-from features.shop import feature_set_from
 from orderguard.errors import InvalidInputError
 from orderguard.ingest.orderlog import OrderLog
 from reports.content import ReportContent, build_content
@@ -18,7 +17,7 @@ from reports.render import render_html
 from reports.words import words
 from training.backtest import Backtest
 from training.backtest_data import Period
-from training.backtest_setup import backtest_log, live_policy
+from training.backtest_setup import backtest_log
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +61,8 @@ def write_report(settings: Settings, log: OrderLog, *, period: Period, name: str
     if len(result.history) == 0:
         raise InvalidInputError(f"`period` must hold orders; none were created {period.first_day} .. "
                                 f"{period.last_day}", field="month")
-    rules = live_policy(settings, feature_set_from(settings), log.engine).rules
-    content = build_content(result, rules=rules, name=name, campaign=campaign, models=model_rows(settings))
+    content = build_content(result, rules=result.live.replay.under.rules, name=name, campaign=campaign,
+                            models=model_rows(settings))
     html = render_html(content, result.live, lang=lang, generated_at=now or datetime.now(UTC))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")

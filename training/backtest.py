@@ -60,12 +60,13 @@ class Replay:
     """Every row of a history judged by one policy (frame order).
 
     Attributes:
+        under: the policy judged (so what reads the figures reads the very pack and bands behind them).
         score: blended score 0-100 per row.
         decision: decision per row.
         hits: fired rule codes per row, in pack order.
     """
 
-    name: str
+    under: PolicyUnderTest
     score: np.ndarray
     decision: tuple[Decision, ...]
     hits: tuple[tuple[str, ...], ...]
@@ -90,7 +91,7 @@ def replay(history: History, under: PolicyUnderTest) -> Replay:
         scores[i] = j.score
         decisions.append(j.decision)
         hits.append(tuple(h.code for h in j.evaluation.hits))
-    return Replay(under.name, scores, tuple(decisions), tuple(hits))
+    return Replay(under, scores, tuple(decisions), tuple(hits))
 
 
 def _ratio(a: float, b: float) -> float:
@@ -205,7 +206,7 @@ def figures(history: History, replayed: Replay) -> PolicyFigures:
     days = history.period.days
     rank = replayed.rank
     return PolicyFigures(
-        name=replayed.name,
+        name=replayed.under.name,
         bands=tuple(band_figures(history.outcome, history.paid_fen, rank, b, days=days) for b in BANDS),
         sweep=sweep(history.outcome, replayed.score, days=days), replay=replayed)
 

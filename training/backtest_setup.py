@@ -22,29 +22,13 @@ from orderguard.enrich import Gazetteer
 from orderguard.errors import InvalidInputError
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.labels import LabelLog
-from scoring.policy import Bands, policy_from
+from scoring.pack_store import parse_bands
+from scoring.policy import policy_from
 from scoring.registry import Registry
 from scoring.rules import RulePack, load_rules_file, rules_from
 from training.backtest import Backtest, PolicyUnderTest, run_backtest
 from training.backtest_data import LiveModel, Period, default_period, load_history, newest_order_time
 from training.backtest_served import check_served
-
-
-def parse_bands(text: str) -> Bands:
-    """``--bands 35,55,80`` (verify, review, hold).
-
-    >>> parse_bands("30, 50,75")
-    Bands(verify=30.0, review=50.0, hold=75.0)
-    """
-    parts = [p.strip() for p in text.split(",")]
-    try:
-        values = [float(p) for p in parts]
-    except ValueError as e:
-        raise InvalidInputError.must("bands", "three numbers verify,review,hold, e.g. 35,55,80", text) from e
-    if len(values) != 3 or not 0 < values[0] <= values[1] <= values[2] <= 100:
-        raise InvalidInputError.must("bands", "three numbers 0 < verify <= review <= hold <= 100, e.g. 35,55,80",
-                                     text)
-    return Bands(*values)
 
 
 def live_policy(settings: Settings, feature_set: FeatureSet, engine: Engine | None = None) -> PolicyUnderTest:

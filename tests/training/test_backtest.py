@@ -17,13 +17,14 @@ from features.shop import feature_set_from
 from orderguard.ingest.orderlog import OrderLog
 from scoring.judge import list_keys
 from scoring.model import model_factory
+from scoring.pack_store import parse_bands
 from scoring.policy import Decision, blend, decide, decision_rank, policy_from
 from scoring.rules import default_rules_path
 from tests.reports.shop import BacktestShop, shared_backtest_shop
 from training.backtest import Backtest, PolicyUnderTest, backtest_json
 from training.backtest_chart import save_chart, sweep_figure
 from training.backtest_served import check_served
-from training.backtest_setup import backtest_log, live_policy, parse_bands
+from training.backtest_setup import backtest_log, live_policy
 
 
 @dataclass(frozen=True)
