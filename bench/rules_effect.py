@@ -54,7 +54,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Rules this change adds or alters: their firing counts are reported.
 NEW_RULES = ("ACCOUNT_BURST_10M", "RETURNS_7D", "RETURN_SPREE_7D", "DAMAGED_ON_DELIVERED_REPEAT",
              "ID_CARD_ACROSS_SHOPS_3D", "NEW_DEVICE_BIG_TICKET", "PHONE_FAR_FROM_WAREHOUSE_NEW_ACCOUNT",
-             "DUPLICATE_CART_30M", "REPEATED_CART_30M", "URGENT_NOTE", "NEW_ADDRESS_FOR_ACCOUNT")
+             "DUPLICATE_CART_30M", "REPEATED_CART_30M", "URGENT_NOTE", "NEW_ADDRESS_FOR_ACCOUNT",
+             "IP_RANGE_STOCK_HOLDING_24H")
 _FLAG_AT = Decision.REVIEW
 #: Periods end three days after 11.11, so the promotion's claims and returns fall inside them.
 _PROMO_END = date(2024, 11, 14)

@@ -224,6 +224,7 @@ _ATTRS: Mapping[str, _Attr] = MappingProxyType({
     "coupons": _Attr("优惠券张数", "coupons", _Unit.COUNT),
     "member_level": _Attr("会员等级", "member level", _Unit.COUNT),
     "account_age_days": _Attr("注册天数", "account age", _Unit.DAYS),
+    "open_hours": _Attr("下单到未付款关闭的时长", "time from order to unpaid close", _Unit.HOURS),
     "claim_hours": _Attr("下单到申请退款的时长", "time from order to claim", _Unit.HOURS),
     "phone_delivery_km": _Attr("手机号归属地与收货地距离",
                                "distance from the phone's home city to the delivery address", _Unit.KM),
@@ -280,6 +281,7 @@ _WHO: Mapping[Entity, _Who] = MappingProxyType({
     Entity.USER: _Who("同一账号", "this account", "by this account"),
     Entity.DEVICE: _Who("同一设备", "this device", "from this device"),
     Entity.IP: _Who("同一IP", "this IP", "from this IP"),
+    Entity.IP_PREFIX: _Who("同一IP网段", "this IP range", "from this IP range"),
     Entity.WIFI: _Who("同一WiFi", "this WiFi", "on this WiFi"),
     Entity.ADDRESS: _Who("同一收货地址", "this delivery address", "to this delivery address"),
     Entity.PHONE: _Who("同一手机号", "this phone number", "with this phone number"),
@@ -351,6 +353,7 @@ _FACTS: Mapping[str, tuple[str, str, str, str]] = MappingProxyType({
     "lines": ("商品行", "行", "order line", "order lines"),
     "refunds": ("退款申请", "笔", "refund claim", "refund claims"),
     "labels": ("审核结论", "条", "reviewer label", "reviewer labels"),
+    "unpaid_closes": ("未付款关闭订单", "笔", "order closed unpaid", "orders closed unpaid"),
 })
 
 

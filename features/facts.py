@@ -8,6 +8,9 @@ one kind for one entity in a window (``features.windows``):
 * ``line`` - one per order line, at ``details.created_at`` (SKU-level features);
 * ``refund`` - the order's refund claim, at ``refund.requested_at``, with the reason
   and whether the parcel had been delivered before the claim (from the timeline);
+* ``unpaid_close`` - an order cancelled or closed while its timeline never reached payment
+  (abandoned, or timed out holding stock), at the cancel/close time: an order scored at
+  creation sees only the closes that happened before it;
 * ``label`` - a reviewer verdict, at ``labeled_at``, carrying the labelled order's
   entity values: "confirmed frauds on this device" reads labels known by ``t``, never
   labels that came later.
@@ -88,6 +91,7 @@ class FactKind(StrEnum):
     ORDER = "order"
     LINE = "line"
     REFUND = "refund"
+    UNPAID_CLOSE = "unpaid_close"
     LABEL = "label"
 
 
@@ -98,6 +102,7 @@ class Entity(StrEnum):
     USER = "user"
     DEVICE = "device"
     IP = "ip"
+    IP_PREFIX = "ip_prefix"
     WIFI = "wifi"
     ADDRESS = "address"
     PHONE = "phone"
@@ -122,7 +127,7 @@ class AttrType(StrEnum):
 
 #: Entities that take one value per order (or none).
 ORDER_ENTITIES: tuple[Entity, ...] = (
-    Entity.ORDER, Entity.USER, Entity.DEVICE, Entity.IP, Entity.WIFI, Entity.ADDRESS, Entity.PHONE,
+    Entity.ORDER, Entity.USER, Entity.DEVICE, Entity.IP, Entity.IP_PREFIX, Entity.WIFI, Entity.ADDRESS, Entity.PHONE,
     Entity.ID_CARD, Entity.SHOP, Entity.USER_ADDRESS, Entity.USER_DEVICE, Entity.USER_CART,
 )
 #: The entities a buyer's device, network, address or person is known by: what the accounts of a ring share.
@@ -137,6 +142,7 @@ _ORDER: Final = Entity.ORDER.value
 _USER: Final = Entity.USER.value
 _DEVICE: Final = Entity.DEVICE.value
 _IP: Final = Entity.IP.value
+_IP_PREFIX: Final = Entity.IP_PREFIX.value
 _WIFI: Final = Entity.WIFI.value
 _ADDRESS: Final = Entity.ADDRESS.value
 _PHONE: Final = Entity.PHONE.value
@@ -156,6 +162,7 @@ ENTITIES_BY_KIND: Mapping[FactKind, frozenset[Entity]] = MappingProxyType({
     FactKind.ORDER: frozenset(ORDER_ENTITIES),
     FactKind.LINE: frozenset(ORDER_ENTITIES + LINE_ENTITIES),
     FactKind.REFUND: frozenset(ORDER_ENTITIES + LINE_ENTITIES),
+    FactKind.UNPAID_CLOSE: frozenset(ORDER_ENTITIES),
     FactKind.LABEL: frozenset(ORDER_ENTITIES),
 })
 
@@ -176,6 +183,7 @@ ATTRIBUTES: Mapping[FactKind, Mapping[str, AttrType]] = MappingProxyType({
         "channel": _C, "sku": _C, "reason": _C, "refund_fen": _N, "delivered_before_claim": _F,
         "claim_hours": _N,
     }),
+    FactKind.UNPAID_CLOSE: MappingProxyType({"channel": _C, "open_hours": _N}),
     FactKind.LABEL: MappingProxyType({"channel": _C, "verdict": _C}),
 })
 
@@ -197,6 +205,7 @@ CATEGORY_VALUES: Mapping[str, frozenset[str]] = MappingProxyType({
 #: ``count``/``time_since`` fields: the plural of the fact kind they count.
 COUNT_FIELDS: Mapping[str, FactKind] = MappingProxyType({
     "orders": FactKind.ORDER, "lines": FactKind.LINE, "refunds": FactKind.REFUND, "labels": FactKind.LABEL,
+    "unpaid_closes": FactKind.UNPAID_CLOSE,
 })
 
 #: ``distinct`` fields: the plural of the entity whose distinct values are counted.
@@ -303,6 +312,8 @@ def _order_entities(order: Order, *, channel: str | None = None, declared: Decla
             keys[_DEVICE] = client.device_id
         if client.ip:
             keys[_IP] = client.ip
+        if client.ip_prefix:
+            keys[_IP_PREFIX] = client.ip_prefix
         if client.wifi_hash:
             keys[_WIFI] = client.wifi_hash
     if details.address is not None:
@@ -493,6 +504,24 @@ def _delivered_before(order: Order, claim_us: int) -> bool:
     return any(step.status in _DELIVERED and to_us(step.at) <= claim_us for step in order.timeline)
 
 
+#: Statuses only a paid order reaches: an order that passed any of them was not closed unpaid.
+_PAID_OR_LATER = frozenset({OrderStatus.AWAITING_GROUP, OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.DELIVERED,
+                            OrderStatus.COMPLETED, OrderStatus.REFUND_REQUESTED, OrderStatus.REFUNDED,
+                            OrderStatus.REFUND_REJECTED})
+_CLOSING = frozenset({OrderStatus.CANCELLED, OrderStatus.CLOSED})
+
+
+def unpaid_close_us(order: Order) -> int | None:
+    """When ``order`` was cancelled or closed without ever being paid (microseconds), else ``None``.
+
+    The first closing step counts: a channel that sends "cancelled" and then "closed" closed it once.
+    """
+    if order.details.paid_at is not None or any(step.status in _PAID_OR_LATER for step in order.timeline):
+        return None
+    closes = [to_us(step.at) for step in order.timeline if step.status in _CLOSING]
+    return min(closes) if closes else None
+
+
 def order_facts(order: Order, declared: Declarations | None = None) -> FactGroup:
     """The order, line and refund facts of an order's current state, as one versioned group.
 
@@ -527,6 +556,10 @@ def order_facts(order: Order, declared: Declarations | None = None) -> FactGroup
             "delivered_before_claim": _delivered_before(order, claimed),
             "claim_hours": (claimed - created) / 3.6e9,
         }))
+    closed = unpaid_close_us(order)
+    if closed is not None:
+        facts.append(Fact(FactKind.UNPAID_CLOSE, closed, f"{key}/unpaid_close", base, {
+            "channel": channel, "open_hours": (closed - created) / 3.6e9}))
     return FactGroup(key, order.event_version, tuple(facts))
 
 

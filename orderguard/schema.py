@@ -175,13 +175,17 @@ class ClientInfo:
 
     ``wifi_hash`` is the HMAC of the WiFi BSSID; only own-site / mini-program orders
     usually carry device and WiFi data. Ingest stores ``device_id`` and ``ip`` as keyed
-    hashes too (``orderguard.ingest.protect``): features only compare them.
+    hashes too (``orderguard.ingest.protect``): features only compare them. ``ip_prefix``
+    is the keyed hash of the IP's network (/24 for IPv4, /48 for IPv6), derived at ingest
+    beside the IP hash because the range cannot be recovered from the IP's hash later;
+    ``None`` without an IP, for an IP that does not parse and on orders stored before it existed.
     """
 
     device_id: str | None = None
     ip: str | None = None
     wifi_hash: str | None = None
     user_agent: str | None = None
+    ip_prefix: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from simulate.lifecycle import Payment, RefundPlan, RefundStage, Script
 from simulate.orders import SimOrder
 from simulate.plain import PlainAddress, PlainClient
 from simulate.rand import chance, uniform_delay
+from simulate.stock_holding import STOCK_HOLDING
 from simulate.truth import Pattern
 from simulate.world import World, make_order
 
@@ -266,4 +267,5 @@ ACCOUNT_ABUSE: tuple[PatternSpec, ...] = (
     PatternSpec(Pattern.FAR_WAREHOUSE, far_warehouse, 0.04, 3),
     PatternSpec(Pattern.DUPLICATE_ORDERS, duplicate_orders, 0.04, 3),
     PatternSpec(Pattern.URGENT_RUSH, urgent_rush, 0.03, 1),
+    STOCK_HOLDING,
 )

@@ -40,6 +40,7 @@ from simulate.plain import PlainEvent
 from simulate.population import Population
 from simulate.rand import substream
 from simulate.render import render
+from simulate.stock_holding import CAMPUS_RANGE
 from simulate.traffic import drop_orders, everyday_orders, units_taken
 from simulate.truth import ABUSE_PATTERNS, Pattern, TruthRow
 from simulate.vocabulary import StatusVocabulary, restate
@@ -59,6 +60,7 @@ ACCOUNT_LOOKALIKES: tuple[PatternSpec, ...] = (
     PatternSpec(Pattern.FAR_GIFTS, far_gifts, 0.003, 1),
     PatternSpec(Pattern.BIRTHDAY_NOTE, birthday_note, 0.002, 1),
     PatternSpec(Pattern.DEVICE_SWITCH, device_switch, 0.003, 2),
+    CAMPUS_RANGE,
 )
 _CHANNEL_ORDER = MappingProxyType({c: i for i, c in enumerate(Channel)})
 

@@ -26,7 +26,7 @@ from simulate.rand import chance, lognormal_delay, uniform_delay
 _SECOND = timedelta(seconds=1)
 
 #: How long an unpaid order stays open before the platform closes it.
-_UNPAID_TIMEOUT = MappingProxyType({
+UNPAID_TIMEOUT = MappingProxyType({
     Channel.TMALL: timedelta(hours=24), Channel.JD: timedelta(hours=24), Channel.DOUYIN: timedelta(minutes=30),
     Channel.KUAISHOU: timedelta(minutes=30), Channel.WECHAT: timedelta(minutes=30),
     Channel.SITE: timedelta(minutes=30),
@@ -180,7 +180,7 @@ def schedule(script: Script, *, channel: Channel, created_at: datetime, transit_
     True
     """
     if script.payment is Payment.UNPAID_CLOSED:
-        return Timeline(created_at, closed=created_at + _UNPAID_TIMEOUT[channel])
+        return Timeline(created_at, closed=created_at + UNPAID_TIMEOUT[channel])
     if script.payment is Payment.CANCELLED:
         return Timeline(created_at, cancelled=created_at + uniform_delay(
             rng, timedelta(minutes=1), timedelta(minutes=25)))

@@ -40,6 +40,7 @@ class Pattern(StrEnum):
     FAR_WAREHOUSE = "far_warehouse"  # throwaway accounts on far-away numbers, first orders to pick-up points
     DUPLICATE_ORDERS = "duplicate_orders"  # one account re-submitting one cart again and again
     URGENT_RUSH = "urgent_rush"  # fresh accounts buying big tickets with "ship today" notes
+    STOCK_HOLDING = "stock_holding"  # bots on one IP range holding limited stock with orders never paid
     # honest look-alikes
     FAMILY_GIFTS = "family_gifts"  # one buyer sending to several relatives
     OFFICE_IP = "office_ip"  # colleagues ordering from one office network
@@ -51,6 +52,7 @@ class Pattern(StrEnum):
     FAR_GIFTS = "far_gifts"  # buyers with far-away numbers sending gifts home
     BIRTHDAY_NOTE = "birthday_note"  # honest "今天发" notes before a birthday
     DEVICE_SWITCH = "device_switch"  # a young account's bigger order from a second device (laptop after phone)
+    CAMPUS_RANGE = "campus_range"  # a campus or office behind one IP range, some orders left unpaid
 
 
 ABUSE_PATTERNS: Final = frozenset({
@@ -58,11 +60,12 @@ ABUSE_PATTERNS: Final = frozenset({
     Pattern.VIRTUAL_PHONE, Pattern.PICKUP_ADDRESS, Pattern.SCALPER, Pattern.BELOW_PRICE,
     Pattern.COUPON_FARMING, Pattern.ID_CARD_REUSE, Pattern.ACCOUNT_BURST, Pattern.RETURN_ABUSE,
     Pattern.DAMAGED_CLAIMS, Pattern.ID_CARD_SHOPS, Pattern.NEW_DEVICE_BIG_TICKET, Pattern.FAR_WAREHOUSE,
-    Pattern.DUPLICATE_ORDERS, Pattern.URGENT_RUSH,
+    Pattern.DUPLICATE_ORDERS, Pattern.URGENT_RUSH, Pattern.STOCK_HOLDING,
 })
 LOOKALIKE_PATTERNS: Final = frozenset({
     Pattern.FAMILY_GIFTS, Pattern.OFFICE_IP, Pattern.PROMOTION_SPIKE, Pattern.LOYAL_CUSTOMER, Pattern.SPLIT_CART,
     Pattern.SIZE_RETURNER, Pattern.DOUBLE_SUBMIT, Pattern.FAR_GIFTS, Pattern.BIRTHDAY_NOTE, Pattern.DEVICE_SWITCH,
+    Pattern.CAMPUS_RANGE,
 })
 
 

@@ -394,6 +394,7 @@ def at(**delta: float) -> datetime:
 
 def make_order(order_id: str = "o1", *, created_at: datetime = BASE_TIME, channel: Channel = Channel.SITE,
                account: str | None = "u1", device: str | None = "d1", ip: str | None = None,
+               ip_prefix: str | None = None,
                wifi: str | None = None, phone: str | None = None, id_card: str | None = None,
                address: tuple[str, str, str, str] | None = ("浙江省", "杭州市", "西湖区", "文三路1号"),
                lines: Sequence[tuple[str, int, int]] = (("sku1", 1, 1990),), coupon_fen: int = 0,
@@ -402,7 +403,8 @@ def make_order(order_id: str = "o1", *, created_at: datetime = BASE_TIME, channe
     """An order with the given entity values; ``lines`` are ``(sku, qty, unit_price_fen)``."""
     order_lines = tuple(OrderLine(sku, qty, price) for sku, qty, price in lines)
     goods = sum(line.qty * line.unit_price_fen for line in order_lines)
-    client = ClientInfo(device_id=device, ip=ip, wifi_hash=wifi) if device or ip or wifi else None
+    client = (ClientInfo(device_id=device, ip=ip, wifi_hash=wifi, ip_prefix=ip_prefix)
+              if device or ip or wifi or ip_prefix else None)
     details = OrderDetails(
         shop_id=shop, created_at=created_at,
         buyer=Party(account_id=account or "", phone=Phone(phone) if phone else None, id_card_hash=id_card,
@@ -421,6 +423,15 @@ def delivered(order: Order, *, when: datetime, version: int | None = None) -> Or
     step = StatusChange(OrderStatus.DELIVERED, when, v, "delivered")
     return replace(order, status=OrderStatus.DELIVERED, event_version=v, updated_at=when,
                    timeline=(*order.timeline, step))
+
+
+def closed_unpaid(order: Order, *, when: datetime, status: OrderStatus = OrderStatus.CLOSED,
+                  version: int | None = None) -> Order:
+    """A newer version of ``order`` (created, never paid) closed at ``when``: the payment timed out or the buyer
+    cancelled."""
+    v = version if version is not None else order.event_version + 1
+    step = StatusChange(status, when, v, status.value)
+    return replace(order, status=status, event_version=v, updated_at=when, timeline=(*order.timeline, step))
 
 
 def refunded(order: Order, *, when: datetime, reason: RefundReason = RefundReason.DAMAGED,

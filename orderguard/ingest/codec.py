@@ -469,6 +469,9 @@ def content_hash_of(data: Mapping[str, Any]) -> str:
     True
     >>> content_hash_of(b) == content_hash_of({**b, "details": {**b["details"], "attributes": {}}})
     True
+    >>> c = {"event_version": 1, "details": {"client": {"ip": "h"}}}
+    >>> content_hash_of(c) == content_hash_of({**c, "details": {"client": {"ip": "h", "ip_prefix": "p"}}})
+    True
     """
     content = {k: v for k, v in data.items() if k not in HASH_EXCLUDED_FIELDS}
     details = content.get("details")
@@ -479,6 +482,10 @@ def content_hash_of(data: Mapping[str, Any]) -> str:
             # derived at ingest from the clear address (which the hashed ``key`` already covers): an event stored
             # before ingest derived it must still be a duplicate of the same payload sent again
             kept["address"] = {k: v for k, v in address.items() if k != "defects"}
+        client = details.get("client")
+        if isinstance(client, Mapping) and "ip_prefix" in client:
+            # derived at ingest from the clear IP (which the hashed ``ip`` already covers), for the same reason
+            kept["client"] = {k: v for k, v in client.items() if k != "ip_prefix"}
         if not details.get("attributes", True):
             # no source attributes: hashed as an event stored before attributes existed, for the same reason
             del kept["attributes"]

@@ -17,6 +17,7 @@ duplicate of the stored one.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 
 from orderguard.enrich import address_defects, address_text, pickup_keyword
 from orderguard.errors import InvalidInputError
@@ -46,10 +47,40 @@ def protect_address(address: Address, hasher: PiiHasher) -> Address:
                                pickup=pickup_keyword(address), defects=address_defects(address))
 
 
+#: Prefix length of the network an IP is grouped by: one subscriber line, office or campus.
+IPV4_PREFIX = 24
+IPV6_PREFIX = 48
+
+
+def ip_network(ip: str) -> str | None:
+    """The /24 (IPv4) or /48 (IPv6) network of a clear IP, ``None`` when it does not parse.
+
+    An IPv4-mapped IPv6 address is grouped with its IPv4 network: it is the same line.
+
+    >>> ip_network("203.0.113.77"), ip_network("2001:db8:1:2::9"), ip_network("::ffff:203.0.113.5")
+    ('203.0.113.0/24', '2001:db8:1::/48', '203.0.113.0/24')
+    >>> ip_network("not an ip") is None
+    True
+    """
+    try:
+        address = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    bits = IPV4_PREFIX if isinstance(address, ipaddress.IPv4Address) else IPV6_PREFIX
+    return str(ipaddress.ip_network(f"{address}/{bits}", strict=False))
+
+
 def protect_client(client: ClientInfo, hasher: PiiHasher) -> ClientInfo:
-    """Device id and IP as keyed hashes (the WiFi BSSID arrives hashed already)."""
+    """Device id and IP as keyed hashes (the WiFi BSSID arrives hashed already), plus the keyed hash of the
+    IP's network: once only the IP's hash is stored, the range it belongs to can never be told again."""
+    if client.ip_prefix is not None:
+        return client  # already protected (the prefix exists only on a protected client)
+    network = ip_network(client.ip) if client.ip else None
     return dataclasses.replace(client, device_id=hasher.hash("device", client.device_id) if client.device_id else None,
-                               ip=hasher.hash("ip", client.ip) if client.ip else None)
+                               ip=hasher.hash("ip", client.ip) if client.ip else None,
+                               ip_prefix=hasher.hash("ip_prefix", network) if network else None)
 
 
 def protect_details(details: OrderDetails, hasher: PiiHasher) -> OrderDetails:

@@ -46,7 +46,7 @@ def test_the_examples_read_as_reviewers_say_them(shop: FeatureDescriber) -> None
 
 
 def test_every_shop_feature_has_a_readable_phrase_for_known_and_missing_values(shop: FeatureDescriber) -> None:
-    assert set(shop.names) == set(SHOP.names) and len(SHOP.names) == 93
+    assert set(shop.names) == set(SHOP.names) and len(SHOP.names) == 95
     for name in SHOP.names:
         value = 1.0 if _flag_like(name) else 7.0
         for phrase in (shop.describe(name, value), shop.describe(name, math.nan), shop.label(name)):

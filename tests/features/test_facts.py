@@ -25,9 +25,9 @@ from features.facts import (
     reference_inputs,
 )
 from orderguard.enrich import Gazetteer
-from orderguard.schema import Address, Channel, Order, Phone, RefundReason, Verdict
+from orderguard.schema import Address, Channel, Order, OrderStatus, Phone, RefundReason, Verdict
 from orderguard.settings import ReferenceSettings, WarehouseSettings
-from tests.factories import BASE_TIME, at, delivered, make_label, make_order, refunded, us
+from tests.factories import BASE_TIME, at, closed_unpaid, delivered, make_label, make_order, refunded, us
 
 
 def test_an_order_becomes_one_order_fact_and_one_line_fact_per_line() -> None:
@@ -48,7 +48,9 @@ def test_an_order_becomes_one_order_fact_and_one_line_fact_per_line() -> None:
 
 def test_every_fact_has_exactly_the_attributes_of_its_kind() -> None:
     order = refunded(make_order(registered_at=at(days=-3)), when=at(hours=5))
-    facts = [*order_facts(order).facts, *label_facts(make_label(order, when=at(days=1)), order).facts]
+    unpaid = closed_unpaid(make_order("o2", status=OrderStatus.CREATED), when=at(minutes=30))
+    facts = [*order_facts(order).facts, *order_facts(unpaid).facts,
+             *label_facts(make_label(order, when=at(days=1)), order).facts]
     assert {f.kind for f in facts} == set(FactKind)
     for fact in facts:
         assert set(fact.attrs) == set(ATTRIBUTES[fact.kind])
@@ -263,3 +265,13 @@ def test_warehouse_distance_and_urgent_note_read_the_reference_settings() -> Non
     assert order_attributes(note("宝贝生日"), gazetteer=birthday_only)["urgent_note"] is True
     assert order_attributes(note("急用"), gazetteer=birthday_only)["urgent_note"] is False
     assert order_attributes(note("急用"))["urgent_note"] is None  # no reference data given
+
+
+def test_an_order_closed_unpaid_counts_at_the_close_and_one_ever_paid_never_does() -> None:
+    placed = make_order("o1", ip_prefix="net1", status=OrderStatus.CREATED)
+    closed = closed_unpaid(placed, when=at(minutes=30), status=OrderStatus.CANCELLED)
+    [fact] = [f for f in order_facts(closed).facts if f.kind is FactKind.UNPAID_CLOSE]
+    assert fact.ts == us(at(minutes=30)) and fact.entities["ip_prefix"] == "net1" and fact.attrs["open_hours"] == 0.5
+    assert not any(f.kind is FactKind.UNPAID_CLOSE for f in order_facts(placed).facts)  # still open
+    paid_then_cancelled = closed_unpaid(make_order("o2", ip_prefix="net1"), when=at(minutes=30))
+    assert not any(f.kind is FactKind.UNPAID_CLOSE for f in order_facts(paid_then_cancelled).facts)

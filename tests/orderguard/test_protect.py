@@ -158,3 +158,37 @@ def test_address_defects_are_kept_and_an_order_stored_before_them_stays_a_duplic
         event.details, address=dataclasses.replace(event.details.address, defects=())))  # as stored before
     assert log.append([before]).outcomes == (AppendOutcome.INSERTED,)
     assert log.append([_event(payload)]).outcomes == (AppendOutcome.DUPLICATE,)  # a retry is not a conflict
+
+
+def _with_ip(payload: dict[str, Any], ip: str) -> dict[str, Any]:
+    return {**payload, "client": {**payload["client"], "ip": ip}}
+
+
+def test_the_ip_range_is_stored_as_a_keyed_hash_shared_by_its_24_or_48_and_none_without_a_readable_ip() -> None:
+    def client(ip: str) -> Any:
+        details = _event(_with_ip(_payload(), ip)).details
+        assert details is not None and details.client is not None
+        return details.client
+
+    a, b, other = client("203.0.113.7"), client("203.0.113.250"), client("203.0.114.7")
+    assert a.ip != b.ip and a.ip_prefix == b.ip_prefix != other.ip_prefix
+    assert a.ip_prefix is not None and "203.0.113" not in a.ip_prefix
+    v6 = client("2001:db8:1:2::9").ip_prefix
+    assert v6 == client("2001:db8:1:ffff::1").ip_prefix != client("2001:db8:2::1").ip_prefix
+    assert client("::ffff:203.0.113.9").ip_prefix == a.ip_prefix
+    assert client("not-an-ip").ip_prefix is None and client("not-an-ip").ip is not None
+
+
+def test_an_order_stored_before_the_ip_range_stays_a_duplicate_and_keeps_no_range(log: OrderLog) -> None:
+    payload = _with_ip(_payload("R1"), "198.51.100.23")
+    event = _event(payload)
+    assert event.details is not None and event.details.client is not None
+    assert event.details.client.ip_prefix is not None
+    before = dataclasses.replace(event, details=dataclasses.replace(
+        event.details, client=dataclasses.replace(event.details.client, ip_prefix=None)))  # as stored before
+    assert log.append([before]).outcomes == (AppendOutcome.INSERTED,)
+    assert log.append([_event(payload)]).outcomes == (AppendOutcome.DUPLICATE,)  # a retry is not a conflict
+    stored = log.get(event.key)
+    assert stored is not None and stored.details.client is not None and stored.details.client.ip_prefix is None
+    changed = _with_ip(payload, "198.51.101.23")  # another IP is another document: still a conflict
+    assert log.append([_event(changed)]).outcomes != (AppendOutcome.DUPLICATE,)

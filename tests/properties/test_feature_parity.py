@@ -3,7 +3,8 @@
 Streams are drawn to hit the hard cases: few devices / accounts / WiFis / addresses /
 SKUs so entities collide, creation times on a grid that puts orders exactly on the
 5m / 10m / 1h / 24h / 48h window edges and at the same instant, refund claims before and
-after delivery, device corrections, reviewer labels, re-sent duplicate events and
+after delivery, orders closed unpaid (counted per IP range at the close, some shown paid
+later), device corrections, reviewer labels, re-sent duplicate events and
 shuffled arrival (older events arriving after newer ones). The order attributes vary
 too: masked, clear and virtual-operator phones, pick-up-station and far-away addresses,
 whole-thousand amounts with and without a buyer message, Beijing daytime and
@@ -89,6 +90,10 @@ DECLARED_FEATURES = [
 
 SPECS = FeatureSet.from_data({"declare": DECLARE, "features": [*DECLARED_FEATURES,
     {"entity": "device", "field": "orders", "agg": "count", "window": "5m"},
+    {"entity": "ip_prefix", "field": "unpaid_closes", "agg": "count", "window": "24h"},
+    {"entity": "ip_prefix", "field": "unpaid_closes", "agg": "count", "window": "1h"},
+    {"entity": "ip_prefix", "field": "orders", "agg": "count", "window": "1h"},
+    {"entity": "user", "field": "unpaid_closes", "agg": "time_since", "window": "48h"},
     {"entity": "device", "field": "orders", "agg": "count", "window": "10m", "offset": "5m"},
     {"entity": "user", "field": "orders", "agg": "count", "window": "1h"},
     {"entity": "wifi", "field": "users", "agg": "distinct", "window": "48h"},
@@ -191,7 +196,8 @@ def order_history(draw: st.DrawFn, index: int, base: datetime) -> tuple[list[Ord
 
     def client(device: str | None) -> ClientInfo | None:
         wifi = draw(st.sampled_from([None, "w0", "w1"]))
-        return ClientInfo(device_id=device, wifi_hash=wifi) if device or wifi else None
+        prefix = draw(st.sampled_from([None, "p0", "p1"]))
+        return ClientInfo(device_id=device, wifi_hash=wifi, ip_prefix=prefix) if device or wifi or prefix else None
 
     def attributes() -> dict[str, str | int | float | bool]:
         """Source attributes as ingest keeps them: some absent, numbers as text or numbers, unreadable ones."""
@@ -206,7 +212,14 @@ def order_history(draw: st.DrawFn, index: int, base: datetime) -> tuple[list[Ord
         amounts=Amounts(goods_fen=goods, paid_fen=max(goods - coupon, 0), coupon_fen=coupon),
         address=draw(st.sampled_from([None, *ADDRESSES])), client=client(draw(st.sampled_from([None, "d0", "d1"]))),
         buyer_message=draw(st.sampled_from(["", "", "请尽快发货", "急用，今天发"])), attributes=attributes())
-    events = [_event(key, at=created, kind=EventKind.ORDER, status=OrderStatus.PAID, details=details)]
+    unpaid = draw(st.booleans())
+    events = [_event(key, at=created, kind=EventKind.ORDER, status=OrderStatus.CREATED if unpaid else OrderStatus.PAID,
+                     details=details)]
+    if unpaid and draw(st.booleans()):  # closed unpaid (timeout or buyer), later perhaps shown paid after all
+        closed_at = created + timedelta(minutes=draw(st.sampled_from(DELAYS_MIN)), seconds=4)
+        events.append(_event(key, at=closed_at, kind=EventKind.ORDER,
+                             status=draw(st.sampled_from([OrderStatus.CANCELLED, OrderStatus.CLOSED])),
+                             details=details))
     if draw(st.booleans()):
         delivered_at = created + timedelta(minutes=draw(st.sampled_from(DELAYS_MIN)), seconds=1)
         events.append(_event(key, at=delivered_at, kind=EventKind.ORDER, status=OrderStatus.DELIVERED,

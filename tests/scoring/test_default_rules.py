@@ -16,11 +16,11 @@ from features.shop import default_shop_features
 from features.specs import FeatureSet
 from features.stores import MemoryStore
 from orderguard.enrich import Gazetteer
-from orderguard.schema import Channel, Order, Phone, RefundReason
+from orderguard.schema import Channel, Order, OrderStatus, Phone, RefundReason
 from orderguard.settings import PolicySettings, ReferenceSettings, WarehouseSettings
 from scoring.policy import Decision, policy_from
 from scoring.rules import RulePack, default_rules_path, load_rules_file
-from tests.factories import at, delivered, make_order, refunded
+from tests.factories import at, closed_unpaid, delivered, make_order, refunded
 from training.rules_report import replay
 
 BIG = (("PH-LB-SMART", 1, 199_900),)
@@ -216,3 +216,23 @@ def test_every_rule_names_its_pattern_and_new_features_are_in_the_shop_set(specs
     assert {"count_refunds_by_user_7d", "count_refunds_damaged_after_delivery_by_user_90d",
             "is_missing_time_since_orders_by_user_device_90d", "count_orders_by_user_cart_30m",
             "order_phone_warehouse_km", "order_urgent_note"} <= set(specs.names)
+
+
+def test_stock_holding_fires_once_five_closes_from_the_range_are_known_not_on_a_campus(
+        specs: FeatureSet, pack: RulePack, gazetteer: Gazetteer) -> None:
+    def unpaid(order_id: str, prefix: str, minute: float, *, closes: bool = True) -> Order:
+        placed = order(order_id, account=f"acct-{order_id}", ip=f"ip-{order_id}", ip_prefix=prefix,
+                       created_at=at(minutes=minute), lines=(("PH-LB-SMART-PRO", 2, 129_900),),
+                       status=OrderStatus.CREATED)
+        return closed_unpaid(placed, when=at(minutes=minute + 29)) if closes else placed
+
+    # a bot every 3 minutes, each order closed 29 minutes later: at order k, the closes of orders 0..k-10 are known
+    bots = [unpaid(f"b{i}", "range-bot", 3 * i) for i in range(16)]
+    # a campus range: an order every 20 minutes over eight hours, every sixth one left unpaid (4 closes)
+    campus = [unpaid(f"c{i}", "range-campus", 20 * i, closes=i % 6 == 0) if i % 6 == 0
+              else order(f"c{i}", account=f"student{i}", ip_prefix="range-campus", created_at=at(minutes=20 * i))
+              for i in range(24)]
+    fired = codes(bots + campus, specs, pack, gazetteer)
+    assert all("IP_RANGE_STOCK_HOLDING_24H" in fired[key(o)] for o in bots[14:])
+    assert not any("IP_RANGE_STOCK_HOLDING_24H" in fired[key(o)] for o in bots[:14] + campus)
+    assert decisions(bots, specs, pack, gazetteer)[key(bots[14])] is Decision.REVIEW

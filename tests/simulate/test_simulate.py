@@ -408,6 +408,33 @@ def test_account_level_lookalikes_stay_below_the_abuse(week: Simulation,
         assert _claims(_events(by_order, rows), RefundReason.NO_REASON) <= len(rows)
 
 
+def _range(event: PlainEvent) -> str:
+    assert event.client is not None and event.client.ip is not None
+    return event.client.ip.rsplit(".", 1)[0]
+
+
+def test_stock_holding_bots_and_a_campus_share_one_range_but_only_bots_leave_every_order_unpaid(
+        week: Simulation, by_order: dict[str, list[PlainEvent]]) -> None:
+    bots, campus = _groups(week, Pattern.STOCK_HOLDING), _groups(week, Pattern.CAMPUS_RANGE)
+    assert bots and campus
+    assert all(r.is_abnormal for g in bots.values() for r in g)
+    assert not any(r.is_abnormal for g in campus.values() for r in g)
+    for rows in bots.values():
+        last = [_last(by_order, r) for r in rows]
+        assert len(rows) >= 8 and len({_range(e) for e in last}) == 1 and len({e.buyer.account_id for e in last}) > 1
+        # closed at the payment timeout (or still open when the period ends), never paid
+        assert all(e.status in (OrderStatus.CLOSED, OrderStatus.CREATED) and e.paid_at is None for e in last)
+        assert len({line.sku_id for e in last for line in e.lines}) == 1
+        # the stock stays held: a bot locks it again within 90 s of the timeout closing its last order
+        closes = [e.update_time for e in last if e.status is OrderStatus.CLOSED]
+        relocked = [e for e in last if any(timedelta(0) <= e.created_at - c <= timedelta(seconds=90) for c in closes)]
+        assert len(relocked) >= len(rows) // 4
+    for rows in campus.values():
+        last = [_last(by_order, r) for r in rows]
+        assert len({_range(e) for e in last}) == 1
+        assert sum(e.paid_at is None for e in last) < len(last) / 2
+
+
 def test_honest_orders_rarely_carry_abuse_signals(week: Simulation,
                                                   by_order: dict[str, list[PlainEvent]]) -> None:
     honest = [_last(by_order, r) for r in week.truth if r.pattern is Pattern.NORMAL]
