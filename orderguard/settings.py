@@ -513,6 +513,9 @@ class ScoringSettings(BaseModel):
     rules_poll_s: float = Field(default=5.0, gt=0, le=300,
                                 description="how often a running service looks for a rule pack published by another "
                                             "process (every process of a shared database swaps within this)")
+    commit_batch: int = Field(default=256, ge=1, le=10_000,
+                              description="most score requests committed together (one order-log and one record "
+                                          "transaction per batch; a request waits at most for the batch before it)")
 
 
 GateMetric = Literal[

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from orderguard.ingest.orderlog import SCORE_RECORDS
+from orderguard.ingest.orderlog import SCORE_RECORDS, connection_guard, redacted
 from orderguard.schema import OrderKey
 from scoring.policy import Decision, Reason, RiskLevel
 from scoring.rules import RuleHit
@@ -171,18 +172,23 @@ class ScoreLog:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
+    def _guard(self) -> AbstractContextManager[None]:
+        # a lost database is a 503 the order system retries, as for the order log: the score route
+        # answers only once its record is stored, so this outage now reaches the caller
+        return connection_guard("score records", redacted(self._engine.url))
+
     def get(self, key: OrderKey, event_version: int) -> ScoreRecord | None:
         """The record of one order version, if it was scored."""
         query = sa.select(SCORE_RECORDS).where(SCORE_RECORDS.c.order_key == str(key),
                                                SCORE_RECORDS.c.event_version == event_version)
-        with self._engine.connect() as conn:
+        with self._guard(), self._engine.connect() as conn:
             row = conn.execute(query).first()
         return record_from_row(row) if row is not None else None
 
     def put(self, record: ScoreRecord) -> ScoreRecord:
         """Store ``record`` unless that order version has one already; return the stored one."""
         try:
-            with self._engine.begin() as conn:
+            with self._guard(), self._engine.begin() as conn:
                 conn.execute(SCORE_RECORDS.insert().values(**_row(record)))
         except IntegrityError:
             existing = self.get(record.order_key, record.event_version)
@@ -190,6 +196,31 @@ class ScoreLog:
                 raise
             return existing
         return record
+
+    def put_all(self, records: Sequence[ScoreRecord]) -> list[ScoreRecord]:
+        """Store each record unless its order version has one already, in one transaction; return the stored
+        record of each version (the first given, or the one already there), in no particular order.
+
+        The score route's group commit (``serving.group_commit``): one transaction for all the
+        requests in flight. Should another process store one of these versions between the read
+        and the insert, the records are stored one by one instead, each keeping what is there.
+        """
+        if not records:
+            return []
+        c = SCORE_RECORDS.c
+        wanted: dict[tuple[str, int], ScoreRecord] = {}
+        for record in records:
+            wanted.setdefault((str(record.order_key), record.event_version), record)
+        try:
+            with self._guard(), self._engine.begin() as conn:
+                present = {(row.order_key, row.event_version): record_from_row(row) for row in conn.execute(
+                    sa.select(SCORE_RECORDS).where(sa.tuple_(c.order_key, c.event_version).in_(list(wanted))))}
+                fresh = [r for ident, r in wanted.items() if ident not in present]
+                if fresh:
+                    conn.execute(SCORE_RECORDS.insert(), [_row(r) for r in fresh])
+        except IntegrityError:
+            return [self.put(r) for r in wanted.values()]
+        return [present.get(ident, r) for ident, r in wanted.items()]
 
     def put_many(self, records: Sequence[ScoreRecord]) -> int:
         """Store the records whose order versions have none yet, in one transaction; how many were stored.
@@ -201,7 +232,7 @@ class ScoreLog:
             return 0
         keys = {(str(r.order_key), r.event_version) for r in records}
         c = SCORE_RECORDS.c
-        with self._engine.begin() as conn:
+        with self._guard(), self._engine.begin() as conn:
             present = {(row.order_key, row.event_version) for row in conn.execute(
                 sa.select(c.order_key, c.event_version).where(c.order_key.in_({k for k, _ in keys})))}
             fresh: dict[tuple[str, int], ScoreRecord] = {}
@@ -217,7 +248,7 @@ class ScoreLog:
         """The newest record of an order (highest event version)."""
         query = (sa.select(SCORE_RECORDS).where(SCORE_RECORDS.c.order_key == str(key))
                  .order_by(SCORE_RECORDS.c.event_version.desc()).limit(1))
-        with self._engine.connect() as conn:
+        with self._guard(), self._engine.connect() as conn:
             row = conn.execute(query).first()
         return record_from_row(row) if row is not None else None
 
@@ -225,7 +256,7 @@ class ScoreLog:
         """The newest record of each of ``keys`` (orders never scored are absent), ``chunk`` keys per query."""
         found: dict[OrderKey, ScoreRecord] = {}
         c = SCORE_RECORDS.c
-        with self._engine.connect() as conn:
+        with self._guard(), self._engine.connect() as conn:
             for start in range(0, len(keys), chunk):
                 names = [str(k) for k in keys[start:start + chunk]]
                 for row in conn.execute(sa.select(SCORE_RECORDS).where(c.order_key.in_(names))
@@ -241,11 +272,11 @@ class ScoreLog:
             query = query.where(SCORE_RECORDS.c.decision.in_(decisions))
         if limit is not None:
             query = query.limit(limit)
-        with self._engine.connect() as conn:
+        with self._guard(), self._engine.connect() as conn:
             for row in conn.execute(query):
                 yield record_from_row(row)
 
     def count(self) -> int:
         """Number of stored records."""
-        with self._engine.connect() as conn:
+        with self._guard(), self._engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(SCORE_RECORDS)).scalar_one())

@@ -45,6 +45,7 @@ from serving.api.errors import BodyLimit, install_error_handlers
 from serving.api.openapi import install_openapi
 from serving.champion import ChampionSlot, ChampionSource
 from serving.engine import build_engine
+from serving.group_commit import ScoreCommitter
 from serving.health_watch import HealthMonitor, watch_health
 from serving.notify.sender import sending
 from serving.rule_slot import RuleSlot, watch_rules
@@ -118,6 +119,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                 health=HealthMonitor(config=health_config, steps=FulfilmentLog(log.engine),
                                      store=HealthStore(log.engine),
                                      sweeper=Sweeper(health_config, horizon=settings.health.horizon)))
+            committer = ScoreCommitter(app.state.services, max_batch=settings.scoring.commit_batch)
+            app.state.services.committer = committer
+            committing = asyncio.create_task(committer.run(), name="orderguard-group-commit")
             watchers = [asyncio.create_task(watch_store(app.state.services), name="orderguard-store-watch"),
                         asyncio.create_task(watch_keys(app.state.services), name="orderguard-key-watch"),
                         asyncio.create_task(watch_rules(rule_slot, settings.scoring.rules_poll_s),
@@ -129,7 +133,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                     name="orderguard-health"))
             try:
                 async with sending(outbox, settings.alerts, clock=the_clock):
-                    yield
+                    try:
+                        yield
+                    finally:  # the requests already queued are answered, their rows committed
+                        await committer.close(committing)
             finally:
                 for watcher in watchers:
                     watcher.cancel()

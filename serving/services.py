@@ -26,17 +26,16 @@ from orderguard.ingest.orderlog import OrderLog
 from orderguard.ingest.service import IngestReport, ingest_payloads, parse_payload
 from orderguard.ingest.webhooks import ReplayGuard
 from orderguard.labels import AddResult, LabelLog, LabelProblem, LabelRecord
-from orderguard.outbox import Outbox
-from orderguard.schema import Label, Order, OrderKey
-from scoring.records import ScoreLog, ScoreRecord
+from orderguard.schema import Label, Order, OrderEvent, OrderKey
+from scoring.records import ScoreLog
 from segments.cache import PoolCache
 from serving.champion import ChampionSlot
 from serving.desk.links import LinkIndex
 from serving.desk.queue import FlaggedLog
 from serving.desk.similar_cases import SimilarCases
 from serving.engine import Engine, longest_window
+from serving.group_commit import ScoreCommitter, Scored, append_batch, score_batch, store_new
 from serving.health_watch import HealthMonitor
-from serving.notify.messages import queue_decision_alerts
 from serving.rule_slot import RuleSlot
 from serving.web.session import SessionCodec
 from serving.web.throttle import SignInThrottle
@@ -67,6 +66,7 @@ class Services:
     flagged: FlaggedLog = field(default_factory=FlaggedLog)  # the desk's flagged records and labels, mirrored
     pools: PoolCache = field(default_factory=lambda: PoolCache(size=2, ttl=timedelta(minutes=10)))  # trust pools
     health: HealthMonitor | None = None  # the order-health monitor (``serving.health_watch``)
+    committer: ScoreCommitter | None = None  # ``POST /v1/score``'s group commit, run by the lifespan
 
 
 @dataclass(slots=True)
@@ -126,61 +126,28 @@ class StoreState:
 # -- scoring ------------------------------------------------------------------------------------------------------
 
 
-class OrderNotReadyError(OrderGuardError):
-    """An after-sale document arrived before its order document: nothing to score yet."""
+def parse_event(svc: Services, channel: str, payload: Mapping[str, Any]) -> OrderEvent:
+    """One channel document as an event, its personal data protected (the score routes' first step).
 
-    code = "order_not_ready"
-    http_status = 409
-
-
-@dataclass(frozen=True, slots=True)
-class Scored:
-    """The decision for one order version; ``replayed`` when it is the stored answer of an earlier call."""
-
-    record: ScoreRecord
-    replayed: bool
-
-
-def score_and_store(svc: Services, channel: str, payload: Mapping[str, Any], *,
-                    deferred: list[ScoreRecord] | None = None) -> Scored:
-    """Ingest the payload, score the order's newest state (or replay its stored score) and record it.
-
-    With ``deferred``, a new record is appended there for the caller to store (after
-    responding) instead of being stored here.
+    Raises:
+        NotFoundError: unknown channel.
+        InvalidInputError: malformed payload, naming the field.
     """
     adapter = get_adapter(channel)
-    event = parse_payload(adapter, payload, ctx=ParseContext(received_at=svc.clock.now(), hasher=svc.hasher,
-                                                             limits=svc.settings.ingest))
-    result = svc.order_log.append([event])
-    if result.conflicts:
-        raise result.conflicts[0].to_error()
-    # The append returns the current state of an order that gained the event; a duplicate
-    # (a retry) gains nothing, so only then is the state read back.
-    order = next((o for o in result.orders if o.key == event.key), None) or svc.order_log.get(event.key)
-    if order is None:
-        raise OrderNotReadyError(f"`payload` refers to {event.key} whose order document has not arrived yet",
-                                 field="payload")
-    # A version whose event this very call stored cannot have been scored yet: records are
-    # written only after their event is in the log. Otherwise (a retry, a late older event)
-    # the stored answer, if any, is returned.
-    fresh = result.inserted == 1 and order.event_version == event.event_version
-    stored = None if fresh else svc.scores.get(order.key, order.event_version)
-    if stored is not None:
-        return Scored(stored, replayed=True)
-    record = svc.engine.scorer.score(order)
-    if deferred is None:
-        record = svc.scores.put(record)
-        queue_decision_alerts(Outbox(svc.order_log.engine), svc.settings.alerts, record, now=svc.clock.now())
-    else:
-        deferred.append(record)
-    return Scored(record, replayed=False)
+    return parse_payload(adapter, payload, ctx=ParseContext(received_at=svc.clock.now(), hasher=svc.hasher,
+                                                            limits=svc.settings.ingest))
 
 
-def store_records(svc: Services, records: Sequence[ScoreRecord]) -> None:
-    """Store records whose decisions were already answered (the first record of a version wins)."""
-    for record in records:
-        stored = svc.scores.put(record)
-        queue_decision_alerts(Outbox(svc.order_log.engine), svc.settings.alerts, stored, now=svc.clock.now())
+def score_and_store(svc: Services, channel: str, payload: Mapping[str, Any]) -> Scored:
+    """Ingest the payload, score the order's newest state (or replay its stored score) and record it, as one
+    request alone: the batch route's items and the benchmarks' profile. ``POST /v1/score`` runs the same steps
+    for many requests at once (``serving.group_commit``).
+    """
+    event = parse_event(svc, channel, payload)
+    (answer,) = store_new(svc, score_batch(svc, append_batch(svc, [event])))
+    if isinstance(answer, OrderGuardError):
+        raise answer
+    return answer
 
 
 def feature_store_status(svc: Services) -> str:

@@ -1,25 +1,20 @@
 """``POST /v1/score`` and ``/v1/score/batch``: the order system's call for every new order
 and every refund claim.
 
-The payload is stored in the order log first (idempotently), the order's newest state
-is scored and the decision is stored as a ScoreRecord (``serving.services.score_and_store``).
-The handlers are ``async`` on purpose: scoring is a sub-millisecond CPU step over in-process state, so running it on
-the event loop avoids thread hand-offs and keeps the online store single-threaded; with a remote (Redis) store it
-runs on the one engine thread instead (``serving.worker``), so a stalled server cannot hold the loop.
-
-``POST /v1/score`` stores its ScoreRecord right *after* the response is sent (a
-background task on the same event loop), so the order system does not wait for that
-write: the decision is known once scored, and the record (the audit trail) follows
-within the same request cycle; a graceful shutdown completes it. Only a process
-killed in between loses a record. The batch route stores each record before the next
-item, so a batch repeating an order replays the first answer.
+The payload is parsed on the event loop (a malformed one is refused at once), then joins
+the group commit (``serving.group_commit``): it is stored in the order log
+(idempotently) together with the other requests in flight, the order's newest state is
+scored and the decision is stored as a ScoreRecord in one more shared transaction. The
+answer goes out only after both commits, so an acknowledged order and its decision
+survive a crash. The batch route's items join the same queue together.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends
+from fastapi import APIRouter, Depends
 
 from orderguard.errors import InvalidInputError, OrderGuardError
 from scoring.records import ScoreRecord
@@ -34,7 +29,8 @@ from serving.api.schemas import (
     ScoreRequest,
     ScoreResponse,
 )
-from serving.services import Scored, Services, score_and_store, store_records
+from serving.group_commit import Scored
+from serving.services import Services, parse_event, score_and_store
 
 router = APIRouter(tags=["score"], dependencies=[ORDER_SYSTEM], responses=AUTH_RESPONSES)
 
@@ -65,39 +61,42 @@ def _response(scored: Scored) -> ScoreResponse:
         latency_ms=round(record.latency_ms, 3), replayed=scored.replayed, rules_version=record.rules_version)
 
 
-async def _store(svc: Services, records: list[ScoreRecord]) -> None:
-    """Store records after the response went out (where the handlers run: ``svc.worker``)."""
-    await svc.worker.run(store_records, svc, records)
+async def _answer(svc: Services, channel: str, payload: dict[str, Any]) -> Scored:
+    """Parse on the loop (a bad payload is refused before it queues), then wait for the group commit."""
+    event = parse_event(svc, channel, payload)
+    if svc.committer is None:  # a Services built without the app's lifespan: one request, one transaction
+        return await svc.worker.run(score_and_store, svc, channel, payload)
+    return await svc.committer.score(event)
 
 
 @router.post("/v1/score", response_model=ScoreResponse, responses=_ERRORS,
              summary="Score one order or refund claim")
-async def score(request: ScoreRequest, svc: Annotated[Services, Depends(services)],
-                background: BackgroundTasks) -> ScoreResponse:
-    """Score 0-100, risk level, decision (approve / verify / review / hold) and readable reasons."""
-    records: list[ScoreRecord] = []
-    scored = await svc.worker.run(score_and_store, svc, request.channel, request.payload, deferred=records)
-    if records:
-        background.add_task(_store, svc, records)
-    return _response(scored)
+async def score(request: ScoreRequest, svc: Annotated[Services, Depends(services)]) -> ScoreResponse:
+    """Score 0-100, risk level, decision (approve / verify / review / hold) and readable reasons.
+
+    Answered once the order's event and the decision's record are committed.
+    """
+    return _response(await _answer(svc, request.channel, request.payload))
 
 
 @router.post("/v1/score/batch", response_model=ScoreBatchResponse, summary="Score several orders")
 async def score_batch(request: ScoreBatchRequest, svc: Annotated[Services, Depends(services)]) -> ScoreBatchResponse:
-    """Each item is scored independently; a bad item gets its error and the others still score."""
+    """Each item is scored independently; a bad item gets its error and the others still score.
+
+    The items join the group commit together, in order: an item repeating an earlier one's
+    order version replays its answer.
+    """
     if len(request.items) > svc.settings.api.max_batch:
         raise InvalidInputError(f"`items` must hold at most {svc.settings.api.max_batch} orders; "
                                 f"got {len(request.items)}", field="items")
-    return await svc.worker.run(_score_all, svc, request)
-
-
-def _score_all(svc: Services, request: ScoreBatchRequest) -> ScoreBatchResponse:
+    answers = await asyncio.gather(*(_answer(svc, item.channel, item.payload) for item in request.items),
+                                   return_exceptions=True)
     items = []
-    for position, item in enumerate(request.items):
-        try:
-            items.append(ScoreBatchItem(position=position,
-                                        result=_response(score_and_store(svc, item.channel, item.payload))))
-        except OrderGuardError as e:
-            items.append(ScoreBatchItem(position=position, error=ErrorBody(**e.to_dict())))
+    for position, answer in enumerate(answers):
+        if isinstance(answer, OrderGuardError):
+            items.append(ScoreBatchItem(position=position, error=ErrorBody(**answer.to_dict())))
+        elif isinstance(answer, BaseException):
+            raise answer
+        else:
+            items.append(ScoreBatchItem(position=position, result=_response(answer)))
     return ScoreBatchResponse(items=items)
-

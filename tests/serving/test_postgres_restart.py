@@ -50,20 +50,27 @@ def test_a_postgres_restart_mid_load_is_retried_and_loses_nothing(tmp_path: Path
     lock = threading.Lock()
     started = threading.Barrier(WORKERS + 1)
 
+    failures: list[str] = []
+
     def load(worker: int) -> None:
         local: Counter[int] = Counter()
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10, headers=auth) as client:
-            started.wait()
-            for i in range(ORDERS_EACH):
-                order = site_order(f"P{worker}x{i}", minutes=i * 0.5, device=f"dev-{worker}")
-                if i % 2:
-                    response = _post_until_done(client, "/v1/orders/site", order["payload"], local)
-                else:
-                    response = _post_until_done(client, "/v1/score", order, local)
-                assert response.status_code == 200, response.text
-                time.sleep(0.02)
-        with lock:
-            statuses.update(local)
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10, headers=auth) as client:
+                started.wait()
+                for i in range(ORDERS_EACH):
+                    order = site_order(f"P{worker}x{i}", minutes=i * 0.5, device=f"dev-{worker}")
+                    if i % 2:
+                        response = _post_until_done(client, "/v1/orders/site", order["payload"], local)
+                    else:
+                        response = _post_until_done(client, "/v1/score", order, local)
+                    assert response.status_code == 200, response.text
+                    time.sleep(0.02)
+        except BaseException as e:  # a thread's failure must fail the test, not just end the thread
+            with lock:
+                failures.append(f"worker {worker}: {e!r}")
+        finally:
+            with lock:
+                statuses.update(local)
 
     auth: dict[str, str] = {}
     with postgres_process() as pg:
@@ -79,13 +86,13 @@ def test_a_postgres_restart_mid_load_is_retried_and_loses_nothing(tmp_path: Path
             pg.start()
             for w in workers:
                 w.join()
+            assert not failures, failures
             assert statuses[503] + statuses[0] > 0, "the restart never met a request: the test proved nothing"
             assert set(statuses) <= {200, 503, 0}, statuses  # never a 500
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10, headers=auth) as client:
                 finals = [_post_until_done(client, "/v1/score", site_order(f"P{w}xEND", minutes=40, device=f"dev-{w}"),
                                            Counter()) for w in range(WORKERS)]
                 assert all(f.status_code == 200 for f in finals)
-            time.sleep(0.5)  # the single score's record is stored just after its response
             log = OrderLog.open(pg.url)
             try:
                 assert log.count_orders() == log.count_events() == WORKERS * (ORDERS_EACH + 1)  # each stored once
