@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from health.sweeper import SweepResult
+from orderguard.dbkeys import pairs_in
 from orderguard.ingest.orderlog import HEALTH_FINDINGS, HEALTH_SNAPSHOTS, connection_guard, redacted
 from orderguard.schema import OrderKey
 
@@ -100,7 +101,8 @@ class HealthStore:
         for start in range(0, len(resolved), _CHUNK):
             chunk = list(resolved[start:start + _CHUNK])
             conn.execute(HEALTH_FINDINGS.update()
-                         .where(sa.tuple_(f.order_key, f.check_id).in_(chunk), f.resolved_at.is_(None))
+                         .where(pairs_in(f.check_id, f.order_key, [(check, key) for key, check in chunk]),
+                                f.resolved_at.is_(None))
                          .values(resolved_at=at))
 
     def reconcile(self, open_now: set[tuple[str, str]], at: datetime) -> int:

@@ -37,6 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from orderguard.clock import as_utc
+from orderguard.dbkeys import pairs_in
 from orderguard.errors import EventConflictError, InvalidInputError, must
 from orderguard.ingest.orderlog import FULFILMENT_EVENTS, AppendOutcome, connection_guard, redacted
 from orderguard.schema import Channel, OrderKey
@@ -278,9 +279,12 @@ class FulfilmentLog:
             stored: dict[_Ident, str] = {}
             for start in range(0, len(taken), 200):
                 chunk = taken[start:start + 200]
+                # the orders' steps, narrowed to the exact keys here: a row-value IN would scan on SQLite
                 stmt = sa.select(c.channel, c.channel_order_id, c.kind, c.event_id, c.content_hash).where(
-                    sa.tuple_(c.channel, c.channel_order_id, c.kind, c.event_id).in_(chunk))
-                stored.update({(r[0], r[1], r[2], r[3]): r[4] for r in conn.execute(stmt)})
+                    pairs_in(c.channel, c.channel_order_id, [i[:2] for i in chunk]))
+                wanted = set(chunk)
+                stored.update({ident: r[4] for r in conn.execute(stmt)
+                               if (ident := (r[0], r[1], r[2], r[3])) in wanted})
         outcomes: list[AppendOutcome] = []
         for i, event in enumerate(events):
             ident = _ident(event)

@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
+from orderguard.dbkeys import pairs_in
 from orderguard.errors import (
     ConfigError,
     EventConflictError,
@@ -324,7 +325,7 @@ class LabelLog:
         out: dict[_Key, datetime] = {}
         for chunk in _chunks(keys, _IN_CHUNK):
             stmt = sa.select(o.channel, o.channel_order_id, o.created_at).where(
-                sa.tuple_(o.channel, o.channel_order_id).in_(list(chunk)))
+                pairs_in(o.channel, o.channel_order_id, chunk))
             out.update(((ch, oid), at) for ch, oid, at in conn.execute(stmt))
         return out
 
@@ -333,7 +334,7 @@ class LabelLog:
         out: dict[_Ident, Verdict] = {}
         for chunk in _chunks(keys, _IN_CHUNK):
             stmt = sa.select(c.channel, c.channel_order_id, c.labeled_at, c.reviewer_id, c.verdict).where(
-                sa.tuple_(c.channel, c.channel_order_id).in_(list(chunk)))
+                pairs_in(c.channel, c.channel_order_id, chunk))
             out.update(((ch, oid, at, rev), Verdict(v)) for ch, oid, at, rev, v in conn.execute(stmt))
         return out
 

@@ -213,8 +213,10 @@ class ScoreLog:
             wanted.setdefault((str(record.order_key), record.event_version), record)
         try:
             with self._guard(), self._engine.begin() as conn:
-                present = {(row.order_key, row.event_version): record_from_row(row) for row in conn.execute(
-                    sa.select(SCORE_RECORDS).where(sa.tuple_(c.order_key, c.event_version).in_(list(wanted))))}
+                # every record of these orders, narrowed here: a row-value IN would scan the table on SQLite
+                rows = conn.execute(sa.select(SCORE_RECORDS).where(c.order_key.in_({k for k, _ in wanted})))
+                present = {ident: record_from_row(row) for row in rows
+                           if (ident := (row.order_key, row.event_version)) in wanted}
                 fresh = [r for ident, r in wanted.items() if ident not in present]
                 if fresh:
                     conn.execute(SCORE_RECORDS.insert(), [_row(r) for r in fresh])

@@ -55,6 +55,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
+from orderguard.dbkeys import pairs_in
 from orderguard.errors import ConfigError, EventConflictError, InvalidInputError, ServiceUnavailableError, must
 from orderguard.ingest import codec
 from orderguard.ingest.state import advance_order, derive_order
@@ -746,11 +747,14 @@ class OrderLog:
         if self._dialect == "postgresql":
             return [tuple(r) for r in conn.execute(pg_stmt, _columns(idents, _EVENT_COLUMNS[:3]))]
         c = ORDER_EVENTS.c
+        wanted = set(idents)
         out: list[tuple[Any, ...]] = []
         for chunk in _chunks(idents, _IN_CHUNK):
-            stmt = sa.select(*columns).where(
-                sa.tuple_(c.channel, c.channel_order_id, c.event_version).in_(list(chunk)))
-            out.extend(tuple(r) for r in conn.execute(stmt))
+            # the orders' rows of these versions, narrowed to the exact keys here: a row-value IN would scan
+            stmt = sa.select(c.channel, c.channel_order_id, c.event_version, *columns).where(
+                pairs_in(c.channel, c.channel_order_id, [i[:2] for i in chunk]),
+                c.event_version.in_({i[2] for i in chunk}))
+            out.extend(tuple(r[3:]) for r in conn.execute(stmt) if (r[0], r[1], r[2]) in wanted)
         return out
 
     def _stored_hashes(self, conn: Connection, idents: Sequence[_Ident]) -> dict[_Ident, str]:
@@ -765,7 +769,7 @@ class OrderLog:
         out: dict[_Key, tuple[int, Any]] = {}
         for chunk in _chunks(keys, _IN_CHUNK):
             stmt = sa.select(o.channel, o.channel_order_id, o.event_version, o.state).where(
-                sa.tuple_(o.channel, o.channel_order_id).in_(list(chunk)))
+                pairs_in(o.channel, o.channel_order_id, chunk))
             for ch, oid, version, state in conn.execute(stmt):
                 out[(ch, oid)] = (int(version), state if isinstance(state, Mapping) else codec.loads(state))
         return out
@@ -779,7 +783,7 @@ class OrderLog:
         out: list[_Ident] = []
         for chunk in _chunks(keys, _IN_CHUNK):
             stmt = sa.select(c.channel, c.channel_order_id, c.event_version).where(
-                sa.tuple_(c.channel, c.channel_order_id).in_(list(chunk)))
+                pairs_in(c.channel, c.channel_order_id, chunk))
             out.extend((r[0], r[1], r[2]) for r in conn.execute(stmt))
         return out
 
@@ -832,8 +836,7 @@ class OrderLog:
         if orders:
             self._upsert_orders(conn, [_order_row(o) for o in orders])
         for chunk in _chunks(pending, _IN_CHUNK):  # normally a no-op: state never un-derives
-            conn.execute(ORDERS.delete().where(
-                sa.tuple_(ORDERS.c.channel, ORDERS.c.channel_order_id).in_(list(chunk))))
+            conn.execute(ORDERS.delete().where(pairs_in(ORDERS.c.channel, ORDERS.c.channel_order_id, chunk)))
         return tuple(orders), tuple(_okey(ch, oid) for ch, oid in pending)
 
     def _upsert_orders(self, conn: Connection, rows: list[dict[str, Any]]) -> None:

@@ -65,7 +65,7 @@ def test_a_postgres_restart_mid_load_is_retried_and_loses_nothing(tmp_path: Path
                         response = _post_until_done(client, "/v1/score", order, local)
                     assert response.status_code == 200, response.text
                     time.sleep(0.02)
-        except BaseException as e:  # a thread's failure must fail the test, not just end the thread
+        except BaseException as e:  # noqa: BLE001 - a thread's failure must fail the test, not just end the thread
             with lock:
                 failures.append(f"worker {worker}: {e!r}")
         finally:
