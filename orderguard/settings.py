@@ -45,6 +45,9 @@ class DatabaseSettings(BaseModel):
     url: str | None = Field(default=None, description="SQLAlchemy URL of the order log, e.g. "
                                                       "postgresql+psycopg://user@127.0.0.1/orderguard")
     echo: bool = Field(default=False, description="log every SQL statement (debugging)")
+    checkpoint_s: float = Field(default=1.0, gt=0, le=60,
+                                description="SQLite: how often a running service copies its write-ahead log into the "
+                                            "database, on a thread of its own (its commits never do it on a request)")
 
 
 #: The PII key of a development checkout: public, so anyone can reverse its hashes by brute force.

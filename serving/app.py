@@ -49,7 +49,15 @@ from serving.group_commit import ScoreCommitter
 from serving.health_watch import HealthMonitor, watch_health
 from serving.notify.sender import sending
 from serving.rule_slot import RuleSlot, watch_rules
-from serving.services import AccessState, Services, StoreState, warm_start, watch_keys, watch_store
+from serving.services import (
+    AccessState,
+    Services,
+    StoreState,
+    warm_start,
+    watch_checkpoints,
+    watch_keys,
+    watch_store,
+)
 from serving.web.pages import install_pages
 from serving.web.session import SessionCodec
 from serving.web.throttle import SignInThrottle
@@ -77,7 +85,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             logger.warning("public development values (fine on this machine only): %s", ", ".join(development))
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         health_config = load_checks(settings.health.checks)  # a bad check file stops the start, naming the field
-        log = OrderLog.open(settings.database_url)
+        log = OrderLog.open(settings.database_url, background_checkpoints=True)
         label_log = LabelLog(log.engine)
         engine = build_engine(settings, clock=the_clock)
         worker = EngineWorker(remote=engine.store.remote)
@@ -125,7 +133,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             watchers = [asyncio.create_task(watch_store(app.state.services), name="orderguard-store-watch"),
                         asyncio.create_task(watch_keys(app.state.services), name="orderguard-key-watch"),
                         asyncio.create_task(watch_rules(rule_slot, settings.scoring.rules_poll_s),
-                                            name="orderguard-rules-watch")]
+                                            name="orderguard-rules-watch"),
+                        asyncio.create_task(watch_checkpoints(log, settings.database.checkpoint_s),
+                                            name="orderguard-checkpoint")]
             outbox = Outbox(log.engine)
             if settings.health.enabled:
                 watchers.append(asyncio.create_task(

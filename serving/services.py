@@ -108,6 +108,18 @@ async def refresh_access(svc: Services, directory: Directory) -> None:
         logger.error("API key uses not recorded, the order-log database is unavailable: %s", e.message)
 
 
+async def watch_checkpoints(log: OrderLog, every_s: float) -> None:
+    """Checkpoint the SQLite order log every ``every_s`` on a thread for the service's lifetime, so no commit
+    of a request copies the write-ahead log (the log was opened with ``background_checkpoints``). A failed
+    checkpoint is retried at the next tick: until then the write-ahead log only grows, nothing is lost."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await asyncio.to_thread(log.checkpoint)
+        except ServiceUnavailableError as e:
+            logger.error("order log not checkpointed: %s", e.message)
+
+
 @dataclass(slots=True)
 class StoreState:
     """What the service knows of its online store beyond "it answers": a re-warm in progress, or owed.

@@ -364,3 +364,25 @@ def test_query_bounds_must_be_tz_aware(order_log: OrderLog) -> None:
     assert info.value.field == "end"
     with pytest.raises(InvalidInputError):
         list(order_log.iter_events(batch_size=0))
+
+
+def _write_pages(log: OrderLog) -> None:
+    """About 3,000 new orders in batches of 100: well over SQLite's automatic checkpoint of 1,000 pages."""
+    for batch in range(30):
+        log.append([make_event(order_id=f"ckpt-{batch}-{i}", event_time=BASE_TIME + timedelta(minutes=i))
+                    for i in range(100)])
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_background_checkpoints_leave_every_copy_to_the_owner(tmp_path: Path, background: bool) -> None:
+    with OrderLog.open(f"sqlite:///{tmp_path / 'log.db'}", background_checkpoints=background) as log:
+        _write_pages(log)
+        copied = log.checkpoint()
+        if background:  # no commit copied anything: everything written waits for the owner's checkpoint
+            assert copied > 1_000
+        else:  # the commits copied the log as it filled: only the pages since the last automatic copy are left
+            assert copied <= 1_000
+        _write_pages(log)
+        assert log.count_orders() == 3_000  # the second round replays the same events: all stored once
+    with OrderLog.open(f"sqlite:///{tmp_path / 'log.db'}") as again:  # nothing is lost across the close
+        assert again.count_events() == 3_000
