@@ -31,15 +31,15 @@ from __future__ import annotations
 
 import math
 import string
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from features.operators import SCALAR_OPS, Op, compare
+from features.operators import MEANING, SCALAR_OPS, Op
 from features.settings import Settings
 from features.specs import FeatureSet
 from orderguard.errors import ConfigError
@@ -140,11 +140,15 @@ class Rule:
     description: str = ""
     pattern: str | None = None  # the abuse the rule catches (bot_burst, account_ring …), for filtering cases
     hard: bool = False  # certain enough that no member-level exemption releases the order
+    #: Features the rule reads, in order of first use (derived once: the score path asks for every order).
+    features: tuple[str, ...] = field(init=False, compare=False, repr=False)
+    #: ``(feature, test, threshold)`` per comparison, the operator resolved once (see :func:`_fire`).
+    checks: tuple[tuple[str, Callable[[Any, Any], bool], float], ...] = field(init=False, compare=False, repr=False)
 
-    @property
-    def features(self) -> tuple[str, ...]:
-        """Features the rule reads, in order of first use."""
-        return tuple(dict.fromkeys(c.feature for c in self.comparisons))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "features", tuple(dict.fromkeys(c.feature for c in self.comparisons)))
+        object.__setattr__(self, "checks", tuple((c.feature, MEANING[c.op].test, c.threshold)
+                                                 for c in self.comparisons))
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,10 +232,27 @@ class RulePack:
 
 
 def _fire(rule: Rule, vector: Mapping[str, float]) -> RuleHit | None:
-    values = {f: float(vector.get(f, math.nan)) for f in rule.features}
-    results = (compare(c.op, values[c.feature], c.threshold) for c in rule.comparisons)
-    if not (all(results) if rule.mode == "all" else any(results)):
-        return None
+    """The rule's hit on ``vector``, or ``None``: each comparison as ``features.operators.compare`` (an
+    unknown value, NaN, is never true), short-circuited, and the values collected only for a rule that fires.
+
+    This runs for every rule on every scored order, and most rules do not fire: hence the early exits and no
+    per-call allocation before a hit.
+    """
+    get = vector.get
+    nan = math.nan
+    if rule.mode == "all":
+        for feature, test, threshold in rule.checks:
+            value = float(get(feature, nan))
+            if value != value or not test(value, threshold):  # value != value: NaN
+                return None
+    else:
+        for feature, test, threshold in rule.checks:
+            value = float(get(feature, nan))
+            if value == value and test(value, threshold):
+                break
+        else:
+            return None
+    values = {f: float(get(f, nan)) for f in rule.features}
     first = rule.comparisons[0]
     context = {**values, "value": values[first.feature], "threshold": first.threshold}
     return RuleHit(rule.code, rule.points, rule.reason_zh.format(**context), rule.reason_en.format(**context),
