@@ -579,6 +579,11 @@ class OnlineFeatures:
             return recent[1]
         return order_facts(order, self._declared)
 
+    def keys_of(self, order: Order) -> EntityKeys:
+        """The order's entity keys, from the facts :meth:`apply` just built for it when it was the last one
+        applied (derived afresh otherwise): the scorer's allow / deny lists read them without hashing again."""
+        return group_keys(self._facts_of(order))
+
     def lookup(self, subject: Order | EntityKeys, *, as_of: datetime) -> FeatureVector:
         """Every feature as of ``as_of``, for an order's entity keys or explicit keys.
 

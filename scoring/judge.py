@@ -6,7 +6,7 @@ must decide identically, allow and deny lists included, so both call :func:`judg
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -27,18 +27,24 @@ class Judgement:
     released: bool = False  # a VIP release capped the decision (``policy.vip_release``)
 
 
-def list_keys(order: Order) -> ListKeys:
-    """The identifiers allow and deny lists match: phone hash, device id, address key, member level."""
+def list_keys(order: Order, keys: Mapping[str, Sequence[str]] | None = None) -> ListKeys:
+    """The identifiers allow and deny lists match: phone hash, device id, address key, member level.
+
+    ``keys`` are the order's entity keys when the caller has them already (the online engine
+    derived them when it applied the order): the address key is then read, not hashed again.
+    """
     details = order.details
+    found = entity_keys(order) if keys is None else keys
     return ListKeys(
         phone=details.buyer.phone.hash if details.buyer.phone else None,
         device=details.client.device_id if details.client else None,
-        address=entity_keys(order).get(Entity.ADDRESS, (None,))[0],
+        address=found.get(Entity.ADDRESS, (None,))[0],
         member_level=details.buyer.member_level)
 
 
 def judge(order: Order, vector: Mapping[str, float], *, rules: RulePack, policy: Policy, at: datetime,
-          probability: float | None = None, weights: BlendWeights | None = None) -> Judgement:
+          probability: float | None = None, weights: BlendWeights | None = None,
+          keys: ListKeys | None = None) -> Judgement:
     """Evaluate the rule pack on ``vector``, blend with the model probability (None = rules
     only) and cut the decision with the bands in force at ``at``.
 
@@ -46,9 +52,10 @@ def judge(order: Order, vector: Mapping[str, float], *, rules: RulePack, policy:
     decision, unless a hard hit fired (``scoring.policy``'s docstring says why).
 
     ``weights`` are the model's learned blend weights (``scoring.blend_weights``); they apply
-    only with a probability: rules alone score as written.
+    only with a probability: rules alone score as written. ``keys`` are ``list_keys(order)`` when the caller
+    has them already.
     """
-    evaluation = rules.evaluate(vector, list_keys(order))
+    evaluation = rules.evaluate(vector, keys if keys is not None else list_keys(order))
     if probability is not None and weights is not None:
         points = weights.points(evaluation.hits)
         policy = replace(policy, model_weight=policy.model_weight * weights.model_weight)

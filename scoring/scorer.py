@@ -28,10 +28,10 @@ from orderguard.clock import Clock
 from orderguard.errors import ServiceUnavailableError
 from orderguard.schema import Order
 from scoring.blend_weights import BlendWeights
-from scoring.judge import judge
+from scoring.judge import judge, list_keys
 from scoring.policy import Policy, Reason, decision_moment, order_reasons, risk_level
 from scoring.records import ScoreRecord, ShadowOutcome
-from scoring.rules import RuleHit, RulePack
+from scoring.rules import ListKeys, RuleHit, RulePack
 
 logger = logging.getLogger("orderguard.scoring")
 
@@ -128,8 +128,9 @@ class Scorer:
         values = vector.by_name  # a plain dict: rules and the record read it at C speed
         weights = model.blend if model is not None else None
         probability = output.probability if output else None
+        keys = list_keys(order, self.online.keys_of(order))  # the keys the engine derived applying it
         judgement = judge(order, values, rules=rules, policy=self.policy, at=as_of, probability=probability,
-                          weights=weights)
+                          weights=weights, keys=keys)
         evaluation, score, decision = judgement.evaluation, judgement.score, judgement.decision
         reasons = order_reasons([*(_rule_reason(hit, weights) for hit in evaluation.hits),
                                  *(output.reasons if output else ())])
@@ -138,7 +139,8 @@ class Scorer:
         latency_ms = (time.perf_counter() - started) * 1000
         shadow = None
         if served is not None and served.shadow is not None:  # after the latency: the caller never waits for it
-            shadow = _shadow(served.shadow, order, values, at=as_of, probability=probability, weights=weights)
+            shadow = _shadow(served.shadow, order, values, at=as_of, probability=probability, weights=weights,
+                             keys=keys)
         return ScoreRecord(
             order_key=order.key, event_version=order.event_version, event_time=as_of, scored_at=self.clock.now(),
             score=round(score, 2), risk_level=risk_level(decision), decision=decision,
@@ -156,12 +158,12 @@ def _release_reason(order: Order) -> Reason:
 
 
 def _shadow(candidate: ShadowCandidate, order: Order, values: Mapping[str, float], *, at: datetime,
-            probability: float | None, weights: BlendWeights | None) -> ShadowOutcome:
+            probability: float | None, weights: BlendWeights | None, keys: ListKeys) -> ShadowOutcome:
     """The candidate's verdict on the very inputs the live pack judged; an error becomes the outcome's
     ``error``: a shadow run must never fail (or change) a served answer."""
     try:
         judgement = judge(order, values, rules=candidate.rules, policy=candidate.policy, at=at,
-                          probability=probability, weights=weights)
+                          probability=probability, weights=weights, keys=keys)
     except Exception as e:  # noqa: BLE001  # anything the candidate does wrong stays in its own record
         logger.warning("shadow rule pack %s failed on %s: %s", candidate.version, order.key, e)
         return ShadowOutcome(version=candidate.version, score=None, decision=None, error=f"{type(e).__name__}: {e}")
