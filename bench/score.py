@@ -26,11 +26,13 @@ single-row fast path. Ratios are to the native floor.
 **(b) HTTP.** The real app (``serving.app.create_app``) runs under uvicorn in a
 subprocess: 1 worker, uvloop, httptools, no access log, log level warning; the model
 is the app's champion through the ``create_app(champion_source=...)`` seam: a fixed
-booster file installed by the champion slot at start-up, as a registry champion is. Beside it, a bare
-FastAPI app (same server settings) that parses the same JSON body and returns a
-constant: the floor. An open-loop load generator in another process (uvloop, raw
+booster file installed by the champion slot at start-up, as a registry champion is. Beside it two
+floors with the same server settings: a bare FastAPI app that parses the same JSON body and returns a
+constant, and the *compute floor*: the same request model, channel parse and ``Scorer.score`` on the
+same warm engine and model, with no storage, authentication or middleware (what the real app costs
+beyond it is what durability and its other duties cost). An open-loop load generator in another process (uvloop, raw
 HTTP/1.1 over keep-alive connections, at most 256) sends requests on a fixed schedule
-(200, 500, 1000 req/s, 3 s each) and measures each latency from the request's
+(200, 500, 1000, 2000 req/s, 3 s each) and measures each latency from the request's
 *scheduled* send time, so a stalled server is charged for the requests it delayed (no
 coordinated omission); requests still unanswered 3 s after the last scheduled send
 are counted as timeouts and the run ends there. Each request to the real app is a
@@ -46,7 +48,10 @@ read the shares, not the microseconds.
 The machine is shared: figures move with its load. Every floor is measured in the same
 run, so ratios are the figures to compare between runs.
 
-Run: ``python -m bench.score [--days 14] [--skip-http]``; figures print as tables and
+The real app's goals are printed against each run: p99 within 10 ms at 500 req/s and 25 ms at 1000,
+no error or timeout, and a maximum throughput of 0.7x the compute floor and 1,500 req/s.
+
+Run: ``python -m bench.score [--days 14] [--skip-http | --only-http]``; figures print as tables and
 go to ``bench/results/score.json``.
 """
 
