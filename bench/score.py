@@ -514,10 +514,27 @@ def _free_port() -> int:
         return port
 
 
-def serve(kind: str, *, data_dir: Path, model_file: Path | None, port: int) -> None:
-    """Server process: the real app with the model file as its champion, or the bare floor."""
+def real_app() -> Any:
+    """The real app of a server process (``uvicorn --factory``: every worker process builds its own), its data
+    directory and model file named by ``BENCH_DATA_DIR`` and ``BENCH_MODEL_FILE``; the order log and online store
+    come from the ``ORDERGUARD_*`` variables the bench set for the setup."""
+    from serving.app import create_app
+
+    return create_app(Settings(data_dir=Path(os.environ["BENCH_DATA_DIR"])),
+                      champion_source=FileChampion(Path(os.environ["BENCH_MODEL_FILE"])))
+
+
+def serve(kind: str, *, data_dir: Path, model_file: Path | None, port: int, workers: int = 1) -> None:
+    """Server process: the real app with the model file as its champion, or a floor."""
     import uvicorn
     from fastapi import FastAPI
+
+    if kind == "real":
+        assert model_file is not None
+        os.environ["BENCH_DATA_DIR"], os.environ["BENCH_MODEL_FILE"] = str(data_dir), str(model_file)
+        uvicorn.run("bench.score:real_app", factory=True, host="127.0.0.1", port=port,
+                    **{**SERVER, "workers": workers})  # type: ignore[arg-type]
+        return
 
     if kind == "bare":
         app = FastAPI()
@@ -530,14 +547,9 @@ def serve(kind: str, *, data_dir: Path, model_file: Path | None, port: int) -> N
         @app.post("/v1/score")
         async def score(body: dict[str, Any]) -> dict[str, Any]:
             return constant
-    elif kind == "compute":
+    else:
         assert model_file is not None
         app = _compute_app(data_dir, model_file)
-    else:
-        from serving.app import create_app
-
-        assert model_file is not None
-        app = create_app(Settings(data_dir=data_dir), champion_source=FileChampion(model_file))
     uvicorn.run(app, host="127.0.0.1", port=port, **SERVER)  # type: ignore[arg-type]
 
 
@@ -580,13 +592,15 @@ def _compute_app(data_dir: Path, model_file: Path) -> Any:
 
 
 @contextlib.contextmanager
-def _server(kind: str, data_dir: Path, model_file: Path | None) -> Iterator[int]:
+def _server(kind: str, data_dir: Path, model_file: Path | None, *, workers: int = 1,
+            env: Mapping[str, str] | None = None) -> Iterator[int]:
     port = _free_port()
-    command = [sys.executable, "-m", "bench.score", "--serve", kind, "--data-dir", str(data_dir), "--port", str(port)]
+    command = [sys.executable, "-m", "bench.score", "--serve", kind, "--data-dir", str(data_dir), "--port", str(port),
+               "--workers", str(workers)]
     if model_file is not None:
         command += ["--model-file", str(model_file)]
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONHASHSEED": "0"}
-    log = data_dir.parent / f"server-{kind}.log"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONHASHSEED": "0", **(env or {})}
+    log = data_dir.parent / f"server-{kind}-{port}.log"
     with log.open("wb") as err:
         proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
     try:
@@ -796,56 +810,152 @@ def _drain(port: int) -> None:
         time.sleep(0.2)
 
 
-def http(data_dir: Path, model_file: Path, stream: Sequence[tuple[str, dict[str, Any], OrderEvent]], *,
-         rates: Sequence[int], seconds: float, max_seconds: float) -> dict[str, Any]:
-    """Part (b): see the module docstring."""
+@dataclass(frozen=True)
+class Setup:
+    """One server the HTTP part measures: a floor or the real app on given stores and worker processes."""
+
+    app: str  # bare | compute | real
+    label: str
+    workers: int = 1
+    database_url: str | None = None  # None: the SQLite copy in the served data directory
+    redis_url: str | None = None  # None: the in-process memory store
+
+    def env(self, prefix: str) -> dict[str, str]:
+        env: dict[str, str] = {}
+        if self.database_url is not None:
+            env["ORDERGUARD_DATABASE__URL"] = self.database_url
+        if self.redis_url is not None:
+            env |= {"ORDERGUARD_FEATURES__STORE__TYPE": "redis", "ORDERGUARD_FEATURES__STORE__URL": self.redis_url,
+                    "ORDERGUARD_FEATURES__STORE__PREFIX": prefix}
+        return env
+
+
+def http(data_dir: Path, model_file: Path, stream: Sequence[tuple[str, dict[str, Any], OrderEvent]],
+         history: Sequence[OrderEvent], *, setups: Sequence[Setup], rates: Sequence[int], seconds: float,
+         max_seconds: float) -> dict[str, Any]:
+    """Part (b): see the module docstring. Each real setup starts from the same history in a store of its own."""
     bodies_file = data_dir.parent / "bodies.jsonl"
     with bodies_file.open("wb") as fh:
         fh.write(b"\n".join(json.dumps({"channel": c, "payload": p}, ensure_ascii=False).encode()
                             for c, p, _ in stream))
     runs: list[dict[str, Any]] = []
-    key = _bench_key(data_dir)  # the order system's key, as `orderguard keys create` makes it
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as loadgen:
-        for kind in ("bare", "compute", "real"):
-            with _server(kind, data_dir, model_file if kind != "bare" else None) as port:
-                cursor = 0
+        for setup in setups:
+            with _served_copy(setup, data_dir, history) as (served, env):
+                key = _bench_key(env.get("ORDERGUARD_DATABASE__URL") or Settings(data_dir=served).database_url)
+                model = model_file if setup.app != "bare" else None
+                with _server(setup.app, served, model, workers=setup.workers, env=env) as port:
+                    cursor = 0
 
-                def take(n: int) -> tuple[int, int]:
-                    nonlocal cursor
-                    first = cursor
-                    cursor = min(cursor + n, len(stream))
-                    return first, cursor - first
+                    def take(n: int) -> tuple[int, int]:
+                        nonlocal cursor
+                        first = cursor
+                        cursor = min(cursor + n, len(stream))
+                        return first, cursor - first
 
-                if kind == "real":
-                    _check_real(port, stream[0], key)
-                    cursor = 1
-                elif kind == "compute":
-                    _check_compute(port, stream[0])
-                first, count = take(WARMUP_REQUESTS)  # imports, caches, first connections
-                loadgen.submit(load_job, port, str(bodies_file), first, count, 100.0, seconds, key).result()
-                _drain(port)
-                for rate in rates:
-                    first, count = take(int(rate * seconds))
-                    result = loadgen.submit(load_job, port, str(bodies_file), first, count, float(rate),
-                                            seconds, key).result()
-                    runs.append({"app": kind, "rate": rate, **_rounded(result)})
+                    if setup.app == "real":
+                        _check_real(port, stream[0], key)
+                        cursor = 1
+                    elif setup.app == "compute":
+                        _check_compute(port, stream[0])
+                    first, count = take(WARMUP_REQUESTS)  # imports, caches, first connections
+                    loadgen.submit(load_job, port, str(bodies_file), first, count, 100.0, seconds, key).result()
                     _drain(port)
-                first, count = take(len(stream))
-                result = loadgen.submit(load_job, port, str(bodies_file), first, count, None, max_seconds,
-                                        key).result()
-                runs.append({"app": kind, "rate": "max", **_rounded(result)})
-                if kind == "real" and result["sent"] >= count:
-                    console.print("[yellow]note: the held-out stream ran out during the max-throughput run[/]")
+                    for rate in rates:
+                        first, count = take(int(rate * seconds))
+                        result = loadgen.submit(load_job, port, str(bodies_file), first, count, float(rate),
+                                                seconds, key).result()
+                        runs.append({"app": setup.label, "rate": rate, **_rounded(result)})
+                        _drain(port)
+                    first, count = take(len(stream))
+                    result = loadgen.submit(load_job, port, str(bodies_file), first, count, None, max_seconds,
+                                            key).result()
+                    runs.append({"app": setup.label, "rate": "max", **_rounded(result)})
+                    if setup.app == "real" and result["sent"] >= count:
+                        console.print(f"[yellow]note: the held-out stream ran out during {setup.label}'s "
+                                      f"max-throughput run[/]")
     return {"server": SERVER, "seconds_per_rate": seconds, "max_seconds": max_seconds,
-            "max_connections": MAX_CONNECTIONS, "open_loop_connections": OPEN_LOOP_CONNECTIONS, "runs": runs}
+            "max_connections": MAX_CONNECTIONS, "open_loop_connections": OPEN_LOOP_CONNECTIONS,
+            "setups": [{"app": s.app, "label": s.label, "workers": s.workers,  # URLs left out: they may hold passwords
+                        "database": "postgresql" if s.database_url else "sqlite",
+                        "store": "redis" if s.redis_url else "memory"} for s in setups],
+            "runs": runs}
 
 
-def _bench_key(data_dir: Path) -> str:
+@contextlib.contextmanager
+def _served_copy(setup: Setup, data_dir: Path, history: Sequence[OrderEvent]
+                 ) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A data directory (and, for PostgreSQL, a fresh database) holding the history, for one setup."""
+    served = data_dir.parent / f"served-{secrets.token_hex(4)}"
+    served.mkdir()
+    shutil.copy(data_dir / "orderguard.db", served / "orderguard.db")
+    prefix = f"og:bench:{secrets.token_hex(4)}"
+    if setup.database_url is None:
+        try:
+            yield served, setup.env(prefix)
+        finally:
+            _flush_redis(setup.redis_url, prefix)
+        return
+    url, name = _fresh_pg_database(setup.database_url)
+    try:
+        ingest(url, history)
+        if setup.redis_url is not None:
+            _prewarm(served, url, setup.redis_url, prefix)
+        yield served, Setup(setup.app, setup.label, setup.workers, url, setup.redis_url).env(prefix)
+    finally:
+        _drop_pg_database(setup.database_url, name)
+        _flush_redis(setup.redis_url, prefix)
+
+
+def _prewarm(served: Path, database_url: str, redis_url: str, prefix: str) -> None:
+    """Fill the shared Redis store from the order log before the server starts, as a long-lived Redis is when
+    service processes restart: each worker then replays only the log's last minutes (``warm_start``) instead
+    of every worker replaying the whole history at once while the load has begun."""
+    settings = Settings(data_dir=served, database={"url": database_url},
+                        features={"store": {"type": "redis", "url": redis_url, "prefix": prefix}})
+    _engine(settings, database_url, None).close()
+
+
+def _fresh_pg_database(admin_url: str) -> tuple[str, str]:
+    import sqlalchemy as sa
+
+    name = f"og_bench_{secrets.token_hex(4)}"
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    engine.dispose()
+    return sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False), name
+
+
+def _drop_pg_database(admin_url: str, name: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    engine.dispose()
+
+
+def _flush_redis(url: str | None, prefix: str) -> None:
+    if url is None:
+        return
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        for i in range(0, len(keys), 1000):
+            client.delete(*keys[i:i + 1000])
+    finally:
+        client.close()
+
+
+def _bench_key(database_url: str) -> str:
     """An ``order_system`` API key in the real app's order log (created before the server starts)."""
     from orderguard.access import Directory, Role
 
-    with OrderLog.open(Settings(data_dir=data_dir).database_url) as log:
+    with OrderLog.open(database_url) as log:
         _, key = Directory(log.engine).create_key("bench", frozenset({Role.ORDER_SYSTEM}), now=datetime.now(UTC))
     return key
 
@@ -951,7 +1061,7 @@ def _report_http(part: Mapping[str, Any]) -> list[dict[str, Any]]:
                      "throughput_vs_compute": round(c_ratio, 3)})
     console.print(table)
     for r in rows:
-        if r["app"] != "real":
+        if not r["app"].startswith("real"):
             continue
         clean = r["errors"] == 0 and r["timeouts"] == 0
         if r["rate"] == "max":
@@ -962,7 +1072,13 @@ def _report_http(part: Mapping[str, Any]) -> list[dict[str, Any]]:
             goal = f"p99 ≤ {_P99_GOAL_MS[r['rate']]:.0f} ms"
         else:
             ok, goal = clean, "no error, no timeout"
-        console.print(f"  real @ {r['rate']}: {goal}, zero errors and timeouts: {'met' if ok else 'NOT met'}")
+        console.print(f"  {r['app']} @ {r['rate']}: {goal}, zero errors and timeouts: {'met' if ok else 'NOT met'}")
+    peaks = {r["app"]: r["achieved_rps"] for r in rows if r["rate"] == "max"}
+    shared = sorted((a for a in peaks if a.endswith("redis+pg")), key=lambda a: int(a.split()[1][:-1]))
+    if len(shared) == 2 and peaks[shared[0]]:
+        scaling = peaks[shared[1]] / peaks[shared[0]]
+        console.print(f"  {shared[1]} vs {shared[0]}: {scaling:.2f}x the maximum throughput (goal ≥ 1.6x: "
+                      f"{'met' if scaling >= 1.6 else 'NOT met'})")
     return rows
 
 
@@ -1018,8 +1134,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         part_b: dict[str, Any] | None = None
         figures_b: list[dict[str, Any]] = []
         if not args.skip_http:
-            part_b = http(served, model_file, shop.stream, rates=args.rates, seconds=args.http_seconds,
-                          max_seconds=args.max_seconds)
+            part_b = http(served, model_file, shop.stream, shop.history, setups=_setups(args), rates=args.rates,
+                          seconds=args.http_seconds, max_seconds=args.max_seconds)
             figures_b = _report_http(part_b)
     result = {
         "bench": "score", "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -1038,6 +1154,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _setups(args: argparse.Namespace) -> list[Setup]:
+    """The floors and the real app on SQLite, then on PostgreSQL, then on Redis + PostgreSQL with 1 and N workers."""
+    setups = [Setup("bare", "bare"), Setup("compute", "compute"), Setup("real", "real 1w sqlite")]
+    if args.pg_url:
+        setups.append(Setup("real", "real 1w pg", database_url=args.pg_url))
+        if args.redis_url:
+            setups += [Setup("real", f"real {n}w redis+pg", workers=n, database_url=args.pg_url,
+                             redis_url=args.redis_url) for n in (1, args.workers_max)]
+    return setups
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry point (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -1053,13 +1180,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max-seconds", type=float, default=3.0, help="seconds of the max-throughput runs")
     parser.add_argument("--skip-http", action="store_true", help="in-process figures and profiles only")
     parser.add_argument("--only-http", action="store_true", help="the HTTP figures only (no in-process part)")
+    parser.add_argument("--pg-url", help="admin URL of a PostgreSQL server: the real app on it as well "
+                                         "(a fresh database per run), e.g. postgresql+psycopg://postgres@127.0.0.1/postgres")
+    parser.add_argument("--redis-url", help="with --pg-url: the real app on Redis + PostgreSQL, 1 and --workers-max "
+                                            "processes sharing the online state, e.g. redis://127.0.0.1:6379/0")
+    parser.add_argument("--workers-max", type=int, default=2, help="worker processes of the shared-state run")
     parser.add_argument("--serve", choices=["real", "compute", "bare"], help=argparse.SUPPRESS)  # server subprocess
+    parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--model-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        serve(args.serve, data_dir=args.data_dir, model_file=args.model_file, port=args.port)
+        serve(args.serve, data_dir=args.data_dir, model_file=args.model_file, port=args.port, workers=args.workers)
         return
     run(args)
 
