@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
+from bench.pg import drop_database, fresh_database
 from features.settings import Settings
 from orderguard.access import Directory, Role
 from orderguard.ingest.channels import get_adapter
@@ -177,22 +178,6 @@ def _http(url: str, files: list[Path], events: int, orders: int, data_dir: Path)
     return Figure(f"HTTP batches of {BATCH}", seconds, events, orders)
 
 
-def _fresh_pg_database(admin_url: str) -> tuple[str, str]:
-    name = f"og_bench_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    engine.dispose()
-    return str(sa.make_url(admin_url).set(database=name)), name
-
-
-def _drop_pg_database(admin_url: str, name: str) -> None:
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    engine.dispose()
-
-
 def _report(backend: str, figures: list[Figure]) -> list[dict[str, Any]]:
     floor = figures[0]
     print(f"\n{backend}: {floor.events} events, {floor.orders} orders")
@@ -225,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
                 if backend == "sqlite":
                     urls.append((f"sqlite:///{root / f'{run}.db'}", None))
                 else:
-                    urls.append(_fresh_pg_database(args.pg_url))
+                    urls.append(fresh_database(args.pg_url))
             try:
                 figures = [_floor(urls[0][0], events),
                            _file_import(urls[0][0], files, n_events, n_orders, root),
@@ -233,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
             finally:
                 for _, name in urls:
                     if name:
-                        _drop_pg_database(args.pg_url, name)
+                        drop_database(args.pg_url, name)
             results.extend(_report(backend, figures))
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "ingest.json"

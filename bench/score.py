@@ -90,6 +90,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from bench.pg import drop_database, fresh_database
 from bench.report import write_results
 from features.derived import point_in_time_features
 from features.online import OnlineFeatures
@@ -897,14 +898,14 @@ def _served_copy(setup: Setup, data_dir: Path, history: Sequence[OrderEvent]
         finally:
             _flush_redis(setup.redis_url, prefix)
         return
-    url, name = _fresh_pg_database(setup.database_url)
+    url, name = fresh_database(setup.database_url)
     try:
         ingest(url, history)
         if setup.redis_url is not None:
             _prewarm(served, url, setup.redis_url, prefix)
         yield served, Setup(setup.app, setup.label, setup.workers, url, setup.redis_url).env(prefix)
     finally:
-        _drop_pg_database(setup.database_url, name)
+        drop_database(setup.database_url, name)
         _flush_redis(setup.redis_url, prefix)
 
 
@@ -915,26 +916,6 @@ def _prewarm(served: Path, database_url: str, redis_url: str, prefix: str) -> No
     settings = Settings(data_dir=served, database={"url": database_url},
                         features={"store": {"type": "redis", "url": redis_url, "prefix": prefix}})
     _engine(settings, database_url, None).close()
-
-
-def _fresh_pg_database(admin_url: str) -> tuple[str, str]:
-    import sqlalchemy as sa
-
-    name = f"og_bench_{secrets.token_hex(4)}"
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    engine.dispose()
-    return sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False), name
-
-
-def _drop_pg_database(admin_url: str, name: str) -> None:
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    engine.dispose()
 
 
 def _flush_redis(url: str | None, prefix: str) -> None:

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from orderguard.ingest.orderlog import SCORE_RECORDS, connection_guard, redacted
@@ -166,6 +166,14 @@ def record_from_row(row: sa.Row[Any]) -> ScoreRecord:
         shadow=_shadow(body.get("shadow")))
 
 
+def _first_per_version(records: Sequence[ScoreRecord]) -> dict[tuple[str, int], ScoreRecord]:
+    """The first record given for each ``(order key, event version)``: the one a store keeps."""
+    first: dict[tuple[str, int], ScoreRecord] = {}
+    for record in records:
+        first.setdefault((str(record.order_key), record.event_version), record)
+    return first
+
+
 class ScoreLog:
     """Store of :class:`ScoreRecord` s on the order log's engine (tables made by its migrations)."""
 
@@ -208,21 +216,16 @@ class ScoreLog:
         if not records:
             return []
         c = SCORE_RECORDS.c
-        wanted: dict[tuple[str, int], ScoreRecord] = {}
-        for record in records:
-            wanted.setdefault((str(record.order_key), record.event_version), record)
         try:
             with self._guard(), self._engine.begin() as conn:
-                # every record of these orders, narrowed here: a row-value IN would scan the table on SQLite
-                rows = conn.execute(sa.select(SCORE_RECORDS).where(c.order_key.in_({k for k, _ in wanted})))
-                present = {ident: record_from_row(row) for row in rows
-                           if (ident := (row.order_key, row.event_version)) in wanted}
-                fresh = [r for ident, r in wanted.items() if ident not in present]
-                if fresh:
-                    conn.execute(SCORE_RECORDS.insert(), [_row(r) for r in fresh])
+                wanted, present = self._insert_fresh(conn, records)
+                kept = {} if not present else {  # a retry's version: read the record every later call replays
+                    ident: record_from_row(row) for row in conn.execute(
+                        sa.select(SCORE_RECORDS).where(c.order_key.in_({k for k, _ in present})))
+                    if (ident := (row.order_key, row.event_version)) in present}
         except IntegrityError:
-            return [self.put(r) for r in wanted.values()]
-        return [present.get(ident, r) for ident, r in wanted.items()]
+            return [self.put(r) for r in _first_per_version(records).values()]
+        return [kept.get(ident, r) for ident, r in wanted.items()]
 
     def put_many(self, records: Sequence[ScoreRecord]) -> int:
         """Store the records whose order versions have none yet, in one transaction; how many were stored.
@@ -232,19 +235,25 @@ class ScoreLog:
         """
         if not records:
             return 0
-        keys = {(str(r.order_key), r.event_version) for r in records}
-        c = SCORE_RECORDS.c
         with self._guard(), self._engine.begin() as conn:
-            present = {(row.order_key, row.event_version) for row in conn.execute(
-                sa.select(c.order_key, c.event_version).where(c.order_key.in_({k for k, _ in keys})))}
-            fresh: dict[tuple[str, int], ScoreRecord] = {}
-            for record in records:
-                ident = (str(record.order_key), record.event_version)
-                if ident not in present:
-                    fresh.setdefault(ident, record)
-            if fresh:
-                conn.execute(SCORE_RECORDS.insert(), [_row(r) for r in fresh.values()])
-        return len(fresh)
+            wanted, present = self._insert_fresh(conn, records)
+        return len(wanted) - len(present)
+
+    @staticmethod
+    def _insert_fresh(conn: Connection, records: Sequence[ScoreRecord]
+                      ) -> tuple[dict[tuple[str, int], ScoreRecord], set[tuple[str, int]]]:
+        """Insert the first record of each order version that has none stored; return each version's first
+        record and the versions that were stored already (looked up by order key, then narrowed here: a
+        row-value IN of the versions would scan the table on SQLite)."""
+        c = SCORE_RECORDS.c
+        wanted = _first_per_version(records)
+        present = {ident for row in conn.execute(
+            sa.select(c.order_key, c.event_version).where(c.order_key.in_({k for k, _ in wanted})))
+            if (ident := (row.order_key, row.event_version)) in wanted}
+        fresh = [r for ident, r in wanted.items() if ident not in present]
+        if fresh:
+            conn.execute(SCORE_RECORDS.insert(), [_row(r) for r in fresh])
+        return wanted, present
 
     def latest(self, key: OrderKey) -> ScoreRecord | None:
         """The newest record of an order (highest event version)."""

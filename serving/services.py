@@ -150,16 +150,23 @@ def parse_event(svc: Services, channel: str, payload: Mapping[str, Any]) -> Orde
                                                             limits=svc.settings.ingest))
 
 
-def score_and_store(svc: Services, channel: str, payload: Mapping[str, Any]) -> Scored:
-    """Ingest the payload, score the order's newest state (or replay its stored score) and record it, as one
-    request alone: the batch route's items and the benchmarks' profile. ``POST /v1/score`` runs the same steps
-    for many requests at once (``serving.group_commit``).
+def score_event(svc: Services, event: OrderEvent) -> Scored:
+    """Store a parsed event, score the order's newest state (or replay its stored score) and record it, as one
+    request alone, in transactions of its own. The score routes run the same steps for many requests at once
+    (``serving.group_commit``); this is for callers without the lifespan's committer.
+
+    Raises:
+        OrderGuardError: the event's own error (409, 422) or the database's (503).
     """
-    event = parse_event(svc, channel, payload)
     (answer,) = store_new(svc, score_batch(svc, append_batch(svc, [event])))
     if isinstance(answer, OrderGuardError):
         raise answer
     return answer
+
+
+def score_and_store(svc: Services, channel: str, payload: Mapping[str, Any]) -> Scored:
+    """:func:`score_event` of one channel document (the benchmarks profile the score route's work with it)."""
+    return score_event(svc, parse_event(svc, channel, payload))
 
 
 def feature_store_status(svc: Services) -> str:

@@ -30,7 +30,7 @@ from serving.api.schemas import (
     ScoreResponse,
 )
 from serving.group_commit import Scored
-from serving.services import Services, parse_event, score_and_store
+from serving.services import Services, parse_event, score_event
 
 router = APIRouter(tags=["score"], dependencies=[ORDER_SYSTEM], responses=AUTH_RESPONSES)
 
@@ -64,8 +64,8 @@ def _response(scored: Scored) -> ScoreResponse:
 async def _answer(svc: Services, channel: str, payload: dict[str, Any]) -> Scored:
     """Parse on the loop (a bad payload is refused before it queues), then wait for the group commit."""
     event = parse_event(svc, channel, payload)
-    if svc.committer is None:  # a Services built without the app's lifespan: one request, one transaction
-        return await svc.worker.run(score_and_store, svc, channel, payload)
+    if svc.committer is None:  # a Services built without the app's lifespan: one request, its own transactions
+        return await svc.worker.run(score_event, svc, event)
     return await svc.committer.score(event)
 
 

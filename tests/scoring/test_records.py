@@ -49,3 +49,13 @@ def test_first_record_of_an_order_version_wins(order_log: OrderLog) -> None:
     latest = scores.latest(first.order_key)
     assert latest is not None and latest.event_version == 8
     assert [r.decision for r in scores.iter_records(decisions=(Decision.REVIEW,))] == ["review"]
+
+
+def test_put_all_and_put_many_keep_the_first_record_of_each_version(order_log: OrderLog) -> None:
+    scores = ScoreLog(order_log.engine)
+    scores.put(record())  # version 7 is stored already
+    batch = [record(score=99.0), record(event_version=8, score=10.0), record(event_version=8, score=20.0)]
+    kept = {r.event_version: r.score for r in scores.put_all(batch)}
+    assert kept == {7: 56.5, 8: 10.0} and scores.count() == 2
+    assert scores.put_many([record(event_version=8), record(event_version=9), record(event_version=9)]) == 1
+    assert scores.count() == 3
