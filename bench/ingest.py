@@ -6,6 +6,9 @@ on the same simulated shop:
 * **floor** — the same event rows (already parsed and serialised) written with one
   DBAPI ``executemany`` per batch into a plain table of the same database: the cost of
   the bytes reaching the database and nothing else;
+* **parse-only floors** — reading and JSON-decoding the files with no database
+  (``read + decode``), then that plus the channel adapter, the shared bounds and PII
+  protection (``read + parse``): what the import costs before any row is written;
 * **file import** — ``orderguard ingest`` of the channel JSONL files (read, parse,
   validate, hash, idempotent insert, derive current state);
 * **HTTP** — the same payloads POSTed in batches to a running ``orderguard serve``
@@ -40,9 +43,11 @@ from features.settings import Settings
 from orderguard.access import Directory, Role
 from orderguard.ingest.channels import get_adapter
 from orderguard.ingest.codec import content_hash, event_to_dict
+from orderguard.ingest.files import read_records
 from orderguard.ingest.importer import import_file
 from orderguard.ingest.normalize import ParseContext, PiiHasher
 from orderguard.ingest.orderlog import OrderLog
+from orderguard.ingest.service import parse_items
 from orderguard.schema import OrderEvent
 from orderguard.settings import DatabaseSettings
 from simulate import SimConfig
@@ -113,6 +118,30 @@ def _floor(url: str, events: list[OrderEvent]) -> Figure:
     engine.dispose()
     orders = len({e.key for e in events})
     return Figure("floor: executemany", seconds, len(events), orders)
+
+
+def _read_decode(files: list[Path], events: int, orders: int) -> Figure:
+    """Floor: the files read and JSON-decoded, nothing else."""
+    start = time.perf_counter()
+    count = sum(1 for path in files for _, payload in read_records(path) if not isinstance(payload, Exception))
+    seconds = time.perf_counter() - start
+    assert count == events, (count, events)
+    return Figure("floor: read + decode", seconds, events, orders)
+
+
+def _read_parse(files: list[Path], events: int, orders: int) -> Figure:
+    """Floor: read, decode, adapter parse, bounds and PII protection - the import without the database."""
+    ctx = ParseContext(received_at=datetime.now(UTC), hasher=PiiHasher(b"bench"))
+    start = time.perf_counter()
+    count = 0
+    for path in files:
+        adapter = get_adapter(path.stem)
+        parsed, errors = parse_items(adapter, read_records(path), ctx=ctx)
+        assert not errors, errors[:1]
+        count += len(parsed)
+    seconds = time.perf_counter() - start
+    assert count == events, (count, events)
+    return Figure("floor: read + parse", seconds, events, orders)
 
 
 def _file_import(url: str, files: list[Path], events: int, orders: int, data_dir: Path) -> Figure:
@@ -212,7 +241,8 @@ def main(argv: list[str] | None = None) -> None:
                 else:
                     urls.append(fresh_database(args.pg_url))
             try:
-                figures = [_floor(urls[0][0], events),
+                figures = [_floor(urls[0][0], events), _read_decode(files, n_events, n_orders),
+                           _read_parse(files, n_events, n_orders),
                            _file_import(urls[0][0], files, n_events, n_orders, root),
                            _http(urls[1][0], files, n_events, n_orders, root)]
             finally:

@@ -25,6 +25,7 @@ import functools
 import math
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
+from typing import Final
 
 from orderguard.errors import InvalidInputError, join_path
 from orderguard.schema import OrderEvent
@@ -59,20 +60,37 @@ def _walk(value: object, parts: list[str | int], limits: IngestLimits) -> None:
         if len(value) > limits.max_list_items:
             raise InvalidInputError.must(_path(parts), f"an object of at most {limits.max_list_items} fields",
                                          f"{len(value)} fields")
+        leaves = len(parts) < limits.max_depth  # a child one level down is within the depth bound
         for key, item in value.items():
-            name = str(key)
+            name = key if type(key) is str else str(key)
             parts.append(name)
-            _check_text(name, parts, limits)
-            _walk(item, parts, limits)
+            if len(name) > limits.max_text_chars or not name.isascii():
+                _check_text(name, parts, limits)
+            if not (leaves and _plain_leaf(item, limits)):
+                _walk(item, parts, limits)
             parts.pop()
     elif isinstance(value, list | tuple):
         if len(value) > limits.max_list_items:
             raise InvalidInputError.must(_path(parts), f"a list of at most {limits.max_list_items} items",
                                          f"{len(value)} items")
+        leaves = len(parts) < limits.max_depth
         for i, item in enumerate(value):
+            if leaves and _plain_leaf(item, limits):
+                continue
             parts.append(i)
             _walk(item, parts, limits)
             parts.pop()
+
+
+def _plain_leaf(value: object, limits: IngestLimits) -> bool:
+    """Whether a value is short ASCII text, a 64-bit int or None: the bulk of a payload, passed without a
+    recursive call (anything else, and every refusal, goes through :func:`_walk` and its messages)."""
+    kind = type(value)
+    if kind is str:
+        return len(value) <= limits.max_text_chars and value.isascii()  # type: ignore[arg-type,attr-defined]
+    if kind is int:
+        return -MAX_INT64 <= value <= MAX_INT64  # type: ignore[operator]
+    return value is None
 
 
 def _check_text(text: str, parts: list[str | int], limits: IngestLimits) -> None:
@@ -116,27 +134,42 @@ def _amounts(event: OrderEvent) -> Iterator[tuple[str, int]]:
 
 
 @functools.cache
-def _field_names(cls: type) -> tuple[str, ...]:
-    """A schema dataclass's fields but ``raw`` (the payload's own, checked before parsing)."""
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    """A schema dataclass's fields but ``raw`` (the payload's own, checked before parsing); None for any other
+    type. Cached per class, so walking an event asks ``dataclasses`` once per type, not once per value."""
+    if not dataclasses.is_dataclass(cls):
+        return None
     return tuple(f.name for f in dataclasses.fields(cls) if f.name != "raw")
+
+
+#: Types that never hold an integer: skipped without a call.
+_NO_INTEGERS: Final = frozenset({str, float, type(None), datetime})
 
 
 def _big_integer(value: object, parts: list[str | int]) -> int | None:
     """The first integer of a parsed event beyond 64 bits (``parts`` left at its path), or None."""
+    kind: type = type(value)
+    if kind is int:
+        return value if not -MAX_INT64 <= value <= MAX_INT64 else None  # type: ignore[operator,return-value]
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value if not -MAX_INT64 <= value <= MAX_INT64 else None
     if isinstance(value, tuple):
         for i, item in enumerate(value):
+            if type(item) in _NO_INTEGERS:
+                continue
             parts.append(i)
             if (found := _big_integer(item, parts)) is not None:
                 return found
             parts.pop()
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for name in _field_names(type(value)):
+    elif (names := _field_names(kind)) is not None:
+        for name in names:
+            item = getattr(value, name)
+            if type(item) in _NO_INTEGERS:
+                continue
             parts.append(name)
-            if (found := _big_integer(getattr(value, name), parts)) is not None:
+            if (found := _big_integer(item, parts)) is not None:
                 return found
             parts.pop()
     return None

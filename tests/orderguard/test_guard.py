@@ -131,3 +131,40 @@ def test_a_stored_phone_never_holds_the_whole_number() -> None:
     assert phone is not None and phone.prefix == "1380013" and phone.masked == "138******00"
     masked = phone_from("138****8000", hasher=PiiHasher(b"k"), encrypted_token="~tok~")
     assert masked is not None and (masked.prefix, masked.masked) == ("138", "138****8000")
+
+
+@pytest.mark.parametrize(("payload", "field", "reason"), [
+    (["ok", "好\ud800"], "[1]", "valid Unicode text"),
+    ([1, 2**63], "[1]", "an integer that fits 64 bits"),
+    ([-(2**63)], "[0]", "an integer that fits 64 bits"),
+    ({"a": {"b": ["x", "y" * 4001]}}, "a.b[1]", "text of at most 4,000 characters"),
+    ({"k" * 4001: 1}, "k" * 4001, "text of at most 4,000 characters"),
+    ({"a": [None, True, 1.5, float("nan")]}, "a[3]", "a finite number"),
+])
+def test_leaves_inside_objects_and_lists_are_checked_like_any_value(payload: Any, field: str,
+                                                                    reason: str) -> None:
+    """Plain leaves skip the recursive walk; a bad one among them is still refused, with its path."""
+    with pytest.raises(InvalidInputError) as info:
+        check_payload({"p": payload} if isinstance(payload, list) else payload, LIMITS)
+    assert info.value.field == (f"p{field}" if isinstance(payload, list) else field)
+    assert reason in info.value.message
+
+
+def test_a_leaf_one_level_too_deep_is_refused_even_when_plain() -> None:
+    limits = IngestLimits(max_depth=4)
+    check_payload({"a": {"b": {"c": {"d": "ok"}}}}, limits)
+    check_payload({"a": [[["ok", 1, None]]]}, limits)
+    for payload in ({"a": {"b": {"c": {"d": {"e": "x"}}}}}, {"a": {"b": {"c": {"d": ["x"]}}}},
+                    {"a": [[[[1]]]]}, {"a": [[[{"k": None}]]]}):
+        with pytest.raises(InvalidInputError, match="nested at most 4 levels"):
+            check_payload(payload, limits)
+
+
+def test_a_big_integer_deep_in_an_event_is_found_with_its_path() -> None:
+    event = make_event()
+    assert event.details is not None
+    line = replace(event.details.lines[0], qty=2**63)
+    big = replace(event, details=replace(event.details, lines=(*event.details.lines, line)))
+    with pytest.raises(InvalidInputError) as info:
+        check_event(big, LIMITS)
+    assert info.value.field == f"details.lines[{len(event.details.lines)}].qty"
