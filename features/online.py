@@ -529,25 +529,47 @@ class OnlineFeatures:
             raise
 
     def _store_group(self, group: FactGroup) -> bool:
-        cutoff = self.cutoff_us()
-        newest = group.max_ts
-        if cutoff is not None and newest <= cutoff:
+        if self._too_late(group):
             return False
         changed = self._store.apply(group)
-        if self._clock is not None:
-            newest = min(newest, to_us(self._clock.now()))
-        if self._watermark is None or newest > self._watermark:
-            self._watermark = newest
-            self._maybe_evict()
+        watermark, evict_before = self._advance(group)
+        if watermark is not None:
+            self._watermark = watermark
+        if evict_before is not None:
+            self._store.evict(before_us=evict_before)
+            self._evicted_to = evict_before
         return changed
 
-    def _maybe_evict(self) -> None:
+    def _too_late(self, group: FactGroup) -> bool:
+        """Whether the group lies wholly at or before the eviction cutoff (it could not change an exact lookup)."""
         cutoff = self.cutoff_us()
-        if cutoff is None:
-            return
+        return cutoff is not None and group.max_ts <= cutoff
+
+    def _advance(self, group: FactGroup) -> tuple[int | None, int | None]:
+        """Where applying the group moves the watermark (``None``: it stays) and the cutoff to evict before
+        (``None``: no eviction due).
+
+        Both depend only on the group, the clock and the engine's state, so they are known
+        before the store is called: an apply that also reads (:meth:`apply_and_lookup`)
+        carries the eviction in the same call. Nothing changes until :meth:`_moved`, once
+        the store has answered.
+        """
+        newest = group.max_ts
+        if self._clock is not None:
+            newest = min(newest, to_us(self._clock.now()))
+        if self._watermark is not None and newest <= self._watermark:
+            return None, None
+        cutoff = newest - self._horizon_us
         if self._evicted_to is None or cutoff - self._evicted_to >= self._step_us:
-            self._store.evict(before_us=cutoff)
-            self._evicted_to = cutoff
+            return newest, cutoff
+        return newest, None
+
+    def _moved(self, watermark: int | None, evict_before: int | None) -> None:
+        """Record what :meth:`_advance` planned, once the store has applied the group (and evicted)."""
+        if watermark is not None:
+            self._watermark = watermark
+        if evict_before is not None:
+            self._evicted_to = evict_before
 
     def evict(self) -> int:
         """Evict now (normally automatic); returns how many groups were dropped."""
@@ -584,6 +606,33 @@ class OnlineFeatures:
         applied (derived afresh otherwise): the scorer's allow / deny lists read them without hashing again."""
         return group_keys(self._facts_of(order))
 
+    def apply_and_lookup(self, order: Order, *, as_of: datetime) -> FeatureVector:
+        """:meth:`apply` then :meth:`lookup` of the same order, in one store call: scoring's path.
+
+        The same values as the two calls (``OnlineStore.apply_and_fetch`` is the store's
+        apply, eviction and fetch in one), at the cost of one round trip to a remote store
+        instead of two or three. A store that is unavailable keeps the order in the backlog
+        (as :meth:`apply` does) and the ``ServiceUnavailableError`` goes on to the caller.
+        """
+        group = order_facts(order, self._declared)
+        self._recent = (order, group)
+        keys = group_keys(group)
+        t = to_us(as_of)
+        queries, owners = self._queries(keys, t)
+        try:
+            if self._backlog:
+                self.catch_up()
+            if self._too_late(group):
+                ranges = self._store.fetch(queries) if queries else []
+            else:
+                watermark, evict_before = self._advance(group)
+                _, ranges = self._store.apply_and_fetch(group, queries, evict_before_us=evict_before)
+                self._moved(watermark, evict_before)
+        except ServiceUnavailableError:
+            self._keep(group)
+            raise
+        return self._vector(self._fill(owners, ranges, t), order, group.facts[0].attrs, as_of)
+
     def lookup(self, subject: Order | EntityKeys, *, as_of: datetime) -> FeatureVector:
         """Every feature as of ``as_of``, for an order's entity keys or explicit keys.
 
@@ -592,27 +641,31 @@ class OnlineFeatures:
         counts itself, exactly as in the training frame. Attributes (and what is
         derived from them) are the order's own; with explicit keys they are missing.
         """
-        order_attrs: Mapping[str, AttrValue] | None = None
         if isinstance(subject, Order):
             group = self._facts_of(subject)
-            keys: EntityKeys = group_keys(group)
-            order_attrs = group.facts[0].attrs
-        else:
-            keys = subject
-        values = self._aggregate(keys, to_us(as_of))
-        if order_attrs is None:
+            queries, owners = self._queries(group_keys(group), to_us(as_of))
+            ranges = self._store.fetch(queries) if queries else []
+            return self._vector(self._fill(owners, ranges, to_us(as_of)), subject, group.facts[0].attrs, as_of)
+        queries, owners = self._queries(subject, to_us(as_of))
+        ranges = self._store.fetch(queries) if queries else []
+        return self._vector(self._fill(owners, ranges, to_us(as_of)), None, None, as_of)
+
+    def _vector(self, values: list[float], order: Order | None, order_attrs: Mapping[str, AttrValue] | None,
+                as_of: datetime) -> FeatureVector:
+        """The windowed values followed by the order's attributes (missing without an order) and the derived
+        features."""
+        if order is None or order_attrs is None:
             values.extend(NAN for _ in self._attrs)
         else:
             if self._needs_reference:
-                assert isinstance(subject, Order)
-                order_attrs = {**order_attrs, **self._reference(subject)}
+                order_attrs = {**order_attrs, **self._reference(order)}
             values.extend(value(order_attrs) for value in self._attrs)
         for evaluate, args in self._derived:
             values.append(evaluate([values[k] for k in args]))
         return FeatureVector(as_of, dict(zip(self._names, values, strict=True)))
 
-    def _aggregate(self, keys: EntityKeys, t: int) -> list[float]:
-        """The windowed specs' values as of ``t`` (microseconds), in spec order."""
+    def _queries(self, keys: EntityKeys, t: int) -> tuple[list[RangeQuery], list[_Source]]:
+        """The store ranges the windowed specs read as of ``t`` (microseconds), each with its source."""
         plan = self._plan
         queries: list[RangeQuery] = []
         owners: list[_Source] = []
@@ -627,11 +680,13 @@ class OnlineFeatures:
                 for key in found:
                     ask(_new(RangeQuery, (entity, key, kind, lo, hi)))
                     own(source)
+        return queries, owners
+
+    def _fill(self, owners: Sequence[_Source], ranges: Sequence[FactRange], t: int) -> list[float]:
+        """The windowed specs' values as of ``t`` (microseconds), in spec order, from the ranges fetched."""
         values = list(self._empty)
-        if not queries:
-            return values
         previous: _Source | None = None
-        for source, fetched in zip(owners, self._store.fetch(queries), strict=True):
+        for source, fetched in zip(owners, ranges, strict=True):
             if not source.reduce:
                 if fetched[0]:
                     source.fill(values, fetched, t, True)

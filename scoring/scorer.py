@@ -115,8 +115,9 @@ class Scorer:
         as_of = decision_moment(order)
         degraded = False
         try:
-            self.online.apply(order)  # kept in the engine's backlog while the store is unavailable
-            vector = self.online.lookup(order, as_of=as_of)
+            # one store call (one round trip to a remote store); the order is kept in the engine's
+            # backlog while the store is unavailable
+            vector = self.online.apply_and_lookup(order, as_of=as_of)
         except ServiceUnavailableError:
             # Degraded, not down: the rules on the order's own attributes, without history; the
             # model was trained on histories and would misread their absence, so it sits out.

@@ -20,6 +20,14 @@ Semantics every store implements (and ``tests/contracts`` checks):
   ``ts``) in any order. An unknown key gives an empty list.
 * ``evict(before_us=c)`` drops every group whose newest fact is at or before ``c``, so
   state stays bounded by the longest window; returns how many groups went.
+* ``apply_and_fetch(group, queries, evict_before_us=c)`` is ``apply(group)``, then
+  ``evict(before_us=c)`` when ``c`` is given, then ``fetch(queries)``, with the same
+  results, in one call: scoring applies the order and reads its entity keys' windows at
+  once, so a remote store answers in one round trip. The reads see the group just
+  applied (and not the groups just evicted); a store may do the three steps one after
+  the other (:func:`apply_then_fetch`). Eviction rides along because the engine evicts
+  right after the apply that moved its watermark, and a separate call would double the
+  cost of one scored order in every dozen.
 * ``declare_reads(pairs)``: the engine says which (entity, kind) ranges it will ever
   fetch. A store whose state is rebuilt on every start (memory) may then skip indexing
   the others: an order's facts carry about twice as many entity keys as the shop's
@@ -89,6 +97,12 @@ class OnlineStore(Protocol):
         """For each query, its facts ascending by event time (one round trip for remote stores)."""
         ...
 
+    def apply_and_fetch(self, group: FactGroup, queries: Sequence[RangeQuery], *,
+                        evict_before_us: int | None = None) -> tuple[bool, list[FactRange]]:
+        """``apply(group)``, ``evict(before_us=evict_before_us)`` if given, ``fetch(queries)``: what ``apply``
+        returned and what ``fetch`` returned (one round trip for remote stores)."""
+        ...
+
     def evict(self, *, before_us: int) -> int:
         """Drop the groups whose newest fact is at or before ``before_us``; return how many."""
         ...
@@ -121,3 +135,15 @@ class OnlineStore(Protocol):
     def close(self) -> None:
         """Release connections or files; the store is unusable afterwards."""
         ...
+
+
+def apply_then_fetch(store: OnlineStore, group: FactGroup, queries: Sequence[RangeQuery], *,
+                     evict_before_us: int | None = None) -> tuple[bool, list[FactRange]]:
+    """``OnlineStore.apply_and_fetch`` as the three calls it stands for, one after the other.
+
+    What a store in this process uses: it has no round trip to save.
+    """
+    changed = store.apply(group)
+    if evict_before_us is not None:
+        store.evict(before_us=evict_before_us)
+    return changed, store.fetch(queries)

@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from features.declared import EntityRef
 from features.facts import Fact, FactGroup, FactKind
-from features.stores.base import EMPTY_RANGE, FactRange, RangeQuery
+from features.stores.base import EMPTY_RANGE, FactRange, RangeQuery, apply_then_fetch
 
 #: Ranges at least this long come with running totals; shorter ones are folded as fast directly.
 TOTALS_FROM = 48
@@ -307,6 +307,11 @@ class MemoryStore:
                 return None
             sums, counts = found
             return sums[offset + j] - sums[offset + i], counts[offset + j] - counts[offset + i]
+
+    def apply_and_fetch(self, group: FactGroup, queries: Sequence[RangeQuery], *,
+                        evict_before_us: int | None = None) -> tuple[bool, list[FactRange]]:
+        """Apply, evict, fetch, one after the other: no round trip to save here."""
+        return apply_then_fetch(self, group, queries, evict_before_us=evict_before_us)
 
     def evict(self, *, before_us: int) -> int:
         evicted = 0

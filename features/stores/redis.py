@@ -2,20 +2,36 @@
 
 Layout under a key prefix ``p``:
 
-* ``p:e:<entity>:<kind>:<key>`` - sorted set of the entity key's facts of one kind, score = event time in
-  microseconds (exact: below 2**53), member = the encoded fact (``stores.codec``), so a
-  read needs no second lookup;
-* ``p:g:<group id>`` - the group's version, the (sorted set, member) pairs it placed (so
-  a newer version or eviction removes exactly those) and a digest of its facts;
-* ``p:groups`` - sorted set of group ids by newest fact time, for eviction.
+* ``p:s:<entity>:<kind>:<key>`` - sorted set of the entity key's facts of one kind, score = event time in
+  microseconds (exact: below 2**53), member = the fact's *token* (``stores.codec.fact_token``, a digest of
+  its encoding);
+* ``p:facts`` - hash from token to the encoded fact (``stores.codec``), stored once however many entity keys
+  hold the token;
+* ``p:r:<group id>`` - the group's record: its version, a digest of its facts and, per fact, the token and
+  the sorted sets holding it (so a newer version or eviction removes exactly those);
+* ``p:members`` - sorted set of group ids by newest fact time, for eviction.
 
-Round trips: ``apply`` is one Lua script (version check, remove old members, add new,
-atomically), ``fetch`` is one pipeline of ``ZRANGEBYSCORE`` for all entity keys of a
-lookup, ``evict`` one script call per batch of groups.
+Why tokens: a lookup reads a few hundred facts (a busy SKU's week of lines), and moving
+each fact's whole encoding out of Redis, through the protocol parser and the JSON decoder,
+cost ~10 ms per scored order. A token is 20 bytes; the process maps tokens to facts with a
+:class:`~features.stores.fact_cache.FactCache`, filled by its own applies (it holds those
+facts already) and, for facts other processes applied, by one ``HMGET`` of the tokens it
+has not seen.
+
+Round trips: every call is one run of one Lua script (:data:`_STEP`): optionally apply a
+group, optionally evict, then read any number of ranges, atomically, the reads joined
+into one reply string (tokens separated by spaces, ranges by commas: one bulk string to
+parse instead of one reply per fact). ``apply_and_fetch`` - scoring's path - is thus one
+round trip, plus one when some token read is not in the cache.
+
+An earlier layout (``p:e:…``, ``p:g:…``, ``p:groups``, whole encodings as members) is not
+read: a service starting on it finds the store empty and warm-starts it from the order log;
+:meth:`RedisStore.clear` removes both.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 import uuid
@@ -23,50 +39,92 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import orjson
 import redis
 from pydantic import BaseModel, ConfigDict, Field
 
 from features.declared import EntityRef
-from features.facts import FactGroup, FactKind
-from features.stores.base import FactRange, RangeQuery
-from features.stores.codec import decode_fact, encode_fact, group_digest
+from features.facts import Fact, FactGroup, FactKind
+from features.stores.base import EMPTY_RANGE, FactRange, RangeQuery
+from features.stores.codec import decode_fact, encode_fact, fact_token, group_digest
+from features.stores.fact_cache import FactCache
 from orderguard.errors import ServiceUnavailableError
 
-_APPLY = """
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local rec = cjson.decode(cur)
-  local stored, incoming = tonumber(rec[1]), tonumber(ARGV[1])
-  if stored > incoming or (stored == incoming and rec[3] == ARGV[4]) then return 0 end
-  for _, pair in ipairs(rec[2]) do redis.call('ZREM', pair[1], pair[2]) end
-end
-local placed = {}
-for i = 3, #KEYS do
-  local member = ARGV[2 * i]
-  redis.call('ZADD', KEYS[i], ARGV[2 * i - 1], member)
-  placed[#placed + 1] = {KEYS[i], member}
-end
-redis.call('SET', KEYS[1], cjson.encode({ARGV[1], placed, ARGV[4]}))
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-return 1
-"""
-
-_EVICT = """
-local groups = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, g in ipairs(groups) do
-  local gk = ARGV[3] .. g
-  local cur = redis.call('GET', gk)
-  if cur then
-    local rec = cjson.decode(cur)
-    for _, pair in ipairs(rec[2]) do redis.call('ZREM', pair[1], pair[2]) end
-    redis.call('DEL', gk)
+#: One step: apply a group (``ARGV[1] == '1'``), evict groups at or before ``ARGV[8]`` (unless empty, at
+#: most ``ARGV[9]`` of them), read the ranges of ``KEYS[ARGV[10]..]`` (bounds from ``ARGV[11]`` on, two per
+#: range). Returns ``{changed, evicted, reads}``.
+#:
+#: KEYS: ``members``, ``facts``, the group's record (or any key when not applying), the sorted sets of the
+#: group's facts in fact order, the ranges' sorted sets. ARGV: ``apply, version, max_ts, group_id, digest,
+#: record, n_facts, evict_before, evict_batch, first_range_key, first_range_arg, record_prefix``, then per
+#: fact ``token, ts, payload, n_keys``, then per range ``lo, hi``.
+#:
+#: A replaced group moves only the facts whose token changed: a status change (a newer version, the
+#: same facts) rewrites the record and nothing else.
+_STEP = """
+local members, facts = KEYS[1], KEYS[2]
+local function unplace(rec, keep)
+  for _, placed in ipairs(rec[3]) do
+    local token = placed[1]
+    if not (keep and keep[token]) then
+      for i = 2, #placed do redis.call('ZREM', placed[i], token) end
+      redis.call('HDEL', facts, token)
+    end
   end
-  redis.call('ZREM', KEYS[1], g)
 end
-return #groups
+local changed, evicted = 0, 0
+if ARGV[1] == '1' then
+  local cur = redis.call('GET', KEYS[3])
+  local old = nil
+  local stale = false
+  if cur then
+    old = cjson.decode(cur)
+    local stored, incoming = tonumber(old[1]), tonumber(ARGV[2])
+    stale = stored > incoming or (stored == incoming and old[2] == ARGV[5])
+  end
+  if not stale then
+    local had, keep = {}, {}
+    if old then for _, placed in ipairs(old[3]) do had[placed[1]] = true end end
+    local k, a = 4, 13
+    for _ = 1, tonumber(ARGV[7]) do
+      local token, n = ARGV[a], tonumber(ARGV[a + 3])
+      keep[token] = true
+      if not had[token] then
+        for i = k, k + n - 1 do redis.call('ZADD', KEYS[i], ARGV[a + 1], token) end
+        redis.call('HSET', facts, token, ARGV[a + 2])
+      end
+      k, a = k + n, a + 4
+    end
+    if old then unplace(old, keep) end
+    redis.call('SET', KEYS[3], ARGV[6])
+    redis.call('ZADD', members, ARGV[3], ARGV[4])
+    changed = 1
+  end
+end
+if ARGV[8] ~= '' then
+  local groups = redis.call('ZRANGEBYSCORE', members, '-inf', ARGV[8], 'LIMIT', 0, tonumber(ARGV[9]))
+  for _, g in ipairs(groups) do
+    local rk = ARGV[12] .. g
+    local cur = redis.call('GET', rk)
+    if cur then
+      unplace(cjson.decode(cur), nil)
+      redis.call('DEL', rk)
+    end
+    redis.call('ZREM', members, g)
+  end
+  evicted = #groups
+end
+local reads = {}
+local a = tonumber(ARGV[11])
+for i = tonumber(ARGV[10]), #KEYS do
+  reads[#reads + 1] = table.concat(redis.call('ZRANGEBYSCORE', KEYS[i], ARGV[a], ARGV[a + 1]), ' ')
+  a = a + 2
+end
+return {changed, evicted, table.concat(reads, ',')}
 """
 
 _EVICT_BATCH = 500
+_DEFAULT_CACHE = 200_000
 _T = TypeVar("_T")
 _GLOB = re.compile(r"[*?\[\]\\]")  # characters SCAN MATCH would read as a pattern
 
@@ -81,10 +139,13 @@ class RedisStoreConfig(BaseModel):
     prefix: str = Field(default="og:features", min_length=1, description="namespace of every key")
     timeout_s: float = Field(default=0.5, gt=0, description="socket timeout in seconds")
     cooldown_s: float = Field(default=5.0, ge=0, description="after a failure, fail at once for this long")
+    fact_cache: int = Field(default=_DEFAULT_CACHE, ge=2,
+                            description="most decoded facts a process keeps to read the store's tokens back")
 
     def open(self, data_dir: Path) -> RedisStore:
         """The store this configuration describes (``data_dir`` is unused: the state is on the server)."""
-        return RedisStore(self.url, prefix=self.prefix, timeout_s=self.timeout_s, cooldown_s=self.cooldown_s)
+        return RedisStore(self.url, prefix=self.prefix, timeout_s=self.timeout_s, cooldown_s=self.cooldown_s,
+                          fact_cache=self.fact_cache)
 
 
 def redacted(url: str) -> str:
@@ -110,7 +171,7 @@ def ping(url: str, *, timeout_s: float = 2.0) -> None:
 
 
 class RedisStore:
-    """Facts in Redis sorted sets.
+    """Facts in Redis: sorted sets of tokens, one hash of encoded facts (see the module docstring).
 
     Args:
         url: ``redis://host:port/db``.
@@ -118,10 +179,12 @@ class RedisStore:
         timeout_s: socket timeout; a slow or absent server is a ``ServiceUnavailableError``.
         cooldown_s: after a failure, calls fail at once for this long (a circuit breaker)
             instead of each waiting for the timeout; then one call tries the server again.
+        fact_cache: most decoded facts kept in this process (:class:`FactCache`); reads of
+            facts beyond it cost a second round trip.
     """
 
     def __init__(self, url: str, *, prefix: str = "og:features", timeout_s: float = 0.5,
-                 cooldown_s: float = 5.0) -> None:
+                 cooldown_s: float = 5.0, fact_cache: int = _DEFAULT_CACHE) -> None:
         self._url = url
         self._prefix = prefix
         self._cooldown_s = cooldown_s
@@ -130,12 +193,14 @@ class RedisStore:
         self._client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
         self._generation_key = f"{prefix}:generation"
         self._generation: bytes | str | None = None
-        self._apply = self._client.register_script(_APPLY)
-        self._evict = self._client.register_script(_EVICT)
-        self._groups_key = f"{prefix}:groups"
+        self._sha = hashlib.sha1(_STEP.encode()).hexdigest()  # what the server names the script (EVALSHA)
+        self._members_key = f"{prefix}:members"
+        self._facts_key = f"{prefix}:facts"
+        self._record_prefix = f"{prefix}:r:"
+        self._cache = FactCache(capacity=fact_cache)
 
     def _entity_key(self, entity: str, kind: str, key: str) -> str:
-        return f"{self._prefix}:e:{entity}:{kind}:{key}"
+        return f"{self._prefix}:s:{entity}:{kind}:{key}"
 
     def _unavailable(self, e: redis.RedisError) -> ServiceUnavailableError:
         """Open the breaker for ``cooldown_s`` and say why: a down or stalled server costs one timeout, not one
@@ -151,46 +216,147 @@ class RedisStore:
                                           f"{self._open_until - time.monotonic():.1f} s")
 
     def apply(self, group: FactGroup) -> bool:
-        keys: list[str] = [f"{self._prefix}:g:{group.group_id}", self._groups_key]
-        payloads = [encode_fact(fact) for fact in group.facts]
-        args: list[Any] = [str(group.version), group.max_ts, group.group_id, group_digest(payloads).hex()]
-        for fact, member in zip(group.facts, payloads, strict=True):
-            for entity, key in fact.entities.items():
-                keys.append(self._entity_key(str(entity), fact.kind.value, key))
-                args.extend((fact.ts, member))
-        self._check_breaker()
-        try:
-            return bool(self._apply(keys=keys, args=args))
-        except redis.RedisError as e:
-            raise self._unavailable(e) from e
+        changed, _, _ = self._run(group, (), evict_before_us=None)
+        return changed
 
     def fetch(self, queries: Sequence[RangeQuery]) -> list[FactRange]:
         if not queries:
             return []
-        pipe = self._client.pipeline(transaction=False)
-        for q in queries:
-            pipe.zrangebyscore(self._entity_key(q.entity.value, q.kind.value, q.key), q.lo, q.hi,
-                               withscores=True)
-        self._check_breaker()
-        try:
-            results = pipe.execute()
-        except redis.RedisError as e:
-            raise self._unavailable(e) from e
-        return [FactRange([int(score) for _, score in pairs], [decode_fact(member) for member, _ in pairs])
-                for pairs in results]
+        _, _, ranges = self._run(None, queries, evict_before_us=None)
+        return ranges
+
+    def apply_and_fetch(self, group: FactGroup, queries: Sequence[RangeQuery], *,
+                        evict_before_us: int | None = None) -> tuple[bool, list[FactRange]]:
+        """One run of the step script: apply, evict (a batch; more rarely needs more calls), read."""
+        changed, evicted, ranges = self._run(group, queries, evict_before_us=evict_before_us)
+        if evict_before_us is not None and evicted == _EVICT_BATCH:
+            # a burst of old groups (a start after a pause): evict the rest, then read again, so the
+            # reads never see a group the eviction should have dropped first
+            self.evict(before_us=evict_before_us)
+            ranges = self.fetch(queries)
+        return changed, ranges
 
     def evict(self, *, before_us: int) -> int:
-        evicted = 0
+        total = 0
+        while True:
+            _, evicted, _ = self._run(None, (), evict_before_us=before_us)
+            total += evicted
+            if evicted < _EVICT_BATCH:
+                return total
+
+    def _run(self, group: FactGroup | None, queries: Sequence[RangeQuery], *,
+             evict_before_us: int | None) -> tuple[bool, int, list[FactRange]]:
+        """One run of :data:`_STEP` (see there for its arguments); the reads turned back into facts."""
+        keys: list[str] = [self._members_key, self._facts_key]
+        args: list[Any] = ["0", "", "", "", "", "", 0,
+                           "" if evict_before_us is None else evict_before_us, _EVICT_BATCH, 0, 0,
+                           self._record_prefix]
+        if group is None:
+            keys.append(self._members_key)  # a key in its place: nothing is applied
+        else:
+            self._add_group(group, keys, args)
+        args[9], args[10] = len(keys) + 1, len(args) + 1  # where the ranges start (Lua counts from 1)
+        for q in queries:
+            keys.append(self._entity_key(q.entity.value, q.kind.value, q.key))
+            args.append(q.lo)
+            args.append(q.hi)
         self._check_breaker()
         try:
-            while True:
-                n = int(self._evict(keys=[self._groups_key],
-                                    args=[before_us, _EVICT_BATCH, f"{self._prefix}:g:"]))
-                evicted += n
-                if n < _EVICT_BATCH:
-                    return evicted
+            changed, evicted, reads = self._evalsha(keys, args)
+            ranges = self._ranges(reads, len(queries)) if queries else []
         except redis.RedisError as e:
             raise self._unavailable(e) from e
+        return bool(changed), int(evicted), ranges
+
+    def _evalsha(self, keys: Sequence[str], args: Sequence[str | bytes | int]) -> Any:
+        """``EVALSHA`` of :data:`_STEP`, packed here and sent on a pooled connection.
+
+        Why not ``Script.__call__``: redis-py's generic packer costs ~100 µs for the ~150
+        arguments of an apply with its reads, a twentieth of the whole budget of a scored
+        order; :func:`_command` packs them in a third of that. As redis-py would, the call is
+        tried again (twice at most in all) on a fresh connection when the pooled one is found
+        broken (a server restarted since), and after loading the script when the server does
+        not know it (restarted, flushed). A timeout is not retried: the breaker takes over.
+        """
+        packed = _command(("EVALSHA", self._sha, len(keys), *keys, *args))
+        pool = self._client.connection_pool
+        for attempt in range(3):
+            conn: Any = pool.get_connection()  # redis-py's connection methods are untyped
+            try:
+                conn.send_packed_command([packed])
+                return conn.read_response()
+            except redis.exceptions.NoScriptError:
+                if attempt == 2:
+                    raise
+                self._sha = self._client.script_load(_STEP)
+                packed = _command(("EVALSHA", self._sha, len(keys), *keys, *args))
+            except redis.ConnectionError:
+                if attempt == 2:
+                    raise
+            finally:
+                pool.release(conn)
+        raise AssertionError("unreachable")
+
+    def _add_group(self, group: FactGroup, keys: list[str], args: list[Any]) -> None:
+        """The script's arguments to apply ``group``; its facts go to the cache under their tokens."""
+        payloads = [encode_fact(fact) for fact in group.facts]
+        placed: list[list[str]] = []
+        keys.append(self._record_prefix + group.group_id)
+        cache = self._cache
+        for fact, payload in zip(group.facts, payloads, strict=True):
+            token = fact_token(payload)
+            kind = fact.kind.value
+            where = [self._entity_key(str(entity), kind, key) for entity, key in fact.entities.items()]
+            keys.extend(where)
+            args.extend((token, fact.ts, payload, len(where)))
+            placed.append([token.decode(), *where])
+            cache.put(token, fact)
+        digest = group_digest(payloads).hex()
+        args[0:7] = ["1", str(group.version), group.max_ts, group.group_id, digest,
+                     orjson.dumps([str(group.version), digest, placed]), len(payloads)]
+
+    def _ranges(self, reads: bytes, n: int) -> list[FactRange]:
+        """Turn the script's reads (tokens joined by spaces, ranges by commas) into facts, asking Redis once
+        for the facts of the tokens this process has not seen."""
+        parts = reads.split(b",")
+        assert len(parts) == n, (len(parts), n)
+        cache = self._cache
+        found: list[tuple[list[Fact | None], list[bytes]] | None] = []
+        missing: list[bytes] = []
+        for part in parts:
+            if not part:
+                found.append(None)
+                continue
+            tokens = part.split(b" ")
+            facts, unknown = cache.resolve(tokens)
+            found.append((facts, tokens))
+            missing.extend(unknown)
+        loaded = self._load(missing) if missing else {}
+        out: list[FactRange] = []
+        new = tuple.__new__  # a named tuple without the class's Python-level ``__new__``
+        for entry in found:
+            if entry is None:
+                out.append(EMPTY_RANGE)
+                continue
+            facts, tokens = entry
+            if missing and any(f is None for f in facts):
+                # a token whose fact is gone was evicted or replaced between the two round trips: the read
+                # is then as of the second one for that fact (reads of several ranges were never atomic
+                # across processes either)
+                kept = [f for f in (f or loaded.get(t) for f, t in zip(facts, tokens, strict=True)) if f is not None]
+            else:
+                kept = facts  # type: ignore[assignment]  # no None in it
+            out.append(new(FactRange, ([f.ts for f in kept], kept, None)))
+        return out
+
+    def _load(self, tokens: list[bytes]) -> dict[bytes, Fact]:
+        """The facts of ``tokens`` still stored in Redis, decoded (and kept in the cache)."""
+        unique = list(dict.fromkeys(tokens))
+        payloads = self._client.hmget(self._facts_key, unique)
+        loaded = {token: decode_fact(payload) for token, payload in zip(unique, payloads, strict=True)
+                  if payload is not None}
+        self._cache.put_many(loaded.items())
+        return loaded
 
     def declare_reads(self, pairs: Iterable[tuple[EntityRef, FactKind]]) -> None:
         """Ignored: a durable store indexes every entity key, so any later feature set can read it."""
@@ -224,7 +390,7 @@ class RedisStore:
     def size(self) -> int:
         self._check_breaker()
         try:
-            return int(self._client.zcard(self._groups_key))
+            return int(self._client.zcard(self._members_key))
         except redis.RedisError as e:
             raise self._unavailable(e) from e
 
@@ -241,6 +407,20 @@ class RedisStore:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _command(parts: Sequence[str | bytes | int]) -> bytes:
+    """One command in the Redis protocol (RESP): an array of bulk strings.
+
+    >>> _command(("GET", b"k", 7))
+    b'*3\\r\\n$3\\r\\nGET\\r\\n$1\\r\\nk\\r\\n$1\\r\\n7\\r\\n'
+    """
+    out = [b"*%d\r\n" % len(parts)]
+    put = out.append
+    for part in parts:
+        data = part if isinstance(part, bytes) else part.encode() if isinstance(part, str) else b"%d" % part
+        put(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(out)
 
 
 def _chunks(items: Iterable[_T], size: int) -> Iterator[list[_T]]:

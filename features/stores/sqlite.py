@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from features.declared import EntityRef
 from features.facts import FactGroup, FactKind
-from features.stores.base import FactRange, RangeQuery
+from features.stores.base import FactRange, RangeQuery, apply_then_fetch
 from features.stores.codec import decode_fact, encode_fact, group_digest
 from orderguard.errors import ServiceUnavailableError
 
@@ -110,6 +110,11 @@ class SqliteStore:
                 ).fetchall()
                 out.append(FactRange([r[0] for r in rows], [decode_fact(r[1]) for r in rows]))
         return out
+
+    def apply_and_fetch(self, group: FactGroup, queries: Sequence[RangeQuery], *,
+                        evict_before_us: int | None = None) -> tuple[bool, list[FactRange]]:
+        """Apply, evict, fetch, one after the other: no round trip to save here."""
+        return apply_then_fetch(self, group, queries, evict_before_us=evict_before_us)
 
     def evict(self, *, before_us: int) -> int:
         evicted = 0

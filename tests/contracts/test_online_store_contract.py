@@ -11,19 +11,24 @@ store: idempotent apply, late arrival, eviction, as-of lookups, an unknown entit
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
 
 from features.facts import AttrValue, Entity, Fact, FactGroup, FactKind
 from features.online import OnlineFeatures
 from features.specs import FeatureSet
 from features.stores import OnlineStore, RangeQuery, RedisStoreConfig, SqliteStoreConfig
+from features.stores.base import FactRange
 from features.stores.memory import MemoryStoreConfig
 from features.windows import to_us
 from orderguard.schema import (
     Order,
 )
 from tests.factories import make_order
-from tests.stores import StoreRecipe
+from tests.stores import StoreRecipe, make_recipe
 
 T0 = datetime(2024, 11, 11, 2, 0, tzinfo=UTC)
 MIN = 60_000_000
@@ -179,6 +184,73 @@ def test_a_newer_version_with_the_same_facts_is_stored_and_keeps_them(online_sto
     assert online_store.size() == 1
 
 
+# -- apply and fetch in one call ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def twin_store(online_store_recipe: StoreRecipe, request: pytest.FixtureRequest,
+               tmp_path: Path) -> Iterator[OnlineStore]:
+    """A second, separate store of the same backend as ``online_store``."""
+    recipes = make_recipe(online_store_recipe.kind, request, tmp_path / "twin")
+    opened = next(recipes).open()
+    yield opened
+    opened.close()
+    next(recipes, None)  # removes its keys from a shared server
+
+
+def fact_ids(ranges: Sequence[FactRange]) -> list[list[tuple[str, int, dict[str, AttrValue]]]]:
+    return [sorted((f.fact_id, f.ts, dict(f.attrs)) for f in r.facts) for r in ranges]
+
+
+EVERYTHING = [RangeQuery(Entity.DEVICE, "d1", FactKind.ORDER, 0, 2**62),
+              RangeQuery(Entity.USER, "u1", FactKind.ORDER, BASE, BASE + 10 * MIN),
+              RangeQuery(Entity.DEVICE, "d2", FactKind.ORDER, 0, 2**62),
+              RangeQuery(Entity.DEVICE, "d1", FactKind.LINE, 0, 2**62),
+              RangeQuery(Entity.DEVICE, "nobody", FactKind.ORDER, 0, 2**62)]
+
+#: (group, eviction cutoff) in turn: new groups, a late one, a duplicate, a stale version, a newer version
+#: with the same facts, the same version re-derived with other facts, a newer version moving a fact to
+#: another key, eviction riding along, a group evicted coming back.
+STEPS: list[tuple[FactGroup, int | None]] = [
+    (group("g1", fact("a", BASE + MIN), fact("l", BASE + MIN, kind=FactKind.LINE)), None),
+    (group("g2", fact("b", BASE + 3 * MIN)), None),
+    (group("g0", fact("z", BASE)), None),  # late
+    (group("g2", fact("b", BASE + 3 * MIN)), None),  # duplicate
+    (group("g3", fact("c", BASE + 5 * MIN, delivered=False), version=4), None),
+    (group("g3", fact("c", BASE + 5 * MIN, device="d9"), version=3), None),  # stale
+    (group("g3", fact("c", BASE + 5 * MIN, delivered=False), version=5), None),  # same facts, newer
+    (group("g3", fact("c", BASE + 5 * MIN, delivered=True), version=5), None),  # same version, changed
+    (group("g1", fact("a", BASE + 2 * MIN, device="d2"), version=2), None),  # moves, drops the line
+    (group("g4", fact("d", BASE + 30 * MIN)), BASE + MIN),  # evicts g0 on the way
+    (group("g5", fact("e", BASE + 31 * MIN)), BASE + 6 * MIN),  # evicts g1 to g3
+    (group("g0", fact("z", BASE)), None),  # an evicted group may come back
+]
+
+
+def test_apply_and_fetch_equals_apply_then_evict_then_fetch(online_store: OnlineStore,
+                                                            twin_store: OnlineStore) -> None:
+    for g, cutoff in STEPS:
+        changed = twin_store.apply(g)
+        if cutoff is not None:
+            twin_store.evict(before_us=cutoff)
+        expected = twin_store.fetch(EVERYTHING)
+        together = online_store.apply_and_fetch(g, EVERYTHING, evict_before_us=cutoff)
+        assert together[0] == changed, g
+        assert fact_ids(together[1]) == fact_ids(expected), g
+        assert [list(r.ts) for r in together[1]] == [[f.ts for f in r.facts] for r in together[1]]
+        assert online_store.size() == twin_store.size()
+    assert fact_ids(online_store.fetch(EVERYTHING)) == fact_ids(twin_store.fetch(EVERYTHING))
+
+
+def test_apply_and_fetch_reads_the_group_it_applies(online_store: OnlineStore) -> None:
+    changed, (mine,) = online_store.apply_and_fetch(
+        group("g", fact("a", BASE), fact("b", BASE + MIN)),
+        [RangeQuery(Entity.DEVICE, "d1", FactKind.ORDER, BASE, BASE + MIN)])
+    assert changed and [f.fact_id for f in mine.facts] == ["a", "b"] and list(mine.ts) == [BASE, BASE + MIN]
+    changed, ranges = online_store.apply_and_fetch(group("g", fact("a", BASE), fact("b", BASE + MIN)), [])
+    assert not changed and ranges == []
+
+
 # -- the online engine on every store ------------------------------------------------------------------------
 
 SPECS = FeatureSet.from_data({"features": [
@@ -238,3 +310,19 @@ def test_a_store_that_keeps_its_facts_has_not_lost_its_state(online_store: Onlin
     online_store.apply(group("g", fact("a", BASE)))
     assert not online_store.lost_state()
     assert not online_store.lost_state()  # asking again changes nothing
+
+
+def test_engine_apply_and_lookup_equals_apply_then_lookup(online_store: OnlineStore, twin_store: OnlineStore) -> None:
+    together = OnlineFeatures(online_store, SPECS, retention_margin=timedelta(minutes=30))
+    apart = OnlineFeatures(twin_store, SPECS, retention_margin=timedelta(minutes=30))
+    stream = [order("a", minutes=0), order("b", minutes=5, qty=3), order("a", minutes=0, version=2, qty=2),
+              order("late", minutes=1), order("b", minutes=5, qty=3), order("c", minutes=24 * 60),
+              order("too-late", minutes=2), order("d", minutes=24 * 60 + 1, device=None)]
+    for o in stream:
+        as_of = o.details.created_at
+        apart.apply(o)
+        one, two = together.apply_and_lookup(o, as_of=as_of), apart.lookup(o, as_of=as_of)
+        assert one.as_of == two.as_of and list(one) == list(two)
+        assert all(one[n] == two[n] or (math.isnan(one[n]) and math.isnan(two[n])) for n in one), o.key
+        assert online_store.size() == twin_store.size()
+        assert together.watermark == apart.watermark

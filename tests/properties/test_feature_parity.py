@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features.derived import point_in_time_features
-from features.online import OnlineFeatures
+from features.online import FeatureVector, OnlineFeatures
 from features.specs import FeatureSet
 from features.stores import MemoryStore
 from features.stores.memory import TOTALS_FROM
@@ -332,6 +332,41 @@ def test_lookups_within_the_margin_stay_exact_under_eviction(stream: Stream, mar
     assert engine.watermark is not None
     assert_parity(engine, stream, batch_values(stream, gazetteer), store="memory (evicting)",
                   since=engine.watermark - timedelta(hours=margin_h))
+
+
+def same_vectors(one: FeatureVector, two: FeatureVector) -> dict[str, tuple[float, float]]:
+    """The features whose values differ (NaN equals NaN here)."""
+    assert list(one) == list(two) and one.as_of == two.as_of
+    return {name: (one[name], two[name]) for name in one if not same(one[name], two[name])}
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stream=streams(), margin_h=st.sampled_from([1, 30 * 24]))
+def test_scoring_in_one_store_call_equals_apply_then_lookup(stream: Stream, margin_h: int, redis_url: str,
+                                                            gazetteer: Gazetteer) -> None:
+    """Scoring's path (``apply_and_lookup``: one store call) gives what apply, then lookup give, at every
+    arrival, evicting or not, on every store."""
+    with every_store(redis_url) as together_stores, every_store(redis_url) as apart_stores:
+        for name in together_stores:
+            margin = timedelta(hours=margin_h)
+            together = OnlineFeatures(together_stores[name], SPECS, gazetteer=gazetteer, retention_margin=margin)
+            apart = OnlineFeatures(apart_stores[name], SPECS, gazetteer=gazetteer, retention_margin=margin)
+            received: dict[OrderKey, list[OrderEvent]] = {}
+            for position, event in enumerate(stream.arrivals):
+                for at_position, label in stream.labels:
+                    current = derive_order(received.get(label.key, []))
+                    if at_position == position and current is not None:
+                        assert together.apply_label(label, current) == apart.apply_label(label, current)
+                received.setdefault(event.key, []).append(event)
+                order = derive_order(received[event.key])
+                if order is None:
+                    continue
+                as_of = order.details.created_at
+                apart.apply(order)
+                wrong = same_vectors(together.apply_and_lookup(order, as_of=as_of), apart.lookup(order, as_of=as_of))
+                assert not wrong, f"{name}: {order.key} one call != apply then lookup: {wrong}"
+                assert together.watermark == apart.watermark
+            assert together_stores[name].size() == apart_stores[name].size()
 
 
 LONG_RANGE_SPECS = FeatureSet.from_data({"features": [
