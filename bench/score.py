@@ -75,7 +75,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -650,19 +650,29 @@ async def _exchange(conn: _Conn, request: bytes) -> int:
     return status
 
 
+#: A keep-alive connection idle this long is closed instead of reused: the server closes its side after
+#: 5 s (uvicorn's ``timeout_keep_alive``), and a request sent on it then fails. HTTP clients expire idle
+#: connections the same way (httpx: ``keepalive_expiry``, 5 s).
+KEEPALIVE_EXPIRY_S = 4.0
+
+
 class _Pool:
     """Keep-alive connections, opened on demand up to ``limit``; beyond it requests wait for one."""
 
     def __init__(self, port: int, limit: int) -> None:
         self.port, self.limit = port, limit
-        self.idle: list[_Conn] = []
+        self.idle: list[tuple[_Conn, float]] = []
         self.opened = 0
         self.peak = 0
         self.waiters: deque[asyncio.Future[_Conn]] = deque()
 
     async def acquire(self) -> _Conn:
-        if self.idle:
-            return self.idle.pop()
+        now = time.monotonic()
+        while self.idle:
+            conn, since = self.idle.pop()
+            if now - since < KEEPALIVE_EXPIRY_S:
+                return conn
+            self.discard(conn)  # expired: the server may have closed it
         if self.opened < self.limit:
             self.opened += 1
             self.peak = max(self.peak, self.opened)
@@ -681,14 +691,14 @@ class _Pool:
             if not waiter.done():
                 waiter.set_result(conn)
                 return
-        self.idle.append(conn)
+        self.idle.append((conn, time.monotonic()))
 
     def discard(self, conn: _Conn) -> None:
         conn[1].close()
         self.opened -= 1
 
     def close(self) -> None:
-        for _, writer in self.idle:
+        for (_, writer), _ in self.idle:
             writer.close()
         for waiter in self.waiters:
             waiter.cancel()
@@ -705,6 +715,7 @@ async def _open_loop(port: int, requests: Sequence[bytes], rate: float, *, grace
     latencies: list[float] = []
     lags: list[float] = []
     errors = 0
+    failures: Counter[str] = Counter()
 
     async def one(request: bytes, scheduled: float) -> None:
         nonlocal errors
@@ -712,12 +723,15 @@ async def _open_loop(port: int, requests: Sequence[bytes], rate: float, *, grace
         conn = await pool.acquire()
         try:
             status = await _exchange(conn, request)
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as e:
             errors += 1
+            failures[type(e).__name__] += 1
             pool.discard(conn)
             return
         latencies.append(clock() - scheduled)
-        errors += status != 200
+        if status != 200:
+            errors += 1
+            failures[f"HTTP {status}"] += 1
         pool.release(conn)
 
     tasks = []
@@ -735,7 +749,8 @@ async def _open_loop(port: int, requests: Sequence[bytes], rate: float, *, grace
     await asyncio.gather(*pending, return_exceptions=True)
     pool.close()
     elapsed = clock() - start
-    return {"sent": len(requests), "errors": errors, "timeouts": len(pending), "latencies": latencies,
+    return {"sent": len(requests), "errors": errors, "failures": dict(failures), "timeouts": len(pending),
+            "latencies": latencies,
             "lag_p99_ms": _q(lags, 0.99) * 1000, "achieved_rps": len(latencies) / elapsed, "connections": pool.peak}
 
 
@@ -744,6 +759,7 @@ async def _closed_loop(port: int, requests: Sequence[bytes], seconds: float) -> 
     clock = time.perf_counter
     latencies: list[float] = []
     errors = 0
+    failures: Counter[str] = Counter()
     queue = iter(requests)
     start = clock()
     stop = start + seconds
@@ -758,19 +774,23 @@ async def _closed_loop(port: int, requests: Sequence[bytes], seconds: float) -> 
                     break
                 try:
                     status = await _exchange(conn, request)
-                except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+                except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as e:
                     errors += 1
+                    failures[type(e).__name__] += 1
                     conn[1].close()
                     conn = await asyncio.open_connection("127.0.0.1", port)
                     continue
                 latencies.append(clock() - sent)
-                errors += status != 200
+                if status != 200:
+                    errors += 1
+                    failures[f"HTTP {status}"] += 1
         finally:
             conn[1].close()
 
     await asyncio.gather(*(worker() for _ in range(MAX_CONNECTIONS)))
     elapsed = clock() - start
-    return {"sent": len(latencies) + errors, "errors": errors, "timeouts": 0, "latencies": latencies,
+    return {"sent": len(latencies) + errors, "errors": errors, "failures": dict(failures), "timeouts": 0,
+            "latencies": latencies,
             "achieved_rps": len(latencies) / elapsed, "lag_p99_ms": 0.0, "connections": MAX_CONNECTIONS}
 
 
@@ -809,6 +829,32 @@ def _drain(port: int) -> None:
             if time.perf_counter() - started < 0.2:
                 return
         time.sleep(0.2)
+
+
+def _commits(port: int) -> dict[str, float] | None:
+    """The real app's group-commit counters (``/healthz``: ``score_commits``), or None for a floor."""
+    with contextlib.suppress(httpx.HTTPError, ValueError):
+        shown = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30).json().get("score_commits")
+        return shown if isinstance(shown, dict) else None
+    return None
+
+
+def _commits_between(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, float] | None:
+    """The batches of one run: how many, their mean size and each stage's mean milliseconds per batch.
+
+    With several worker processes this is the view of whichever one answered the health checks.
+
+    >>> _commits_between({"batches": 2, "requests": 4, "append_ms": 1.0, "score_ms": 2.0, "store_ms": 1.0},
+    ...                  {"batches": 4, "requests": 12, "append_ms": 2.0, "score_ms": 3.0, "store_ms": 1.5})
+    {'batches': 2, 'mean_batch': 4.0, 'append_ms': 3.0, 'score_ms': 4.0, 'store_ms': 2.0}
+    """
+    if before is None or after is None or after["batches"] <= before["batches"]:
+        return None
+    n = after["batches"] - before["batches"]
+    out: dict[str, float] = {"batches": n, "mean_batch": round((after["requests"] - before["requests"]) / n, 2)}
+    for stage in ("append_ms", "score_ms", "store_ms"):
+        out[stage] = round((after[stage] * after["batches"] - before[stage] * before["batches"]) / n, 3)
+    return out
 
 
 @dataclass(frozen=True)
@@ -865,14 +911,18 @@ def http(data_dir: Path, model_file: Path, stream: Sequence[tuple[str, dict[str,
                     _drain(port)
                     for rate in rates:
                         first, count = take(int(rate * seconds))
+                        before = _commits(port)
                         result = loadgen.submit(load_job, port, str(bodies_file), first, count, float(rate),
                                                 seconds, key).result()
-                        runs.append({"app": setup.label, "rate": rate, **_rounded(result)})
+                        runs.append({"app": setup.label, "rate": rate, **_rounded(result),
+                                     "commits": _commits_between(before, _commits(port))})
                         _drain(port)
                     first, count = take(len(stream))
+                    before = _commits(port)
                     result = loadgen.submit(load_job, port, str(bodies_file), first, count, None, max_seconds,
                                             key).result()
-                    runs.append({"app": setup.label, "rate": "max", **_rounded(result)})
+                    runs.append({"app": setup.label, "rate": "max", **_rounded(result),
+                                 "commits": _commits_between(before, _commits(port))})
                     if setup.app == "real" and result["sent"] >= count:
                         console.print(f"[yellow]note: the held-out stream ran out during {setup.label}'s "
                                       f"max-throughput run[/]")
@@ -1041,6 +1091,14 @@ def _report_http(part: Mapping[str, Any]) -> list[dict[str, Any]]:
         rows.append({**r, "p99_vs_bare": round(p99_ratio, 3), "throughput_vs_bare": round(thru_ratio, 3),
                      "throughput_vs_compute": round(c_ratio, 3)})
     console.print(table)
+    for r in rows:
+        if r.get("failures"):
+            console.print(f"  {r['app']} @ {r['rate']}: errors {r['failures']}")
+    for r in rows:
+        if r.get("commits"):
+            c = r["commits"]
+            console.print(f"  {r['app']} @ {r['rate']}: {c['batches']:.0f} batches of {c['mean_batch']} requests; "
+                          f"ms per batch: append {c['append_ms']}, score {c['score_ms']}, store {c['store_ms']}")
     for r in rows:
         if not r["app"].startswith("real"):
             continue

@@ -48,6 +48,7 @@ from features.facts import Fact, FactGroup, FactKind
 from features.stores.base import EMPTY_RANGE, FactRange, RangeQuery
 from features.stores.codec import decode_fact, encode_fact, fact_token, group_digest
 from features.stores.fact_cache import FactCache
+from features.stores.range_memo import RangeMemo
 from orderguard.errors import ServiceUnavailableError
 
 #: One step: apply a group (``ARGV[1] == '1'``), evict groups at or before ``ARGV[8]`` (unless empty, at
@@ -125,6 +126,7 @@ return {changed, evicted, table.concat(reads, ',')}
 
 _EVICT_BATCH = 500
 _DEFAULT_CACHE = 200_000
+_MEMO_KEYS = 20_000  # sorted sets whose last read is kept (a busy shop reads a few thousand)
 _T = TypeVar("_T")
 _GLOB = re.compile(r"[*?\[\]\\]")  # characters SCAN MATCH would read as a pattern
 
@@ -198,6 +200,7 @@ class RedisStore:
         self._facts_key = f"{prefix}:facts"
         self._record_prefix = f"{prefix}:r:"
         self._cache = FactCache(capacity=fact_cache)
+        self._memo = RangeMemo(capacity=_MEMO_KEYS)
 
     def _entity_key(self, entity: str, kind: str, key: str) -> str:
         return f"{self._prefix}:s:{entity}:{kind}:{key}"
@@ -263,7 +266,7 @@ class RedisStore:
         self._check_breaker()
         try:
             changed, evicted, reads = self._evalsha(keys, args)
-            ranges = self._ranges(reads, len(queries)) if queries else []
+            ranges = self._ranges(reads, keys[args[9] - 1:]) if queries else []
         except redis.RedisError as e:
             raise self._unavailable(e) from e
         return bool(changed), int(evicted), ranges
@@ -315,38 +318,57 @@ class RedisStore:
         args[0:7] = ["1", str(group.version), group.max_ts, group.group_id, digest,
                      orjson.dumps([str(group.version), digest, placed]), len(payloads)]
 
-    def _ranges(self, reads: bytes, n: int) -> list[FactRange]:
-        """Turn the script's reads (tokens joined by spaces, ranges by commas) into facts, asking Redis once
-        for the facts of the tokens this process has not seen."""
+    def _ranges(self, reads: bytes, keys: Sequence[str]) -> list[FactRange]:
+        """Turn the script's reads (tokens joined by spaces, ranges by commas) into facts.
+
+        A read that continues the key's last read reuses its facts (:class:`RangeMemo`);
+        the other tokens come from the cache, and those this process has not seen from
+        Redis, in one ``HMGET`` for all the ranges.
+        """
         parts = reads.split(b",")
-        assert len(parts) == n, (len(parts), n)
-        cache = self._cache
-        found: list[tuple[list[Fact | None], list[bytes]] | None] = []
-        missing: list[bytes] = []
-        for part in parts:
-            if not part:
-                found.append(None)
-                continue
-            tokens = part.split(b" ")
-            facts, unknown = cache.resolve(tokens)
-            found.append((facts, tokens))
-            missing.extend(unknown)
-        loaded = self._load(missing) if missing else {}
-        out: list[FactRange] = []
+        assert len(parts) == len(keys), (len(parts), len(keys))
+        cache, memo = self._cache, self._memo
         new = tuple.__new__  # a named tuple without the class's Python-level ``__new__``
-        for entry in found:
-            if entry is None:
+        out: list[FactRange] = []
+        unresolved: list[tuple[int, list[bytes], list[Fact | None]]] = []
+        missing: list[bytes] = []
+        for i, (key, part) in enumerate(zip(keys, parts, strict=True)):
+            if not part:
                 out.append(EMPTY_RANGE)
                 continue
-            facts, tokens = entry
-            if missing and any(f is None for f in facts):
+            shared = memo.continued(key, part)
+            if shared is not None:
+                if not shared.new_tokens:
+                    out.append(new(FactRange, (shared.times, shared.facts, None)))
+                    continue
+                more, unknown = cache.resolve(shared.new_tokens)
+                if not unknown:
+                    facts: list[Fact] = shared.facts + more  # type: ignore[operator]  # no None in ``more``
+                    times = shared.times + [f.ts for f in more]  # type: ignore[union-attr]
+                    memo.keep(key, part, facts, times)
+                    out.append(new(FactRange, (times, facts, None)))
+                    continue
+            tokens = part.split(b" ")
+            found, unknown = cache.resolve(tokens)
+            if unknown:
+                missing.extend(unknown)
+                unresolved.append((i, tokens, found))
+                out.append(EMPTY_RANGE)  # replaced below
+                continue
+            times = [f.ts for f in found]  # type: ignore[union-attr]  # no None in ``found``
+            memo.keep(key, part, found, times)  # type: ignore[arg-type]
+            out.append(new(FactRange, (times, found, None)))
+        if unresolved:
+            loaded = self._load(missing)
+            for i, tokens, found in unresolved:
                 # a token whose fact is gone was evicted or replaced between the two round trips: the read
                 # is then as of the second one for that fact (reads of several ranges were never atomic
                 # across processes either)
-                kept = [f for f in (f or loaded.get(t) for f, t in zip(facts, tokens, strict=True)) if f is not None]
-            else:
-                kept = facts  # type: ignore[assignment]  # no None in it
-            out.append(new(FactRange, ([f.ts for f in kept], kept, None)))
+                kept = [f for f in (f or loaded.get(t) for f, t in zip(found, tokens, strict=True)) if f is not None]
+                times = [f.ts for f in kept]
+                if len(kept) == len(tokens):
+                    memo.keep(keys[i], parts[i], kept, times)
+                out[i] = new(FactRange, (times, kept, None))
         return out
 
     def _load(self, tokens: list[bytes]) -> dict[bytes, Fact]:

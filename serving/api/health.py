@@ -30,4 +30,5 @@ def healthz(svc: Annotated[Services, Depends(services)]) -> HealthResponse:
                           dependencies={"order_log": "ok", "feature_store": store, "order_health": monitor},
                           orders=log.count_orders(), events=log.count_events(),
                           orders_by_status={s.value: n for s, n in log.status_counts().items()},
-                          model_version=svc.champion.status.version, rules_only=svc.champion.status.rules_only)
+                          model_version=svc.champion.status.version, rules_only=svc.champion.status.rules_only,
+                          score_commits=svc.committer.stats.summary() if svc.committer is not None else None)

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from features.facts import Entity, Fact, FactGroup, FactKind
-from features.stores import RangeQuery, RedisStore
+from features.stores import MemoryStore, RangeQuery, RedisStore
 from features.stores.codec import encode_fact, fact_token
 from features.stores.redis import ping
 from orderguard.errors import ServiceUnavailableError
@@ -103,3 +103,34 @@ def test_a_server_that_forgot_the_script_loads_it_again(redis_url: str) -> None:
         store.clear()
         store.close()
         client.close()
+
+
+def test_sliding_reads_of_a_busy_key_match_a_store_in_memory(redis_url: str) -> None:
+    """Reads reuse the key's last decoded read where they continue it (``RangeMemo``); inserts in the
+    middle, replaced versions and evictions between the reads must still give exactly what memory gives."""
+    redis_store, memory = RedisStore(redis_url, prefix=f"og:test:slide:{uuid.uuid4().hex}"), MemoryStore()
+
+    def placed(i: int, version: int = 1, *, ts: int | None = None) -> FactGroup:
+        at = i * 1_000 if ts is None else ts
+        return FactGroup(f"g{i}", version, (Fact(FactKind.ORDER, at, f"g{i}", {Entity.SKU: "s"}, {"v": version}),))
+
+    try:
+        steps: list[tuple[FactGroup | None, int | None]] = [(placed(i), None) for i in range(1, 40)]
+        steps[10] = (placed(5, 2), None)  # a newer version of a fact inside the window
+        steps[20] = (placed(100, ts=15_500), None)  # a late event in the middle
+        steps[30] = (None, 12_000)  # an eviction
+        for n, (g, evict) in enumerate(steps):
+            t = (n + 1) * 1_000
+            query = [RangeQuery(Entity.SKU, "s", FactKind.ORDER, t - 8_000, t)]
+            if g is None:
+                assert evict is not None
+                redis_store.evict(before_us=evict)
+                memory.evict(before_us=evict)
+                got, want = redis_store.fetch(query), memory.fetch(query)
+            else:
+                got, want = redis_store.apply_and_fetch(g, query)[1], memory.apply_and_fetch(g, query)[1]
+            assert list(got[0].facts) == list(want[0].facts), n
+            assert list(got[0].ts) == list(want[0].ts), n
+    finally:
+        redis_store.clear()
+        redis_store.close()

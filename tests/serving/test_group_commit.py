@@ -75,6 +75,9 @@ def test_concurrent_requests_share_batches_and_each_answer_is_already_committed(
     assert len({r.json()["order_key"] for r in responses}) == 40
     stats = svc.committer.stats if svc.committer is not None else None
     assert stats is not None and stats.requests == 40 and stats.batches < 40 and stats.largest > 1
+    shown = client.get("/healthz").json()["score_commits"]  # what an operator sees of it
+    assert shown["requests"] == 40 and shown["batches"] == stats.batches and shown["largest"] == stats.largest
+    assert shown["append_ms"] > 0 and shown["score_ms"] > 0 and shown["store_ms"] > 0
     # the burst on each device is counted as it would be one request at a time: 14 orders on d0 within 4 min
     bursts = [r.json() for r in responses if any(x["code"] == "DEVICE_BURST_5M" for x in r.json()["reasons"])]
     assert bursts
