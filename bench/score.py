@@ -96,9 +96,11 @@ from features.derived import point_in_time_features
 from features.online import OnlineFeatures
 from features.settings import Settings
 from features.shop import feature_set_from
+from features.stores import MemoryStore
 from orderguard.access import KeyRing, Principal, Role, key_hash
 from orderguard.clock import SystemClock
 from orderguard.enrich import Gazetteer
+from orderguard.ingest import codec
 from orderguard.ingest.channels import get_adapter
 from orderguard.ingest.channels.kit import DocumentAdapter
 from orderguard.ingest.normalize import ParseContext, PiiHasher
@@ -115,6 +117,8 @@ from scoring.registry import ModelRef
 from scoring.scorer import Scorer
 from serving.api.schemas import ScoreRequest, ScoreResponse
 from serving.engine import Engine, build_engine
+from serving.group_commit import current_states
+from serving.notify.messages import queue_decision_alerts
 from serving.services import score_and_store, warm_start
 from simulate import SimConfig, simulate
 from simulate.channels import ENCODERS, encode
@@ -362,8 +366,9 @@ def _agreement(path: LightGBMModel, shap: LightGBMModel, vectors: Sequence[Mappi
 #: Steps of ``Scorer.score``: (label, function) whose cumulative time is that step's; an indented
 #: label is part of the step above it.
 _SCORER_STEPS: tuple[tuple[str, Callable[..., Any]], ...] = (
-    ("features: apply (facts + store)", OnlineFeatures.apply),
-    ("features: lookup", OnlineFeatures.lookup),
+    ("features: apply + lookup (one store call)", OnlineFeatures.apply_and_lookup),
+    ("  of which the store", MemoryStore.apply_and_fetch),
+    ("  of which the windows' values", OnlineFeatures._fill),
     ("rules + blend + decision (judge)", judge),
     ("  of which allow/deny list keys", list_keys),
     ("model: probability (+ contributions)", LightGBMModel.predict),
@@ -372,11 +377,12 @@ _SCORER_STEPS: tuple[tuple[str, Callable[..., Any]], ...] = (
 )
 _ROUTE_STEPS: tuple[tuple[str, Callable[..., Any]], ...] = (
     ("parse payload (channel adapter)", DocumentAdapter.parse),
-    ("order log: append (insert + commit)", OrderLog.append),
-    ("order log: get current order", OrderLog.get),
-    ("score log: get (already scored?)", ScoreLog.get),
+    ("order log: append (insert, derive, commit)", OrderLog.append),
+    ("  of which encoding the events", codec.event_to_dict),
+    ("order log: where each event stands", current_states),
     ("Scorer.score", Scorer.score),
-    ("score log: put (insert + commit)", ScoreLog.put),
+    ("score log: put_all (insert + commit)", ScoreLog.put_all),
+    ("outbox: decision alerts", queue_decision_alerts),
 )
 
 
