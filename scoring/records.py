@@ -174,6 +174,13 @@ def _first_per_version(records: Sequence[ScoreRecord]) -> dict[tuple[str, int], 
     return first
 
 
+#: The score route's statements, built once: SQLAlchemy's construction of a statement costs more than the
+#: statement itself on SQLite (the score route stores records hundreds of times a second).
+_VERSIONS_OF_KEYS = sa.select(SCORE_RECORDS.c.order_key, SCORE_RECORDS.c.event_version).where(
+    SCORE_RECORDS.c.order_key.in_(sa.bindparam("keys", expanding=True)))
+_INSERT = SCORE_RECORDS.insert()
+
+
 class ScoreLog:
     """Store of :class:`ScoreRecord` s on the order log's engine (tables made by its migrations)."""
 
@@ -245,14 +252,12 @@ class ScoreLog:
         """Insert the first record of each order version that has none stored; return each version's first
         record and the versions that were stored already (looked up by order key, then narrowed here: a
         row-value IN of the versions would scan the table on SQLite)."""
-        c = SCORE_RECORDS.c
         wanted = _first_per_version(records)
-        present = {ident for row in conn.execute(
-            sa.select(c.order_key, c.event_version).where(c.order_key.in_({k for k, _ in wanted})))
-            if (ident := (row.order_key, row.event_version)) in wanted}
+        present = {ident for row in conn.execute(_VERSIONS_OF_KEYS, {"keys": sorted({k for k, _ in wanted})})
+                   if (ident := (row.order_key, row.event_version)) in wanted}
         fresh = [r for ident, r in wanted.items() if ident not in present]
         if fresh:
-            conn.execute(SCORE_RECORDS.insert(), [_row(r) for r in fresh])
+            conn.execute(_INSERT, [_row(r) for r in fresh])
         return wanted, present
 
     def latest(self, key: OrderKey) -> ScoreRecord | None:

@@ -153,6 +153,40 @@ ORDERS = sa.Table(
     sa.Index("ix_orders_status", "status"),
 )
 
+def _by_keys(table: sa.Table, names: tuple[str, ...], *, versions: bool = False) -> sa.Select[Any]:
+    """``SELECT names FROM table`` for the keys in ``:channels`` x ``:ids`` (and ``:versions``), built once.
+
+    Why not :func:`~orderguard.dbkeys.pairs_in`: a statement built per call costs more than
+    the query it runs (an append of one event ran five of them: ~1 ms of SQLAlchemy
+    construction and cache-key work against ~0.1 ms in SQLite). Two expanding ``IN`` lists
+    on the key's leading columns keep the index search (SQLite walks the index for each
+    combination) and the statement is compiled once; the caller keeps only its exact
+    pairs (a combination of one key's channel with another's id is rare and harmless).
+    """
+    c = table.c
+    where = [c.channel.in_(sa.bindparam("channels", expanding=True)),
+             c.channel_order_id.in_(sa.bindparam("ids", expanding=True))]
+    if versions:
+        where.append(c.event_version.in_(sa.bindparam("versions", expanding=True)))
+    return sa.select(*(c[name] for name in names)).where(*where)
+
+
+_STORED_STATES = _by_keys(ORDERS, ("channel", "channel_order_id", "event_version", "state"))
+_SQLITE_KEY_VERSIONS = _by_keys(ORDER_EVENTS, ("channel", "channel_order_id", "event_version"))
+_SQLITE_STORED_HASHES = _by_keys(ORDER_EVENTS, ("channel", "channel_order_id", "event_version", "content_hash"),
+                                 versions=True)
+_SQLITE_PAYLOADS = _by_keys(ORDER_EVENTS, ("channel", "channel_order_id", "event_version", "payload"),
+                            versions=True)
+
+
+def _upsert_statement(dialect: str) -> Any:
+    """``INSERT INTO orders ... ON CONFLICT (key) DO UPDATE`` every other column, for one dialect (built once)."""
+    insert: Any = sqlite.insert(ORDERS) if dialect == "sqlite" else postgresql.insert(ORDERS)
+    excluded = insert.excluded
+    updates = {col.name: excluded[col.name] for col in ORDERS.c if col.name not in ("channel", "channel_order_id")}
+    return insert.on_conflict_do_update(index_elements=[ORDERS.c.channel, ORDERS.c.channel_order_id], set_=updates)
+
+
 #: Served decisions (``scoring.records``), migration 0002.
 SCORE_RECORDS = sa.Table(
     "score_records", METADATA,
@@ -359,7 +393,7 @@ _PG_IDENT_JOIN = (
     ' AND e.channel_order_id = k.channel_order_id COLLATE "C" AND e.event_version = k.event_version')
 _PG_STORED_HASHES = sa.text(
     "SELECT e.channel, e.channel_order_id, e.event_version, e.content_hash" + _PG_IDENT_JOIN)
-_PG_PAYLOADS = sa.text("SELECT e.channel, e.channel_order_id, e.payload" + _PG_IDENT_JOIN)
+_PG_PAYLOADS = sa.text("SELECT e.channel, e.channel_order_id, e.event_version, e.payload" + _PG_IDENT_JOIN)
 _PG_KEY_VERSIONS = sa.text(
     "SELECT e.channel, e.channel_order_id, e.event_version"
     " FROM unnest(CAST(:channel AS text[]), CAST(:channel_order_id AS text[])) AS k(channel, channel_order_id)"
@@ -623,6 +657,7 @@ class OrderLog:
         self._engine = engine
         self._dialect = engine.dialect.name
         self._where = redacted(engine.url)
+        self._upsert = _upsert_statement(self._dialect)
 
     # ------------------------------------------------------------------ life cycle
 
@@ -756,41 +791,41 @@ class OrderLog:
             return {(r[0], r[1], r[2]) for r in conn.execute(_PG_INSERT_EVENTS, {"rows": codec.dumps(doc)})}
         return {(r[0], r[1], r[2]) for r in conn.execute(_SQLITE_INSERT_EVENTS, rows)}
 
-    def _select_by_ident(self, conn: Connection, pg_stmt: sa.TextClause,
-                         columns: Sequence[sa.ColumnElement[Any]], idents: Sequence[_Ident],
-                         ) -> list[tuple[Any, ...]]:
-        """Rows of ``order_events`` for exact event keys (one array query on PostgreSQL,
-        chunked ``IN`` lists on SQLite)."""
+    def _select_by_ident(self, conn: Connection, pg_stmt: sa.TextClause, sqlite_stmt: sa.Select[Any],
+                         idents: Sequence[_Ident]) -> list[tuple[Any, ...]]:
+        """Rows ``(channel, channel_order_id, event_version, column)`` of ``order_events`` for exact event keys
+        (one array query on PostgreSQL, a :func:`_by_keys` statement per chunk on SQLite)."""
         if not idents:
             return []
         if self._dialect == "postgresql":
             return [tuple(r) for r in conn.execute(pg_stmt, _columns(idents, _EVENT_COLUMNS[:3]))]
-        c = ORDER_EVENTS.c
-        wanted = set(idents)
         out: list[tuple[Any, ...]] = []
         for chunk in _chunks(idents, _IN_CHUNK):
-            # the orders' rows of these versions, narrowed to the exact keys here: a row-value IN would scan
-            stmt = sa.select(c.channel, c.channel_order_id, c.event_version, *columns).where(
-                pairs_in(c.channel, c.channel_order_id, [i[:2] for i in chunk]),
-                c.event_version.in_({i[2] for i in chunk}))
-            out.extend(tuple(r[3:]) for r in conn.execute(stmt) if (r[0], r[1], r[2]) in wanted)
+            wanted = set(chunk)
+            rows = conn.execute(sqlite_stmt, {"channels": sorted({i[0] for i in chunk}),
+                                              "ids": sorted({i[1] for i in chunk}),
+                                              "versions": sorted({i[2] for i in chunk})})
+            out.extend(tuple(r) for r in rows if (r[0], r[1], r[2]) in wanted)
         return out
 
     def _stored_hashes(self, conn: Connection, idents: Sequence[_Ident]) -> dict[_Ident, str]:
-        c = ORDER_EVENTS.c
-        rows = self._select_by_ident(conn, _PG_STORED_HASHES,
-                                     (c.channel, c.channel_order_id, c.event_version, c.content_hash), idents)
+        rows = self._select_by_ident(conn, _PG_STORED_HASHES, _SQLITE_STORED_HASHES, idents)
         return {(r[0], r[1], r[2]): r[3] for r in rows}
 
     def _stored_states(self, conn: Connection, keys: Sequence[_Key]) -> dict[_Key, tuple[int, Any]]:
         """``event_version`` and encoded state of the given orders that have a current state."""
-        o = ORDERS.c
         out: dict[_Key, tuple[int, Any]] = {}
+        for ch, oid, version, state in self._rows_by_keys(conn, _STORED_STATES, keys):
+            out[(ch, oid)] = (int(version), state if isinstance(state, Mapping) else codec.loads(state))
+        return out
+
+    def _rows_by_keys(self, conn: Connection, stmt: sa.Select[Any], keys: Sequence[_Key]) -> list[tuple[Any, ...]]:
+        """The rows of a :func:`_by_keys` statement (without versions) for exactly these order keys."""
+        out: list[tuple[Any, ...]] = []
         for chunk in _chunks(keys, _IN_CHUNK):
-            stmt = sa.select(o.channel, o.channel_order_id, o.event_version, o.state).where(
-                pairs_in(o.channel, o.channel_order_id, chunk))
-            for ch, oid, version, state in conn.execute(stmt):
-                out[(ch, oid)] = (int(version), state if isinstance(state, Mapping) else codec.loads(state))
+            wanted = set(chunk)
+            rows = conn.execute(stmt, {"channels": sorted({k[0] for k in chunk}), "ids": sorted({k[1] for k in chunk})})
+            out.extend(tuple(r) for r in rows if (r[0], r[1]) in wanted)
         return out
 
     def _versions_of(self, conn: Connection, keys: Sequence[_Key]) -> list[_Ident]:
@@ -798,13 +833,7 @@ class OrderLog:
         if self._dialect == "postgresql":
             rows = conn.execute(_PG_KEY_VERSIONS, _columns(keys, _EVENT_COLUMNS[:2]))
             return [(r[0], r[1], r[2]) for r in rows]
-        c = ORDER_EVENTS.c
-        out: list[_Ident] = []
-        for chunk in _chunks(keys, _IN_CHUNK):
-            stmt = sa.select(c.channel, c.channel_order_id, c.event_version).where(
-                pairs_in(c.channel, c.channel_order_id, chunk))
-            out.extend((r[0], r[1], r[2]) for r in conn.execute(stmt))
-        return out
+        return [(r[0], r[1], r[2]) for r in self._rows_by_keys(conn, _SQLITE_KEY_VERSIONS, keys)]
 
     def _refresh_orders(self, conn: Connection, fresh: Mapping[_Ident, OrderEvent],
                         ) -> tuple[tuple[Order, ...], tuple[OrderKey, ...]]:
@@ -838,9 +867,7 @@ class OrderLog:
                 missing.append(ident)
             else:
                 by_key[(ident[0], ident[1])].append(known)
-        c = ORDER_EVENTS.c
-        for ch, oid, payload in self._select_by_ident(conn, _PG_PAYLOADS, (c.channel, c.channel_order_id,
-                                                                             c.payload), missing):
+        for ch, oid, _, payload in self._select_by_ident(conn, _PG_PAYLOADS, _SQLITE_PAYLOADS, missing):
             by_key[(ch, oid)].append(codec.event_from_dict(payload if isinstance(payload, Mapping)
                                                             else codec.loads(payload)))
 
@@ -859,18 +886,7 @@ class OrderLog:
         return tuple(orders), tuple(_okey(ch, oid) for ch, oid in pending)
 
     def _upsert_orders(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        if self._dialect == "sqlite":
-            sqlite_insert = sqlite.insert(ORDERS)
-            excluded = sqlite_insert.excluded
-            stmt: Any = sqlite_insert
-        else:
-            pg_insert = postgresql.insert(ORDERS)
-            excluded = pg_insert.excluded
-            stmt = pg_insert
-        updates = {col.name: excluded[col.name] for col in ORDERS.c
-                   if col.name not in ("channel", "channel_order_id")}
-        conn.execute(stmt.on_conflict_do_update(index_elements=[ORDERS.c.channel, ORDERS.c.channel_order_id],
-                                                set_=updates), rows)
+        conn.execute(self._upsert, rows)
 
     # ------------------------------------------------------------------ reading
 
