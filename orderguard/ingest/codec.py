@@ -28,7 +28,7 @@ import hashlib
 import json
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -287,24 +287,7 @@ class _ClassPlan:
     cls: type
     fields: tuple[_FieldPlan, ...]
     names: frozenset[str]
-
-    def encode(self, value: Any) -> dict[str, Any]:
-        if type(value) is not self.cls:
-            raise _EncodeError(f"a {self.cls.__name__}", type(value).__name__)
-        out: dict[str, Any] = {}
-        name = ""
-        try:
-            for fp in self.fields:
-                name = fp.name
-                v = getattr(value, name)
-                default = fp.default
-                if default is not _MISSING and (v is default or v == default):
-                    continue
-                out[name] = fp.encode(v)
-        except _EncodeError as e:
-            e.segments.append(f".{name}")
-            raise
-        return out
+    encode: _Encoder  # compiled by :func:`_compile_encoder`
 
     def decode(self, value: Any, path: str) -> Any:
         if not isinstance(value, Mapping):
@@ -323,6 +306,51 @@ class _ClassPlan:
             return self.cls(**kwargs)
         except (TypeError, ValueError) as e:
             raise _invalid(path, f"a valid {self.cls.__name__} ({e})", dict(value)) from e
+
+
+def _leaf_expr(tp: Any, encoder: str, env: dict[str, object]) -> str:
+    """Python source encoding ``v`` of type ``tp``: the common exact type inline, anything else (a subclass,
+    a wrong type that must be refused) through ``encoder``, the field's general encoder."""
+    if typing.get_origin(tp) in (types.UnionType, typing.Union):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        return f"None if v is None else ({_leaf_expr(inner[0], encoder, env)})"
+    if tp is str:
+        return f"v if type(v) is str and '\\x00' not in v else {encoder}(v)"
+    if tp in (int, float, bool):
+        return f"v if type(v) is {tp.__name__} else {encoder}(v)"
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        env[f"enum_{tp.__name__}"] = tp
+        return f"v.value if type(v) is enum_{tp.__name__} else {encoder}(v)"
+    return f"{encoder}(v)"
+
+
+def _compile_encoder(cls: type, fields: Sequence[_FieldPlan], hints: Mapping[str, Any]) -> _Encoder:
+    """One straight-line function encoding a ``cls`` instance, generated from its fields.
+
+    Why: the events and orders of every append are encoded (for storage and the content
+    hash), and a loop interpreting the field plans cost a third of an append. The
+    generated code does what that loop did, field by field: skip a value equal to the
+    default, encode the rest, and on a refusal name the field on the way out.
+    """
+    env: dict[str, object] = {"cls": cls, "_EncodeError": _EncodeError}
+    body = ["if type(value) is not cls:",
+            f"    raise _EncodeError({f'a {cls.__name__}'!r}, type(value).__name__)",
+            "out = {}", "name = ''", "try:"]
+    for i, fp in enumerate(fields):
+        env[f"enc_{i}"] = fp.encode
+        expr = _leaf_expr(hints[fp.name], f"enc_{i}", env)
+        body += [f"    name = {fp.name!r}", f"    v = value.{fp.name}"]
+        if fp.default is _MISSING:
+            body.append(f"    out[{fp.name!r}] = {expr}")
+        else:
+            env[f"default_{i}"] = fp.default
+            body += [f"    if not (v is default_{i} or v == default_{i}):", f"        out[{fp.name!r}] = {expr}"]
+    body += ["except _EncodeError as e:", "    e.segments.append('.' + name)", "    raise", "return out"]
+    code = f"def encode_{cls.__name__}(value):\n" + "".join(f"    {line}\n" for line in body)
+    exec(compile(code, f"<encode_{cls.__name__}>", "exec"), env)  # generated from the schema's type hints only
+    encode = env[f"encode_{cls.__name__}"]
+    assert callable(encode)
+    return encode
 
 
 def _codec_for(tp: Any, plans: dict[type, _ClassPlan]) -> tuple[_Encoder, _Decoder]:
@@ -373,7 +401,7 @@ def _plan_for(cls: type, plans: dict[type, _ClassPlan]) -> _ClassPlan:
             default = _MISSING
         enc, dec = _codec_for(hints[f.name], plans)
         fields.append(_FieldPlan(f.name, default, enc, dec))
-    plan = _ClassPlan(cls, tuple(fields), frozenset(f.name for f in fields))
+    plan = _ClassPlan(cls, tuple(fields), frozenset(f.name for f in fields), _compile_encoder(cls, fields, hints))
     plans[cls] = plan
     return plan
 

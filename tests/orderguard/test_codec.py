@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
+from enum import Enum
 from typing import Any
 
 import pytest
@@ -166,3 +168,52 @@ def test_nul_characters_are_refused(event: OrderEvent, field: str) -> None:
     with pytest.raises(InvalidInputError) as info:
         codec.event_to_dict(event)
     assert info.value.field == field
+
+
+def _as_documented(value: Any) -> Any:
+    """The stored form as the module docstring states it, written out plainly: the oracle of the generated
+    encoders (a change of form would change the content hash of every stored event)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(value):
+            item = getattr(value, f.name)
+            if f.default is not dataclasses.MISSING:
+                default: Any = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            else:
+                out[f.name] = _as_documented(item)
+                continue
+            if not (item is default or item == default):
+                out[f.name] = _as_documented(item)
+        return out
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    if isinstance(value, tuple | list):
+        return [_as_documented(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _as_documented(item) for key, item in value.items()}
+    return value
+
+
+@settings(max_examples=150)
+@given(event_streams())
+def test_events_and_orders_encode_exactly_as_documented(events: list[OrderEvent]) -> None:
+    for event in events:
+        assert codec.event_to_dict(event) == _as_documented(event)
+        assert codec.content_hash(event) == codec.content_hash_of(_as_documented(event))
+    for key in {e.key for e in events}:
+        order = derive_order(e for e in events if e.key == key)
+        if order is not None:
+            assert codec.order_to_dict(order) == _as_documented(order)
+
+
+def test_a_wrong_type_deep_in_an_event_is_refused_with_its_path() -> None:
+    event = make_event()
+    assert event.details is not None
+    bad = replace(event, details=replace(event.details, lines=(replace(event.details.lines[0], qty="2"),)))  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError) as caught:
+        codec.event_to_dict(bad)
+    assert caught.value.field == "event.details.lines[0].qty"
