@@ -105,6 +105,11 @@ class ApiSettings(BaseModel):
                                 description="largest request body; larger ones get 413 before parsing")
     docs_assets: Path = Field(default_factory=lambda: Path(sys.prefix) / "share" / "orderguard" / "swagger-ui",
                               description="Swagger UI files /docs serves (scripts/bootstrap.sh installs them)")
+    switch_interval_ms: float = Field(
+        default=0.5, gt=0, le=100,
+        description="how long a busy thread keeps the interpreter before a waiting one gets it (Python's "
+                    "switch interval, 5 ms by default): the score route's writer thread waits this long each "
+                    "time a database call returns while the event loop is busy")
 
 
 class AccessSettings(BaseModel):

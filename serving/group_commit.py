@@ -205,7 +205,7 @@ class CommitStats:
     score_s: float = 0.0  # of their scoring (engine worker)
     store_s: float = 0.0  # of their record transactions (writer thread)
 
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> dict[str, int | float]:
         """The counters and each stage's mean milliseconds per batch (what ``/healthz`` shows)."""
         per = 1000 / self.batches if self.batches else 0.0
         return {"batches": self.batches, "requests": self.requests, "largest": self.largest,

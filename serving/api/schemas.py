@@ -298,7 +298,7 @@ class HealthResponse(BaseModel):
     orders_by_status: dict[str, int]
     model_version: str | None
     rules_only: bool
-    score_commits: dict[str, float] | None = Field(
+    score_commits: dict[str, int | float] | None = Field(
         default=None, description="the score route's group commit since the start: batches, requests, largest "
                                   "and mean batch, and each stage's mean milliseconds per batch (append, score, store)",
         examples=[{"batches": 120, "requests": 480, "largest": 9, "mean_batch": 4.0, "append_ms": 1.2,
