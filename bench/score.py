@@ -609,7 +609,9 @@ def _server(kind: str, data_dir: Path, model_file: Path | None, *, workers: int 
                "--workers", str(workers)]
     if model_file is not None:
         command += ["--model-file", str(model_file)]
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONHASHSEED": "0", **(env or {})}
+    # the served app's own settings may be tried from the bench's environment (ORDERGUARD_*); the setup's win
+    passed = {k: v for k, v in os.environ.items() if k.startswith("ORDERGUARD_")}
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONHASHSEED": "0", **passed, **(env or {})}
     log = data_dir.parent / f"server-{kind}-{port}.log"
     with log.open("wb") as err:
         proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
