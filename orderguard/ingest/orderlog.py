@@ -153,6 +153,10 @@ ORDERS = sa.Table(
     sa.Index("ix_orders_status", "status"),
 )
 
+#: The ``IN`` lists of a :func:`_by_keys` statement, in key column order.
+_KEY_LISTS = ("channels", "ids", "versions")
+
+
 def _by_keys(table: sa.Table, names: tuple[str, ...], *, versions: bool = False) -> sa.Select[Any]:
     """``SELECT names FROM table`` for the keys in ``:channels`` x ``:ids`` (and ``:versions``), built once.
 
@@ -164,10 +168,11 @@ def _by_keys(table: sa.Table, names: tuple[str, ...], *, versions: bool = False)
     pairs (a combination of one key's channel with another's id is rare and harmless).
     """
     c = table.c
-    where = [c.channel.in_(sa.bindparam("channels", expanding=True)),
-             c.channel_order_id.in_(sa.bindparam("ids", expanding=True))]
+    channels, ids, event_versions = _KEY_LISTS
+    where = [c.channel.in_(sa.bindparam(channels, expanding=True)),
+             c.channel_order_id.in_(sa.bindparam(ids, expanding=True))]
     if versions:
-        where.append(c.event_version.in_(sa.bindparam("versions", expanding=True)))
+        where.append(c.event_version.in_(sa.bindparam(event_versions, expanding=True)))
     return sa.select(*(c[name] for name in names)).where(*where)
 
 
@@ -799,14 +804,7 @@ class OrderLog:
             return []
         if self._dialect == "postgresql":
             return [tuple(r) for r in conn.execute(pg_stmt, _columns(idents, _EVENT_COLUMNS[:3]))]
-        out: list[tuple[Any, ...]] = []
-        for chunk in _chunks(idents, _IN_CHUNK):
-            wanted = set(chunk)
-            rows = conn.execute(sqlite_stmt, {"channels": sorted({i[0] for i in chunk}),
-                                              "ids": sorted({i[1] for i in chunk}),
-                                              "versions": sorted({i[2] for i in chunk})})
-            out.extend(tuple(r) for r in rows if (r[0], r[1], r[2]) in wanted)
-        return out
+        return self._rows_by_keys(conn, sqlite_stmt, idents)
 
     def _stored_hashes(self, conn: Connection, idents: Sequence[_Ident]) -> dict[_Ident, str]:
         rows = self._select_by_ident(conn, _PG_STORED_HASHES, _SQLITE_STORED_HASHES, idents)
@@ -819,13 +817,17 @@ class OrderLog:
             out[(ch, oid)] = (int(version), state if isinstance(state, Mapping) else codec.loads(state))
         return out
 
-    def _rows_by_keys(self, conn: Connection, stmt: sa.Select[Any], keys: Sequence[_Key]) -> list[tuple[Any, ...]]:
-        """The rows of a :func:`_by_keys` statement (without versions) for exactly these order keys."""
+    @staticmethod
+    def _rows_by_keys(conn: Connection, stmt: sa.Select[Any], keys: Sequence[_Key] | Sequence[_Ident],
+                      ) -> list[tuple[Any, ...]]:
+        """The rows of a :func:`_by_keys` statement for exactly these keys: order keys, or event keys for a
+        statement built with ``versions`` (each key's columns fill the statement's ``IN`` list of that name)."""
         out: list[tuple[Any, ...]] = []
         for chunk in _chunks(keys, _IN_CHUNK):
-            wanted = set(chunk)
-            rows = conn.execute(stmt, {"channels": sorted({k[0] for k in chunk}), "ids": sorted({k[1] for k in chunk})})
-            out.extend(tuple(r) for r in rows if (r[0], r[1]) in wanted)
+            wanted: set[tuple[Any, ...]] = set(chunk)
+            width = len(chunk[0])
+            lists = {name: sorted({k[i] for k in chunk}) for i, name in enumerate(_KEY_LISTS[:width])}
+            out.extend(tuple(r) for r in conn.execute(stmt, lists) if tuple(r[:width]) in wanted)
         return out
 
     def _versions_of(self, conn: Connection, keys: Sequence[_Key]) -> list[_Ident]:
