@@ -35,6 +35,9 @@ VIRTUAL_SEGMENTS: tuple[str, ...] = ("170", "171", "162", "165", "167")
 PICKUP_KEYWORDS: tuple[str, ...] = ("驿站", "代收点", "代收", "菜鸟", "快递柜", "丰巢", "自提", "临时", "暂住")
 
 _EARTH_KM = 6371.0
+_WHITESPACE = re.compile(r"\s+")
+#: Most (province, city, district) names a gazetteer remembers the place of; it starts afresh when full.
+_PLACE_CACHE_SIZE = 100_000
 
 
 def is_virtual_phone(phone: Phone | None) -> bool:
@@ -175,7 +178,7 @@ def normalize_text(text: str) -> str:
     >>> normalize_text("文三路 １００号 Ａ座")
     '文三路100号a座'
     """
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).lower()
+    return _WHITESPACE.sub("", unicodedata.normalize("NFKC", text)).lower()
 
 
 def distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -199,6 +202,10 @@ class Place:
     lng: float
 
 
+#: A place cache's miss (``None`` is a cached answer: no such place); compared by identity.
+_UNKNOWN = Place("", "", math.nan, math.nan)
+
+
 @dataclass(slots=True)
 class Gazetteer:
     """Name → coordinates for provinces, cities and districts (from cpca's adcodes).
@@ -214,6 +221,14 @@ class Gazetteer:
     children: dict[str, dict[str, Place]]  # parent adcode prefix -> short name -> place
     reference: ReferenceSettings = field(default_factory=ReferenceSettings)
     _phone_cache: dict[str, Place | None] = field(default_factory=dict)
+    # Scoring asks for the place of every order's delivery district and of the shop's warehouse, and
+    # for the note keywords: each answer is kept (names recur all day), so a new phone block or note
+    # costs dictionary reads, not suffix stripping and Unicode normalisation of every name again.
+    _place_cache: dict[tuple[str, str, str], Place | None] = field(default_factory=dict)
+    _keywords: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        self._keywords = tuple((word, normalize_text(word)) for word in self.reference.urgent_note_keywords)
 
     @classmethod
     def build(cls, reference: ReferenceSettings | None = None) -> Gazetteer:
@@ -254,6 +269,16 @@ class Gazetteer:
 
     def locate(self, province: str, city: str = "", district: str = "") -> Place | None:
         """The most precise known place for the given names (district, else city, else province)."""
+        names = (province, city, district)
+        cache = self._place_cache
+        found = cache.get(names, _UNKNOWN)  # one read: another thread may clear the cache in between
+        if found is _UNKNOWN:
+            if len(cache) >= _PLACE_CACHE_SIZE:
+                cache.clear()
+            found = cache[names] = self._locate(province, city, district)
+        return found
+
+    def _locate(self, province: str, city: str, district: str) -> Place | None:
         prov = self.provinces.get(_short(province))
         if prov is None:
             return None
@@ -330,7 +355,7 @@ class Gazetteer:
         ('今天发', None)
         """
         text = normalize_text(message)
-        return next((word for word in self.reference.urgent_note_keywords if normalize_text(word) in text), None)
+        return next((word for word, normal in self._keywords if normal in text), None)
 
 
 _SUFFIXES = (

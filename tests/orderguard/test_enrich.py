@@ -40,3 +40,29 @@ def test_unknown_places_and_masked_phones_give_none(gazetteer: Gazetteer) -> Non
     assert gazetteer.locate("火星省") is None
     found = gazetteer.locate("浙江", "杭州")
     assert found is not None and found.name == "杭州市"
+
+
+def test_a_remembered_place_is_the_place_a_fresh_gazetteer_finds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Places are remembered by their names: asked again (known or not), the answer is the one a gazetteer
+    that never saw the names gives; a full cache starts afresh instead of growing."""
+    import orderguard.enrich as enrich
+
+    monkeypatch.setattr(enrich, "_PLACE_CACHE_SIZE", 3)
+    cached = Gazetteer.build()
+    names = [("浙江省", "杭州市", "西湖区"), ("火星省", "", ""), ("浙江", "杭州", ""), ("广东省", "深圳市", "南山区"),
+             ("新疆维吾尔自治区", "乌鲁木齐市", "天山区"), ("浙江省", "宁波市", "火星区")]
+    for _ in range(3):
+        for province, city, district in names:
+            fresh = Gazetteer.build().locate(province, city, district)
+            assert cached.locate(province, city, district) == fresh
+            assert len(cached._place_cache) <= 3
+    assert cached.locate("火星省") is None and cached.locate("浙江省", "杭州市", "西湖区") is not None
+
+
+def test_urgent_keywords_are_matched_in_normalised_form() -> None:
+    from orderguard.settings import ReferenceSettings
+
+    g = Gazetteer.build(ReferenceSettings(urgent_note_keywords=("ＡＳＡＰ", "今天 发")))
+    assert g.urgent_keyword("please asap!") == "ＡＳＡＰ"  # full-width keyword, half-width note
+    assert g.urgent_keyword("今天发货可以吗") == "今天 发"  # whitespace never counts
+    assert g.urgent_keyword("") is None and g.urgent_keyword("放门口") is None
