@@ -82,6 +82,39 @@ class FactRange(NamedTuple):
     totals: Totals | None = None
 
 
+#: Ranges at least this long come with running totals (stores that keep them); shorter ones are folded
+#: as fast directly.
+TOTALS_FROM = 48
+
+#: Running totals of one attribute: cumulative sums and cumulative counts of known values
+#: (``n + 1`` entries each), or ``None`` when some value is not an integer (no exact totals).
+Running = tuple[list[int], list[int]] | None
+
+
+def running_totals(facts: Sequence[Fact], attr: str) -> Running:
+    """Cumulative integer totals of ``attr`` over ``facts``.
+
+    >>> f = [Fact(FactKind.LINE, i, str(i), {}, {"units": u}) for i, u in enumerate((2, None, 3))]
+    >>> running_totals(f, "units")
+    ([0, 2, 2, 5], [0, 1, 1, 2])
+    >>> running_totals([Fact(FactKind.LINE, 0, "x", {}, {"hours": 1.5})], "hours") is None
+    True
+    """
+    sums, counts = [0], [0]
+    total = count = 0
+    for fact in facts:
+        value = fact.attrs.get(attr)
+        if value is not None:
+            if not isinstance(value, int):  # floats would make totals inexact; bools are ints
+                return None
+            total += value
+            count += 1
+        sums.append(total)
+        counts.append(count)
+    return sums, counts
+
+
+
 #: The result of a query that matched nothing.
 EMPTY_RANGE = FactRange((), ())
 

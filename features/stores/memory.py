@@ -41,14 +41,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from features.declared import EntityRef
 from features.facts import Fact, FactGroup, FactKind
-from features.stores.base import EMPTY_RANGE, FactRange, RangeQuery, apply_then_fetch
+from features.stores.base import (
+    EMPTY_RANGE,
+    TOTALS_FROM,
+    FactRange,
+    RangeQuery,
+    Running,
+    apply_then_fetch,
+    running_totals,
+)
 
-#: Ranges at least this long come with running totals; shorter ones are folded as fast directly.
-TOTALS_FROM = 48
-
-#: Running totals of one attribute: cumulative sums and cumulative counts of known values
-#: (``n + 1`` entries each), or ``None`` when some value is not an integer (no exact totals).
-_Running = tuple[list[int], list[int]] | None
 #: (entity, kind) of a buffer; facts name the entity by its plain string, queries by the
 #: ``Entity`` member, which is equal and hashes alike.
 _Slot = tuple[str, FactKind]
@@ -71,30 +73,7 @@ class MemoryStoreConfig(BaseModel):
         return MemoryStore()
 
 
-def _running(facts: Sequence[Fact], attr: str) -> _Running:
-    """Cumulative integer totals of ``attr`` over ``facts``.
-
-    >>> f = [Fact(FactKind.LINE, i, str(i), {}, {"units": u}) for i, u in enumerate((2, None, 3))]
-    >>> _running(f, "units")
-    ([0, 2, 2, 5], [0, 1, 1, 2])
-    >>> _running([Fact(FactKind.LINE, 0, "x", {}, {"hours": 1.5})], "hours") is None
-    True
-    """
-    sums, counts = [0], [0]
-    total = count = 0
-    for fact in facts:
-        value = fact.attrs.get(attr)
-        if value is not None:
-            if not isinstance(value, int):  # floats would make totals inexact; bools are ints
-                return None
-            total += value
-            count += 1
-        sums.append(total)
-        counts.append(count)
-    return sums, counts
-
-
-def _extend(running: dict[str, _Running], fact: Fact) -> None:
+def _extend(running: dict[str, Running], fact: Fact) -> None:
     """Append one fact to running totals (the fact went to the end of its buffer)."""
     for attr, totals in running.items():
         if totals is None:
@@ -117,7 +96,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._times: dict[_Slot, dict[str, _Times]] = {}
         self._facts: dict[_Slot, dict[str, _Facts]] = {}
-        self._running: dict[_Slot, dict[str, dict[str, _Running]]] = {}
+        self._running: dict[_Slot, dict[str, dict[str, Running]]] = {}
         self._groups: dict[str, tuple[int, int, tuple[Fact, ...], int]] = {}  # version, max_ts, facts, serial
         self._expiry: list[tuple[int, str, int]] = []  # (max_ts, group_id, serial), lazily pruned
         self._serial = 0
@@ -302,7 +281,7 @@ class MemoryStore:
                 found = per_key[attr]
             else:
                 facts = self._facts[slot][key]
-                found = per_key[attr] = _running(facts if isinstance(facts, list) else [facts], attr)
+                found = per_key[attr] = running_totals(facts if isinstance(facts, list) else [facts], attr)
             if found is None:
                 return None
             sums, counts = found

@@ -13,13 +13,20 @@ time on Redis (a lookup reads ~400 facts, ~1,300 at p99).
 A token is the digest of a fact's encoding, so what a memo holds never goes stale; a
 read that does not continue the last one (a fact inserted in the middle by a late event,
 one removed by a newer version) is resolved in full and becomes the new last read.
+
+A long read also carries running totals (:class:`MemoTotals`), as the memory store's
+ranges do: a SKU's week of lines averaged for its usual price is then two subtractions
+instead of a pass over every line, and the totals continue with the read (a slice and the
+new facts), so they are summed once per fact, not once per read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from features.facts import Fact
+from features.stores.base import TOTALS_FROM, running_totals
 
 #: Characters of a token (``stores.codec.fact_token``: twenty hex digits).
 TOKEN_CHARS = 20
@@ -33,6 +40,91 @@ class Continued:
     facts: list[Fact]
     times: list[int]
     new_tokens: list[bytes]
+    previous: MemoTotals | None = None  # the last read's totals
+    skip: int = 0  # facts of the last read that slid out of this one
+
+    def with_new(self, more: list[Fact]) -> tuple[list[Fact], list[int], MemoTotals | None]:
+        """The whole range once the new tokens are resolved to ``more``: facts, times and totals
+        (a range shorter than ``TOTALS_FROM`` goes without)."""
+        facts = self.facts + more if more else self.facts
+        times = self.times + [f.ts for f in more] if more else self.times
+        if len(facts) < TOTALS_FROM:
+            return facts, times, None
+        if self.previous is None:
+            return facts, times, MemoTotals(facts)
+        if not self.skip and not more:  # the very same read
+            return facts, times, self.previous
+        return facts, times, self.previous.continued(self.skip, facts)
+
+
+class MemoTotals:
+    """Running integer totals of one read's facts, per attribute: ``totals(attr, i, j)`` is the sum and the
+    count of the known values of ``attr`` over ``facts[i:j]`` (``base.Totals``), or ``None`` when a value
+    is not an integer (the engine then folds the facts).
+
+    Each attribute's totals are built on first use and carried to the read that continues this one
+    (:meth:`continued`). Nothing is ever changed in place: ranges handed out earlier keep their totals,
+    whichever thread reads them.
+
+    >>> from features.facts import FactKind
+    >>> facts = [Fact(FactKind.LINE, ts, f"l{ts}", {}, {"units": ts}) for ts in range(1, 6)]
+    >>> totals = MemoTotals(facts)
+    >>> totals("units", 1, 4)  # facts 2, 3, 4
+    (9, 3)
+    >>> slid = totals.continued(2, facts[2:] + [Fact(FactKind.LINE, 6, "l6", {}, {"units": 6})])
+    >>> slid("units", 0, 4), totals("units", 0, 5)  # 3 + 4 + 5 + 6; the earlier read's totals unchanged
+    ((18, 4), (15, 5))
+    """
+
+    __slots__ = ("_facts", "_found")
+
+    def __init__(self, facts: Sequence[Fact], found: dict[str, tuple[list[int], list[int], int] | None] | None = None,
+                 ) -> None:
+        self._facts = facts
+        self._found: dict[str, tuple[list[int], list[int], int] | None] = {} if found is None else found
+
+    def __call__(self, attr: str, i: int, j: int) -> tuple[int, int] | None:
+        found = self._found.get(attr)
+        if found is None:
+            if attr in self._found:
+                return None
+            running = running_totals(self._facts, attr)
+            found = self._found[attr] = None if running is None else (running[0], running[1], 0)
+            if found is None:
+                return None
+        sums, counts, start = found
+        return sums[start + j] - sums[start + i], counts[start + j] - counts[start + i]
+
+    def continued(self, skip: int, facts: Sequence[Fact]) -> MemoTotals:
+        """The totals of ``facts``: this read's facts from ``skip`` on, then new ones at the end.
+
+        Totals already built move along (the new facts' values added at the end); an attribute
+        with a non-integer value is left to be built afresh on use, since that value may have
+        slid out of the window.
+        """
+        found: dict[str, tuple[list[int], list[int], int] | None] = {}
+        kept = len(self._facts) - skip
+        for attr, totals in self._found.items():
+            if totals is None:
+                continue
+            sums, counts, start = totals
+            end = start + len(self._facts) + 1
+            sums, counts = sums[start + skip:end], counts[start + skip:end]
+            total, count = sums[-1], counts[-1]
+            exact = True
+            for fact in facts[kept:]:
+                value = fact.attrs.get(attr)
+                if value is not None:
+                    if not isinstance(value, int):
+                        exact = False
+                        break
+                    total += value
+                    count += 1
+                sums.append(total)
+                counts.append(count)
+            if exact:
+                found[attr] = (sums, counts, 0)
+        return MemoTotals(facts, found)
 
 
 class RangeMemo:
@@ -56,17 +148,18 @@ class RangeMemo:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1; got {capacity!r}")
         self._capacity = capacity
-        self._last: dict[str, tuple[bytes, list[Fact], list[int]]] = {}
+        self._last: dict[str, tuple[bytes, list[Fact], list[int], MemoTotals | None]] = {}
 
     def __len__(self) -> int:
         return len(self._last)
 
-    def keep(self, key: str, read: bytes, facts: list[Fact], times: list[int]) -> None:
-        """Remember ``read`` (the tokens as the store sent them) of ``key`` and its decoded facts."""
+    def keep(self, key: str, read: bytes, facts: list[Fact], times: list[int],
+             totals: MemoTotals | None = None) -> None:
+        """Remember ``read`` (the tokens as the store sent them) of ``key``, its decoded facts and their totals."""
         last = self._last
         if key not in last and len(last) >= self._capacity:
             last.clear()
-        last[key] = (read, facts, times)
+        last[key] = (read, facts, times, totals)
 
     def continued(self, key: str, read: bytes) -> Continued | None:
         """The part of ``read`` the last read of ``key`` already decoded, or ``None`` when it shares none.
@@ -78,9 +171,9 @@ class RangeMemo:
         last = self._last.get(key)
         if last is None:
             return None
-        old, facts, times = last
+        old, facts, times, totals = last
         if read == old:
-            return Continued(facts, times, [])
+            return Continued(facts, times, [], totals)
         at = old.find(read[:TOKEN_CHARS])
         if at < 0:
             return None
@@ -89,4 +182,4 @@ class RangeMemo:
             return None
         skip = len(facts) - (rest + 1) // (TOKEN_CHARS + 1)
         tail = read[rest + 1:]
-        return Continued(facts[skip:], times[skip:], tail.split(b" ") if tail else [])
+        return Continued(facts[skip:], times[skip:], tail.split(b" ") if tail else [], totals, skip)

@@ -45,10 +45,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from features.declared import EntityRef
 from features.facts import Fact, FactGroup, FactKind
-from features.stores.base import EMPTY_RANGE, FactRange, RangeQuery
+from features.stores.base import EMPTY_RANGE, TOTALS_FROM, FactRange, RangeQuery
 from features.stores.codec import decode_fact, encode_fact, fact_token, group_digest
 from features.stores.fact_cache import FactCache
-from features.stores.range_memo import RangeMemo
+from features.stores.range_memo import MemoTotals, RangeMemo
 from orderguard.errors import ServiceUnavailableError
 
 #: One step: apply a group (``ARGV[1] == '1'``), evict groups at or before ``ARGV[8]`` (unless empty, at
@@ -338,15 +338,11 @@ class RedisStore:
                 continue
             shared = memo.continued(key, part)
             if shared is not None:
-                if not shared.new_tokens:
-                    out.append(new(FactRange, (shared.times, shared.facts, None)))
-                    continue
-                more, unknown = cache.resolve(shared.new_tokens)
+                more, unknown = cache.resolve(shared.new_tokens) if shared.new_tokens else ([], [])
                 if not unknown:
-                    facts: list[Fact] = shared.facts + more  # type: ignore[operator]  # no None in ``more``
-                    times = shared.times + [f.ts for f in more]  # type: ignore[union-attr]
-                    memo.keep(key, part, facts, times)
-                    out.append(new(FactRange, (times, facts, None)))
+                    facts, times, totals = shared.with_new(more)  # type: ignore[arg-type]  # no None in ``more``
+                    memo.keep(key, part, facts, times, totals)
+                    out.append(new(FactRange, (times, facts, totals)))
                     continue
             tokens = part.split(b" ")
             found, unknown = cache.resolve(tokens)
@@ -356,8 +352,9 @@ class RedisStore:
                 out.append(EMPTY_RANGE)  # replaced below
                 continue
             times = [f.ts for f in found]  # type: ignore[union-attr]  # no None in ``found``
-            memo.keep(key, part, found, times)  # type: ignore[arg-type]
-            out.append(new(FactRange, (times, found, None)))
+            totals = MemoTotals(found) if len(found) >= TOTALS_FROM else None  # type: ignore[arg-type]
+            memo.keep(key, part, found, times, totals)  # type: ignore[arg-type]
+            out.append(new(FactRange, (times, found, totals)))
         if unresolved:
             loaded = self._load(missing)
             for i, tokens, found in unresolved:
@@ -366,9 +363,10 @@ class RedisStore:
                 # across processes either)
                 kept = [f for f in (f or loaded.get(t) for f, t in zip(found, tokens, strict=True)) if f is not None]
                 times = [f.ts for f in kept]
+                totals = MemoTotals(kept) if len(kept) >= TOTALS_FROM else None
                 if len(kept) == len(tokens):
-                    memo.keep(keys[i], parts[i], kept, times)
-                out[i] = new(FactRange, (times, kept, None))
+                    memo.keep(keys[i], parts[i], kept, times, totals)
+                out[i] = new(FactRange, (times, kept, totals))
         return out
 
     def _load(self, tokens: list[bytes]) -> dict[bytes, Fact]:

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from features.facts import Fact, FactKind
 from features.stores.codec import encode_fact, fact_token
-from features.stores.range_memo import RangeMemo
+from features.stores.range_memo import MemoTotals, RangeMemo
 
 
 def fact(i: int) -> Fact:
@@ -73,3 +73,34 @@ def test_what_is_reused_plus_the_new_tokens_is_always_the_new_read(last: list[in
     reused = [f.ts for f in shared.facts]
     assert reused == shared.times
     assert b" ".join(filter(None, [read(reused), b" ".join(shared.new_tokens)])) == read(new)
+
+
+_VALUES = st.one_of(st.none(), st.integers(-10**6, 10**6), st.just(0.5))
+
+
+@given(st.lists(_VALUES, max_size=40), st.lists(st.tuples(st.integers(0, 10), st.lists(_VALUES, max_size=6)),
+                                               max_size=8), st.data())
+def test_totals_carried_through_slides_are_the_sums_of_the_facts(
+        first: list[int | float | None], slides: list[tuple[int, list[int | float | None]]], data: st.DataObject,
+) -> None:
+    """Whatever a read's history of slides, its totals over any window are the sum and count of the known
+    values there, or ``None`` exactly when a value there is not an integer."""
+    serial = iter(range(10**6))
+
+    def facts_of(values: list[int | float | None]) -> list[Fact]:
+        return [Fact(FactKind.LINE, (n := next(serial)), f"f{n}", {}, {"v": v}) for v in values]
+
+    facts = facts_of(first)
+    totals = MemoTotals(facts)
+    for skip, added in [(0, []), *slides]:
+        skip = min(skip, len(facts))
+        facts = facts[skip:] + facts_of(added)
+        totals = totals.continued(skip, facts)
+        lo = data.draw(st.integers(0, len(facts)))
+        hi = data.draw(st.integers(lo, len(facts)))
+        got = totals("v", lo, hi)
+        if any(isinstance(f.attrs["v"], float) for f in facts):
+            assert got is None
+        else:
+            known = [f.attrs["v"] for f in facts[lo:hi] if f.attrs["v"] is not None]
+            assert got == (sum(known), len(known))  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ import redis
 
 from features.facts import Entity, Fact, FactGroup, FactKind
 from features.stores import MemoryStore, RangeQuery, RedisStore
+from features.stores.base import TOTALS_FROM
 from features.stores.codec import encode_fact, fact_token
 from features.stores.redis import ping
 from orderguard.errors import ServiceUnavailableError
@@ -134,3 +135,38 @@ def test_sliding_reads_of_a_busy_key_match_a_store_in_memory(redis_url: str) -> 
     finally:
         redis_store.clear()
         redis_store.close()
+
+
+def test_running_totals_of_sliding_reads_are_the_sums_of_their_facts(redis_url: str) -> None:
+    """A long read carries running totals (``MemoTotals``) that continue with the read: every window of it
+    sums exactly what its facts hold, and an attribute with a non-integer value in the read has none
+    (the engine then folds the facts) until that value slides out."""
+    store = RedisStore(redis_url, prefix=f"og:test:totals:{uuid.uuid4().hex}")
+
+    def placed(i: int) -> FactGroup:
+        attrs = {"units": i % 7 if i % 5 else None, "hours": 1.5 if i == 90 else i}
+        return FactGroup(f"g{i}", 1, (Fact(FactKind.LINE, i * 1_000, f"g{i}", {Entity.SKU: "s"}, attrs),))
+
+    with_totals = 0
+    try:
+        for i in range(1, 200):
+            t = i * 1_000
+            query = [RangeQuery(Entity.SKU, "s", FactKind.LINE, t - 70_000, t)]
+            found = store.apply_and_fetch(placed(i), query)[1][0]
+            n = len(found.facts)
+            if n < TOTALS_FROM:
+                continue
+            assert found.totals is not None, i
+            with_totals += 1
+            for lo, hi in ((0, n), (n // 3, n), (1, n - 2), (5, 5)):
+                window = [f.attrs["units"] for f in found.facts[lo:hi] if f.attrs["units"] is not None]
+                assert found.totals("units", lo, hi) == (sum(window), len(window)), (i, lo, hi)  # type: ignore[arg-type]
+            has_float = any(f.attrs["hours"] == 1.5 for f in found.facts)
+            hours = found.totals("hours", 0, n)
+            assert (hours is None) == has_float, i
+            if hours is not None:
+                assert hours == (sum(f.attrs["hours"] for f in found.facts), n), i  # type: ignore[misc]
+        assert with_totals > 100
+    finally:
+        store.clear()
+        store.close()
