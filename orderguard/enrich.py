@@ -303,10 +303,11 @@ class Gazetteer:
         return self._phone_cache[key]
 
     def _lookup_phone(self, prefix7: str) -> Place | None:
-        try:
-            number = phonenumbers.parse(prefix7 + "0000", "CN")
-        except phonenumbers.NumberParseException:
+        if not (prefix7.isascii() and prefix7.isdigit()):
             return None
+        # the number built directly: ``phonenumbers.parse`` would spend twice the geocoding itself on
+        # reading the text of digits we already hold
+        number = phonenumbers.PhoneNumber(country_code=86, national_number=int(prefix7 + "0000"))
         text = geocoder.description_for_number(number, "zh")
         for short, prov in self.provinces.items():
             if text.startswith(prov.name) or text.startswith(short):

@@ -66,3 +66,26 @@ def test_urgent_keywords_are_matched_in_normalised_form() -> None:
     assert g.urgent_keyword("please asap!") == "ＡＳＡＰ"  # full-width keyword, half-width note
     assert g.urgent_keyword("今天发货可以吗") == "今天 发"  # whitespace never counts
     assert g.urgent_keyword("") is None and g.urgent_keyword("放门口") is None
+
+
+def test_home_cities_are_what_libphonenumber_says_of_the_number_parsed_from_text() -> None:
+    """The home city comes from a number built from the digits; it must be the one libphonenumber gives
+    the same digits parsed as text, over blocks of every mobile segment (valid, unassigned, invalid)."""
+    import random
+
+    import phonenumbers
+    from phonenumbers import geocoder
+
+    g = Gazetteer.build()
+    rng = random.Random(7)
+    prefixes = [f"1{rng.randrange(100, 1000)}{rng.randrange(1000):03d}" for _ in range(400)]
+    placed = 0
+    for prefix in prefixes:
+        text = geocoder.description_for_number(phonenumbers.parse(prefix + "0000", "CN"), "zh")
+        want = next((g.locate(p.name, text[len(p.name):] if text.startswith(p.name) else text[len(s):])
+                     if text not in (p.name, s) else p
+                     for s, p in g.provinces.items() if text.startswith((p.name, s))), None)
+        assert g._lookup_phone(prefix) == want, (prefix, text)
+        placed += want is not None
+    assert 100 < placed < len(prefixes)  # the sample holds both placed and unplaced blocks
+    assert g.phone_home("13８0571") is None and g.phone_home("abcdefg") is None  # only ASCII digits
