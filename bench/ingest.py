@@ -10,7 +10,10 @@ on the same simulated shop:
   (``read + decode``), then that plus the channel adapter, the shared bounds and PII
   protection (``read + parse``): what the import costs before any row is written;
 * **file import** — ``orderguard ingest`` of the channel JSONL files (read, parse,
-  validate, hash, idempotent insert, derive current state);
+  validate, hash, idempotent insert, derive current state); then the same with
+  ``--jobs N`` (``orderguard.ingest.parallel``: each file's batches dealt to N worker
+  processes, each parsing and appending through its own connection), N = ``--jobs``
+  (default: the machine's cores), into a fresh log;
 * **HTTP** — the same payloads POSTed in batches to a running ``orderguard serve``
   (uvicorn, one worker) over loopback.
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -47,6 +51,7 @@ from orderguard.ingest.files import read_records
 from orderguard.ingest.importer import import_file
 from orderguard.ingest.normalize import ParseContext, PiiHasher
 from orderguard.ingest.orderlog import OrderLog
+from orderguard.ingest.parallel import import_files
 from orderguard.ingest.service import parse_items
 from orderguard.schema import OrderEvent
 from orderguard.settings import DatabaseSettings
@@ -158,6 +163,17 @@ def _file_import(url: str, files: list[Path], events: int, orders: int, data_dir
     return Figure("file import", seconds, events, orders)
 
 
+def _file_import_jobs(url: str, files: list[Path], events: int, orders: int, jobs: int) -> Figure:
+    settings = Settings(database=DatabaseSettings(url=url))
+    OrderLog.open(url).close()  # created (migrated) once, before the workers connect
+    start = time.perf_counter()
+    import_files(files, url=url, pii=settings.pii, jobs=jobs, batch_size=BATCH)
+    seconds = time.perf_counter() - start
+    with OrderLog.open(url) as log:
+        assert log.count_orders() == orders, (log.count_orders(), orders)
+    return Figure(f"file import, {jobs} jobs", seconds, events, orders)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -225,6 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--pg-url", default=None, help="admin URL of a PostgreSQL server to bench as well")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="worker processes of the parallel import")
     args = parser.parse_args(argv)
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -235,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
         backends: list[str] = ["sqlite"] + (["postgresql"] if args.pg_url else [])
         for backend in backends:
             urls: list[tuple[str, str | None]] = []
-            for run in ("file", "http"):
+            for run in ("file", "jobs", "http"):
                 if backend == "sqlite":
                     urls.append((f"sqlite:///{root / f'{run}.db'}", None))
                 else:
@@ -244,7 +261,8 @@ def main(argv: list[str] | None = None) -> None:
                 figures = [_floor(urls[0][0], events), _read_decode(files, n_events, n_orders),
                            _read_parse(files, n_events, n_orders),
                            _file_import(urls[0][0], files, n_events, n_orders, root),
-                           _http(urls[1][0], files, n_events, n_orders, root)]
+                           _file_import_jobs(urls[1][0], files, n_events, n_orders, args.jobs),
+                           _http(urls[2][0], files, n_events, n_orders, root)]
             finally:
                 for _, name in urls:
                     if name:

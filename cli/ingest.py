@@ -28,26 +28,39 @@ def ingest(
     rejects: Annotated[Path | None, typer.Option(
         help="Write every refused row (line, field, reason) to this JSONL file.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Rows per database transaction.")] = 1000,
+    jobs: Annotated[int, typer.Option(
+        min=1, max=64, help="Worker processes sharing each file's batches (a backfill: one per core). "
+                            "--all-or-nothing imports with one.")] = 1,
 ) -> None:
     """Import exported order files into the order log, idempotently.
 
     Bad rows are reported with their line number and reason; good rows are kept (unless
     --all-or-nothing). Exits 2 when any row was refused.
     """
-    from orderguard.ingest.importer import import_file  # keeps `orderguard --help` fast
+    from orderguard.ingest.files import count_records  # keeps `orderguard --help` fast
+    from orderguard.ingest.importer import channel_for, import_file
+    from orderguard.ingest.parallel import import_files
 
     settings = settings_of(ctx)
     missing = [str(path) for path in files if not path.is_file()]
     if missing:  # checked before anything is stored, so a typo in the last name does not half-import the list
         raise NotFoundError(f"`files` must be existing files; no such file: {', '.join(missing)}", field="files")
+    for path in files:
+        channel_for(path, channel)  # a file without a channel is refused before any other is stored
     console = wide_console(stderr=True)
     table = Table("file", "channel", "rows", "inserted", "duplicates", "conflicts", "refused")
     refused_total = stored_total = 0
     with open_log(settings, create=True) as log, progress_bar(console) as progress:
-        for path in files:
-            result = import_file(path, channel=channel, mapping=mapping, log=log, pii=settings.pii,
-                                 limits=settings.ingest, all_or_nothing=all_or_nothing, batch_size=batch_size,
-                                 progress=progress)
+        if jobs > 1 and not all_or_nothing:
+            tasks = [progress.add_task(path.name, total=count_records(path)) for path in files]
+            results = import_files(files, url=settings.database_url, pii=settings.pii, limits=settings.ingest,
+                                   jobs=jobs, channel=channel, mapping=mapping, batch_size=batch_size,
+                                   on_part=lambda i, rows: progress.advance(tasks[i], rows))
+        else:
+            results = [import_file(path, channel=channel, mapping=mapping, log=log, pii=settings.pii,
+                                   limits=settings.ingest, all_or_nothing=all_or_nothing, batch_size=batch_size,
+                                   progress=progress) for path in files]
+        for path, result in zip(files, results, strict=True):
             table.add_row(path.name, result.channel, str(result.rows), str(result.report.inserted),
                           str(result.report.duplicates), str(result.report.conflicts),
                           str(len(result.report.errors)))

@@ -63,9 +63,18 @@ def _batches(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
 def import_file(
     path: Path, *, channel: str | None, mapping: Path | None, log: OrderLog, pii: PiiSettings,
     limits: IngestLimits | None = None, all_or_nothing: bool = False, batch_size: int = 1000,
-    progress: Progress | None = None,
+    progress: Progress | None = None, part: int = 0, parts: int = 1,
 ) -> FileImportResult:
-    """Read, parse and store one file; see the module docstring."""
+    """Read, parse and store one file; see the module docstring.
+
+    ``part`` of ``parts``: only the batches whose index is ``part`` modulo ``parts`` are
+    parsed and stored (``orderguard.ingest.parallel`` deals a file's batches to several
+    processes); ``rows`` counts those batches' rows.
+    """
+    if not 0 <= part < parts:
+        raise ValueError(f"part must be in [0, {parts}); got {part}")
+    if all_or_nothing and parts > 1:
+        raise ValueError("all_or_nothing needs the whole file in one process")
     name = channel_for(path, channel)
     adapter = get_adapter(name)
     column_mapping = ColumnMapping.load(mapping) if mapping is not None else None
@@ -76,7 +85,9 @@ def import_file(
     report = IngestReport()
     pending = []
     rows = 0
-    for batch in _batches(records, batch_size):
+    for index, batch in enumerate(_batches(records, batch_size)):
+        if index % parts != part:
+            continue
         rows += len(batch)
         events, errors = parse_items(adapter, batch, ctx=ctx)
         report.errors.extend(errors)

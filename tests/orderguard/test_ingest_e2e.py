@@ -114,3 +114,58 @@ def test_unknown_channel_is_one_line_with_exit_code_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["--data-dir", str(tmp_path), "ingest", str(path), "--channel", "ebay"])
     assert result.exit_code == 2
     assert "unknown_channel" in result.output
+
+
+def test_several_processes_store_exactly_what_one_does(shop: Path, database_url: str, tmp_path: Path) -> None:
+    """``--jobs`` deals each file's batches to worker processes appending side by side (one order's events
+    land in different processes' batches): the log must hold the very events and states of a one-process
+    import, the report must count what one process counts, and a second run must find only duplicates."""
+    files = []
+    for source in sorted(shop.glob("*.jsonl"))[:3]:  # a part of three channels' files: many batches each
+        files.append(tmp_path / source.name)
+        files[-1].write_text("".join(source.read_text(encoding="utf-8").splitlines(keepends=True)[:600]),
+                             encoding="utf-8")
+    reference = f"sqlite:///{tmp_path / 'one.db'}"
+    _ingest(reference, files, tmp_path / "one")
+    with OrderLog.open(reference) as log:
+        want = log.snapshot()
+
+    def run() -> str:
+        result = runner.invoke(app, ["--data-dir", str(tmp_path), "--database-url", database_url, "ingest",
+                                     "--jobs", "3", "--batch-size", "40", *map(str, files)])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    first = run()
+    with OrderLog.open(database_url) as log:
+        assert log.snapshot() == want
+    rows = {p.name: sum(1 for line in p.open(encoding="utf-8") if line.strip()) for p in files}
+    for name, count in rows.items():
+        line = next(line for line in first.splitlines() if name in line)
+        assert line.split("│")[3].strip() == str(count), line  # every row counted once, in its file's row
+    again = run()
+    for name in rows:
+        cells = [c.strip() for c in next(line for line in again.splitlines() if name in line).split("│")]
+        assert cells[4] == "0" and cells[5] == str(rows[name]), cells  # inserted 0, all duplicates
+
+
+def test_several_processes_report_refused_rows_by_line_in_file_order(tmp_path: Path, shop: Path) -> None:
+    lines = (shop / "site.jsonl").read_text(encoding="utf-8").splitlines()[:60]
+    bad_at = [3, 17, 18, 41, 60]  # spread over the batches of different processes
+    text = ["{oops" if n in bad_at else line for n, line in enumerate(lines, start=1)]
+    bad = tmp_path / "site.jsonl"
+    bad.write_text("\n".join(text) + "\n", encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'og.db'}"
+    rejects = tmp_path / "rejects.jsonl"
+    result = runner.invoke(app, ["--database-url", url, "ingest", str(bad), "--jobs", "2", "--batch-size", "10",
+                                 "--rejects", str(rejects)])
+    assert result.exit_code == 2
+    assert [json.loads(r)["line"] for r in rejects.read_text(encoding="utf-8").splitlines()] == bad_at
+    with OrderLog.open(url) as log:
+        assert log.count_events() == len({line for n, line in enumerate(lines, start=1) if n not in bad_at})
+
+
+def test_jobs_must_be_a_positive_count(tmp_path: Path, shop: Path) -> None:
+    result = runner.invoke(app, ["--data-dir", str(tmp_path), "ingest", str(shop / "jd.jsonl"), "--jobs", "0"])
+    assert result.exit_code == 2
+    assert "--jobs" in result.output
