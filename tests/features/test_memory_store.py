@@ -8,7 +8,7 @@ import pytest
 
 from features.facts import AttrValue, Entity, Fact, FactGroup, FactKind
 from features.stores import MemoryStore, RangeQuery
-from features.stores.memory import TOTALS_FROM
+from features.stores.base import TOTALS_FROM
 
 SKU = Entity.SKU
 LINE = FactKind.LINE

@@ -31,7 +31,7 @@ from features.derived import point_in_time_features
 from features.online import FeatureVector, OnlineFeatures
 from features.specs import FeatureSet
 from features.stores import MemoryStore
-from features.stores.memory import TOTALS_FROM
+from features.stores.base import TOTALS_FROM
 from orderguard.enrich import Gazetteer
 from orderguard.ingest.normalize import event_version
 from orderguard.ingest.state import derive_order
