@@ -114,7 +114,6 @@ def running_totals(facts: Sequence[Fact], attr: str) -> Running:
     return sums, counts
 
 
-
 #: The result of a query that matched nothing.
 EMPTY_RANGE = FactRange((), ())
 

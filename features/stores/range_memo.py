@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from features.facts import Fact
-from features.stores.base import TOTALS_FROM, running_totals
+from features.stores.base import TOTALS_FROM, Running, running_totals
 
 #: Characters of a token (``stores.codec.fact_token``: twenty hex digits).
 TOKEN_CHARS = 20
@@ -48,10 +48,8 @@ class Continued:
         (a range shorter than ``TOTALS_FROM`` goes without)."""
         facts = self.facts + more if more else self.facts
         times = self.times + [f.ts for f in more] if more else self.times
-        if len(facts) < TOTALS_FROM:
-            return facts, times, None
-        if self.previous is None:
-            return facts, times, MemoTotals(facts)
+        if len(facts) < TOTALS_FROM or self.previous is None:
+            return facts, times, MemoTotals.of(facts)
         if not self.skip and not more:  # the very same read
             return facts, times, self.previous
         return facts, times, self.previous.continued(self.skip, facts)
@@ -78,52 +76,43 @@ class MemoTotals:
 
     __slots__ = ("_facts", "_found")
 
-    def __init__(self, facts: Sequence[Fact], found: dict[str, tuple[list[int], list[int], int] | None] | None = None,
-                 ) -> None:
+    def __init__(self, facts: Sequence[Fact], found: dict[str, Running] | None = None) -> None:
         self._facts = facts
-        self._found: dict[str, tuple[list[int], list[int], int] | None] = {} if found is None else found
+        self._found: dict[str, Running] = {} if found is None else found
+
+    @classmethod
+    def of(cls, facts: Sequence[Fact]) -> MemoTotals | None:
+        """Totals for a read of ``facts``; none for a read shorter than ``TOTALS_FROM`` (folded as fast)."""
+        return cls(facts) if len(facts) >= TOTALS_FROM else None
 
     def __call__(self, attr: str, i: int, j: int) -> tuple[int, int] | None:
-        found = self._found.get(attr)
+        if attr not in self._found:
+            self._found[attr] = running_totals(self._facts, attr)
+        found = self._found[attr]
         if found is None:
-            if attr in self._found:
-                return None
-            running = running_totals(self._facts, attr)
-            found = self._found[attr] = None if running is None else (running[0], running[1], 0)
-            if found is None:
-                return None
-        sums, counts, start = found
-        return sums[start + j] - sums[start + i], counts[start + j] - counts[start + i]
+            return None
+        sums, counts = found
+        return sums[j] - sums[i], counts[j] - counts[i]
 
     def continued(self, skip: int, facts: Sequence[Fact]) -> MemoTotals:
         """The totals of ``facts``: this read's facts from ``skip`` on, then new ones at the end.
 
-        Totals already built move along (the new facts' values added at the end); an attribute
+        Totals already built move along (the new facts' totals added after them); an attribute
         with a non-integer value is left to be built afresh on use, since that value may have
         slid out of the window.
         """
-        found: dict[str, tuple[list[int], list[int], int] | None] = {}
-        kept = len(self._facts) - skip
+        found: dict[str, Running] = {}
+        added = facts[len(self._facts) - skip:]
         for attr, totals in self._found.items():
             if totals is None:
                 continue
-            sums, counts, start = totals
-            end = start + len(self._facts) + 1
-            sums, counts = sums[start + skip:end], counts[start + skip:end]
+            more = running_totals(added, attr)
+            if more is None:
+                continue
+            (sums, counts), (more_sums, more_counts) = totals, more
             total, count = sums[-1], counts[-1]
-            exact = True
-            for fact in facts[kept:]:
-                value = fact.attrs.get(attr)
-                if value is not None:
-                    if not isinstance(value, int):
-                        exact = False
-                        break
-                    total += value
-                    count += 1
-                sums.append(total)
-                counts.append(count)
-            if exact:
-                found[attr] = (sums, counts, 0)
+            found[attr] = (sums[skip:] + [total + s for s in more_sums[1:]],
+                           counts[skip:] + [count + c for c in more_counts[1:]])
         return MemoTotals(facts, found)
 
 

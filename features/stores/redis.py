@@ -45,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from features.declared import EntityRef
 from features.facts import Fact, FactGroup, FactKind
-from features.stores.base import EMPTY_RANGE, TOTALS_FROM, FactRange, RangeQuery
+from features.stores.base import EMPTY_RANGE, FactRange, RangeQuery
 from features.stores.codec import decode_fact, encode_fact, fact_token, group_digest
 from features.stores.fact_cache import FactCache
 from features.stores.range_memo import MemoTotals, RangeMemo
@@ -352,7 +352,7 @@ class RedisStore:
                 out.append(EMPTY_RANGE)  # replaced below
                 continue
             times = [f.ts for f in found]  # type: ignore[union-attr]  # no None in ``found``
-            totals = MemoTotals(found) if len(found) >= TOTALS_FROM else None  # type: ignore[arg-type]
+            totals = MemoTotals.of(found)  # type: ignore[arg-type]
             memo.keep(key, part, found, times, totals)  # type: ignore[arg-type]
             out.append(new(FactRange, (times, found, totals)))
         if unresolved:
@@ -363,7 +363,7 @@ class RedisStore:
                 # across processes either)
                 kept = [f for f in (f or loaded.get(t) for f, t in zip(found, tokens, strict=True)) if f is not None]
                 times = [f.ts for f in kept]
-                totals = MemoTotals(kept) if len(kept) >= TOTALS_FROM else None
+                totals = MemoTotals.of(kept)
                 if len(kept) == len(tokens):
                     memo.keep(keys[i], parts[i], kept, times, totals)
                 out[i] = new(FactRange, (times, kept, totals))
