@@ -72,6 +72,8 @@ def import_files(paths: Sequence[Path], *, url: str, pii: PiiSettings, jobs: int
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 i = pending.pop(future)
+                if future.cancelled():  # after a failure: never started, nothing to report
+                    continue
                 error = future.exception()
                 if error is not None:
                     failure = failure or error

@@ -169,3 +169,26 @@ def test_jobs_must_be_a_positive_count(tmp_path: Path, shop: Path) -> None:
     result = runner.invoke(app, ["--data-dir", str(tmp_path), "ingest", str(shop / "jd.jsonl"), "--jobs", "0"])
     assert result.exit_code == 2
     assert "--jobs" in result.output
+
+
+def test_a_part_that_fails_stops_the_parts_not_started_and_raises_its_own_error(tmp_path: Path, shop: Path) -> None:
+    """A worker's error (here a file of an unsupported kind) cancels the parts still queued and is raised as
+    itself, as a one-process import would raise it, never as the error of a cancelled part. One worker and six
+    files: parts are queued behind the failing one, whatever the timing."""
+    from orderguard.errors import InvalidInputError
+    from orderguard.ingest.parallel import import_files
+    from orderguard.settings import PiiSettings
+
+    bad = tmp_path / "orders.txt"
+    bad.write_text("{}\n", encoding="utf-8")
+    good = tmp_path / "jd.jsonl"
+    good.write_text("".join((shop / "jd.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)[:50]),
+                    encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'og.db'}"
+    OrderLog.open(url).close()
+    with pytest.raises(InvalidInputError, match="must end in one of"):
+        import_files([bad, *[good] * 5], url=url, pii=PiiSettings(), jobs=1, channel="jd")
+    result = runner.invoke(app, ["--database-url", url, "ingest", "--channel", "jd", "--jobs", "2", str(bad),
+                                 str(good), str(good)])
+    assert result.exit_code == 2, result.output
+    assert "`FILE` must end in one of" in result.output
