@@ -15,7 +15,7 @@ each entity's state once, with nothing else: the ratio to it says how much the f
 engine costs on top of bare state access.
 
 Like a serving process, the bench warms up first (the first third of the stream), then
-runs ``gc.collect(); gc.freeze()`` so the state built so far is out of the collector's
+runs ``orderguard.heap.settle_heap()`` so the state built so far is out of the collector's
 way. Stores: memory and SQLite always; Redis when ``--redis-url`` is given (nothing is
 started here: point it at a running server, e.g. ``redis://127.0.0.1:6379/15``).
 
@@ -48,6 +48,7 @@ from features.specs import FeatureSet
 from features.stores import MemoryStore, OnlineStore, RedisStore, SqliteStore
 from features.windows import to_us
 from orderguard.enrich import Gazetteer
+from orderguard.heap import settle_heap
 from orderguard.ingest.channels import get_adapter
 from orderguard.ingest.normalize import ParseContext, PiiHasher
 from orderguard.ingest.state import derive_order
@@ -123,8 +124,7 @@ def _timed(engine: OnlineFeatures, steps: Sequence[Step], *, warmup: int) -> Lat
     clock = time.perf_counter_ns
     for i, step in enumerate(steps):
         if i == warmup:
-            gc.collect()
-            gc.freeze()
+            thresholds = settle_heap()  # as the service does after its warm start
         order = step.order
         start = clock()
         if step.new:
@@ -135,6 +135,7 @@ def _timed(engine: OnlineFeatures, steps: Sequence[Step], *, warmup: int) -> Lat
         if i >= warmup:
             (scored if step.new else updates).append(took)
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
     return Latencies(type(engine.store).__name__, scored, updates)
 
 
@@ -151,8 +152,7 @@ def _floor(feature_set: FeatureSet, steps: Sequence[Step], *, warmup: int) -> La
     sink = 0
     for i, (ts, order_key, keys, new) in enumerate(prepared):
         if i == warmup:
-            gc.collect()
-            gc.freeze()
+            thresholds = settle_heap()  # as the service does after its warm start
         start = clock()
         for key in keys:
             events = state.get(key)
@@ -169,6 +169,7 @@ def _floor(feature_set: FeatureSet, steps: Sequence[Step], *, warmup: int) -> La
         if i >= warmup:
             (scored if new else updates).append(took)
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
     assert sink > 0
     return Latencies("floor: dict of deques", scored, updates)
 

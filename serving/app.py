@@ -30,6 +30,7 @@ from orderguard.access import Directory
 from orderguard.clock import Clock, SystemClock
 from orderguard.errors import ServiceUnavailableError
 from orderguard.fulfilment import FulfilmentLog
+from orderguard.heap import settle_heap
 from orderguard.ingest.normalize import PiiHasher
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.labels import LabelLog
@@ -93,7 +94,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         # A writer thread that releases the interpreter for each SQLite call gets it back only when the busy
         # event loop yields it: after the switch interval. At Python's 5 ms a batch of a few calls waited tens
         # of milliseconds under load; the previous value comes back when the service stops.
-        switch_interval = sys.getswitchinterval()
+        switch_interval, thresholds = sys.getswitchinterval(), gc.get_threshold()
         sys.setswitchinterval(settings.api.switch_interval_ms / 1000)
         try:
             source = champion_source or Registry.from_settings(settings)
@@ -116,8 +117,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             except ServiceUnavailableError as e:  # degraded, not down: scoring goes on by the rules
                 logger.error("warm start skipped, the online store is unavailable: %s", e.message)
                 cold = settings.scoring.warm_start  # warmed by the store watcher once it answers
-            gc.collect()
-            gc.freeze()  # the warmed feature state is long-lived: keep it out of every later collection
+            settle_heap()  # the warmed state is long-lived: out of every later collection (orderguard.heap)
             app.state.services = Services(
                 settings=settings, clock=the_clock,
                 hasher=PiiHasher(settings.pii.hash_key.get_secret_value().encode()), order_log=log,
@@ -162,6 +162,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             if hasattr(app.state, "services"):
                 app.state.services.pools.clear()
             gc.unfreeze()
+            gc.set_threshold(*thresholds)
             worker.close()
             engine.close()
             log.close()

@@ -14,6 +14,13 @@ A token is the digest of a fact's encoding, so what a memo holds never goes stal
 read that does not continue the last one (a fact inserted in the middle by a late event,
 one removed by a newer version) is resolved in full and becomes the new last read.
 
+The store need not even send the tokens a memo already holds: each sorted set carries a
+*stamp* that changes whenever the set changes other than by an append at its end (see
+``stores.redis``), and a read whose key still has the stamp its memo was read under asks
+only for the tokens after the memo's last one (:meth:`RangeMemo.since`,
+:meth:`RangeMemo.extended`). On a busy key that is a few tokens instead of a thousand: the
+server's time to list them was most of a scored order's round trip.
+
 A long read also carries running totals (:class:`MemoTotals`), as the memory store's
 ranges do: a SKU's week of lines averaged for its usual price is then two subtractions
 instead of a pass over every line, and the totals continue with the read (a slice and the
@@ -22,6 +29,8 @@ new facts), so they are summed once per fact, not once per read.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,6 +39,20 @@ from features.stores.base import TOTALS_FROM, Running, running_totals
 
 #: Characters of a token (``stores.codec.fact_token``: twenty hex digits).
 TOKEN_CHARS = 20
+_WIDTH = TOKEN_CHARS + 1  # a token and the space after it
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """One key's last read: the tokens as the store sent them, their decoded facts and times, the
+    facts' totals, the read's lower bound and the key's stamp when it was read (empty: none known)."""
+
+    read: bytes
+    facts: list[Fact]
+    times: list[int]
+    totals: MemoTotals | None
+    lo: int
+    stamp: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +140,16 @@ class MemoTotals:
 
 
 class RangeMemo:
-    """The last read of at most ``capacity`` keys (all forgotten at once when full: a bound, not a policy).
+    """The last read of at most ``capacity`` keys, the least recently read forgotten first.
 
-    The lists handed out are shared with the memo: callers only read them.
+    Why not forget all at once when full: that dropped a busy shop's hot keys with the rest
+    (their next reads whole again), and freeing twenty thousand reads at once took
+    milliseconds inside one scored order.
+
+    The lists handed out are shared with the memo: callers only read them. Stamps are only
+    meaningful within one *generation* of the store (a flush starts a new one, and stamps may
+    repeat across it): :meth:`adopt` forgets everything when the generation changes, and
+    :meth:`keep` ignores a read made in another generation than the memo's.
 
     >>> from features.facts import FactKind
     >>> a, b, c = (Fact(FactKind.ORDER, ts, f"o{ts}", {}, {}) for ts in (1, 2, 3))
@@ -137,18 +167,66 @@ class RangeMemo:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1; got {capacity!r}")
         self._capacity = capacity
-        self._last: dict[str, tuple[bytes, list[Fact], list[int], MemoTotals | None]] = {}
+        self._last: OrderedDict[str, Kept] = OrderedDict()
+        self._generation: bytes | None = None
 
     def __len__(self) -> int:
         return len(self._last)
 
-    def keep(self, key: str, read: bytes, facts: list[Fact], times: list[int],
-             totals: MemoTotals | None = None) -> None:
-        """Remember ``read`` (the tokens as the store sent them) of ``key``, its decoded facts and their totals."""
+    @property
+    def generation(self) -> bytes | None:
+        """The store generation the kept reads belong to (``None`` before the first is adopted)."""
+        return self._generation
+
+    def adopt(self, generation: bytes) -> None:
+        """The store is in ``generation``: forget every read of an earlier one."""
+        if generation != self._generation:
+            self._last = OrderedDict()
+            self._generation = generation
+
+    def keep(self, key: str, read: bytes, facts: list[Fact], times: list[int], totals: MemoTotals | None = None,
+             *, lo: int = 0, stamp: bytes = b"", generation: bytes | None = None) -> None:
+        """Remember ``read`` (the tokens as the store sent them) of ``key``, its decoded facts and their totals.
+
+        ``lo`` is the read's lower bound and ``stamp`` the key's stamp as of the read (empty:
+        the read cannot be extended, only continued). A read of another ``generation`` than
+        the memo's (one that raced a flush) is not kept.
+        """
+        if generation != self._generation:
+            return
         last = self._last
-        if key not in last and len(last) >= self._capacity:
-            last.clear()
-        last[key] = (read, facts, times, totals)
+        last[key] = Kept(read, facts, times, totals, lo, stamp)
+        last.move_to_end(key)
+        if len(last) > self._capacity:
+            last.popitem(last=False)
+
+    def since(self, key: str, lo: int) -> Kept | None:
+        """The last read of ``key`` if a read from ``lo`` can extend it: it has a stamp and facts, it
+        starts at or before ``lo``, and its last fact is not before ``lo`` (else it holds nothing of use)."""
+        last = self._last.get(key)
+        if last is None or not last.stamp or not last.times or lo < last.lo or last.times[-1] < lo:
+            return None
+        return last
+
+    @staticmethod
+    def extended(base: Kept, lo: int, hi: int, tail: bytes) -> tuple[Continued, bytes]:
+        """A read of ``[lo, hi]`` made of ``base`` (from :meth:`since`) and the tokens the store sent after
+        its last one (``tail``): the shared part, and the whole read's tokens as the store would send them.
+
+        >>> from features.facts import FactKind
+        >>> facts = [Fact(FactKind.ORDER, ts, f"o{ts}", {}, {}) for ts in (1, 2, 3)]
+        >>> base = Kept(b" ".join(bytes([97 + i]) * 20 for i in range(3)), facts, [1, 2, 3], None, 0, b"7")
+        >>> shared, read = RangeMemo.extended(base, 2, 9, b"d" * 20)
+        >>> [f.ts for f in shared.facts], shared.skip, read == b" ".join(c * 20 for c in (b"b", b"c", b"d"))
+        ([2, 3], 1, True)
+        """
+        times = base.times
+        i, j = bisect_left(times, lo), bisect_right(times, hi)
+        kept = base.read[i * _WIDTH:j * _WIDTH - 1] if j > i else b""
+        read = kept + b" " + tail if kept and tail else kept or tail
+        # totals continue only a read kept to its end (new facts follow its last one)
+        previous = base.totals if j == len(times) else None
+        return Continued(base.facts[i:j], times[i:j], tail.split(b" ") if tail else [], previous, i), read
 
     def continued(self, key: str, read: bytes) -> Continued | None:
         """The part of ``read`` the last read of ``key`` already decoded, or ``None`` when it shares none.
@@ -160,7 +238,7 @@ class RangeMemo:
         last = self._last.get(key)
         if last is None:
             return None
-        old, facts, times, totals = last
+        old, facts, times, totals = last.read, last.facts, last.times, last.totals
         if read == old:
             return Continued(facts, times, [], totals)
         at = old.find(read[:TOKEN_CHARS])
@@ -169,6 +247,6 @@ class RangeMemo:
         rest = len(old) - at
         if not read.startswith(old[at:]) or (len(read) > rest and read[rest] != 0x20):
             return None
-        skip = len(facts) - (rest + 1) // (TOKEN_CHARS + 1)
+        skip = len(facts) - (rest + 1) // _WIDTH
         tail = read[rest + 1:]
         return Continued(facts[skip:], times[skip:], tail.split(b" ") if tail else [], totals, skip)

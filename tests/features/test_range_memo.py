@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from features.facts import Fact, FactKind
 from features.stores.codec import encode_fact, fact_token
-from features.stores.range_memo import MemoTotals, RangeMemo
+from features.stores.range_memo import Kept, MemoTotals, RangeMemo
 
 
 def fact(i: int) -> Fact:
@@ -48,13 +48,54 @@ def test_a_read_that_does_not_continue_the_last_one_shares_nothing(ids: list[int
     assert memo.continued("k", read(ids)) is None
 
 
-def test_keys_are_apart_and_the_bound_forgets_all_at_once() -> None:
+def test_keys_are_apart_and_the_bound_forgets_the_least_recently_read() -> None:
     memo = RangeMemo(capacity=2)
     kept(memo, "a", [1])
     kept(memo, "b", [2])
     assert memo.continued("a", read([2])) is None  # b's read says nothing about a
-    kept(memo, "c", [3])  # full: the memo starts afresh
-    assert len(memo) == 1 and memo.continued("a", read([1])) is None
+    kept(memo, "a", [1, 3])  # a read again: b is now the least recent
+    kept(memo, "c", [4])
+    assert len(memo) == 2
+    assert memo.continued("b", read([2])) is None
+    assert memo.continued("a", read([1, 3])) is not None and memo.continued("c", read([4])) is not None
+
+
+def test_a_new_generation_forgets_every_read_and_a_read_of_another_is_not_kept() -> None:
+    """Stamps mean nothing across a flush of the store: reads of an earlier generation must not be extended."""
+    memo = RangeMemo(capacity=4)
+    memo.adopt(b"g1")
+    memo.keep("k", read([1, 2]), [fact(1), fact(2)], [1, 2], lo=0, stamp=b"5", generation=b"g1")
+    assert memo.since("k", 1) is not None
+    memo.adopt(b"g2")
+    assert memo.since("k", 1) is None and len(memo) == 0
+    memo.keep("k", read([1, 2]), [fact(1), fact(2)], [1, 2], lo=0, stamp=b"5", generation=b"g1")  # raced the flush
+    assert len(memo) == 0
+
+
+@pytest.mark.parametrize(("lo", "stamp", "usable"), [(1, b"5", True), (2, b"5", True), (0, b"5", True),
+                                                     (-1, b"5", False), (3, b"5", False), (1, b"", False)])
+def test_a_read_is_extended_only_from_within_a_stamped_last_read(lo: int, stamp: bytes, usable: bool) -> None:
+    """Before the last read's start it lacks facts; after its last fact it holds nothing of use; without a
+    stamp the store cannot say it is unchanged."""
+    memo = RangeMemo(capacity=4)
+    memo.keep("k", read([1, 2]), [fact(1), fact(2)], [1, 2], lo=0, stamp=stamp)
+    assert (memo.since("k", lo) is not None) == usable
+
+
+@given(st.lists(st.integers(0, 30), unique=True).map(sorted), st.integers(0, 30), st.integers(0, 30),
+       st.lists(st.integers(31, 40), unique=True).map(sorted))
+def test_an_extended_read_is_the_base_within_its_bounds_then_the_new_tokens(base: list[int], lo: int, hi: int,
+                                                                              after: list[int]) -> None:
+    kept_base = Kept(read(base), [fact(i) for i in base], list(base), MemoTotals.of([fact(i) for i in base]), 0,
+                     b"1")
+    tail = read(after) if hi >= 30 else b""
+    shared, whole = RangeMemo.extended(kept_base, lo, hi, tail)
+    inside = [i for i in base if lo <= i <= hi]
+    assert shared.facts == [fact(i) for i in inside] and shared.times == inside
+    assert shared.new_tokens == (tail.split(b" ") if tail else [])
+    assert whole == read(inside + (after if tail else []))
+    facts, times, _ = shared.with_new([fact(i) for i in after] if tail else [])
+    assert times == inside + (after if tail else []) and facts == [fact(i) for i in times]
 
 
 def test_the_capacity_must_be_positive() -> None:

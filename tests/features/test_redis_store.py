@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from features.facts import Entity, Fact, FactGroup, FactKind
 from features.stores import MemoryStore, RangeQuery, RedisStore
-from features.stores.base import TOTALS_FROM
+from features.stores.base import TOTALS_FROM, FactRange
 from features.stores.codec import encode_fact, fact_token
 from features.stores.redis import ping
 from orderguard.errors import ServiceUnavailableError
@@ -170,3 +174,121 @@ def test_running_totals_of_sliding_reads_are_the_sums_of_their_facts(redis_url: 
     finally:
         store.clear()
         store.close()
+
+
+class _Observed(RedisStore):
+    """A Redis store that counts the reads the server answered with only the tokens after the last read."""
+
+    deltas = 0
+
+    def _evalsha(self, keys: Sequence[str], args: Sequence[str | bytes | int]) -> Any:
+        reply = super()._evalsha(keys, args)
+        self.deltas += sum(mark.startswith(b"d") for mark in reply[3].split(b" ")[1:])
+        return reply
+
+
+def _same(got: FactRange, want: FactRange) -> bool:
+    """Equal ranges, peers (facts of one event time) in any order."""
+    def order(r: FactRange) -> list[tuple[int, str, str]]:
+        return [(f.ts, f.fact_id, repr(f.attrs)) for f in r.facts]
+    times = list(got.ts)
+    return sorted(order(got)) == sorted(order(want)) and times == [f.ts for f in got.facts] == sorted(times)
+
+
+_OPS = st.lists(st.one_of(
+    st.tuples(st.just("apply"), st.integers(0, 12), st.integers(1, 3),
+              st.lists(st.integers(-6, 3), min_size=1, max_size=3), st.booleans()),
+    st.tuples(st.just("evict"), st.integers(0, 8)),
+    st.tuples(st.just("flush")),
+), min_size=1, max_size=50)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=_OPS)
+def test_reads_answered_after_the_last_read_equal_a_store_in_memory(redis_url: str,
+                                                                    ops: list[tuple[Any, ...]]) -> None:
+    """Between two reads of a key anything may happen: appends, late facts in the middle, ties on one
+    event time, newer (or equal-version, different) groups moving or dropping facts, evictions, another
+    process writing, a flush. Whatever the server answers only with the tokens after this process's last
+    read (under the key's stamp) must still give exactly the facts a store in memory gives."""
+    prefix = f"og:test:delta:{uuid.uuid4().hex}"
+    mine, other, memory = _Observed(redis_url, prefix=prefix), RedisStore(redis_url, prefix=prefix), MemoryStore()
+    try:
+        for n, op in enumerate(ops):
+            now = (n + 10) * 1_000
+            queries = [RangeQuery(Entity.SKU, "s", FactKind.ORDER, now - 7_000, now),
+                       RangeQuery(Entity.DEVICE, "d", FactKind.ORDER, now - 4_000, now + 2_000)]
+            if op[0] == "apply":
+                _, gid, version, offsets, by_other = op
+                facts = tuple(Fact(FactKind.ORDER, now + o * 500, f"g{gid}:{j}",
+                                   {Entity.SKU: "s", Entity.DEVICE: "d" if j % 2 else "e"}, {"v": version})
+                              for j, o in enumerate(offsets))
+                g = FactGroup(f"g{gid}", version, facts)
+                memory.apply(g)
+                if by_other:
+                    other.apply(g)
+                    got = mine.fetch(queries)
+                else:
+                    got = mine.apply_and_fetch(g, queries)[1]
+            elif op[0] == "evict":
+                memory.evict(before_us=now - op[1] * 1_000)
+                got = mine.apply_and_fetch(FactGroup("x", 1, ()), queries, evict_before_us=now - op[1] * 1_000)[1]
+                memory.apply(FactGroup("x", 1, ()))
+            else:
+                other.clear()
+                memory = MemoryStore()
+                got = mine.fetch(queries)
+            want = memory.fetch(queries)
+            for q, g_range, w_range in zip(queries, got, want, strict=True):
+                assert _same(g_range, w_range), (n, op, q.entity)
+    finally:
+        mine.clear()
+        mine.close()
+        other.close()
+
+
+def test_a_busy_key_slid_forward_is_read_as_its_new_tokens_only(redis_url: str) -> None:
+    """The point of stamps: a window sliding over an append-only key is answered with the new tokens,
+    not the whole window, and still equals what memory gives."""
+    store, memory = _Observed(redis_url, prefix=f"og:test:delta:{uuid.uuid4().hex}"), MemoryStore()
+    try:
+        for i in range(1, 120):
+            g = FactGroup(f"g{i}", 1, (Fact(FactKind.LINE, i * 1_000, f"g{i}", {Entity.SKU: "s"}, {"units": i}),))
+            query = [RangeQuery(Entity.SKU, "s", FactKind.LINE, i * 1_000 - 60_000, i * 1_000)]
+            (got,), (want,) = store.apply_and_fetch(g, query)[1], memory.apply_and_fetch(g, query)[1]
+            assert list(got.facts) == list(want.facts), i
+            if got.totals is not None:
+                assert got.totals("units", 0, len(got.facts)) == (sum(f.attrs["units"] for f in got.facts),  # type: ignore[misc]
+                                                                 len(got.facts))
+        assert store.deltas >= 110
+    finally:
+        store.clear()
+        store.close()
+
+
+def test_a_flush_between_two_reads_is_not_taken_for_an_unchanged_key(redis_url: str) -> None:
+    """Stamps restart with a flushed store: the same stamp on a refilled key means nothing, so the read
+    after a flush is a whole read (the store's generation changed), never the old facts plus new tokens."""
+    prefix = f"og:test:flush:{uuid.uuid4().hex}"
+    mine, other = _Observed(redis_url, prefix=prefix), RedisStore(redis_url, prefix=prefix)
+
+    def placed(name: str, ts: int) -> FactGroup:
+        return FactGroup(name, 1, (Fact(FactKind.ORDER, ts, name, {Entity.SKU: "s"}, {}),))
+
+    query = [RangeQuery(Entity.SKU, "s", FactKind.ORDER, 0, 10_000)]
+    try:
+        for ts in (1_000, 2_000):
+            mine.apply(placed(f"old{ts}", ts))
+        assert [f.fact_id for f in mine.fetch(query)[0].facts] == ["old1000", "old2000"]
+        other.clear()
+        for ts in (1_500, 2_000, 3_000):  # the key's first stamp again, the memo's last fact time again
+            other.apply(placed(f"new{ts}", ts))
+        assert [f.fact_id for f in mine.fetch(query)[0].facts] == ["new1500", "new2000", "new3000"]
+        other.apply(placed("new4000", 4_000))
+        before = mine.deltas
+        assert [f.fact_id for f in mine.fetch(query)[0].facts] == ["new1500", "new2000", "new3000", "new4000"]
+        assert mine.deltas == before + 1  # once the new generation is known, reads extend again
+    finally:
+        mine.clear()
+        mine.close()
+        other.close()
