@@ -195,9 +195,9 @@ class RangeMemo:
         if generation != self._generation:
             return
         last = self._last
+        last.pop(key, None)  # then set again: to the end, the most recently read
         last[key] = Kept(read, facts, times, totals, lo, stamp)
-        last.move_to_end(key)
-        if len(last) > self._capacity:
+        while len(last) > self._capacity:
             last.popitem(last=False)
 
     def since(self, key: str, lo: int) -> Kept | None:
