@@ -39,7 +39,9 @@ coordinated omission); requests still unanswered 3 s after the last scheduled se
 are counted as timeouts and the run ends there. Each request to the real app is a
 different held-out order (scoring ingests it). Between runs the bench waits until the
 server answers a health check promptly. Then the maximum throughput of each,
-closed-loop with 16 connections.
+closed-loop with 16 connections, with the CPU each party used meanwhile (cores busy, from
+``/proc``: the service's processes, Redis, PostgreSQL, the load generator, the whole
+machine), which says what bounds that maximum: the service's one core, or the machine.
 
 **(c) Profile.** cProfile over ``Scorer.score`` and over the score route's work
 without the HTTP server (``serving.services.score_and_store`` inside the real app's
@@ -605,7 +607,8 @@ def _compute_app(data_dir: Path, model_file: Path) -> Any:
 
 @contextlib.contextmanager
 def _server(kind: str, data_dir: Path, model_file: Path | None, *, workers: int = 1,
-            env: Mapping[str, str] | None = None) -> Iterator[int]:
+            env: Mapping[str, str] | None = None) -> Iterator[tuple[int, int]]:
+    """Start a server subprocess; yields its port and process id once it answers."""
     port = _free_port()
     command = [sys.executable, "-m", "bench.score", "--serve", kind, "--data-dir", str(data_dir), "--port", str(port),
                "--workers", str(workers)]
@@ -628,7 +631,7 @@ def _server(kind: str, data_dir: Path, model_file: Path | None, *, workers: int 
                     raise RuntimeError(f"{kind} server did not start: "
                                        f"{log.read_text(errors='replace')[-2000:]}") from None
                 time.sleep(0.1)
-        yield port
+        yield port, proc.pid
     finally:
         proc.terminate()
         try:
@@ -845,6 +848,79 @@ def _commits(port: int) -> dict[str, float] | None:
     return None
 
 
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _processes() -> dict[int, tuple[str, int, float]]:
+    """Every process now: (command name, parent id, CPU seconds so far), from ``/proc`` (empty elsewhere)."""
+    found: dict[int, tuple[str, int, float]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:  # gone meanwhile
+            continue
+        head, _, rest = stat.rpartition(b")")
+        fields = rest.split()
+        found[int(entry)] = (head.partition(b"(")[2].decode(errors="replace"), int(fields[1]),
+                             (int(fields[11]) + int(fields[12])) / _TICK)
+    return found
+
+
+def _machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (every state but idle and iowait), from ``/proc/stat``."""
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            ticks = [int(x) for x in fh.readline().split()[1:]]
+    except OSError:
+        return math.nan
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / _TICK
+
+
+class CpuUse:
+    """Cores busy per party from now until :meth:`cores`: the server (``server_pid`` and its children),
+    Redis, PostgreSQL, the load generator (this process's other children) and the machine."""
+
+    def __init__(self, server_pid: int) -> None:
+        self._server = server_pid
+        self._before = _processes()
+        self._machine = _machine_busy()
+        self._started = time.monotonic()
+
+    def cores(self) -> dict[str, float]:
+        after, machine, wall = _processes(), _machine_busy(), time.monotonic() - self._started
+        parents = {pid: parent for pid, (_, parent, _) in after.items()}
+
+        def under(pid: int, root: int) -> bool:
+            while pid > 1:
+                if pid == root:
+                    return True
+                pid = parents.get(pid, 0)
+            return False
+
+        used = {"service": 0.0, "redis": 0.0, "postgres": 0.0, "load": 0.0}
+        me = os.getpid()
+        for pid, (name, _, seconds) in after.items():
+            was = self._before.get(pid)
+            spent = seconds - (was[2] if was is not None and was[0] == name else 0.0)
+            if under(pid, self._server):
+                used["service"] += spent
+            elif name == "redis-server":
+                used["redis"] += spent
+            elif name == "postgres":
+                used["postgres"] += spent
+            elif pid != me and under(pid, me):
+                used["load"] += spent
+        return {**{k: round(v / wall, 2) for k, v in used.items()},
+                "machine": round((machine - self._machine) / wall, 2), "cpus": os.cpu_count() or 0}
+
+
 def _commits_between(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, float] | None:
     """The batches of one run: how many, their mean size and each stage's mean milliseconds per batch.
 
@@ -898,7 +974,7 @@ def http(data_dir: Path, model_file: Path, stream: Sequence[tuple[str, dict[str,
             with _served_copy(setup, data_dir, history) as (served, env):
                 key = _bench_key(env.get("ORDERGUARD_DATABASE__URL") or Settings(data_dir=served).database_url)
                 model = model_file if setup.app != "bare" else None
-                with _server(setup.app, served, model, workers=setup.workers, env=env) as port:
+                with _server(setup.app, served, model, workers=setup.workers, env=env) as (port, pid):
                     cursor = 0
 
                     def take(n: int) -> tuple[int, int]:
@@ -925,9 +1001,10 @@ def http(data_dir: Path, model_file: Path, stream: Sequence[tuple[str, dict[str,
                         _drain(port)
                     first, count = take(len(stream))
                     before = _commits(port)
+                    cpu = CpuUse(pid)
                     result = loadgen.submit(load_job, port, str(bodies_file), first, count, None, max_seconds,
                                             key).result()
-                    runs.append({"app": setup.label, "rate": "max", **_rounded(result),
+                    runs.append({"app": setup.label, "rate": "max", **_rounded(result), "cpu_cores": cpu.cores(),
                                  "commits": _commits_between(before, _commits(port))})
                     if setup.app == "real" and result["sent"] >= count:
                         console.print(f"[yellow]note: the held-out stream ran out during {setup.label}'s "
@@ -1100,6 +1177,12 @@ def _report_http(part: Mapping[str, Any]) -> list[dict[str, Any]]:
     for r in rows:
         if r.get("failures"):
             console.print(f"  {r['app']} @ {r['rate']}: errors {r['failures']}")
+    for r in rows:
+        if r.get("cpu_cores"):
+            c = r["cpu_cores"]
+            console.print(f"  {r['app']} @ max: cores busy: service {c['service']:.2f}, redis {c['redis']:.2f}, "
+                          f"postgres {c['postgres']:.2f}, load generator {c['load']:.2f}; machine {c['machine']:.2f} "
+                          f"of {c['cpus']}")
     for r in rows:
         if r.get("commits"):
             c = r["commits"]
