@@ -64,7 +64,7 @@ from orderguard.errors import ServiceUnavailableError
 
 #: One step: apply a group (``ARGV[1] == '1'``), evict groups at or before ``ARGV[8]`` (unless empty, at
 #: most ``ARGV[9]`` of them), read the ranges of ``KEYS[ARGV[10]..]`` (five arguments each from ``ARGV[11]``
-#: on). Returns ``{changed, evicted, reads, stamps}``.
+#: on). Returns ``{changed, evicted, reads, stamps, sent, bodies}``.
 #:
 #: KEYS: ``members``, ``facts``, the group's record (or any key when not applying), ``stamps``, ``meta``,
 #: ``generation``, the sorted sets of the group's facts in fact order, the ranges' sorted sets. ARGV:
@@ -87,6 +87,12 @@ from orderguard.errors import ServiceUnavailableError
 #: guards the clock itself, which restarts with a flush: no delta is answered unless the client's
 #: ``known_generation`` is the store's. ``stamps`` is the generation, then per range the flag and
 #: the set's stamp (none when it has none), all joined by spaces.
+#:
+#: ``sent`` and ``bodies``: the encoded facts of the tokens a delta read answered (at most
+#: :data:`_SENT_BODIES` of them, none this call applied): tokens joined by spaces, and each body
+#: as its length in bytes, a space and the body, back to back. Those tokens are new to the
+#: reader, so often facts another process applied: sending them here saves that reader a second
+#: round trip (``HMGET``) for each scored order when several processes share the store.
 _STEP = """
 local members, facts, stamps, meta, genkey = KEYS[1], KEYS[2], KEYS[4], KEYS[5], KEYS[6]
 local stamp = nil
@@ -108,6 +114,7 @@ local function unplace(rec, keep)
   end
 end
 local changed, evicted = 0, 0
+local keep = {}
 if ARGV[1] == '1' then
   local cur = redis.call('GET', KEYS[3])
   local old = nil
@@ -119,7 +126,7 @@ if ARGV[1] == '1' then
   end
   if not stale then
     stamp = redis.call('HINCRBY', meta, 'clock', 1)
-    local had, keep = {}, {}
+    local had = {}
     if old then for _, placed in ipairs(old[3]) do had[placed[1]] = true end end
     local k, a = 7, 15
     for _ = 1, tonumber(ARGV[7]) do
@@ -172,24 +179,38 @@ local same = gen == ARGV[13]
 local floor = redis.call('HGET', meta, 'evicted_to')
 floor = floor and tonumber(floor)
 local reads, marks = {}, {gen}
+local sent, bodies = {}, {}
 local a = tonumber(ARGV[11])
 for i = tonumber(ARGV[10]), #KEYS do
   local key = KEYS[i]
   local now = redis.call('HGET', stamps, key)
   if same and now and ARGV[a + 2] == now and (not floor or tonumber(ARGV[a]) > floor) then
-    reads[#reads + 1] = table.concat(redis.call('ZRANGEBYSCORE', key, ARGV[a + 3], ARGV[a + 1],
-                                                'LIMIT', ARGV[a + 4], -1), ' ')
+    local got = redis.call('ZRANGEBYSCORE', key, ARGV[a + 3], ARGV[a + 1], 'LIMIT', ARGV[a + 4], -1)
+    reads[#reads + 1] = table.concat(got, ' ')
     marks[#marks + 1] = 'd' .. now
+    for _, token in ipairs(got) do
+      if #sent < SENT_BODIES and not keep[token] then
+        local body = redis.call('HGET', facts, token)
+        if body then
+          keep[token] = true
+          sent[#sent + 1] = token
+          bodies[#bodies + 1] = string.len(body) .. ' ' .. body
+        end
+      end
+    end
   else
     reads[#reads + 1] = table.concat(redis.call('ZRANGEBYSCORE', key, ARGV[a], ARGV[a + 1]), ' ')
     marks[#marks + 1] = 'f' .. (now or '')
   end
   a = a + 5
 end
-return {changed, evicted, table.concat(reads, ','), table.concat(marks, ' ')}
+return {changed, evicted, table.concat(reads, ','), table.concat(marks, ' '), table.concat(sent, ' '),
+        table.concat(bodies)}
 """
 
 _EVICT_BATCH = 500
+_SENT_BODIES = 200  # most facts a delta read's answer carries (a pause's worth of new facts is fetched apart)
+_STEP = _STEP.replace("SENT_BODIES", str(_SENT_BODIES))
 _DEFAULT_CACHE = 200_000
 _MEMO_KEYS = 20_000  # sorted sets whose last read is kept (a busy shop reads a few thousand)
 _T = TypeVar("_T")
@@ -345,9 +366,11 @@ class RedisStore:
                 args.extend((q.lo, q.hi, base.stamp, last, len(times) - bisect_left(times, last)))
         self._check_breaker()
         try:
-            changed, evicted, reads, marks = self._evalsha(keys, args)
+            changed, evicted, reads, marks, sent, bodies = self._evalsha(keys, args)
             generation, *stamps = marks.split(b" ")
             memo.adopt(generation)
+            if sent:
+                self._receive(sent.split(b" "), bodies)
             ranges = self._ranges(reads, stamps, keys[args[9] - 1:], queries, bases) if queries else []
         except redis.RedisError as e:
             raise self._unavailable(e) from e
@@ -471,6 +494,21 @@ class RedisStore:
                               generation=generation)
                 out[i] = new(FactRange, (times, facts, totals)) if facts else EMPTY_RANGE
         return out
+
+    def _receive(self, tokens: list[bytes], bodies: bytes) -> None:
+        """Cache the facts the script sent with a delta read (see :data:`_STEP`), decoding only those
+        this process does not hold already."""
+        _, unknown = self._cache.resolve(tokens)
+        if not unknown:
+            return
+        wanted = set(unknown)
+        cache, at = self._cache, 0
+        for token in tokens:
+            space = bodies.index(b" ", at)
+            end = space + 1 + int(bodies[at:space])
+            if token in wanted:
+                cache.put(token, decode_fact(bodies[space + 1:end]))
+            at = end
 
     def _load(self, tokens: list[bytes]) -> dict[bytes, Fact]:
         """The facts of ``tokens`` still stored in Redis, decoded (and kept in the cache)."""

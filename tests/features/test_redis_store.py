@@ -180,11 +180,16 @@ class _Observed(RedisStore):
     """A Redis store that counts the reads the server answered with only the tokens after the last read."""
 
     deltas = 0
+    loads = 0
 
     def _evalsha(self, keys: Sequence[str], args: Sequence[str | bytes | int]) -> Any:
         reply = super()._evalsha(keys, args)
         self.deltas += sum(mark.startswith(b"d") for mark in reply[3].split(b" ")[1:])
         return reply
+
+    def _load(self, tokens: list[bytes]) -> dict[bytes, Fact]:
+        self.loads += 1
+        return super()._load(tokens)
 
 
 def _same(got: FactRange, want: FactRange) -> bool:
@@ -292,3 +297,25 @@ def test_a_flush_between_two_reads_is_not_taken_for_an_unchanged_key(redis_url: 
         mine.clear()
         mine.close()
         other.close()
+
+
+def test_facts_another_process_applied_come_with_the_delta_read_in_one_round_trip(redis_url: str) -> None:
+    """Several service processes share the store: a reader's delta read of facts a writer applied carries
+    their encodings, so the reader needs no second round trip (``HMGET``) to decode them."""
+    prefix = f"og:test:bodies:{uuid.uuid4().hex}"
+    reader, writer, memory = _Observed(redis_url, prefix=prefix), RedisStore(redis_url, prefix=prefix), MemoryStore()
+    try:
+        for i in range(1, 60):
+            g = FactGroup(f"g{i}", 1, tuple(Fact(FactKind.LINE, i * 1_000 + j, f"g{i}:{j}", {Entity.SKU: "s"},
+                                                 {"units": i, "note": "空 格 \u2028" * j}) for j in range(1, 3)))
+            writer.apply(g)
+            memory.apply(g)
+            query = [RangeQuery(Entity.SKU, "s", FactKind.LINE, i * 1_000 - 30_000, i * 1_000)]
+            (got,), (want,) = reader.fetch(query), memory.fetch(query)
+            assert list(got.facts) == list(want.facts), i
+        assert reader.deltas >= 55
+        assert reader.loads == 1  # the first, whole read only
+    finally:
+        reader.clear()
+        reader.close()
+        writer.close()
