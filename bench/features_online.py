@@ -48,7 +48,7 @@ from features.specs import FeatureSet
 from features.stores import MemoryStore, OnlineStore, RedisStore, SqliteStore
 from features.windows import to_us
 from orderguard.enrich import Gazetteer
-from orderguard.heap import settle_heap
+from orderguard.heap import release_heap, settle_heap
 from orderguard.ingest.channels import get_adapter
 from orderguard.ingest.normalize import ParseContext, PiiHasher
 from orderguard.ingest.state import derive_order
@@ -122,9 +122,10 @@ def _timed(engine: OnlineFeatures, steps: Sequence[Step], *, warmup: int) -> Lat
     scored: list[int] = []
     updates: list[int] = []
     clock = time.perf_counter_ns
+    thresholds = gc.get_threshold()
     for i, step in enumerate(steps):
         if i == warmup:
-            thresholds = settle_heap()  # as the service does after its warm start
+            settle_heap()  # as the service does after its warm start
         order = step.order
         start = clock()
         if step.new:
@@ -134,8 +135,7 @@ def _timed(engine: OnlineFeatures, steps: Sequence[Step], *, warmup: int) -> Lat
         took = clock() - start
         if i >= warmup:
             (scored if step.new else updates).append(took)
-    gc.unfreeze()
-    gc.set_threshold(*thresholds)
+    release_heap(thresholds)
     return Latencies(type(engine.store).__name__, scored, updates)
 
 
@@ -150,9 +150,10 @@ def _floor(feature_set: FeatureSet, steps: Sequence[Step], *, warmup: int) -> La
     updates: list[int] = []
     clock = time.perf_counter_ns
     sink = 0
+    thresholds = gc.get_threshold()
     for i, (ts, order_key, keys, new) in enumerate(prepared):
         if i == warmup:
-            thresholds = settle_heap()  # as the service does after its warm start
+            settle_heap()  # as the service does after its warm start
         start = clock()
         for key in keys:
             events = state.get(key)
@@ -168,8 +169,7 @@ def _floor(feature_set: FeatureSet, steps: Sequence[Step], *, warmup: int) -> La
         took = clock() - start
         if i >= warmup:
             (scored if new else updates).append(took)
-    gc.unfreeze()
-    gc.set_threshold(*thresholds)
+    release_heap(thresholds)
     assert sink > 0
     return Latencies("floor: dict of deques", scored, updates)
 

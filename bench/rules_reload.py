@@ -45,7 +45,7 @@ from typing import Any
 
 import httpx
 
-from orderguard.heap import settle_heap
+from orderguard.heap import release_heap, settle_heap
 from orderguard.schema import Amounts, Channel, EventKind, OrderLine, OrderStatus
 from scoring.rules import default_rules_path
 from simulate.channels import encode
@@ -231,7 +231,8 @@ def scorer_overhead(orders: int = 2000) -> dict[str, dict[str, float]]:
                                     "v2:shadow", replace(engines["shadow"].scorer.policy, bands=Bands(30, 50, 75)))
         engines["shadow"].scorer.served = replace(live, shadow=candidate)
         timings: dict[str, list[float]] = {name: [] for name in engines}
-        thresholds = settle_heap()  # as the service does after its warm start
+        thresholds = gc.get_threshold()
+        settle_heap()  # as the service does after its warm start
         try:
             for order in stream:
                 for name, engine in engines.items():
@@ -239,8 +240,7 @@ def scorer_overhead(orders: int = 2000) -> dict[str, dict[str, float]]:
                     engine.scorer.score(order)
                     timings[name].append((time.perf_counter() - started) * 1e6)
         finally:
-            gc.unfreeze()
-            gc.set_threshold(*thresholds)
+            release_heap(thresholds)
             for engine in engines.values():
                 engine.close()
     warm = orders // 10  # the first orders fill caches and windows: not counted

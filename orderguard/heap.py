@@ -14,7 +14,8 @@ Two measures, both for the latency of a scored order rather than for memory:
   hot path frees by reference counting).
 
 The service calls :func:`settle_heap` after its warm start, and the benches call it where they
-stand in for the service, so they measure what it runs.
+stand in for the service, so they measure what it runs; :func:`release_heap` undoes it (shutdown,
+the end of a timed run).
 """
 
 from __future__ import annotations
@@ -25,16 +26,25 @@ import gc
 YOUNG_THRESHOLD = 20_000
 
 
-def settle_heap() -> tuple[int, int, int]:
-    """Collect, freeze what is alive, raise the young threshold; returns the thresholds it replaced.
+def settle_heap() -> None:
+    """Collect, freeze what is alive, raise the young threshold (the older generations' stay).
 
-    >>> before = settle_heap()
-    >>> gc.get_threshold()[0] == YOUNG_THRESHOLD
+    >>> before = gc.get_threshold()
+    >>> settle_heap()
+    >>> gc.get_threshold() == (YOUNG_THRESHOLD, *before[1:]) and gc.get_freeze_count() > 0
     True
-    >>> gc.unfreeze(); gc.set_threshold(*before)
+    >>> release_heap(before)
+    >>> gc.get_threshold() == before and gc.get_freeze_count() == 0
+    True
     """
     gc.collect()
     gc.freeze()
-    before = gc.get_threshold()
-    gc.set_threshold(YOUNG_THRESHOLD, before[1], before[2])
-    return before
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_THRESHOLD, older, oldest)
+
+
+def release_heap(thresholds: tuple[int, int, int]) -> None:
+    """Undo :func:`settle_heap`: thaw what it froze and put back ``thresholds`` (``gc.get_threshold()`` taken
+    before it). Harmless when the heap was never settled."""
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)

@@ -30,7 +30,7 @@ from orderguard.access import Directory
 from orderguard.clock import Clock, SystemClock
 from orderguard.errors import ServiceUnavailableError
 from orderguard.fulfilment import FulfilmentLog
-from orderguard.heap import settle_heap
+from orderguard.heap import release_heap, settle_heap
 from orderguard.ingest.normalize import PiiHasher
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.labels import LabelLog
@@ -161,8 +161,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         finally:
             if hasattr(app.state, "services"):
                 app.state.services.pools.clear()
-            gc.unfreeze()
-            gc.set_threshold(*thresholds)
+            release_heap(thresholds)
             worker.close()
             engine.close()
             log.close()
