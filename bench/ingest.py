@@ -45,6 +45,7 @@ import sqlalchemy as sa
 from bench.pg import drop_database, fresh_database
 from features.settings import Settings
 from orderguard.access import Directory, Role
+from orderguard.heap import settled_heap
 from orderguard.ingest.channels import get_adapter
 from orderguard.ingest.codec import content_hash, event_to_dict
 from orderguard.ingest.files import read_records
@@ -59,7 +60,10 @@ from simulate import SimConfig
 from simulate.export import export_shop
 
 RESULTS = Path(__file__).parent / "results"
+#: Payloads per HTTP request.
 BATCH = 500
+#: Rows per transaction of a file import: ``orderguard ingest``'s default.
+FILE_BATCH = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +115,9 @@ def _floor(url: str, events: list[OrderEvent]) -> Figure:
     raw = engine.raw_connection()
     try:
         start = time.perf_counter()
-        for i in range(0, len(rows), BATCH):
+        for i in range(0, len(rows), FILE_BATCH):
             cursor = raw.cursor()
-            cursor.executemany(sql, rows[i:i + BATCH])
+            cursor.executemany(sql, rows[i:i + FILE_BATCH])
             raw.commit()
         seconds = time.perf_counter() - start
     finally:
@@ -139,11 +143,12 @@ def _read_parse(files: list[Path], events: int, orders: int) -> Figure:
     ctx = ParseContext(received_at=datetime.now(UTC), hasher=PiiHasher(b"bench"))
     start = time.perf_counter()
     count = 0
-    for path in files:
-        adapter = get_adapter(path.stem)
-        parsed, errors = parse_items(adapter, read_records(path), ctx=ctx)
-        assert not errors, errors[:1]
-        count += len(parsed)
+    with settled_heap():  # as the import below
+        for path in files:
+            adapter = get_adapter(path.stem)
+            parsed, errors = parse_items(adapter, read_records(path), ctx=ctx)
+            assert not errors, errors[:1]
+            count += len(parsed)
     seconds = time.perf_counter() - start
     assert count == events, (count, events)
     return Figure("floor: read + parse", seconds, events, orders)
@@ -154,8 +159,9 @@ def _file_import(url: str, files: list[Path], events: int, orders: int, data_dir
     log = OrderLog.open(url)
     try:
         start = time.perf_counter()
-        for path in files:
-            import_file(path, channel=None, mapping=None, log=log, pii=settings.pii, batch_size=BATCH)
+        with settled_heap():  # as `orderguard ingest` does
+            for path in files:
+                import_file(path, channel=None, mapping=None, log=log, pii=settings.pii, batch_size=FILE_BATCH)
         seconds = time.perf_counter() - start
         assert log.count_orders() == orders, (log.count_orders(), orders)
     finally:
@@ -167,7 +173,7 @@ def _file_import_jobs(url: str, files: list[Path], events: int, orders: int, job
     settings = Settings(database=DatabaseSettings(url=url))
     OrderLog.open(url).close()  # created (migrated) once, before the workers connect
     start = time.perf_counter()
-    import_files(files, url=url, pii=settings.pii, jobs=jobs, batch_size=BATCH)
+    import_files(files, url=url, pii=settings.pii, jobs=jobs, batch_size=FILE_BATCH)
     seconds = time.perf_counter() - start
     with OrderLog.open(url) as log:
         assert log.count_orders() == orders, (log.count_orders(), orders)

@@ -37,7 +37,8 @@ def ingest(
     Bad rows are reported with their line number and reason; good rows are kept (unless
     --all-or-nothing). Exits 2 when any row was refused.
     """
-    from orderguard.ingest.files import count_records  # keeps `orderguard --help` fast
+    from orderguard.heap import settled_heap  # keeps `orderguard --help` fast
+    from orderguard.ingest.files import count_records
     from orderguard.ingest.importer import channel_for, import_file
     from orderguard.ingest.parallel import import_files
 
@@ -50,7 +51,7 @@ def ingest(
     console = wide_console(stderr=True)
     table = Table("file", "channel", "rows", "inserted", "duplicates", "conflicts", "refused")
     refused_total = stored_total = 0
-    with open_log(settings, create=True) as log, progress_bar(console) as progress:
+    with open_log(settings, create=True) as log, progress_bar(console) as progress, settled_heap():
         if jobs > 1 and not all_or_nothing:
             tasks = [progress.add_task(path.name, total=count_records(path)) for path in files]
             results = import_files(files, url=settings.database_url, pii=settings.pii, limits=settings.ingest,

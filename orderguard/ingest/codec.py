@@ -186,9 +186,27 @@ def event_to_dict(event: OrderEvent) -> dict[str, Any]:
     return _top_level("event", _PLANS[OrderEvent].encode, event)
 
 
-def order_to_dict(order: Order) -> dict[str, Any]:
-    """Encode an order's current state as JSON-native values."""
-    return _top_level("order", _PLANS[Order].encode, order)
+def order_to_dict(order: Order, *, details: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Encode an order's current state as JSON-native values.
+
+    ``details``, when given, must be the encoding of ``order.details`` (say, from the event it came from, which
+    the caller has just encoded to store it): it is used as is rather than encoded a second time, the larger
+    half of the work. The result is the same dict either way.
+    """
+    if details is None or type(order) is not Order:
+        return _top_level("order", _PLANS[Order].encode, order)
+    out: dict[str, Any] = {}
+    try:
+        for fp in _PLANS[Order].fields:
+            if fp.name == "details":
+                out["details"] = details
+                continue
+            value = getattr(order, fp.name)
+            if fp.default is _MISSING or not (value is fp.default or value == fp.default):
+                out[fp.name] = fp.encode(value)
+    except _EncodeError as e:
+        raise _invalid("order." + fp.name + "".join(reversed(e.segments)), e.constraint, e.value) from e
+    return out
 
 
 # --------------------------------------------------------------------------- decoding

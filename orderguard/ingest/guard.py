@@ -21,8 +21,11 @@ Error messages quote at most a short excerpt of the value (``orderguard.errors``
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import math
+import types
+import typing
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Final
@@ -61,13 +64,23 @@ def _walk(value: object, parts: list[str | int], limits: IngestLimits) -> None:
             raise InvalidInputError.must(_path(parts), f"an object of at most {limits.max_list_items} fields",
                                          f"{len(value)} fields")
         leaves = len(parts) < limits.max_depth  # a child one level down is within the depth bound
+        longest = limits.max_text_chars
         for key, item in value.items():
             name = key if type(key) is str else str(key)
+            if len(name) > longest or not name.isascii():
+                _check_text(name, [*parts, name], limits)
+            if leaves:  # the plain leaves, the bulk of a payload, inline (a call each cost more than the check)
+                kind = type(item)
+                if kind is str:
+                    if len(item) <= longest and item.isascii():
+                        continue
+                elif kind is int:
+                    if -MAX_INT64 <= item <= MAX_INT64:
+                        continue
+                elif item is None:
+                    continue
             parts.append(name)
-            if len(name) > limits.max_text_chars or not name.isascii():
-                _check_text(name, parts, limits)
-            if not (leaves and _plain_leaf(item, limits)):
-                _walk(item, parts, limits)
+            _walk(item, parts, limits)
             parts.pop()
     elif isinstance(value, list | tuple):
         if len(value) > limits.max_list_items:
@@ -135,11 +148,39 @@ def _amounts(event: OrderEvent) -> Iterator[tuple[str, int]]:
 
 @functools.cache
 def _field_names(cls: type) -> tuple[str, ...] | None:
-    """A schema dataclass's fields but ``raw`` (the payload's own, checked before parsing); None for any other
-    type. Cached per class, so walking an event asks ``dataclasses`` once per type, not once per value."""
+    """The fields of a schema dataclass that can hold an integer, but ``raw`` (the payload's own, checked before
+    parsing); None for any other type. Cached per class, so walking an event asks ``dataclasses`` once per type,
+    not once per value.
+
+    Fields declared text, times, floats or enums are not walked: a value of another type in one of them is
+    refused by the order log's codec (``orderguard.ingest.codec``) with its field named, so it is never
+    stored either way, and skipping them halves the walk.
+    """
     if not dataclasses.is_dataclass(cls):
         return None
-    return tuple(f.name for f in dataclasses.fields(cls) if f.name != "raw")
+    hints = typing.get_type_hints(cls)
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name != "raw" and _may_hold_integer(hints[f.name]))
+
+
+def _may_hold_integer(hint: object, seen: frozenset[type] = frozenset()) -> bool:
+    """Whether a value of type ``hint`` can be or contain an integer.
+
+    >>> _may_hold_integer(str | None), _may_hold_integer(tuple[int, ...]), _may_hold_integer(typing.Any)
+    (False, True, True)
+    """
+    if hint in (str, float, bool, datetime, type(None)):
+        return False
+    if isinstance(hint, type):
+        if issubclass(hint, enum.Enum):
+            return False
+        if dataclasses.is_dataclass(hint):
+            if hint in seen:
+                return False  # already being looked at further up
+            hints = typing.get_type_hints(hint)
+            return any(_may_hold_integer(hints[f.name], seen | {hint}) for f in dataclasses.fields(hint))
+    if typing.get_origin(hint) in (types.UnionType, typing.Union, tuple):
+        return any(_may_hold_integer(arg, seen) for arg in typing.get_args(hint) if arg is not Ellipsis)
+    return True  # int, and anything open (Any, mappings)
 
 
 #: Types that never hold an integer: skipped without a call.

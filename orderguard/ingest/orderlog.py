@@ -51,14 +51,16 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event as sa_event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
 from orderguard.dbkeys import pairs_in
 from orderguard.errors import ConfigError, EventConflictError, InvalidInputError, ServiceUnavailableError, must
 from orderguard.ingest import codec
+from orderguard.ingest.multirow import MultiRowInsert, bind_processors, bound_rows
 from orderguard.ingest.state import advance_order, derive_order
+from orderguard.ingest.state_memo import StateMemo
 from orderguard.schema import Channel, Order, OrderEvent, OrderKey, OrderStatus
 
 #: Most composite keys bound in one ``IN`` list (3 parameters each; SQLite allows 32766).
@@ -157,7 +159,8 @@ ORDERS = sa.Table(
 _KEY_LISTS = ("channels", "ids", "versions")
 
 
-def _by_keys(table: sa.Table, names: tuple[str, ...], *, versions: bool = False) -> sa.Select[Any]:
+def _by_keys(table: sa.Table, names: tuple[str, ...], *, versions: bool = False,
+             undecoded: tuple[str, ...] = ()) -> sa.Select[Any]:
     """``SELECT names FROM table`` for the keys in ``:channels`` x ``:ids`` (and ``:versions``), built once.
 
     Why not :func:`~orderguard.dbkeys.pairs_in`: a statement built per call costs more than
@@ -166,6 +169,8 @@ def _by_keys(table: sa.Table, names: tuple[str, ...], *, versions: bool = False)
     on the key's leading columns keep the index search (SQLite walks the index for each
     combination) and the statement is compiled once; the caller keeps only its exact
     pairs (a combination of one key's channel with another's id is rare and harmless).
+    Columns named in ``undecoded`` come back as the driver returns them, without the column type's
+    result processing.
     """
     c = table.c
     channels, ids, event_versions = _KEY_LISTS
@@ -173,10 +178,12 @@ def _by_keys(table: sa.Table, names: tuple[str, ...], *, versions: bool = False)
              c.channel_order_id.in_(sa.bindparam(ids, expanding=True))]
     if versions:
         where.append(c.event_version.in_(sa.bindparam(event_versions, expanding=True)))
-    return sa.select(*(c[name] for name in names)).where(*where)
+    return sa.select(*(sa.type_coerce(c[name], sa.Text) if name in undecoded else c[name]
+                       for name in names)).where(*where)
 
 
-_STORED_STATES = _by_keys(ORDERS, ("channel", "channel_order_id", "event_version", "state"))
+#: The state as the driver hands it over, undecoded (SQLite: the JSON text), for :class:`StateMemo`.
+_STORED_STATES = _by_keys(ORDERS, ("channel", "channel_order_id", "event_version", "state"), undecoded=("state",))
 _SQLITE_KEY_VERSIONS = _by_keys(ORDER_EVENTS, ("channel", "channel_order_id", "event_version"))
 _SQLITE_STORED_HASHES = _by_keys(ORDER_EVENTS, ("channel", "channel_order_id", "event_version", "content_hash"),
                                  versions=True)
@@ -184,12 +191,15 @@ _SQLITE_PAYLOADS = _by_keys(ORDER_EVENTS, ("channel", "channel_order_id", "event
                             versions=True)
 
 
-def _upsert_statement(dialect: str) -> Any:
-    """``INSERT INTO orders ... ON CONFLICT (key) DO UPDATE`` every other column, for one dialect (built once)."""
-    insert: Any = sqlite.insert(ORDERS) if dialect == "sqlite" else postgresql.insert(ORDERS)
+def _pg_upsert_orders() -> Any:
+    """``INSERT INTO orders ... ON CONFLICT (key) DO UPDATE`` every other column, on PostgreSQL (built once)."""
+    insert: Any = postgresql.insert(ORDERS)
     excluded = insert.excluded
     updates = {col.name: excluded[col.name] for col in ORDERS.c if col.name not in ("channel", "channel_order_id")}
     return insert.on_conflict_do_update(index_elements=[ORDERS.c.channel, ORDERS.c.channel_order_id], set_=updates)
+
+
+_PG_UPSERT_ORDERS = _pg_upsert_orders()
 
 
 #: Served decisions (``scoring.records``), migration 0002.
@@ -376,10 +386,20 @@ _EVENT_COLUMNS = ("channel", "channel_order_id", "event_version", "event_time", 
 # expanded server-side by ``jsonb_to_recordset`` (inserts) or as one array per key column
 # expanded by ``unnest`` (lookups). No per-row placeholders to render, escape and parse,
 # and the key joins use the unique index; ``COLLATE "C"`` matches the key columns.
-#: Built once: constructing the upsert costs more than executing it for a single event.
-_SQLITE_INSERT_EVENTS = sqlite.insert(ORDER_EVENTS).on_conflict_do_nothing(
-    index_elements=[ORDER_EVENTS.c.channel, ORDER_EVENTS.c.channel_order_id, ORDER_EVENTS.c.event_version],
-).returning(ORDER_EVENTS.c.channel, ORDER_EVENTS.c.channel_order_id, ORDER_EVENTS.c.event_version)
+
+#: The ``orders`` columns, in insert order.
+_ORDER_COLUMNS = ("channel", "channel_order_id", "status", "event_version", "updated_at", "created_at", "shop_id",
+                  "account_id", "state")
+
+#: SQLite's multi-row forms of the two writes of an append (``orderguard.ingest.multirow``).
+_SQLITE_EVENT_ROWS = MultiRowInsert(
+    "order_events", _EVENT_COLUMNS,
+    " ON CONFLICT (channel, channel_order_id, event_version) DO NOTHING"
+    " RETURNING channel, channel_order_id, event_version")
+_SQLITE_ORDER_ROWS = MultiRowInsert(
+    "orders", _ORDER_COLUMNS,
+    " ON CONFLICT (channel, channel_order_id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _ORDER_COLUMNS[2:]))
 
 _PG_INSERT_EVENTS = sa.text(
     "INSERT INTO order_events (channel, channel_order_id, event_version, event_time, received_at, kind,"
@@ -622,7 +642,9 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start:start + size]
 
 
-def _order_row(order: Order) -> dict[str, Any]:
+def _order_row(order: Order, details: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
+    """The ``orders`` row of ``order``; ``details`` maps ``id(event.details)`` to its encoding for the events
+    this append just encoded (an order's details are its newest document's, the very object)."""
     return {
         "channel": order.key.channel.value,
         "channel_order_id": order.key.channel_order_id,
@@ -632,7 +654,7 @@ def _order_row(order: Order) -> dict[str, Any]:
         "created_at": order.details.created_at,
         "shop_id": order.details.shop_id,
         "account_id": order.details.buyer.account_id,
-        "state": codec.order_to_dict(order),
+        "state": codec.order_to_dict(order, details=details.get(id(order.details))),
     }
 
 
@@ -662,7 +684,10 @@ class OrderLog:
         self._engine = engine
         self._dialect = engine.dialect.name
         self._where = redacted(engine.url)
-        self._upsert = _upsert_statement(self._dialect)
+        self._memo = StateMemo()
+        if self._dialect == "sqlite":
+            self._event_binds = bind_processors(ORDER_EVENTS, _EVENT_COLUMNS, engine.dialect)
+            self._order_binds = bind_processors(ORDERS, _ORDER_COLUMNS, engine.dialect)
 
     # ------------------------------------------------------------------ life cycle
 
@@ -718,6 +743,11 @@ class OrderLog:
             row = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").first()
         return max(int(row[2]), 0) if row is not None else 0
 
+    @property
+    def memo(self) -> StateMemo:
+        """The states this log wrote last (``orderguard.ingest.state_memo``), read for its hit counts."""
+        return self._memo
+
     def close(self) -> None:
         """Release every pooled connection; the log must not be used afterwards."""
         self._engine.dispose()
@@ -749,6 +779,7 @@ class OrderLog:
         encoded: list[tuple[_Ident, str]] = []
         first: dict[_Ident, int] = {}
         rows: list[dict[str, Any]] = []
+        details: dict[int, Mapping[str, Any]] = {}
         for i, event in enumerate(events):
             data = codec.event_to_dict(event)
             digest = codec.content_hash_of(data)
@@ -757,6 +788,8 @@ class OrderLog:
             if ident in first:
                 continue
             first[ident] = i
+            if event.details is not None:
+                details[id(event.details)] = data["details"]
             rows.append({
                 "channel": ident[0], "channel_order_id": ident[1], "event_version": ident[2],
                 "event_time": event.event_time, "received_at": event.received_at,
@@ -772,7 +805,7 @@ class OrderLog:
             collided = [ident for ident in first if ident not in inserted]
             stored = self._stored_hashes(conn, collided)
             fresh = {ident: events[first[ident]] for ident in inserted}
-            orders, pending = self._refresh_orders(conn, fresh)
+            orders, pending = self._refresh_orders(conn, fresh, details)
 
         kept = {ident: stored.get(ident, encoded[i][1]) for ident, i in first.items()}
         outcomes: list[AppendOutcome] = []
@@ -794,7 +827,8 @@ class OrderLog:
             doc = [{**r, "event_time": r["payload"]["event_time"], "received_at": r["payload"]["received_at"]}
                    for r in rows]
             return {(r[0], r[1], r[2]) for r in conn.execute(_PG_INSERT_EVENTS, {"rows": codec.dumps(doc)})}
-        return {(r[0], r[1], r[2]) for r in conn.execute(_SQLITE_INSERT_EVENTS, rows)}
+        bound = bound_rows(rows, _EVENT_COLUMNS, self._event_binds)
+        return {(r[0], r[1], r[2]) for r in _SQLITE_EVENT_ROWS.execute(conn, bound)}
 
     def _select_by_ident(self, conn: Connection, pg_stmt: sa.TextClause, sqlite_stmt: sa.Select[Any],
                          idents: Sequence[_Ident]) -> list[tuple[Any, ...]]:
@@ -811,11 +845,9 @@ class OrderLog:
         return {(r[0], r[1], r[2]): r[3] for r in rows}
 
     def _stored_states(self, conn: Connection, keys: Sequence[_Key]) -> dict[_Key, tuple[int, Any]]:
-        """``event_version`` and encoded state of the given orders that have a current state."""
-        out: dict[_Key, tuple[int, Any]] = {}
-        for ch, oid, version, state in self._rows_by_keys(conn, _STORED_STATES, keys):
-            out[(ch, oid)] = (int(version), state if isinstance(state, Mapping) else codec.loads(state))
-        return out
+        """``event_version`` and stored state, as the driver returns it, of the given orders that have one."""
+        return {(ch, oid): (int(version), state)
+                for ch, oid, version, state in self._rows_by_keys(conn, _STORED_STATES, keys)}
 
     @staticmethod
     def _rows_by_keys(conn: Connection, stmt: sa.Select[Any], keys: Sequence[_Key] | Sequence[_Ident],
@@ -838,13 +870,16 @@ class OrderLog:
         return [(r[0], r[1], r[2]) for r in self._rows_by_keys(conn, _SQLITE_KEY_VERSIONS, keys)]
 
     def _refresh_orders(self, conn: Connection, fresh: Mapping[_Ident, OrderEvent],
+                        details: Mapping[int, Mapping[str, Any]],
                         ) -> tuple[tuple[Order, ...], tuple[OrderKey, ...]]:
         """Re-derive and store the current state of every order that gained an event.
 
         Events inserted by this call are taken from memory; only older events of the same
         orders are read back (and decoded). On PostgreSQL a per-order advisory lock makes
         concurrent appenders to one order re-derive one after the other, each seeing the
-        other's committed events (SQLite has a single writer anyway).
+        other's committed events (SQLite has a single writer anyway). A stored state this log wrote itself
+        is taken from its memo instead of decoded (``orderguard.ingest.state_memo``); ``details`` holds the
+        encodings of the fresh events' details (see :func:`_order_row`).
         """
         keys = sorted({(ident[0], ident[1]) for ident in fresh})
         if not keys:
@@ -859,7 +894,7 @@ class OrderLog:
         advanced: dict[_Key, Order] = {}
         for key, (version, state) in self._stored_states(conn, keys).items():
             if min(e.event_version for e in fresh_by_key[key]) > version:
-                advanced[key] = advance_order(codec.order_from_dict(state), fresh_by_key[key])
+                advanced[key] = advance_order(self._memo.order(key, state), fresh_by_key[key])
         slow = [k for k in keys if k not in advanced]
         by_key: dict[_Key, list[OrderEvent]] = defaultdict(list)
         missing: list[_Ident] = []
@@ -882,13 +917,25 @@ class OrderLog:
             else:
                 orders.append(order)
         if orders:
-            self._upsert_orders(conn, [_order_row(o) for o in orders])
+            self._upsert_orders(conn, orders, details)
         for chunk in _chunks(pending, _IN_CHUNK):  # normally a no-op: state never un-derives
             conn.execute(ORDERS.delete().where(pairs_in(ORDERS.c.channel, ORDERS.c.channel_order_id, chunk)))
         return tuple(orders), tuple(_okey(ch, oid) for ch, oid in pending)
 
-    def _upsert_orders(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        conn.execute(self._upsert, rows)
+    def _upsert_orders(self, conn: Connection, orders: Sequence[Order],
+                       details: Mapping[int, Mapping[str, Any]]) -> None:
+        """Write the orders' rows and remember each state as stored (the JSON text on SQLite; on PostgreSQL
+        the JSON value, which is what its driver returns for a ``jsonb`` column)."""
+        rows = [_order_row(order, details) for order in orders]
+        if self._dialect == "postgresql":
+            conn.execute(_PG_UPSERT_ORDERS, rows)
+            stored: list[Any] = [row["state"] for row in rows]
+        else:
+            bound = bound_rows(rows, _ORDER_COLUMNS, self._order_binds)
+            _SQLITE_ORDER_ROWS.execute(conn, bound)
+            stored = [row[-1] for row in bound]
+        for order, state in zip(orders, stored, strict=True):
+            self._memo.keep((order.key.channel.value, order.key.channel_order_id), state, order)
 
     # ------------------------------------------------------------------ reading
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
+from orderguard.heap import settled_heap
 from orderguard.ingest.importer import FileImportResult, import_file
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.ingest.service import IngestReport
@@ -32,8 +33,9 @@ def _import_part(url: str, pii: PiiSettings, limits: IngestLimits, path: Path, c
     """Worker process: one part of one file, through a connection of its own."""
     log = OrderLog.open(url)
     try:
-        return import_file(path, channel=channel, mapping=mapping, log=log, pii=pii, limits=limits,
-                           batch_size=batch_size, part=part, parts=parts)
+        with settled_heap():
+            return import_file(path, channel=channel, mapping=mapping, log=log, pii=pii, limits=limits,
+                               batch_size=batch_size, part=part, parts=parts)
     finally:
         log.close()
 

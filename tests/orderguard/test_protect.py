@@ -4,6 +4,7 @@ match on them; a log written before protection is rewritten in place, and re-sen
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from features.facts import address_key, order_attributes
 from features.settings import Settings
@@ -20,7 +23,7 @@ from orderguard.ingest.channels import get_adapter
 from orderguard.ingest.migrations import VERSION_TABLE
 from orderguard.ingest.normalize import ParseContext, PiiHasher
 from orderguard.ingest.orderlog import AppendOutcome, OrderLog
-from orderguard.ingest.protect import protect_address, stored_key
+from orderguard.ingest.protect import ip_network, protect_address, stored_key
 from orderguard.ingest.service import parse_payload
 from orderguard.schema import Address, Order, OrderEvent
 from tests.serving.test_labels_api import NOW, site_order
@@ -192,3 +195,30 @@ def test_an_order_stored_before_the_ip_range_stays_a_duplicate_and_keeps_no_rang
     assert stored is not None and stored.details.client is not None and stored.details.client.ip_prefix is None
     changed = _with_ip(payload, "198.51.101.23")  # another IP is another document: still a conflict
     assert log.append([_event(changed)]).outcomes != (AppendOutcome.DUPLICATE,)
+
+
+def _network_by_ipaddress(ip: str) -> str | None:
+    """What ``ip_network`` answered before its dotted-quad shortcut: ``ipaddress`` for every input."""
+    try:
+        address = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    bits = 24 if isinstance(address, ipaddress.IPv4Address) else 48
+    return str(ipaddress.ip_network(f"{address}/{bits}", strict=False))
+
+
+_OCTET = st.one_of(st.integers(0, 300).map(str), st.integers(0, 255).map(str),
+                   st.from_regex(r"0[0-9]{1,3}", fullmatch=True),
+                   st.sampled_from(["", "-1", "+1", "1 ", "٣", "0x1", "1e2", "2_5"]))
+_DOTTED = st.one_of(st.lists(_OCTET, min_size=4, max_size=4), st.lists(_OCTET, min_size=1, max_size=6)).map(".".join)
+_SPACES = st.sampled_from(["", " ", "\t", "\n "])
+
+
+@example("10.01.2.3")
+@example("10.1.2.٣")
+@given(st.one_of(st.tuples(_SPACES, _DOTTED, _SPACES).map("".join), st.text("0123456789.: abcdef٣\u00a0", max_size=20),
+                 st.ip_addresses().map(str)))
+def test_the_ip_network_shortcut_answers_as_ipaddress_does(ip: str) -> None:
+    assert ip_network(ip) == _network_by_ipaddress(ip)
