@@ -54,6 +54,7 @@ from orderguard.ingest.normalize import ParseContext, PiiHasher
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.ingest.parallel import import_files
 from orderguard.ingest.service import parse_items
+from orderguard.ingest.state_memo import IMPORT_CAPACITY
 from orderguard.schema import OrderEvent
 from orderguard.settings import DatabaseSettings
 from simulate import SimConfig
@@ -156,7 +157,7 @@ def _read_parse(files: list[Path], events: int, orders: int) -> Figure:
 
 def _file_import(url: str, files: list[Path], events: int, orders: int, data_dir: Path) -> Figure:
     settings = Settings(data_dir=data_dir, database=DatabaseSettings(url=url))
-    log = OrderLog.open(url)
+    log = OrderLog.open(url, remembered_states=IMPORT_CAPACITY)  # as `orderguard ingest` opens it
     try:
         start = time.perf_counter()
         with settled_heap():  # as `orderguard ingest` does

@@ -71,8 +71,8 @@ def progress_bar(console: Console) -> Progress:
                     TimeRemainingColumn(), console=console, transient=True)
 
 
-def open_log(settings: Settings, *, create: bool = False) -> closing[OrderLog]:
-    """The configured order log; close it with ``with``.
+def open_log(settings: Settings, *, create: bool = False, remembered_states: int = 0) -> closing[OrderLog]:
+    """The configured order log; close it with ``with`` (``remembered_states``: see ``OrderLog.__init__``).
 
     Only a command that stores orders (``create=True``: ``ingest``) makes a SQLite order
     log that is not there yet (``OrderLog.open`` creates the file and its folder); any
@@ -90,7 +90,7 @@ def open_log(settings: Settings, *, create: bool = False) -> closing[OrderLog]:
         if not path.exists():
             raise NotFoundError(f"no order log at {path}: ingest orders first (orderguard ingest <files>), or point "
                                 "--data-dir / ORDERGUARD_DATA_DIR at the folder that holds one", field="data_dir")
-    return closing(OrderLog.open(settings.database_url))
+    return closing(OrderLog.open(settings.database_url, remembered_states=remembered_states))
 
 
 def parse_day(value: str | None, option: str) -> date | None:

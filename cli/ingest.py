@@ -41,6 +41,7 @@ def ingest(
     from orderguard.ingest.files import count_records
     from orderguard.ingest.importer import channel_for, import_file
     from orderguard.ingest.parallel import import_files
+    from orderguard.ingest.state_memo import IMPORT_CAPACITY
 
     settings = settings_of(ctx)
     missing = [str(path) for path in files if not path.is_file()]
@@ -51,7 +52,8 @@ def ingest(
     console = wide_console(stderr=True)
     table = Table("file", "channel", "rows", "inserted", "duplicates", "conflicts", "refused")
     refused_total = stored_total = 0
-    with open_log(settings, create=True) as log, progress_bar(console) as progress, settled_heap():
+    with open_log(settings, create=True, remembered_states=IMPORT_CAPACITY) as log, progress_bar(console) as progress, \
+            settled_heap():
         if jobs > 1 and not all_or_nothing:
             tasks = [progress.add_task(path.name, total=count_records(path)) for path in files]
             results = import_files(files, url=settings.database_url, pii=settings.pii, limits=settings.ingest,

@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -72,6 +72,8 @@ SUPPORTED_SUFFIXES = (".jsonl", ".ndjson", ".csv", ".xlsx")
 MAX_LIST_INDEX: Final = 999
 
 Record = tuple[int, Mapping[str, Any] | OrderGuardError]
+#: Which records (by 0-based index) a reader yields; None: all.
+Wanted = Callable[[int], bool] | None
 
 
 class TargetRule(BaseModel):
@@ -319,10 +321,14 @@ def _row_to_payload(row: Mapping[str, Any], mapping: ColumnMapping | None,
         return e
 
 
-def _read_jsonl(path: Path) -> Iterator[Record]:
+def _read_jsonl(path: Path, wanted: Wanted) -> Iterator[Record]:
+    index = -1
     with path.open(encoding="utf-8") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
+                continue
+            index += 1
+            if wanted is not None and not wanted(index):
                 continue
             try:
                 yield number, json.loads(line)
@@ -331,14 +337,17 @@ def _read_jsonl(path: Path) -> Iterator[Record]:
                                                 field="payload")
 
 
-def _read_csv(path: Path, mapping: ColumnMapping | None, hasher: PiiHasher | None) -> Iterator[Record]:
+def _read_csv(path: Path, mapping: ColumnMapping | None, hasher: PiiHasher | None, wanted: Wanted,
+              ) -> Iterator[Record]:
     with path.open(encoding="utf-8-sig", newline="") as fh:
         reader = csv.DictReader(fh)
-        for row in reader:
-            yield reader.line_num, _row_to_payload(row, mapping, hasher)
+        for index, row in enumerate(reader):
+            if wanted is None or wanted(index):
+                yield reader.line_num, _row_to_payload(row, mapping, hasher)
 
 
-def _read_xlsx(path: Path, mapping: ColumnMapping | None, hasher: PiiHasher | None) -> Iterator[Record]:
+def _read_xlsx(path: Path, mapping: ColumnMapping | None, hasher: PiiHasher | None, wanted: Wanted,
+               ) -> Iterator[Record]:
     from openpyxl import load_workbook  # heavy import, only when an XLSX is read
 
     workbook = load_workbook(path, read_only=True, data_only=True)
@@ -348,8 +357,12 @@ def _read_xlsx(path: Path, mapping: ColumnMapping | None, hasher: PiiHasher | No
         if header is None:
             return
         titles = [str(h).strip() if h is not None else "" for h in header]
+        index = -1
         for number, values in enumerate(rows, start=2):
             if all(v is None for v in values):
+                continue
+            index += 1
+            if wanted is not None and not wanted(index):
                 continue
             # Spreadsheets store ids and fen amounts as floats; keep whole numbers whole.
             row = {t: (int(v) if isinstance(v, float) and v.is_integer() else v)
@@ -360,10 +373,12 @@ def _read_xlsx(path: Path, mapping: ColumnMapping | None, hasher: PiiHasher | No
 
 
 def read_records(path: Path, *, mapping: ColumnMapping | None = None,
-                 hasher: PiiHasher | None = None) -> Iterator[Record]:
+                 hasher: PiiHasher | None = None, wanted: Wanted = None) -> Iterator[Record]:
     """Yield ``(line_number, payload_or_error)`` for every record of an export file.
 
     ``hasher`` is the deployment's PII key, for mappings that hash columns (``pii()``).
+    ``wanted(i)`` (when given) says whether to yield the ``i``-th record (0-based, blank lines not
+    counted); the others are not decoded at all: a worker of a parallel import reads only its share.
 
     Raises:
         InvalidInputError: the file's suffix is not supported or the file does not exist.
@@ -379,10 +394,10 @@ def read_records(path: Path, *, mapping: ColumnMapping | None = None,
     if not path.is_file():
         raise InvalidInputError(f"`FILE` must be an existing file; got {str(path)!r}", field="FILE")
     if suffix in (".jsonl", ".ndjson"):
-        return _read_jsonl(path)
+        return _read_jsonl(path, wanted)
     if suffix == ".csv":
-        return _read_csv(path, mapping, hasher)
-    return _read_xlsx(path, mapping, hasher)
+        return _read_csv(path, mapping, hasher, wanted)
+    return _read_xlsx(path, mapping, hasher, wanted)
 
 
 def count_records(path: Path) -> int | None:

@@ -80,14 +80,14 @@ def import_file(
     column_mapping = ColumnMapping.load(mapping) if mapping is not None else None
     ctx = ParseContext(received_at=datetime.now(UTC), hasher=PiiHasher(pii.hash_key.get_secret_value().encode()),
                        limits=limits or IngestLimits())
-    records = read_records(path, mapping=column_mapping, hasher=ctx.hasher)
+    # only this part's batches are read (decoded) at all
+    records = read_records(path, mapping=column_mapping, hasher=ctx.hasher,
+                           wanted=None if parts == 1 else lambda i: i // batch_size % parts == part)
     task = progress.add_task(path.name, total=count_records(path)) if progress is not None else None
     report = IngestReport()
     pending = []
     rows = 0
-    for index, batch in enumerate(_batches(records, batch_size)):
-        if index % parts != part:
-            continue
+    for batch in _batches(records, batch_size):
         rows += len(batch)
         events, errors = parse_items(adapter, batch, ctx=ctx)
         report.errors.extend(errors)

@@ -25,13 +25,14 @@ from orderguard.heap import settled_heap
 from orderguard.ingest.importer import FileImportResult, import_file
 from orderguard.ingest.orderlog import OrderLog
 from orderguard.ingest.service import IngestReport
+from orderguard.ingest.state_memo import IMPORT_CAPACITY
 from orderguard.settings import IngestLimits, PiiSettings
 
 
 def _import_part(url: str, pii: PiiSettings, limits: IngestLimits, path: Path, channel: str | None,
                  mapping: Path | None, batch_size: int, part: int, parts: int) -> FileImportResult:
     """Worker process: one part of one file, through a connection of its own."""
-    log = OrderLog.open(url)
+    log = OrderLog.open(url, remembered_states=IMPORT_CAPACITY)
     try:
         with settled_heap():
             return import_file(path, channel=channel, mapping=mapping, log=log, pii=pii, limits=limits,

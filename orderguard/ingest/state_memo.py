@@ -11,7 +11,9 @@ It is never trusted blindly: :meth:`StateMemo.order` is handed what the database
 *now*, inside the appender's transaction, and uses the kept :class:`Order` only when that
 equals the kept stored form, content for content. Another process's write, a rolled-back
 transaction or an evicted entry therefore only costs a decode, never a stale state.
-Entries are forgotten least recently used first.
+Entries are forgotten least recently used first. A file import keeps one
+(``OrderLog.open(..., remembered_states=IMPORT_CAPACITY)``); the service does not (see
+``OrderLog.__init__``).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from typing import Any
 from orderguard.ingest import codec
 from orderguard.schema import Order
 
-#: Orders kept; a few batches of a backfill, a few minutes of a busy shop. About 10 KB each.
-DEFAULT_CAPACITY = 4_096
+#: Orders a file import keeps: a few batches of a backfill. About 10 KB each.
+IMPORT_CAPACITY = 4_096
 
 
 class StateMemo:
@@ -34,7 +36,7 @@ class StateMemo:
     only means a decode. ``hits`` and ``misses`` count :meth:`order`'s answers.
     """
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(self, capacity: int = IMPORT_CAPACITY) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be positive; got {capacity}")
         self._capacity = capacity

@@ -81,3 +81,26 @@ def test_jsonl_payload_objects_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "p.jsonl"
     path.write_text("".join(json.dumps(p) + "\n" for p in payloads), encoding="utf-8")
     assert [p for _, p in read_records(path)] == payloads
+
+
+def test_a_reader_yields_only_the_wanted_records_and_reads_no_other(tmp_path: Path) -> None:
+    """A parallel import's worker reads only its share: records counted without blank lines, and a record it
+    does not want is not even decoded (the bad JSON on line 4 is another worker's to report)."""
+    jsonl = tmp_path / "x.jsonl"
+    jsonl.write_text('{"a": 0}\n\n{"a": 1}\n{bad\n{"a": 3}\n', encoding="utf-8")
+    odd = list(read_records(jsonl, wanted=lambda i: i % 2 == 1))
+    assert odd == [(3, {"a": 1}), (5, {"a": 3})]
+    even = list(read_records(jsonl, wanted=lambda i: i % 2 == 0))
+    assert [n for n, _ in even] == [1, 4] and isinstance(even[1][1], OrderGuardError)
+    csv_file = tmp_path / "x.csv"
+    csv_file.write_text("tid,n\nT0,1\nT1,2\nT2,3\n", encoding="utf-8")
+    assert list(read_records(csv_file, wanted=lambda i: i != 1)) == [(2, {"tid": "T0", "n": "1"}),
+                                                                       (4, {"tid": "T2", "n": "3"})]
+    xlsx = tmp_path / "x.xlsx"
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in (["tid"], ["T0"], [None], ["T1"], ["T2"]):
+        sheet.append(row)
+    book.save(xlsx)
+    assert list(read_records(xlsx, wanted=lambda i: i >= 1)) == [(4, {"tid": "T1"}), (5, {"tid": "T2"})]

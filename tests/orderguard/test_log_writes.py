@@ -104,23 +104,29 @@ def _lifecycle() -> list[OrderEvent]:
             follow_up(first, status=OrderStatus.DELIVERED, after=timedelta(days=2))]
 
 
+def _remembering(order_log: OrderLog) -> OrderLog:
+    """A second log on the fixture's database that keeps the states it writes, as a file import opens it."""
+    return OrderLog.open(order_log.engine.url.render_as_string(hide_password=False), remembered_states=8)
+
+
 def test_the_memo_serves_the_state_this_log_wrote(order_log: OrderLog) -> None:
     events = _lifecycle()
-    for event in events:
-        order_log.append([event])
-    assert order_log.memo.hits == 2 and order_log.memo.misses == 0  # no decode after the first write
+    with _remembering(order_log) as log:
+        for event in events:
+            log.append([event])
+        assert log.memo is not None and (log.memo.hits, log.memo.misses) == (2, 0)  # no decode after the first
+    assert order_log.memo is None  # the default: no states kept (the service's appends are of new orders)
     assert order_log.get(events[0].key) == derive_order(events)
 
 
 def test_the_memo_is_not_trusted_when_another_writer_moved_the_order(order_log: OrderLog) -> None:
-    """Two logs on one database, as two service processes: each appends one step of the same order in turn."""
+    """Two logs on one database, as two importing processes: each appends one step of the same order in turn."""
     events = _lifecycle()
-    url = order_log.engine.url.render_as_string(hide_password=False)
-    with OrderLog.open(url) as other:
-        order_log.append([events[0]])
-        other.append([events[1]])  # order_log's memo now holds a state the database no longer has
-        result = order_log.append([events[2]])
-        assert order_log.memo.misses == 1 and order_log.memo.hits == 0
+    with _remembering(order_log) as log, _remembering(order_log) as other:
+        log.append([events[0]])
+        other.append([events[1]])  # log's memo now holds a state the database no longer has
+        result = log.append([events[2]])
+        assert log.memo is not None and (log.memo.hits, log.memo.misses) == (0, 1)
     expected = derive_order(events)
     assert result.orders == (expected,)
     assert expected is not None and [c.status for c in expected.timeline] == [
