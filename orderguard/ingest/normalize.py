@@ -10,6 +10,7 @@ keyed-hashed (HMAC-SHA256) before they enter the domain.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import math
 import re
@@ -103,16 +104,30 @@ def parse_time(value: object, *, field: str) -> datetime:
         except (OverflowError, OSError, ValueError) as e:
             raise InvalidInputError.must(field, "an epoch time within the calendar", value) from e
     if isinstance(value, str):
-        text = value.strip()
-        try:
-            parsed = datetime.fromisoformat(text.replace("/", "-"))
-        except ValueError as e:
-            raise InvalidInputError.must(field, "a 'YYYY-MM-DD HH:MM:SS' time", value) from e
-        try:
-            return as_utc(parsed)
-        except (OverflowError, ValueError) as e:  # year 1 with a positive offset, year 9999 with a negative one
-            raise InvalidInputError.must(field, "a time within the calendar", value) from e
+        moment = _text_time(value)
+        if isinstance(moment, str):
+            raise InvalidInputError.must(field, moment, value)
+        return moment
     raise InvalidInputError.must(field, "a timestamp", value)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _text_time(value: str) -> datetime | str:
+    """A time string → UTC, or what it must be instead (the caller names the field).
+
+    Cached: every document of an order repeats its creation and payment times, and an
+    import reads an order's three or four documents close together, so about half the
+    lookups are repeats; the zone conversion is the costly part.
+    """
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text.replace("/", "-"))
+    except ValueError:
+        return "a 'YYYY-MM-DD HH:MM:SS' time"
+    try:
+        return as_utc(parsed)
+    except (OverflowError, ValueError):  # year 1 with a positive offset, year 9999 with a negative one
+        return "a time within the calendar"
 
 
 def parse_optional_time(value: object, *, field: str) -> datetime | None:
@@ -128,6 +143,9 @@ def yuan_to_fen(value: object, *, field: str) -> int:
     >>> yuan_to_fen("19.90", field="p"), yuan_to_fen(0.1 + 0.2, field="p"), yuan_to_fen(5, field="p")
     (1990, 30, 500)
     """
+    plain = _plain_fen(value)
+    if plain is not None:
+        return plain
     if isinstance(value, bool) or value is None or value == "":
         raise InvalidInputError.must(field, "an amount in yuan", value)
     try:
@@ -139,6 +157,28 @@ def yuan_to_fen(value: object, *, field: str) -> int:
     if amount > _MAX_YUAN:  # beyond any order, and beyond what quantize can hold ("1e400")
         raise InvalidInputError.must(field, f"an amount of at most {_MAX_YUAN:,} yuan", value)
     return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+#: A plain yuan amount: ASCII digits with at most two decimals, nothing to round.
+_PLAIN_YUAN = re.compile(r"([0-9]{1,13})(?:\.([0-9]{1,2}))?")
+
+
+def _plain_fen(value: object) -> int | None:
+    """Fen of the amounts channels nearly always send (``"19.90"``, ``"5"``, ``5``) by integer arithmetic, or
+    None for anything else, which :func:`yuan_to_fen` reads with ``Decimal`` (a third of its calls' cost).
+
+    >>> _plain_fen("19.9"), _plain_fen("007"), _plain_fen(3), _plain_fen("1.005"), _plain_fen(True)
+    (1990, 700, 300, None, None)
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value * 100 if 0 <= value <= _MAX_YUAN else None
+    if not isinstance(value, str) or (match := _PLAIN_YUAN.fullmatch(value)) is None:
+        return None
+    cents = match[2] or ""
+    amount = int(match[1]) * 100 + int(cents.ljust(2, "0"))
+    return amount if amount <= _MAX_YUAN * 100 else None
 
 
 def fen(value: object, *, field: str) -> int:
