@@ -63,8 +63,12 @@ def ip_network(ip: str) -> str | None:
     True
     """
     quick = _dotted_quad_network(ip)
-    if quick is not None:
-        return quick
+    return quick if quick is not None else network_by_ipaddress(ip)
+
+
+def network_by_ipaddress(ip: str) -> str | None:
+    """:func:`ip_network` by the standard library alone, for every input: the general path, and the
+    reference its dotted-quad shortcut is held to."""
     try:
         address = ipaddress.ip_address(ip.strip())
     except ValueError:

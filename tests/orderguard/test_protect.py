@@ -4,7 +4,6 @@ match on them; a log written before protection is rewritten in place, and re-sen
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from orderguard.ingest.channels import get_adapter
 from orderguard.ingest.migrations import VERSION_TABLE
 from orderguard.ingest.normalize import ParseContext, PiiHasher
 from orderguard.ingest.orderlog import AppendOutcome, OrderLog
-from orderguard.ingest.protect import ip_network, protect_address, stored_key
+from orderguard.ingest.protect import ip_network, network_by_ipaddress, protect_address, stored_key
 from orderguard.ingest.service import parse_payload
 from orderguard.schema import Address, Order, OrderEvent
 from tests.serving.test_labels_api import NOW, site_order
@@ -197,18 +196,6 @@ def test_an_order_stored_before_the_ip_range_stays_a_duplicate_and_keeps_no_rang
     assert log.append([_event(changed)]).outcomes != (AppendOutcome.DUPLICATE,)
 
 
-def _network_by_ipaddress(ip: str) -> str | None:
-    """What ``ip_network`` answered before its dotted-quad shortcut: ``ipaddress`` for every input."""
-    try:
-        address = ipaddress.ip_address(ip.strip())
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    bits = 24 if isinstance(address, ipaddress.IPv4Address) else 48
-    return str(ipaddress.ip_network(f"{address}/{bits}", strict=False))
-
-
 _OCTET = st.one_of(st.integers(0, 300).map(str), st.integers(0, 255).map(str),
                    st.from_regex(r"0[0-9]{1,3}", fullmatch=True),
                    st.sampled_from(["", "-1", "+1", "1 ", "٣", "0x1", "1e2", "2_5"]))
@@ -221,4 +208,4 @@ _SPACES = st.sampled_from(["", " ", "\t", "\n "])
 @given(st.one_of(st.tuples(_SPACES, _DOTTED, _SPACES).map("".join), st.text("0123456789.: abcdef٣\u00a0", max_size=20),
                  st.ip_addresses().map(str)))
 def test_the_ip_network_shortcut_answers_as_ipaddress_does(ip: str) -> None:
-    assert ip_network(ip) == _network_by_ipaddress(ip)
+    assert ip_network(ip) == network_by_ipaddress(ip)
