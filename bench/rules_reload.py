@@ -45,7 +45,7 @@ from typing import Any
 
 import httpx
 
-from orderguard.heap import release_heap, settle_heap
+from orderguard.heap import settled_heap
 from orderguard.schema import Amounts, Channel, EventKind, OrderLine, OrderStatus
 from scoring.rules import default_rules_path
 from simulate.channels import encode
@@ -198,7 +198,6 @@ def scorer_overhead(orders: int = 2000) -> dict[str, dict[str, float]]:
     """``Scorer.score`` in-process (memory store, rules only) on three engines fed the same new orders, in turn:
     no versioned pack (as before packs were versioned), a served live pack, and a served live pack with a shadow
     candidate (the live pack with one rule changed and its own bands). p50 / p99 in microseconds."""
-    import gc
     from dataclasses import replace
 
     from features.settings import Settings
@@ -231,16 +230,14 @@ def scorer_overhead(orders: int = 2000) -> dict[str, dict[str, float]]:
                                     "v2:shadow", replace(engines["shadow"].scorer.policy, bands=Bands(30, 50, 75)))
         engines["shadow"].scorer.served = replace(live, shadow=candidate)
         timings: dict[str, list[float]] = {name: [] for name in engines}
-        thresholds = gc.get_threshold()
-        settle_heap()  # as the service does after its warm start
         try:
-            for order in stream:
-                for name, engine in engines.items():
-                    started = time.perf_counter()
-                    engine.scorer.score(order)
-                    timings[name].append((time.perf_counter() - started) * 1e6)
+            with settled_heap():  # as the service does after its warm start
+                for order in stream:
+                    for name, engine in engines.items():
+                        started = time.perf_counter()
+                        engine.scorer.score(order)
+                        timings[name].append((time.perf_counter() - started) * 1e6)
         finally:
-            release_heap(thresholds)
             for engine in engines.values():
                 engine.close()
     warm = orders // 10  # the first orders fill caches and windows: not counted
