@@ -48,6 +48,10 @@ class DatabaseSettings(BaseModel):
     checkpoint_s: float = Field(default=1.0, gt=0, le=60,
                                 description="SQLite: how often a running service copies its write-ahead log into the "
                                             "database, on a thread of its own (its commits never do it on a request)")
+    wal_limit_mb: int = Field(default=256, ge=1, le=65_536,
+                              description="SQLite: the most a running service's write-ahead log may hold; past it the "
+                                          "next checkpoint runs between two of the score route's commits, so the log "
+                                          "starts over (its file is trimmed only past twice this size)")
 
 
 #: The PII key of a development checkout: public, so anyone can reverse its hashes by brute force.

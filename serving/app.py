@@ -87,7 +87,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             logger.warning("public development values (fine on this machine only): %s", ", ".join(development))
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         health_config = load_checks(settings.health.checks)  # a bad check file stops the start, naming the field
-        log = OrderLog.open(settings.database_url, background_checkpoints=True)
+        log = OrderLog.open(settings.database_url, background_checkpoints=True,
+                            wal_limit_bytes=settings.database.wal_limit_mb * 2**20)
         label_log = LabelLog(log.engine)
         engine = build_engine(settings, clock=the_clock)
         worker = EngineWorker(remote=engine.store.remote)
@@ -140,7 +141,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                         asyncio.create_task(watch_keys(app.state.services), name="orderguard-key-watch"),
                         asyncio.create_task(watch_rules(rule_slot, settings.scoring.rules_poll_s),
                                             name="orderguard-rules-watch"),
-                        asyncio.create_task(watch_checkpoints(log, settings.database.checkpoint_s),
+                        asyncio.create_task(watch_checkpoints(log, settings.database.checkpoint_s,
+                                                              limit_bytes=settings.database.wal_limit_mb * 2**20,
+                                                              writer=committer),
                                             name="orderguard-checkpoint")]
             outbox = Outbox(log.engine)
             if settings.health.enabled:

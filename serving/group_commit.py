@@ -32,10 +32,10 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from orderguard.errors import InvalidInputError, OrderGuardError, ServiceUnavailableError
 from orderguard.ingest.orderlog import AppendOutcome, AppendResult
@@ -48,6 +48,8 @@ if TYPE_CHECKING:
     from serving.services import Services
 
 logger = logging.getLogger("orderguard.serving")
+
+_T = TypeVar("_T")
 
 
 class OrderNotReadyError(OrderGuardError):
@@ -243,6 +245,12 @@ class ScoreCommitter:
         self._queue.append(_Waiting(event, answer))
         self._wake.set()
         return await answer
+
+    async def on_writer(self, fn: Callable[[], _T]) -> _T:
+        """``fn()`` on the writer thread, between two of its steps: for a job that must not overlap this
+        process's commits (a checkpoint that has to reach the log's end: ``serving.services.watch_checkpoints``).
+        Requests that arrive meanwhile wait for it as they wait for a batch in progress."""
+        return await asyncio.get_running_loop().run_in_executor(self._writer, fn)
 
     async def run(self) -> None:
         """Write batches until closed and drained."""

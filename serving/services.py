@@ -108,14 +108,21 @@ async def refresh_access(svc: Services, directory: Directory) -> None:
         logger.error("API key uses not recorded, the order-log database is unavailable: %s", e.message)
 
 
-async def watch_checkpoints(log: OrderLog, every_s: float) -> None:
+async def watch_checkpoints(log: OrderLog, every_s: float, *, limit_bytes: int, writer: ScoreCommitter) -> None:
     """Checkpoint the SQLite order log every ``every_s`` on a thread for the service's lifetime, so no commit
-    of a request copies the write-ahead log (the log was opened with ``background_checkpoints``). A failed
-    checkpoint is retried at the next tick: until then the write-ahead log only grows, nothing is lost."""
+    of a request copies the write-ahead log (the log was opened with ``background_checkpoints``).
+
+    Under a steady stream of score requests those checkpoints never catch the log's end,
+    and it would only grow (``OrderLog.checkpoint``). Once it holds more than
+    ``limit_bytes``, one more runs at once on the score route's writer thread, between two
+    of its commits: it copies the few frames left, and the next commit starts the log over.
+    A failed checkpoint is retried at the next tick: until then the log only grows, nothing is lost.
+    """
     while True:
         await asyncio.sleep(every_s)
         try:
-            await asyncio.to_thread(log.checkpoint)
+            if (await asyncio.to_thread(log.checkpoint)).wal_bytes > limit_bytes:
+                await writer.on_writer(log.checkpoint)
         except ServiceUnavailableError as e:
             logger.error("order log not checkpointed: %s", e.message)
 

@@ -377,7 +377,7 @@ def _write_pages(log: OrderLog) -> None:
 def test_background_checkpoints_leave_every_copy_to_the_owner(tmp_path: Path, background: bool) -> None:
     with OrderLog.open(f"sqlite:///{tmp_path / 'log.db'}", background_checkpoints=background) as log:
         _write_pages(log)
-        copied = log.checkpoint()
+        copied = log.checkpoint().copied
         if background:  # no commit copied anything: everything written waits for the owner's checkpoint
             assert copied > 1_000
         else:  # the commits copied the log as it filled: only the pages since the last automatic copy are left
@@ -386,3 +386,41 @@ def test_background_checkpoints_leave_every_copy_to_the_owner(tmp_path: Path, ba
         assert log.count_orders() == 3_000  # the second round replays the same events: all stored once
     with OrderLog.open(f"sqlite:///{tmp_path / 'log.db'}") as again:  # nothing is lost across the close
         assert again.count_events() == 3_000
+
+
+def test_the_write_ahead_log_stays_near_its_limit_under_a_steady_stream_of_commits(tmp_path: Path) -> None:
+    """A passive checkpoint never catches a writer that does not pause, so the log would only grow. As in the
+    service, checkpoints run on a thread of their own, and once the log outgrows its limit the writer runs one
+    between two of its commits: the file then stays within a few ticks' writes of the limit."""
+    limit = 256 * 1024
+    path = tmp_path / "log.db"
+    wal = Path(f"{path}-wal")
+    with OrderLog.open(f"sqlite:///{path}", background_checkpoints=True, wal_limit_bytes=limit) as log:
+        stop, outgrown = threading.Event(), threading.Event()
+        committed = restarts = 0
+
+        def write() -> None:
+            nonlocal committed, restarts
+            while not stop.is_set():
+                log.append([make_event(order_id=f"steady-{committed}", event_time=BASE_TIME)])
+                committed += 1
+                if outgrown.is_set():
+                    outgrown.clear()
+                    log.checkpoint()
+                    restarts += 1
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        largest = 0
+        try:
+            while committed < 1_500:  # each commit writes several pages: many times the limit in all
+                stop.wait(0.005)
+                if log.checkpoint().wal_bytes > limit:
+                    outgrown.set()
+                largest = max(largest, wal.stat().st_size)
+        finally:
+            stop.set()
+            writer.join()
+        assert log.count_orders() == committed
+    assert restarts > 0
+    assert largest <= 8 * limit, f"the write-ahead log reached {largest} bytes"

@@ -137,6 +137,39 @@ def _path_features(node: Mapping[str, object], leaf: int) -> set[str]:
     return {"<miss>"}
 
 
+def test_path_attribution_is_the_sum_of_the_value_moves_on_each_trees_path(booster: lgb.Booster,
+                                                                          describer: FeatureDescriber) -> None:
+    """Each feature is credited, tree by tree, with how much each split on it moved the node value on the way
+    to the order's leaf: the definition, walked here on the dump node by node."""
+    model = LightGBMModel(booster, version="t", describer=describer)
+    dump = booster.dump_model()["tree_info"]
+    x = rows(40, seed=5)
+    for r, leaf_of_tree in zip(x, booster.predict(x, pred_leaf=True), strict=True):
+        expected = dict.fromkeys(FEATURES, 0.0)
+        for tree, leaf in zip(dump, leaf_of_tree.tolist(), strict=True):
+            for feature, move in _path_moves(tree["tree_structure"], int(leaf)) or []:
+                expected[FEATURES[feature]] += move
+        got = model.explain(vector(r)).contributions
+        assert got == pytest.approx(expected, abs=1e-12)
+        assert any(v != 0.0 for v in got.values())
+
+
+def _value(node: Mapping[str, object]) -> float:
+    return float(node["leaf_value"] if "leaf_value" in node else node["internal_value"])  # type: ignore[arg-type]
+
+
+def _path_moves(node: Mapping[str, object], leaf: int) -> list[tuple[int, float]] | None:
+    """(split feature, child value - node value) of each split on the way to ``leaf``; None when not below."""
+    if "leaf_value" in node:
+        return [] if node.get("leaf_index", 0) == leaf else None
+    for side in ("left_child", "right_child"):
+        child: Mapping[str, object] = node[side]  # type: ignore[assignment]
+        below = _path_moves(child, leaf)
+        if below is not None:
+            return [(int(node["split_feature"]), _value(child) - _value(node)), *below]  # type: ignore[call-overload]
+    return None
+
+
 def test_reasons_are_the_strongest_pushes_in_words_and_ordered(model: LightGBMModel,
                                                                 describer: FeatureDescriber) -> None:
     seen = 0

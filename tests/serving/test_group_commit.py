@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -153,3 +154,14 @@ def test_the_service_shortens_the_switch_interval_while_it_runs_and_restores_it(
     with api_client(wanted):
         assert sys.getswitchinterval() == pytest.approx(0.00025)
     assert sys.getswitchinterval() == pytest.approx(before)
+
+
+
+def test_a_job_on_the_writer_runs_on_its_thread_between_batches(client: TestClient) -> None:
+    """``watch_checkpoints`` hands its log-restarting checkpoint to the writer: it must run there, where no
+    commit of the score route can overlap it, and the route must go on answering after it."""
+    committer = _svc(client).committer
+    assert committer is not None
+    ran_on = _on_loop(client, lambda: committer.on_writer(lambda: threading.current_thread().name))
+    assert ran_on.startswith("orderguard-writer")
+    assert {r.status_code for r in _post_all(client, [site_order(f"j{i}", minutes=i) for i in range(5)])} == {200}
