@@ -680,6 +680,10 @@ def _derived_text(spec: DerivedSpec, known: Mapping[str, _Text]) -> _Text:
 # -- the describer ---------------------------------------------------------------------------------------------
 
 
+#: Most phrases a describer keeps written (then it starts over): a few MB at most.
+_PHRASE_CACHE_SIZE = 20_000
+
+
 class FeatureDescriber:
     """Every feature of a feature set, as readable phrases of its values.
 
@@ -694,7 +698,7 @@ class FeatureDescriber:
     ('虚拟运营商号段', 'time since the previous order by this account within 30 days: none on record')
     """
 
-    __slots__ = ("_texts",)
+    __slots__ = ("_phrases", "_texts")
 
     def __init__(self, feature_set: FeatureSet) -> None:
         texts: dict[str, _Text] = {}
@@ -705,6 +709,9 @@ class FeatureDescriber:
         for derived in feature_set.derived:
             texts[derived.name] = _derived_text(derived, texts)
         self._texts: Mapping[str, _Text] = MappingProxyType(texts)
+        # The phrases already written, by (feature, value): an order flagged by the model reads up to five
+        # of them, and counts, flags and round amounts recur all day (a format is 3-9 us, a lookup 0.1).
+        self._phrases: dict[tuple[str, float], Phrase] = {}
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -724,10 +731,16 @@ class FeatureDescriber:
         Raises:
             KeyError: ``name`` is not a feature of the set.
         """
-        text = self._texts[name]
         if value != value:
-            return _missing(text.label)
-        return text.render(value)
+            return _missing(self._texts[name].label)
+        value += 0.0  # -0.0 reads as 0 (and both are one key of the cache)
+        phrases = self._phrases
+        phrase = phrases.get((name, value))  # one read: another thread may clear the cache in between
+        if phrase is None:
+            if len(phrases) >= _PHRASE_CACHE_SIZE:
+                phrases.clear()
+            phrase = phrases[(name, value)] = self._texts[name].render(value)
+        return phrase
 
 
 #: Attribute names the vocabulary knows (filters and aggregates over others still read, by their raw name).

@@ -179,3 +179,15 @@ def test_derived_features_are_phrased_from_their_arguments() -> None:
 def test_numbers_and_money_are_short() -> None:
     assert number(3.0) == "3" and number(0.5) == "0.5"
     assert money(199_900) == "¥1,999" and money(1) == "¥0.01"
+
+
+def test_a_phrase_written_again_reads_as_a_describer_that_never_saw_it() -> None:
+    """Phrases are kept by (feature, value): the second reading of a value, in any order of features and
+    values, is the phrase a fresh describer writes for it. ``-0.0`` and ``0.0`` are one key, and read as 0."""
+    features = default_shop_features()
+    warm, values = FeatureDescriber(features), [-0.0, 0.0, 1.0, 2.5, 7.0, 300.0, 86_400.0, 1e9, -3.0]
+    for round_ in range(2):
+        for name in warm.names:
+            for value in values if round_ == 0 else reversed(values):
+                assert warm.describe(name, value) == FeatureDescriber(features).describe(name, value), (name, value)
+    assert "-0" not in FeatureDescriber(features).describe("count_orders_by_device_5m", -0.0).en
