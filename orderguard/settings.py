@@ -53,6 +53,11 @@ class DatabaseSettings(BaseModel):
                                           "next checkpoint runs between two of the score route's commits, so the log "
                                           "starts over (its file is trimmed only past twice this size)")
 
+    @property
+    def wal_limit_bytes(self) -> int:
+        """``wal_limit_mb`` in bytes, as the order log takes it."""
+        return self.wal_limit_mb * 2**20
+
 
 #: The PII key of a development checkout: public, so anyone can reverse its hashes by brute force.
 DEVELOPMENT_HASH_KEY = "orderguard-development-key"

@@ -88,7 +88,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         health_config = load_checks(settings.health.checks)  # a bad check file stops the start, naming the field
         log = OrderLog.open(settings.database_url, background_checkpoints=True,
-                            wal_limit_bytes=settings.database.wal_limit_mb * 2**20)
+                            wal_limit_bytes=settings.database.wal_limit_bytes)
         label_log = LabelLog(log.engine)
         engine = build_engine(settings, clock=the_clock)
         worker = EngineWorker(remote=engine.store.remote)
@@ -142,7 +142,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                         asyncio.create_task(watch_rules(rule_slot, settings.scoring.rules_poll_s),
                                             name="orderguard-rules-watch"),
                         asyncio.create_task(watch_checkpoints(log, settings.database.checkpoint_s,
-                                                              limit_bytes=settings.database.wal_limit_mb * 2**20,
+                                                              limit_bytes=settings.database.wal_limit_bytes,
                                                               writer=committer),
                                             name="orderguard-checkpoint")]
             outbox = Outbox(log.engine)

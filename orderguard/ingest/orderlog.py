@@ -72,7 +72,7 @@ _SQLITE_BUSY_TIMEOUT_S = 30
 
 #: Bytes the SQLite write-ahead log may hold before the owner's checkpoint starts it over: the
 #: ``database.wal_limit_mb`` setting's default (see :meth:`OrderLog.checkpoint`).
-DEFAULT_WAL_LIMIT_BYTES: int = DatabaseSettings.model_fields["wal_limit_mb"].default * 2**20
+DEFAULT_WAL_LIMIT_BYTES = DatabaseSettings().wal_limit_bytes
 
 #: Bytes of one write-ahead log frame beyond its page: the frame header.
 _WAL_FRAME_HEADER = 24
