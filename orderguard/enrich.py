@@ -38,6 +38,9 @@ _EARTH_KM = 6371.0
 _WHITESPACE = re.compile(r"\s+")
 #: Most (province, city, district) names a gazetteer remembers the place of; it starts afresh when full.
 _PLACE_CACHE_SIZE = 100_000
+#: Most 7-digit phone blocks a gazetteer remembers the home of (libphonenumber places about 111,000); it starts
+#: afresh when full, so orders with made-up numbers cannot grow it without bound.
+_PHONE_CACHE_SIZE = 200_000
 
 
 def is_virtual_phone(phone: Phone | None) -> bool:
@@ -298,9 +301,13 @@ class Gazetteer:
         if not prefix or len(prefix) < 7:
             return None
         key = prefix[:7]
-        if key not in self._phone_cache:
-            self._phone_cache[key] = self._lookup_phone(key)
-        return self._phone_cache[key]
+        cache = self._phone_cache
+        found = cache.get(key, _UNKNOWN)  # one read: another thread may clear the cache in between
+        if found is _UNKNOWN:
+            if len(cache) >= _PHONE_CACHE_SIZE:
+                cache.clear()
+            found = cache[key] = self._lookup_phone(key)
+        return found
 
     def _lookup_phone(self, prefix7: str) -> Place | None:
         if not (prefix7.isascii() and prefix7.isdigit()):

@@ -59,6 +59,21 @@ def test_a_remembered_place_is_the_place_a_fresh_gazetteer_finds(monkeypatch: py
     assert cached.locate("火星省") is None and cached.locate("浙江省", "杭州市", "西湖区") is not None
 
 
+def test_a_remembered_phone_home_is_the_home_a_fresh_gazetteer_finds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Homes are remembered by the number's first 7 digits: asked again (placed or not), the answer is the one
+    a gazetteer that never saw the block gives; made-up blocks cannot grow the cache past its size."""
+    import orderguard.enrich as enrich
+
+    monkeypatch.setattr(enrich, "_PHONE_CACHE_SIZE", 3)
+    cached = Gazetteer.build()
+    blocks = ["1596811", "1380000", "1999999", "1708888", "1596811", "0000000", "13800001234"]
+    for _ in range(3):
+        for block in blocks:
+            assert cached.phone_home(block) == Gazetteer.build().phone_home(block), block
+            assert len(cached._phone_cache) <= 3
+    assert cached.phone_home("1596811") is not None and cached.phone_home("0000000") is None
+
+
 def test_urgent_keywords_are_matched_in_normalised_form() -> None:
     from orderguard.settings import ReferenceSettings
 
