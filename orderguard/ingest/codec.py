@@ -492,6 +492,16 @@ def loads(text: str | bytes) -> Any:
         return json.loads(text)  # integers beyond 64 bits
 
 
+def stored_json(value: Any) -> Any:
+    """A JSON column read without its type's result processing: the value PostgreSQL's driver has already
+    decoded (``jsonb``), or SQLite's text, parsed here.
+
+    >>> stored_json('{"a": [1]}') == stored_json({"a": [1]}) == {"a": [1]}
+    True
+    """
+    return value if isinstance(value, Mapping) else loads(value)
+
+
 def canonical_json(data: Mapping[str, Any]) -> bytes:
     """The canonical bytes of an encoded event: sorted keys, no whitespace, UTF-8.
 

@@ -399,6 +399,9 @@ _EVENT_COLUMNS = ("channel", "channel_order_id", "event_version", "event_time", 
 _ORDER_COLUMNS = ("channel", "channel_order_id", "status", "event_version", "updated_at", "created_at", "shop_id",
                   "account_id", "state")
 
+#: Where the state sits in an ``orders`` row.
+_ORDER_STATE_AT = _ORDER_COLUMNS.index("state")
+
 #: SQLite's multi-row forms of the two writes of an append (``orderguard.ingest.multirow``).
 _SQLITE_EVENT_ROWS = MultiRowInsert(
     "order_events", _EVENT_COLUMNS,
@@ -943,8 +946,8 @@ class OrderLog:
         advanced: dict[_Key, Order] = {}
         for key, (version, state) in self._stored_states(conn, keys).items():
             if min(e.event_version for e in fresh_by_key[key]) > version:
-                base = self._memo.order(key, state) if self._memo is not None else codec.order_from_dict(
-                    state if isinstance(state, Mapping) else codec.loads(state))
+                base = (self._memo.order(key, state) if self._memo is not None
+                        else codec.order_from_dict(codec.stored_json(state)))
                 advanced[key] = advance_order(base, fresh_by_key[key])
         slow = [k for k in keys if k not in advanced]
         by_key: dict[_Key, list[OrderEvent]] = defaultdict(list)
@@ -956,8 +959,7 @@ class OrderLog:
             else:
                 by_key[(ident[0], ident[1])].append(known)
         for ch, oid, _, payload in self._select_by_ident(conn, _PG_PAYLOADS, _SQLITE_PAYLOADS, missing):
-            by_key[(ch, oid)].append(codec.event_from_dict(payload if isinstance(payload, Mapping)
-                                                            else codec.loads(payload)))
+            by_key[(ch, oid)].append(codec.event_from_dict(codec.stored_json(payload)))
 
         orders: list[Order] = []
         pending: list[_Key] = []
@@ -984,7 +986,7 @@ class OrderLog:
         else:
             bound = bound_rows(rows, _ORDER_COLUMNS, self._order_binds)
             _SQLITE_ORDER_ROWS.execute(conn, bound)
-            stored = [row[-1] for row in bound]
+            stored = [row[_ORDER_STATE_AT] for row in bound]
         if self._memo is not None:
             for order, state in zip(orders, stored, strict=True):
                 self._memo.keep((order.key.channel.value, order.key.channel_order_id), state, order)

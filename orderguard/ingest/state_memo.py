@@ -19,7 +19,7 @@ Entries are forgotten least recently used first. A file import keeps one
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable
 from typing import Any
 
 from orderguard.ingest import codec
@@ -53,7 +53,7 @@ class StateMemo:
             self.hits += 1
             return kept[1]
         self.misses += 1
-        return codec.order_from_dict(stored if isinstance(stored, Mapping) else codec.loads(stored))
+        return codec.order_from_dict(codec.stored_json(stored))
 
     def keep(self, key: Hashable, stored: Any, order: Order) -> None:
         """Remember that ``order`` was written as ``stored``."""
