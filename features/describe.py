@@ -43,6 +43,7 @@ from features.specs import (
     Scalar,
 )
 from features.windows import Duration
+from orderguard.clearing_cache import ClearingCache
 
 #: How a missing value reads after a feature's label.
 MISSING_ZH = "无记录"
@@ -683,6 +684,8 @@ def _derived_text(spec: DerivedSpec, known: Mapping[str, _Text]) -> _Text:
 #: Most phrases a describer keeps written (then it starts over): a few MB at most.
 _PHRASE_CACHE_SIZE = 20_000
 
+_Said = tuple[str, float]
+
 
 class FeatureDescriber:
     """Every feature of a feature set, as readable phrases of its values.
@@ -711,7 +714,7 @@ class FeatureDescriber:
         self._texts: Mapping[str, _Text] = MappingProxyType(texts)
         # The phrases already written, by (feature, value): an order flagged by the model reads up to five
         # of them, and counts, flags and round amounts recur all day (a format is 3-9 us, a lookup 0.1).
-        self._phrases: dict[tuple[str, float], Phrase] = {}
+        self._phrases: ClearingCache[_Said, Phrase] = ClearingCache(_PHRASE_CACHE_SIZE)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -733,14 +736,11 @@ class FeatureDescriber:
         """
         if value != value:
             return _missing(self._texts[name].label)
-        value += 0.0  # -0.0 reads as 0 (and both are one key of the cache)
-        phrases = self._phrases
-        phrase = phrases.get((name, value))  # one read: another thread may clear the cache in between
-        if phrase is None:
-            if len(phrases) >= _PHRASE_CACHE_SIZE:
-                phrases.clear()
-            phrase = phrases[(name, value)] = self._texts[name].render(value)
-        return phrase
+        return self._phrases.get((name, value + 0.0), self._render)  # -0.0 reads as 0 (and is 0.0's key)
+
+    def _render(self, said: _Said) -> Phrase:
+        name, value = said
+        return self._texts[name].render(value)
 
 
 #: Attribute names the vocabulary knows (filters and aggregates over others still read, by their raw name).

@@ -24,6 +24,7 @@ import cpca
 import phonenumbers
 from phonenumbers import geocoder
 
+from orderguard.clearing_cache import ClearingCache
 from orderguard.errors import ConfigError
 from orderguard.schema import Address, Phone
 from orderguard.settings import ReferenceSettings
@@ -205,10 +206,6 @@ class Place:
     lng: float
 
 
-#: A place cache's miss (``None`` is a cached answer: no such place); compared by identity.
-_UNKNOWN = Place("", "", math.nan, math.nan)
-
-
 @dataclass(slots=True)
 class Gazetteer:
     """Name → coordinates for provinces, cities and districts (from cpca's adcodes).
@@ -223,11 +220,13 @@ class Gazetteer:
     provinces: dict[str, Place]
     children: dict[str, dict[str, Place]]  # parent adcode prefix -> short name -> place
     reference: ReferenceSettings = field(default_factory=ReferenceSettings)
-    _phone_cache: dict[str, Place | None] = field(default_factory=dict)
+    _phone_cache: ClearingCache[str, Place | None] = field(
+        default_factory=lambda: ClearingCache(_PHONE_CACHE_SIZE))
     # Scoring asks for the place of every order's delivery district and of the shop's warehouse, and
     # for the note keywords: each answer is kept (names recur all day), so a new phone block or note
     # costs dictionary reads, not suffix stripping and Unicode normalisation of every name again.
-    _place_cache: dict[tuple[str, str, str], Place | None] = field(default_factory=dict)
+    _place_cache: ClearingCache[tuple[str, str, str], Place | None] = field(
+        default_factory=lambda: ClearingCache(_PLACE_CACHE_SIZE))
     _keywords: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
@@ -272,16 +271,10 @@ class Gazetteer:
 
     def locate(self, province: str, city: str = "", district: str = "") -> Place | None:
         """The most precise known place for the given names (district, else city, else province)."""
-        names = (province, city, district)
-        cache = self._place_cache
-        found = cache.get(names, _UNKNOWN)  # one read: another thread may clear the cache in between
-        if found is _UNKNOWN:
-            if len(cache) >= _PLACE_CACHE_SIZE:
-                cache.clear()
-            found = cache[names] = self._locate(province, city, district)
-        return found
+        return self._place_cache.get((province, city, district), self._locate)
 
-    def _locate(self, province: str, city: str, district: str) -> Place | None:
+    def _locate(self, names: tuple[str, str, str]) -> Place | None:
+        province, city, district = names
         prov = self.provinces.get(_short(province))
         if prov is None:
             return None
@@ -300,14 +293,7 @@ class Gazetteer:
         """Home city (or province) of a mobile number from its first 7 digits, via libphonenumber."""
         if not prefix or len(prefix) < 7:
             return None
-        key = prefix[:7]
-        cache = self._phone_cache
-        found = cache.get(key, _UNKNOWN)  # one read: another thread may clear the cache in between
-        if found is _UNKNOWN:
-            if len(cache) >= _PHONE_CACHE_SIZE:
-                cache.clear()
-            found = cache[key] = self._lookup_phone(key)
-        return found
+        return self._phone_cache.get(prefix[:7], self._lookup_phone)
 
     def _lookup_phone(self, prefix7: str) -> Place | None:
         if not (prefix7.isascii() and prefix7.isdigit()):
