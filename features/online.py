@@ -69,12 +69,12 @@ from features.facts import (
 )
 from features.operators import MEANING, Op
 from features.specs import ZERO_WHEN_EMPTY, Agg, Condition, FeatureSet, FeatureSpec
-from features.stores.base import FactRange, OnlineStore, RangeQuery
+from features.stores.base import FactRange, OnlineStore, RangeQuery, Step
 from features.stores.memory import MemoryStore
 from features.windows import from_us, to_us
 from orderguard.clock import Clock
 from orderguard.enrich import Gazetteer
-from orderguard.errors import ConfigError, ServiceUnavailableError
+from orderguard.errors import ConfigError, OrderGuardError, ServiceUnavailableError
 from orderguard.schema import Label, Order
 
 #: Entity keys of a lookup: entity (an ``Entity`` or its string value) → its keys (one for most
@@ -150,6 +150,16 @@ class _Selector(NamedTuple):
     distinct: tuple[tuple[int, int, int, str], ...]
     numeric: tuple[tuple[int, int, int, str, Agg], ...]
     conditions: tuple[Condition, ...] = ()
+
+
+class _Planned(NamedTuple):
+    """One order of :meth:`OnlineFeatures.apply_and_lookup_many`, ready for its store step."""
+
+    order: Order
+    as_of: datetime
+    group: FactGroup
+    queries: list[RangeQuery]
+    owners: list[_Source]
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,7 +459,7 @@ class OnlineFeatures:
         self._horizon_us = max(spans, default=0) + 1 + self._margin_us
         self._watermark: int | None = None
         self._evicted_to: int | None = None
-        self._recent: tuple[Order, FactGroup] | None = None
+        self._recent: dict[int, tuple[Order, FactGroup]] = {}  # by id(order): the last call's orders
         self._reference_cache: dict[tuple[str | None, str, str, str] | None, Mapping[str, AttrValue]] = {}
         self._backlog: dict[str, FactGroup] = {}
         self._backlog_limit = backlog_limit
@@ -483,7 +493,7 @@ class OnlineFeatures:
     def apply(self, order: Order) -> bool:
         """Add or update an order's facts; ``True`` if state changed (not a duplicate, stale or too late)."""
         group = order_facts(order, self._declared)
-        self._recent = (order, group)  # a lookup of this very order reuses its facts
+        self._recent = {id(order): (order, group)}  # a lookup of this very order reuses its facts
         return self._apply(group)
 
     def apply_label(self, label: Label, order: Order) -> bool:
@@ -596,7 +606,7 @@ class OnlineFeatures:
         return found
 
     def _facts_of(self, order: Order) -> FactGroup:
-        recent = self._recent
+        recent = self._recent.get(id(order))
         if recent is not None and recent[0] is order:
             return recent[1]
         return order_facts(order, self._declared)
@@ -615,7 +625,7 @@ class OnlineFeatures:
         (as :meth:`apply` does) and the ``ServiceUnavailableError`` goes on to the caller.
         """
         group = order_facts(order, self._declared)
-        self._recent = (order, group)
+        self._recent = {id(order): (order, group)}
         keys = group_keys(group)
         t = to_us(as_of)
         queries, owners = self._queries(keys, t)
@@ -632,6 +642,58 @@ class OnlineFeatures:
             self._keep(group)
             raise
         return self._vector(self._fill(owners, ranges, t), order, group.facts[0].attrs, as_of)
+
+    def apply_and_lookup_many(self, orders: Sequence[tuple[Order, datetime]]
+                              ) -> list[FeatureVector | OrderGuardError]:
+        """:meth:`apply_and_lookup` of each (order, as_of) in turn, in one store call: the score route's batch.
+
+        Each order's values are those the single calls in the same order would give: the store
+        runs the steps one after the other (``OnlineStore.apply_and_fetch_many``), and the
+        watermark and eviction each step carries are planned here in that order too. An order
+        whose facts cannot be built gets its error in its place and is not applied. A store
+        that is unavailable keeps every order of the batch in the backlog, undoes the planned
+        watermark, and the ``ServiceUnavailableError`` goes on to the caller.
+        """
+        planned: list[_Planned | OrderGuardError] = []
+        for order, as_of in orders:
+            try:
+                group = order_facts(order, self._declared)
+                queries, owners = self._queries(group_keys(group), to_us(as_of))
+            except OrderGuardError as e:
+                planned.append(e)
+                continue
+            planned.append(_Planned(order, as_of, group, queries, owners))
+        plans = [p for p in planned if not isinstance(p, OrderGuardError)]
+        self._recent = {id(p.order): (p.order, p.group) for p in plans}
+        before = self._watermark, self._evicted_to
+        try:
+            if self._backlog:
+                self.catch_up()
+                before = self._watermark, self._evicted_to
+            steps: list[Step] = []
+            for p in plans:
+                if self._too_late(p.group):
+                    steps.append(Step(None, p.queries))
+                else:
+                    watermark, evict_before = self._advance(p.group)
+                    self._moved(watermark, evict_before)  # the next order is planned after this one
+                    steps.append(Step(p.group, p.queries, evict_before))
+            results = self._store.apply_and_fetch_many(steps) if steps else []
+        except ServiceUnavailableError:
+            self._watermark, self._evicted_to = before
+            for p in plans:
+                self._keep(p.group)
+            raise
+        done = iter(results)
+        out: list[FeatureVector | OrderGuardError] = []
+        for plan in planned:
+            if isinstance(plan, OrderGuardError):
+                out.append(plan)
+                continue
+            _, ranges = next(done)
+            out.append(self._vector(self._fill(plan.owners, ranges, to_us(plan.as_of)), plan.order,
+                                    plan.group.facts[0].attrs, plan.as_of))
+        return out
 
     def lookup(self, subject: Order | EntityKeys, *, as_of: datetime) -> FeatureVector:
         """Every feature as of ``as_of``, for an order's entity keys or explicit keys.

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from features.online import OnlineFeatures
+from features.online import FeatureVector, OnlineFeatures
 from orderguard.clock import Clock
-from orderguard.errors import ServiceUnavailableError
+from orderguard.errors import OrderGuardError, ServiceUnavailableError
 from orderguard.schema import Order
 from scoring.blend_weights import BlendWeights
 from scoring.judge import judge, list_keys
@@ -111,20 +111,53 @@ class Scorer:
         started = time.perf_counter()
         model = self.model  # read once: a reload may swap it, and one request is scored by one model
         served = self.served  # likewise the rule pack: one request is judged by one pack version
-        rules = served.rules if served is not None else self.rules
         as_of = decision_moment(order)
-        degraded = False
         try:
             # one store call (one round trip to a remote store); the order is kept in the engine's
             # backlog while the store is unavailable
-            vector = self.online.apply_and_lookup(order, as_of=as_of)
+            vector: FeatureVector | None = self.online.apply_and_lookup(order, as_of=as_of)
         except ServiceUnavailableError:
-            # Degraded, not down: the rules on the order's own attributes, without history; the
-            # model was trained on histories and would misread their absence, so it sits out.
+            vector = None
+        return self._record(order, as_of, vector, model, served, started)
+
+    def score_many(self, orders: Sequence[Order]) -> list[ScoreRecord | OrderGuardError]:
+        """:meth:`score` of each order in turn, their features applied and read in one store call (one round
+        trip to a remote store for the whole batch); an order that cannot be scored gets its error in its place.
+
+        The values are those of the single calls in the same order. One model and one rule pack
+        judge the whole batch, and each record's latency runs from the batch's start, which is
+        when its order began to wait here.
+        """
+        started = time.perf_counter()
+        model, served = self.model, self.served
+        moments = [decision_moment(order) for order in orders]
+        vectors: list[FeatureVector | OrderGuardError] | list[None]
+        try:
+            vectors = self.online.apply_and_lookup_many(list(zip(orders, moments, strict=True)))
+        except ServiceUnavailableError:
+            vectors = [None] * len(orders)
+        out: list[ScoreRecord | OrderGuardError] = []
+        for order, as_of, vector in zip(orders, moments, vectors, strict=True):
+            if isinstance(vector, OrderGuardError):
+                out.append(vector)
+                continue
+            try:
+                out.append(self._record(order, as_of, vector, model, served, started))
+            except OrderGuardError as e:
+                out.append(e)
+        return out
+
+    def _record(self, order: Order, as_of: datetime, vector: FeatureVector | None, model: Model | None,
+                served: ServedRules | None, started: float) -> ScoreRecord:
+        """The record of ``order`` judged on ``vector``; without one (the store is unavailable) degraded: the
+        rules on the order's own attributes, without history. The model was trained on histories and would
+        misread their absence, so it sits out."""
+        rules = served.rules if served is not None else self.rules
+        degraded = vector is None
+        if vector is None:
             alone = self.online.standalone()
             alone.apply(order)
-            vector = alone.lookup(order, as_of=as_of)
-            degraded, model = True, None
+            vector, model = alone.lookup(order, as_of=as_of), None
         output = model.predict(vector) if model is not None else None
         values = vector.by_name  # a plain dict: rules and the record read it at C speed
         weights = model.blend if model is not None else None

@@ -135,30 +135,30 @@ def append_batch(svc: Services, events: Sequence[OrderEvent]) -> list[Outcome]:
 def score_batch(svc: Services, currents: Sequence[Outcome]) -> list[Scored | OrderGuardError]:
     """The answer of each request: its stored answer, or a new score of its order's newest state.
 
-    Requests of one batch for the same order version share one score (the later ones are
-    answered as replays, like a retry after the first was stored).
+    The new scores are taken together (``Scorer.score_many``: one round trip to a remote
+    feature store for the batch). Requests of one batch for the same order version share one
+    score (the later ones are answered as replays, like a retry after the first was stored).
     """
-    scored: dict[tuple[OrderKey, int], ScoreRecord] = {}
+    fresh: dict[tuple[OrderKey, int], Order] = {}
+    for current in currents:
+        if not isinstance(current, OrderGuardError) and current.stored is None:
+            fresh.setdefault((current.order.key, current.order.event_version), current.order)
+    scored = dict(zip(fresh, svc.engine.scorer.score_many(list(fresh.values())), strict=True))
     answers: list[Scored | OrderGuardError] = []
+    first: set[tuple[OrderKey, int]] = set()
     for current in currents:
         if isinstance(current, OrderGuardError):
             answers.append(current)
-            continue
-        if current.stored is not None:
+        elif current.stored is not None:
             answers.append(Scored(current.stored, replayed=True))
-            continue
-        ident = (current.order.key, current.order.event_version)
-        earlier = scored.get(ident)
-        if earlier is not None:
-            answers.append(Scored(earlier, replayed=True))
-            continue
-        try:
-            record = svc.engine.scorer.score(current.order)
-        except OrderGuardError as e:
-            answers.append(e)
-            continue
-        scored[ident] = record
-        answers.append(Scored(record, replayed=False))
+        else:
+            ident = (current.order.key, current.order.event_version)
+            record = scored[ident]
+            if isinstance(record, OrderGuardError):
+                answers.append(record)
+            else:
+                answers.append(Scored(record, replayed=ident in first))
+                first.add(ident)
     return answers
 
 

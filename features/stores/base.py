@@ -28,6 +28,11 @@ Semantics every store implements (and ``tests/contracts`` checks):
   the other (:func:`apply_then_fetch`). Eviction rides along because the engine evicts
   right after the apply that moved its watermark, and a separate call would double the
   cost of one scored order in every dozen.
+* ``apply_and_fetch_many(steps)`` is ``apply_and_fetch`` of each :class:`Step` in turn (a
+  step without a group evicts, if asked, and fetches), with the same results: each step's reads see the
+  steps before it and none after. The score route scores a batch of orders at once, and a
+  remote store answers the batch in one round trip instead of one per order; a store in
+  this process runs the steps one after the other (:func:`each_step`).
 * ``declare_reads(pairs)``: the engine says which (entity, kind) ranges it will ever
   fetch. A store whose state is rebuilt on every start (memory) may then skip indexing
   the others: an order's facts carry about twice as many entity keys as the shop's
@@ -118,6 +123,15 @@ def running_totals(facts: Sequence[Fact], attr: str) -> Running:
 EMPTY_RANGE = FactRange((), ())
 
 
+class Step(NamedTuple):
+    """One order's turn in :meth:`OnlineStore.apply_and_fetch_many`: apply ``group`` (none: an order too late to
+    change anything is only read around), evict before ``evict_before_us`` when given, then read ``queries``."""
+
+    group: FactGroup | None
+    queries: Sequence[RangeQuery]
+    evict_before_us: int | None = None
+
+
 class OnlineStore(Protocol):
     """Where the online engine keeps facts between orders."""
 
@@ -133,6 +147,11 @@ class OnlineStore(Protocol):
                         evict_before_us: int | None = None) -> tuple[bool, list[FactRange]]:
         """``apply(group)``, ``evict(before_us=evict_before_us)`` if given, ``fetch(queries)``: what ``apply``
         returned and what ``fetch`` returned (one round trip for remote stores)."""
+        ...
+
+    def apply_and_fetch_many(self, steps: Sequence[Step]) -> list[tuple[bool, list[FactRange]]]:
+        """``apply_and_fetch`` of each step in order (no apply for a step without a group), as one
+        call: each step's reads see the steps before it, none after (one round trip for remote stores)."""
         ...
 
     def evict(self, *, before_us: int) -> int:
@@ -179,3 +198,16 @@ def apply_then_fetch(store: OnlineStore, group: FactGroup, queries: Sequence[Ran
     if evict_before_us is not None:
         store.evict(before_us=evict_before_us)
     return changed, store.fetch(queries)
+
+
+def each_step(store: OnlineStore, steps: Sequence[Step]) -> list[tuple[bool, list[FactRange]]]:
+    """``OnlineStore.apply_and_fetch_many`` as one call per step: what a store in this process uses."""
+    out: list[tuple[bool, list[FactRange]]] = []
+    for group, queries, evict_before in steps:
+        if group is not None:
+            out.append(store.apply_and_fetch(group, queries, evict_before_us=evict_before))
+            continue
+        if evict_before is not None:
+            store.evict(before_us=evict_before)
+        out.append((False, store.fetch(queries) if queries else []))
+    return out

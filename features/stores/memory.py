@@ -47,7 +47,9 @@ from features.stores.base import (
     FactRange,
     RangeQuery,
     Running,
+    Step,
     apply_then_fetch,
+    each_step,
     running_totals,
 )
 
@@ -291,6 +293,10 @@ class MemoryStore:
                         evict_before_us: int | None = None) -> tuple[bool, list[FactRange]]:
         """Apply, evict, fetch, one after the other: no round trip to save here."""
         return apply_then_fetch(self, group, queries, evict_before_us=evict_before_us)
+
+    def apply_and_fetch_many(self, steps: Sequence[Step]) -> list[tuple[bool, list[FactRange]]]:
+        """One step after the other: no round trip to save here."""
+        return each_step(self, steps)
 
     def evict(self, *, before_us: int) -> int:
         evicted = 0

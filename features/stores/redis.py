@@ -56,7 +56,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from features.declared import EntityRef
 from features.facts import Fact, FactGroup, FactKind
-from features.stores.base import EMPTY_RANGE, FactRange, RangeQuery
+from features.stores.base import EMPTY_RANGE, FactRange, RangeQuery, Step
 from features.stores.codec import decode_fact, encode_fact, fact_token, group_digest
 from features.stores.fact_cache import FactCache
 from features.stores.range_memo import Continued, Kept, MemoTotals, RangeMemo
@@ -335,13 +335,63 @@ class RedisStore:
             if evicted < _EVICT_BATCH:
                 return total
 
+    def apply_and_fetch_many(self, steps: Sequence[Step]) -> list[tuple[bool, list[FactRange]]]:
+        """The steps' script runs sent together on one connection and answered in order: one round trip for a
+        batch of scored orders instead of one each. Redis runs them one after the other, so each step's reads
+        see the steps before it and none after.
+
+        A step that evicts is sent alone (:func:`_runs`): the facts the steps before it read are
+        fetched before it drops any, and when its eviction was cut at the batch size, the rest is
+        evicted and its reads taken again (as :meth:`apply_and_fetch` does) before any later
+        step is sent, so no step sees a group the eviction should have dropped. A fact another
+        process replaces between the run and that fetch is read as of the fetch, as with
+        :meth:`apply_and_fetch`: reads were never atomic across processes.
+        """
+        out: list[tuple[bool, list[FactRange]]] = []
+        for run in _runs(steps):
+            results = self._run_many(run)
+            last = run[-1]
+            if last.evict_before_us is not None and results[-1][1] == _EVICT_BATCH:
+                self.evict(before_us=last.evict_before_us)
+                results[-1] = (results[-1][0], 0, self.fetch(last.queries))
+            out.extend((changed, ranges) for changed, _, ranges in results)
+        return out
+
     def _run(self, group: FactGroup | None, queries: Sequence[RangeQuery], *,
              evict_before_us: int | None) -> tuple[bool, int, list[FactRange]]:
-        """One run of :data:`_STEP` (see there for its arguments); the reads turned back into facts.
+        """One run of :data:`_STEP` (see there for its arguments); the reads turned back into facts."""
+        return self._run_many([Step(group, queries, evict_before_us)])[0]
+
+    def _run_many(self, steps: Sequence[Step]) -> list[tuple[bool, int, list[FactRange]]]:
+        """Runs of :data:`_STEP`, sent together and answered in order: (changed, evicted, ranges) of each.
 
         A range whose key's last read (:class:`RangeMemo`) can be extended is asked only for the
-        tokens after that read's last one, under the stamp it was read with.
+        tokens after that read's last one, under the stamp it was read with. Every step's arguments
+        are built before the first is sent, so two steps reading one key both ask from the read the
+        memo held before them; each answer is joined to the base its own step asked from.
         """
+        calls = [self._step_arguments(step) for step in steps]
+        self._check_breaker()
+        memo = self._memo
+        out: list[tuple[bool, int, list[FactRange]]] = []
+        try:
+            replies = self._evalsha_many([(keys, args) for keys, args, _ in calls])
+            for (keys, args, bases), step, reply in zip(calls, steps, replies, strict=True):
+                changed, evicted, reads, marks, sent, bodies = reply
+                generation, *stamps = marks.split(b" ")
+                memo.adopt(generation)
+                if sent:
+                    self._receive(sent.split(b" "), bodies)
+                queries = step.queries
+                ranges = self._ranges(reads, stamps, keys[args[9] - 1:], queries, bases) if queries else []
+                out.append((bool(changed), int(evicted), ranges))
+        except redis.RedisError as e:
+            raise self._unavailable(e) from e
+        return out
+
+    def _step_arguments(self, step: Step) -> tuple[list[str], list[Any], list[Kept | None]]:
+        """The keys and arguments of one run of :data:`_STEP`, and the memo's base of each read (or None)."""
+        group, queries, evict_before_us = step
         keys: list[str] = [self._members_key, self._facts_key, self._members_key, self._stamps_key,
                            self._meta_key, self._generation_key]  # the third: the group's record, if any
         memo = self._memo
@@ -364,43 +414,44 @@ class RedisStore:
                 times = base.times
                 last = times[-1]
                 args.extend((q.lo, q.hi, base.stamp, last, len(times) - bisect_left(times, last)))
-        self._check_breaker()
-        try:
-            changed, evicted, reads, marks, sent, bodies = self._evalsha(keys, args)
-            generation, *stamps = marks.split(b" ")
-            memo.adopt(generation)
-            if sent:
-                self._receive(sent.split(b" "), bodies)
-            ranges = self._ranges(reads, stamps, keys[args[9] - 1:], queries, bases) if queries else []
-        except redis.RedisError as e:
-            raise self._unavailable(e) from e
-        return bool(changed), int(evicted), ranges
+        return keys, args, bases
 
-    def _evalsha(self, keys: Sequence[str], args: Sequence[str | bytes | int]) -> Any:
-        """``EVALSHA`` of :data:`_STEP`, packed here and sent on a pooled connection.
+    def _evalsha_many(self, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
+        """``EVALSHA`` of :data:`_STEP` once per call, packed here, all sent together on one pooled connection,
+        the replies read in order.
 
-        Why not ``Script.__call__``: redis-py's generic packer costs ~100 µs for the ~150
-        arguments of an apply with its reads, a twentieth of the whole budget of a scored
-        order; :func:`_command` packs them in a third of that. As redis-py would, the call is
-        tried again (twice at most in all) on a fresh connection when the pooled one is found
-        broken (a server restarted since), and after loading the script when the server does
-        not know it (restarted, flushed). A timeout is not retried: the breaker takes over.
+        Why not ``Script.__call__`` or a redis-py pipeline: redis-py's generic packer costs
+        ~100 µs for the ~150 arguments of an apply with its reads, a twentieth of the whole
+        budget of a scored order; :func:`_command` packs them in a third of that. As redis-py
+        would, the calls are tried again (twice at most in all) on a fresh connection when the
+        pooled one is found broken (a server restarted since), and after loading the script
+        when the server does not know it (restarted, flushed), but only while no reply has
+        been read: once a step has run, sending the batch again would let the steps before it
+        read its group, so the error goes on instead. A timeout is not retried: the breaker
+        takes over. A connection left with replies unread is closed, so that no later call
+        reads them as its own.
         """
-        packed = _command(("EVALSHA", self._sha, len(keys), *keys, *args))
         pool = self._client.connection_pool
         for attempt in range(3):
+            packed = [_command(("EVALSHA", self._sha, len(keys), *keys, *args)) for keys, args in calls]
             conn: Any = pool.get_connection()  # redis-py's connection methods are untyped
+            replies: list[Any] = []
             try:
-                conn.send_packed_command([packed])
-                return conn.read_response()
+                conn.send_packed_command(packed)
+                for _ in packed:
+                    replies.append(conn.read_response())
+                return replies
             except redis.exceptions.NoScriptError:
-                if attempt == 2:
+                conn.disconnect()  # the other calls' replies (the same error) are not read
+                if attempt == 2 or replies:
                     raise
                 self._sha = self._client.script_load(_STEP)
-                packed = _command(("EVALSHA", self._sha, len(keys), *keys, *args))
             except redis.ConnectionError:
-                if attempt == 2:
+                if attempt == 2 or replies:
                     raise
+            except BaseException:
+                conn.disconnect()
+                raise
             finally:
                 pool.release(conn)
         raise AssertionError("unreachable")
@@ -598,3 +649,24 @@ def _chunks(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
             batch = []
     if batch:
         yield batch
+
+
+def _runs(steps: Sequence[Step]) -> Iterator[Sequence[Step]]:
+    """The steps in runs sent together, each step that evicts in a run of its own.
+
+    Why alone: a read's tokens this process has not seen are fetched (``HMGET``) once its run is
+    answered, and an eviction later in the same run would have dropped their facts by then; and a
+    cut eviction is finished before any later step runs.
+
+    >>> [[s.evict_before_us for s in run] for run in _runs([Step(None, (), e) for e in (None, None, 5, None)])]
+    [[None, None], [5], [None]]
+    """
+    start = 0
+    for i, step in enumerate(steps):
+        if step.evict_before_us is not None:
+            if i > start:
+                yield steps[start:i]
+            yield steps[i:i + 1]
+            start = i + 1
+    if start < len(steps):
+        yield steps[start:]

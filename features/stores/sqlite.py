@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from features.declared import EntityRef
 from features.facts import FactGroup, FactKind
-from features.stores.base import FactRange, RangeQuery, apply_then_fetch
+from features.stores.base import FactRange, RangeQuery, Step, apply_then_fetch, each_step
 from features.stores.codec import decode_fact, encode_fact, group_digest
 from orderguard.errors import ServiceUnavailableError
 
@@ -115,6 +115,10 @@ class SqliteStore:
                         evict_before_us: int | None = None) -> tuple[bool, list[FactRange]]:
         """Apply, evict, fetch, one after the other: no round trip to save here."""
         return apply_then_fetch(self, group, queries, evict_before_us=evict_before_us)
+
+    def apply_and_fetch_many(self, steps: Sequence[Step]) -> list[tuple[bool, list[FactRange]]]:
+        """One step after the other: no round trip to save here."""
+        return each_step(self, steps)
 
     def evict(self, *, before_us: int) -> int:
         evicted = 0

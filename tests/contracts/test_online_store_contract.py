@@ -312,6 +312,29 @@ def test_a_store_that_keeps_its_facts_has_not_lost_its_state(online_store: Onlin
     assert not online_store.lost_state()  # asking again changes nothing
 
 
+def test_engine_apply_and_lookup_many_equals_one_order_at_a_time(online_store: OnlineStore,
+                                                                 twin_store: OnlineStore) -> None:
+    """The score route's batches: a repeat, a late order, an order that moves the watermark a day on (and
+    evicts) in the middle of a batch, one then too late to apply, and one after: each order's values, the
+    store and the watermark are what one call per order gives."""
+    batched = OnlineFeatures(online_store, SPECS, retention_margin=timedelta(minutes=30))
+    single = OnlineFeatures(twin_store, SPECS, retention_margin=timedelta(minutes=30))
+    batches = [[order("a", minutes=0), order("b", minutes=5, qty=3), order("a", minutes=0, version=2, qty=2),
+                order("late", minutes=1)],
+               [order("b", minutes=5, qty=3), order("c", minutes=24 * 60), order("too-late", minutes=2),
+                order("d", minutes=24 * 60 + 1, device=None), order("e", minutes=24 * 60 + 2)]]
+    for batch in batches:
+        got = batched.apply_and_lookup_many([(o, o.details.created_at) for o in batch])
+        for o, one in zip(batch, got, strict=True):
+            two = single.apply_and_lookup(o, as_of=o.details.created_at)
+            assert not isinstance(one, Exception)
+            assert one.as_of == two.as_of and list(one) == list(two)
+            assert all(one[n] == two[n] or (math.isnan(one[n]) and math.isnan(two[n])) for n in one), o.key
+            assert batched.keys_of(o) == single.keys_of(o)
+        assert online_store.size() == twin_store.size()
+        assert batched.watermark == single.watermark
+
+
 def test_engine_apply_and_lookup_equals_apply_then_lookup(online_store: OnlineStore, twin_store: OnlineStore) -> None:
     together = OnlineFeatures(online_store, SPECS, retention_margin=timedelta(minutes=30))
     apart = OnlineFeatures(twin_store, SPECS, retention_margin=timedelta(minutes=30))

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from features.facts import Entity, Fact, FactGroup, FactKind
 from features.stores import MemoryStore, RangeQuery, RedisStore
-from features.stores.base import TOTALS_FROM, FactRange
+from features.stores.base import TOTALS_FROM, FactRange, Step, each_step
 from features.stores.codec import encode_fact, fact_token
-from features.stores.redis import ping
+from features.stores.redis import _EVICT_BATCH, ping
 from orderguard.errors import ServiceUnavailableError
 
 
@@ -182,10 +182,10 @@ class _Observed(RedisStore):
     deltas = 0
     loads = 0
 
-    def _evalsha(self, keys: Sequence[str], args: Sequence[str | bytes | int]) -> Any:
-        reply = super()._evalsha(keys, args)
-        self.deltas += sum(mark.startswith(b"d") for mark in reply[3].split(b" ")[1:])
-        return reply
+    def _evalsha_many(self, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
+        replies = super()._evalsha_many(calls)
+        self.deltas += sum(mark.startswith(b"d") for reply in replies for mark in reply[3].split(b" ")[1:])
+        return replies
 
     def _load(self, tokens: list[bytes]) -> dict[bytes, Fact]:
         self.loads += 1
@@ -319,3 +319,92 @@ def test_facts_another_process_applied_come_with_the_delta_read_in_one_round_tri
         reader.clear()
         reader.close()
         writer.close()
+
+
+_BATCHES = st.lists(st.lists(st.tuples(st.integers(0, 12), st.integers(1, 3), st.lists(st.integers(-6, 4), max_size=3),
+                                       st.sampled_from([None, 2, 5])), min_size=1, max_size=6),
+                    min_size=1, max_size=8)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=_BATCHES)
+def test_a_batch_of_steps_reads_as_its_steps_one_after_the_other(redis_url: str,
+                                                                  batches: list[list[tuple[Any, ...]]]) -> None:
+    """The score route's pipeline: each step of a batch sees the steps before it and none after. Two steps
+    of one batch on one key both ask from the read the process held before the batch, groups move or
+    drop facts, evictions ride along, and another process writes between batches; every read must still
+    equal what a store in memory gives running the steps one by one."""
+    prefix = f"og:test:batch:{uuid.uuid4().hex}"
+    mine, other, memory = _Observed(redis_url, prefix=prefix), RedisStore(redis_url, prefix=prefix), MemoryStore()
+    n = 0
+    try:
+        for b, batch in enumerate(batches):
+            foreign = FactGroup(f"o{b}", 1, (Fact(FactKind.ORDER, (n + 10) * 1_000, f"o{b}",
+                                                  {Entity.SKU: "s", Entity.DEVICE: "d"}, {"v": 0}),))
+            other.apply(foreign)
+            memory.apply(foreign)
+            steps: list[Step] = []
+            for gid, version, offsets, evict_ago in batch:
+                n += 1
+                now = (n + 10) * 1_000
+                facts = tuple(Fact(FactKind.ORDER, now + o * 500, f"g{gid}:{j}",
+                                   {Entity.SKU: "s", Entity.DEVICE: "d" if j % 2 else "e"}, {"v": version})
+                              for j, o in enumerate(offsets))
+                steps.append(Step(FactGroup(f"g{gid}", version, facts) if facts else None,
+                                  [RangeQuery(Entity.SKU, "s", FactKind.ORDER, now - 7_000, now),
+                                   RangeQuery(Entity.DEVICE, "d", FactKind.ORDER, now - 4_000, now + 2_000)],
+                                  None if evict_ago is None else now - evict_ago * 1_000))
+            got = mine.apply_and_fetch_many(steps)
+            want = each_step(memory, steps)
+            assert len(got) == len(want) == len(steps)
+            for i, ((changed, g_ranges), (w_changed, w_ranges)) in enumerate(zip(got, want, strict=True)):
+                assert changed == w_changed, (b, i)
+                for g_range, w_range in zip(g_ranges, w_ranges, strict=True):
+                    assert _same(g_range, w_range), (b, i)
+        assert mine.size() == memory.size()
+    finally:
+        mine.clear()
+        mine.close()
+        other.close()
+
+
+def test_a_batch_whose_eviction_is_cut_at_the_batch_size_reads_as_one_step_at_a_time(redis_url: str) -> None:
+    """An eviction the script cuts at its batch size is finished, and its step read again, before any later
+    step of the batch runs: neither reads a group the eviction should have dropped."""
+    store, memory = RedisStore(redis_url, prefix=f"og:test:evict-batch:{uuid.uuid4().hex}"), MemoryStore()
+    old = [Step(FactGroup(f"old{i}", 1, (Fact(FactKind.ORDER, 1_000 + i, f"old{i}", {Entity.SKU: "s"}, {}),)), ())
+           for i in range(_EVICT_BATCH + 80)]
+    query = [RangeQuery(Entity.SKU, "s", FactKind.ORDER, 0, 10**9)]
+    later = [Step(FactGroup("new", 1, (Fact(FactKind.ORDER, 10**6, "new", {Entity.SKU: "s"}, {}),)), query,
+                  evict_before_us=500_000),
+             Step(None, query),
+             Step(FactGroup("newer", 1, (Fact(FactKind.ORDER, 10**6 + 1, "newer", {Entity.SKU: "s"}, {}),)), query)]
+    try:
+        store.apply_and_fetch_many(old)
+        each_step(memory, old)
+        assert store.size() == memory.size() == len(old)
+        got, want = store.apply_and_fetch_many(later), each_step(memory, later)
+        assert [[f.fact_id for f in r[0].facts] for _, r in got] == [["new"], ["new"], ["new", "newer"]]
+        assert [[f.fact_id for f in r[0].facts] for _, r in want] == [["new"], ["new"], ["new", "newer"]]
+        assert store.size() == memory.size() == 2
+    finally:
+        store.clear()
+        store.close()
+
+
+def test_a_batch_sent_to_a_server_that_forgot_the_script_loads_it_and_runs_once(redis_url: str) -> None:
+    """A server restarted or flushed since the script was loaded answers every call of the batch with
+    NOSCRIPT: nothing ran, so the batch is sent again after loading it, and each group is applied once."""
+    store = RedisStore(redis_url, prefix=f"og:test:noscript:{uuid.uuid4().hex}")
+    query = [RangeQuery(Entity.SKU, "s", FactKind.ORDER, 0, 10**9)]
+    steps = [Step(FactGroup(f"g{i}", 1, (Fact(FactKind.ORDER, 1_000 * i, f"g{i}", {Entity.SKU: "s"}, {}),)), query)
+             for i in range(1, 4)]
+    try:
+        store.apply(group("warm"))  # the script is loaded
+        redis.Redis.from_url(redis_url).script_flush()
+        got = store.apply_and_fetch_many(steps)
+        assert [changed for changed, _ in got] == [True, True, True]
+        assert [[f.fact_id for f in r[0].facts] for _, r in got] == [["g1"], ["g1", "g2"], ["g1", "g2", "g3"]]
+    finally:
+        store.clear()
+        store.close()

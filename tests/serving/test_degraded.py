@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from features.facts import Entity
+from features.online import OnlineFeatures
 from features.settings import Settings
+from features.specs import FeatureSet
 from features.stores import RedisStore, RedisStoreConfig
 from orderguard.errors import ServiceUnavailableError
-from tests.factories import FixedClock, api_client, free_port, stored
+from tests.factories import FixedClock, api_client, free_port, make_order, stored
 from tests.serving.test_labels_api import NOW, T0, site_order
 
 DEVICE_COUNT = "count_orders_by_device_1h"
@@ -93,3 +96,16 @@ def test_a_redis_that_comes_back_empty_is_noticed_and_re_warmed(tmp_path: Path, 
         cleaner = RedisStore(redis_url, prefix=prefix)
         cleaner.clear()
         cleaner.close()
+
+
+def test_a_batch_the_store_cannot_take_waits_whole_in_the_backlog_and_moves_no_watermark() -> None:
+    """Scoring a batch plans each order's watermark before the store is called; when the store fails,
+    nothing of that plan stays, and every order of the batch waits to be applied."""
+    engine = OnlineFeatures(RedisStore(dead_redis_url(), timeout_s=0.2, cooldown_s=30),
+                            FeatureSet.from_data({"features": [
+                                {"entity": "device", "field": "orders", "agg": "count", "window": "1h"}]}))
+    orders = [make_order(f"B{i}", created_at=T0 + timedelta(minutes=i)) for i in range(3)]
+    with pytest.raises(ServiceUnavailableError):
+        engine.apply_and_lookup_many([(o, o.details.created_at) for o in orders])
+    assert engine.watermark is None
+    assert engine.pending == 3
