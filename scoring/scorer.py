@@ -131,18 +131,15 @@ class Scorer:
         started = time.perf_counter()
         model, served = self.model, self.served
         moments = [decision_moment(order) for order in orders]
-        vectors: list[FeatureVector | OrderGuardError] | list[None]
-        try:
-            vectors = self.online.apply_and_lookup_many(list(zip(orders, moments, strict=True)))
-        except ServiceUnavailableError:
-            vectors = [None] * len(orders)
+        vectors = self.online.apply_and_lookup_many(list(zip(orders, moments, strict=True)))
         out: list[ScoreRecord | OrderGuardError] = []
         for order, as_of, vector in zip(orders, moments, vectors, strict=True):
-            if isinstance(vector, OrderGuardError):
+            if isinstance(vector, OrderGuardError) and not isinstance(vector, ServiceUnavailableError):
                 out.append(vector)
                 continue
             try:
-                out.append(self._record(order, as_of, vector, model, served, started))
+                out.append(self._record(order, as_of, None if isinstance(vector, OrderGuardError) else vector,
+                                        model, served, started))
             except OrderGuardError as e:
                 out.append(e)
         return out
