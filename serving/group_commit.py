@@ -19,6 +19,13 @@ batch:
 4. only then is each request answered: an acknowledged order and its decision are
    committed, so a process killed at any point loses nothing it answered for.
 
+Batches overlap by one stage: as soon as a batch is appended, the next one is taken and
+its append goes to the writer while the first is scored and stored (at most ``in_flight``
+batches at once). The writer and the engine each take one call at a time in the order
+given, so every stage sees the batches in arrival order; what the overlap buys is the
+writer's work on one batch alongside the engine's on another (SQLite and the database
+drivers leave Python's lock while they write or wait).
+
 The delay this adds is bounded without a timer: a request waits at most for the batch in
 progress, and a quiet service writes a batch of one at once. ``max_batch`` bounds a
 batch's size (and so the wait of its last request). An event the log cannot encode is
@@ -226,6 +233,7 @@ class ScoreCommitter:
 
     svc: Services
     max_batch: int = 256
+    in_flight: int = 2
     stats: CommitStats = field(default_factory=CommitStats)
     _queue: deque[_Waiting] = field(default_factory=deque)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -253,14 +261,33 @@ class ScoreCommitter:
         return await asyncio.get_running_loop().run_in_executor(self._writer, fn)
 
     async def run(self) -> None:
-        """Write batches until closed and drained."""
+        """Write batches until closed and drained.
+
+        Batches overlap by a stage: once a batch's events are appended the writer is free, and
+        the next batch is taken and its append sent to the writer while the first is scored and
+        stored, up to ``in_flight`` batches at once. Each stage keeps the batches' order, since
+        the writer and the engine each run one call at a time in the order given, and a batch
+        still answers only once its own records are committed.
+        """
+        loop = asyncio.get_running_loop()
+        running: set[asyncio.Task[None]] = set()
         while not (self._closing and not self._queue):
             await self._wake.wait()
             batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
             if not self._queue:
                 self._wake.clear()
-            if batch:
-                await self._commit(batch)
+            if not batch:
+                continue
+            started = time.perf_counter()
+            appending = loop.run_in_executor(self._writer, append_batch, self.svc, [w.event for w in batch])
+            task = asyncio.create_task(self._commit(batch, appending, started))
+            running.add(task)
+            task.add_done_callback(running.discard)
+            await asyncio.wait([appending])
+            while len(running) >= self.in_flight:
+                await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+        if running:
+            await asyncio.gather(*running)
 
     async def close(self, task: asyncio.Task[None]) -> None:
         """Refuse new requests, answer the queued ones, then stop the writer thread."""
@@ -271,7 +298,7 @@ class ScoreCommitter:
         finally:
             self._writer.shutdown(wait=True)
 
-    async def _commit(self, batch: list[_Waiting]) -> None:
+    async def _commit(self, batch: list[_Waiting], appending: asyncio.Future[list[Outcome]], started: float) -> None:
         loop = asyncio.get_running_loop()
         svc = self.svc
         self.stats.batches += 1
@@ -279,8 +306,10 @@ class ScoreCommitter:
         self.stats.largest = max(self.stats.largest, len(batch))
         stats, clock = self.stats, time.perf_counter
         try:
-            started = clock()
-            currents = await loop.run_in_executor(self._writer, append_batch, svc, [w.event for w in batch])
+            currents = await appending
+            # one turn of the loop first: :meth:`run` then sends the next batch's append to the writer before
+            # an engine that works on the loop itself (``serving.worker``) holds it for this batch's scores
+            await asyncio.sleep(0)
             appended = clock()
             answers = await svc.worker.run(score_batch, svc, currents)
             scored = clock()

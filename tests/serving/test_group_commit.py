@@ -20,7 +20,8 @@ from fastapi.testclient import TestClient
 from features.settings import Settings
 from orderguard.errors import InvalidInputError, ServiceUnavailableError
 from orderguard.schema import OrderKey
-from serving.group_commit import Current, ScoreCommitter, append_batch
+from serving import group_commit
+from serving.group_commit import Current, ScoreCommitter, append_batch, store_new
 from serving.services import Services, parse_event
 from tests.factories import api_client
 from tests.serving.test_score_api import site_order
@@ -135,6 +136,45 @@ def test_a_closing_committer_answers_what_is_queued_and_refuses_what_comes_after
     assert [a.record.order_key.channel_order_id for a in answers] == [f"q{i}" for i in range(6)]
     assert all(svc.scores.get(a.record.order_key, a.record.event_version) is not None for a in answers)
     assert isinstance(late, ServiceUnavailableError)
+
+
+def test_the_next_batch_is_appended_while_one_is_scored_and_each_answers_after_its_own_records(
+        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches overlap by a stage: the writer appends the next batch before it stores the one being scored,
+    and still no request is answered before its own record is stored."""
+    svc = _svc(client)
+    events = [parse_event(svc, "site", site_order(f"p{i}", minutes=i)["payload"]) for i in range(6)]
+    writes: list[str] = []
+
+    def appending(s: Services, batch: list[Any]) -> Any:
+        writes.append("append " + ",".join(e.key.channel_order_id for e in batch))
+        return append_batch(s, batch)
+
+    def storing(s: Services, answers: list[Any]) -> Any:
+        writes.append("store " + ",".join(a.record.order_key.channel_order_id for a in answers))
+        return store_new(s, answers)
+
+    monkeypatch.setattr(group_commit, "append_batch", appending)  # the writer's two jobs, logged in its order
+    monkeypatch.setattr(group_commit, "store_new", storing)
+
+    async def run() -> list[Any]:
+        committer = ScoreCommitter(svc, max_batch=2)
+        task = asyncio.create_task(committer.run())
+
+        async def answered(event: Any) -> Any:
+            scored = await committer.score(event)
+            assert svc.scores.get(scored.record.order_key, scored.record.event_version) is not None
+            return scored
+
+        waiting = [asyncio.create_task(answered(e)) for e in events]
+        await asyncio.sleep(0)  # every request is queued
+        await committer.close(task)
+        return [w.result() for w in waiting]
+
+    answers = _on_loop(client, run)
+    assert [a.record.order_key.channel_order_id for a in answers] == [f"p{i}" for i in range(6)]
+    assert writes[:3] == ["append p0,p1", "append p2,p3", "store p0,p1"], writes
+    assert [w for w in writes if w.startswith("store")] == ["store p0,p1", "store p2,p3", "store p4,p5"]
 
 
 def test_batch_route_items_join_one_commit_and_a_repeat_replays(client: TestClient) -> None:
