@@ -659,22 +659,8 @@ class OnlineFeatures:
         way there (measured: about 60 µs an order on the memory store).
         """
         if not self._store.remote:
-            out: list[FeatureVector | OrderGuardError] = []
-            recent: dict[int, tuple[Order, FactGroup]] = {}
-            for order, as_of in orders:
-                out.append(_outcome(self.apply_and_lookup, order, as_of))
-                recent.update(self._recent)
-            self._recent = recent  # the scorer asks each order's keys next
-            return out
-        planned: list[_Planned | OrderGuardError] = []
-        for order, as_of in orders:
-            try:
-                group = order_facts(order, self._declared)
-                queries, owners = self._queries(group_keys(group), to_us(as_of))
-            except OrderGuardError as e:
-                planned.append(e)
-                continue
-            planned.append(_Planned(order, as_of, group, queries, owners))
+            return self._one_at_a_time(orders)
+        planned = [self._planned(order, as_of) for order, as_of in orders]
         plans = [p for p in planned if not isinstance(p, OrderGuardError)]
         self._recent = {id(p.order): (p.order, p.group) for p in plans}
         before = self._watermark, self._evicted_to
@@ -697,7 +683,7 @@ class OnlineFeatures:
                 self._keep(p.group)
             return [plan if isinstance(plan, OrderGuardError) else e for plan in planned]
         done = iter(results)
-        out = []
+        out: list[FeatureVector | OrderGuardError] = []
         for plan in planned:
             if isinstance(plan, OrderGuardError):
                 out.append(plan)
@@ -706,6 +692,29 @@ class OnlineFeatures:
             out.append(self._vector(self._fill(plan.owners, ranges, to_us(plan.as_of)), plan.order,
                                     plan.group.facts[0].attrs, plan.as_of))
         return out
+
+    def _one_at_a_time(self, orders: Sequence[tuple[Order, datetime]]) -> list[FeatureVector | OrderGuardError]:
+        """:meth:`apply_and_lookup` of each order, its error in its place; every order's facts are kept for the
+        scorer's next question (its keys)."""
+        out: list[FeatureVector | OrderGuardError] = []
+        recent: dict[int, tuple[Order, FactGroup]] = {}
+        for order, as_of in orders:
+            try:
+                out.append(self.apply_and_lookup(order, as_of=as_of))
+            except OrderGuardError as e:
+                out.append(e)
+            recent.update(self._recent)
+        self._recent = recent
+        return out
+
+    def _planned(self, order: Order, as_of: datetime) -> _Planned | OrderGuardError:
+        """The order's facts and the ranges its lookup reads, or the error that kept them from being built."""
+        try:
+            group = order_facts(order, self._declared)
+            queries, owners = self._queries(group_keys(group), to_us(as_of))
+        except OrderGuardError as e:
+            return e
+        return _Planned(order, as_of, group, queries, owners)
 
     def lookup(self, subject: Order | EntityKeys, *, as_of: datetime) -> FeatureVector:
         """Every feature as of ``as_of``, for an order's entity keys or explicit keys.
@@ -770,10 +779,3 @@ class OnlineFeatures:
             previous = source
         return values
 
-
-def _outcome(lookup: Callable[..., FeatureVector], order: Order, as_of: datetime) -> FeatureVector | OrderGuardError:
-    """``lookup(order, as_of=as_of)``, or the error it raised."""
-    try:
-        return lookup(order, as_of=as_of)
-    except OrderGuardError as e:
-        return e
