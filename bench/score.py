@@ -387,7 +387,7 @@ _ROUTE_STEPS: tuple[tuple[str, Callable[..., Any]], ...] = (
     ("order log: append (insert, derive, commit)", OrderLog.append),
     ("  of which encoding the events", codec.event_to_dict),
     ("order log: where each event stands", current_states),
-    ("Scorer.score", Scorer.score),
+    ("Scorer.score_many (the batch's scores)", Scorer.score_many),
     ("score log: put_all (insert + commit)", ScoreLog.put_all),
     ("outbox: decision alerts", queue_decision_alerts),
 )
