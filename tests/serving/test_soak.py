@@ -37,8 +37,10 @@ def _request(i: int) -> tuple[str, object]:
                           "labeled_at": (T0 + timedelta(hours=2)).isoformat()}
 
 
-async def _soak(base: str, *, key: str, rate: float, seconds: float) -> tuple[Counter[int], list[float], float]:
+async def _soak(base: str, *, key: str, rate: float, seconds: float
+                ) -> tuple[Counter[int], list[float], float, list[str]]:
     statuses: Counter[int] = Counter()
+    failures: list[str] = []  # what each request that got no answer met, for the assertion's message
     latencies: list[float] = []
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits,
@@ -52,8 +54,9 @@ async def _soak(base: str, *, key: str, rate: float, seconds: float) -> tuple[Co
             try:
                 response = await client.post(path, json=body)
                 statuses[response.status_code] += 1
-            except httpx.HTTPError:
+            except httpx.HTTPError as e:
                 statuses[0] += 1
+                failures.append(f"{path} #{i}: {type(e).__name__}: {e}")
             latencies.append(time.perf_counter() - sent)
 
         start = time.perf_counter()
@@ -65,7 +68,7 @@ async def _soak(base: str, *, key: str, rate: float, seconds: float) -> tuple[Co
             tasks.append(asyncio.create_task(one(i)))
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - start
-    return statuses, latencies, elapsed
+    return statuses, latencies, elapsed, failures
 
 
 def test_a_minute_at_a_fixed_open_loop_rate_answers_every_request(tmp_path: Path) -> None:
@@ -74,7 +77,7 @@ def test_a_minute_at_a_fixed_open_loop_rate_answers_every_request(tmp_path: Path
     port = free_port()
     key = api_key(f"sqlite:///{tmp_path}/orderguard.db", "order_system", "reviewer")
     with serve_process(tmp_path, port):
-        statuses, latencies, elapsed = asyncio.run(_soak(f"http://127.0.0.1:{port}", key=key, rate=rate,
+        statuses, latencies, elapsed, failures = asyncio.run(_soak(f"http://127.0.0.1:{port}", key=key, rate=rate,
                                                          seconds=seconds))
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             health = client.get("/healthz").json()
@@ -82,6 +85,6 @@ def test_a_minute_at_a_fixed_open_loop_rate_answers_every_request(tmp_path: Path
     quantiles = statistics.quantiles(latencies, n=100)
     print(f"soak: {sent} requests at {rate:g}/s over {elapsed:.1f} s; answers {dict(statuses)}; "
           f"p50 {quantiles[49] * 1000:.1f} ms, p99 {quantiles[98] * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms")
-    assert set(statuses) <= {200, 201}, statuses
+    assert set(statuses) <= {200, 201}, (statuses, failures)
     orders = sum(1 for i in range(sent) if i % 10 < 9)
     assert health["orders"] == health["events"] == orders  # every acknowledged order, once
