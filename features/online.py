@@ -72,6 +72,7 @@ from features.specs import ZERO_WHEN_EMPTY, Agg, Condition, FeatureSet, FeatureS
 from features.stores.base import FactRange, OnlineStore, RangeQuery, Step
 from features.stores.memory import MemoryStore
 from features.windows import from_us, to_us
+from orderguard.clearing_cache import ClearingCache
 from orderguard.clock import Clock
 from orderguard.enrich import Gazetteer
 from orderguard.errors import ConfigError, OrderGuardError, ServiceUnavailableError
@@ -460,7 +461,8 @@ class OnlineFeatures:
         self._watermark: int | None = None
         self._evicted_to: int | None = None
         self._recent: dict[int, tuple[Order, FactGroup]] = {}  # by id(order): the last call's orders
-        self._reference_cache: dict[tuple[str | None, str, str, str] | None, Mapping[str, AttrValue]] = {}
+        self._reference_cache: ClearingCache[tuple[str | None, str, str, str] | None, Mapping[str, AttrValue]] = (
+            ClearingCache(_REFERENCE_CACHE_SIZE))
         self._backlog: dict[str, FactGroup] = {}
         self._backlog_limit = backlog_limit
 
@@ -596,14 +598,8 @@ class OnlineFeatures:
         thousand (phone block, district) pairs come back all day. The cache is bounded:
         it starts afresh when full.
         """
-        inputs = reference_inputs(order)
-        found = self._reference_cache.get(inputs)
-        if found is None:
-            found = reference_attributes(order, gazetteer=self._gazetteer)
-            if len(self._reference_cache) >= _REFERENCE_CACHE_SIZE:
-                self._reference_cache.clear()
-            self._reference_cache[inputs] = found
-        return found
+        return self._reference_cache.get(reference_inputs(order),
+                                         lambda _: reference_attributes(order, gazetteer=self._gazetteer))
 
     def _facts_of(self, order: Order) -> FactGroup:
         recent = self._recent.get(id(order))

@@ -39,6 +39,7 @@ from sqlalchemy.engine import Connection, Engine
 from orderguard.clock import as_utc
 from orderguard.dbkeys import pairs_in
 from orderguard.errors import EventConflictError, InvalidInputError, must
+from orderguard.ingest.codec import stored_json
 from orderguard.ingest.orderlog import FULFILMENT_EVENTS, AppendOutcome, connection_guard, redacted
 from orderguard.schema import Channel, OrderKey
 
@@ -312,14 +313,14 @@ class FulfilmentLog:
                 .where(c.channel == key.channel.value, c.channel_order_id == key.channel_order_id)
                 .order_by(c.event_time, c.id))
         with self._guard(), self._engine.connect() as conn:
-            return [event_from_row(_mapping(p), r) for p, r in conn.execute(stmt)]
+            return [event_from_row(stored_json(p), r) for p, r in conn.execute(stmt)]
 
     def after(self, cursor: int, *, limit: int = 5000) -> list[StoredStep]:
         """Reports stored after row ``cursor``, oldest row first (the sweeper's feed)."""
         c = FULFILMENT_EVENTS.c
         stmt = sa.select(c.id, c.payload, c.received_at).where(c.id > cursor).order_by(c.id).limit(limit)
         with self._guard(), self._engine.connect() as conn:
-            return [StoredStep(int(i), event_from_row(_mapping(p), r)) for i, p, r in conn.execute(stmt)]
+            return [StoredStep(int(i), event_from_row(stored_json(p), r)) for i, p, r in conn.execute(stmt)]
 
     def iter_range(self, *, start: datetime | None = None, end: datetime | None = None,
                    page: int = 5000) -> Iterator[StoredStep]:
@@ -338,7 +339,7 @@ class FulfilmentLog:
             with self._guard(), self._engine.connect() as conn:
                 rows = conn.execute(stmt.order_by(c.event_time, c.id).limit(page)).all()
             for i, p, r, _ in rows:
-                yield StoredStep(int(i), event_from_row(_mapping(p), r))
+                yield StoredStep(int(i), event_from_row(stored_json(p), r))
             if len(rows) < page:
                 return
             after = (rows[-1][3], int(rows[-1][0]))
@@ -353,7 +354,3 @@ class FulfilmentLog:
         """How many reports are stored."""
         with self._guard(), self._engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(FULFILMENT_EVENTS)).scalar_one())
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else json.loads(value)
