@@ -3,10 +3,11 @@
 The gazetteer's places and phone homes, the describer's phrases and the online engine's
 reference attributes are pure answers asked again and again on the score path (a day's
 orders repeat the same districts, phone blocks and feature values), and each costs
-microseconds to work out against a fraction of one to look up. Why not ``functools.lru_cache``: it would hold the instance alive and share one
-bound across instances, and its bookkeeping costs more per hit than these lookups save; a
-cache that starts afresh when full bounds the memory that made-up inputs could take, which
-is all these need.
+microseconds to work out against a fraction of one to look up. Why not
+``functools.lru_cache``: it would hold the instance alive and share one bound across
+instances, and its bookkeeping costs more per hit than these lookups save; a cache that
+starts afresh when full bounds the memory that made-up inputs could take, which is all
+these need.
 
 Shared between threads: a lookup reads the dict once, so another thread's clear between
 the read and the use cannot make it raise; a lost race costs one more computation.
