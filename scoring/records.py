@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -175,10 +176,14 @@ def _first_per_version(records: Sequence[ScoreRecord]) -> dict[tuple[str, int], 
 
 
 #: The score route's statements, built once: SQLAlchemy's construction of a statement costs more than the
-#: statement itself on SQLite (the score route stores records hundreds of times a second).
-_VERSIONS_OF_KEYS = sa.select(SCORE_RECORDS.c.order_key, SCORE_RECORDS.c.event_version).where(
-    SCORE_RECORDS.c.order_key.in_(sa.bindparam("keys", expanding=True)))
-_INSERT = SCORE_RECORDS.insert()
+#: statement itself on SQLite (the score route stores records hundreds of times a second). A record goes in
+#: only where its order version has none (``ON CONFLICT DO NOTHING``), and the statement names the versions
+#: it stored: one statement per batch, where a read of the versions present followed by the insert took two
+#: (each a wait for the interpreter lock on the writer thread of a busy service: ``serving.group_commit``).
+_INSERT_NEW = {
+    name: insert(SCORE_RECORDS).on_conflict_do_nothing(index_elements=["order_key", "event_version"])
+    .returning(SCORE_RECORDS.c.order_key, SCORE_RECORDS.c.event_version)
+    for name, insert in (("sqlite", sqlite.insert), ("postgresql", postgresql.insert))}
 
 
 class ScoreLog:
@@ -186,6 +191,7 @@ class ScoreLog:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._dialect = engine.dialect.name
 
     def _guard(self) -> AbstractContextManager[None]:
         # a lost database is a 503 the order system retries, as for the order log: the score route
@@ -217,21 +223,19 @@ class ScoreLog:
         record of each version (the first given, or the one already there), in no particular order.
 
         The score route's group commit (``serving.group_commit``): one transaction for all the
-        requests in flight. Should another process store one of these versions between the read
-        and the insert, the records are stored one by one instead, each keeping what is there.
+        requests in flight, one statement when every version is new. A version stored already
+        (a retry, or another process in between: the insert skips it, it does not fail) is
+        read back, since that record is what every later call replays.
         """
         if not records:
             return []
         c = SCORE_RECORDS.c
-        try:
-            with self._guard(), self._engine.begin() as conn:
-                wanted, present = self._insert_fresh(conn, records)
-                kept = {} if not present else {  # a retry's version: read the record every later call replays
-                    ident: record_from_row(row) for row in conn.execute(
-                        sa.select(SCORE_RECORDS).where(c.order_key.in_({k for k, _ in present})))
-                    if (ident := (row.order_key, row.event_version)) in present}
-        except IntegrityError:
-            return [self.put(r) for r in _first_per_version(records).values()]
+        with self._guard(), self._engine.begin() as conn:
+            wanted, present = self._insert_fresh(conn, records)
+            kept = {} if not present else {  # a retry's version: read the record every later call replays
+                ident: record_from_row(row) for row in conn.execute(
+                    sa.select(SCORE_RECORDS).where(c.order_key.in_({k for k, _ in present})))
+                if (ident := (row.order_key, row.event_version)) in present}
         return [kept.get(ident, r) for ident, r in wanted.items()]
 
     def put_many(self, records: Sequence[ScoreRecord]) -> int:
@@ -246,19 +250,13 @@ class ScoreLog:
             wanted, present = self._insert_fresh(conn, records)
         return len(wanted) - len(present)
 
-    @staticmethod
-    def _insert_fresh(conn: Connection, records: Sequence[ScoreRecord]
+    def _insert_fresh(self, conn: Connection, records: Sequence[ScoreRecord]
                       ) -> tuple[dict[tuple[str, int], ScoreRecord], set[tuple[str, int]]]:
         """Insert the first record of each order version that has none stored; return each version's first
-        record and the versions that were stored already (looked up by order key, then narrowed here: a
-        row-value IN of the versions would scan the table on SQLite)."""
+        record and the versions that were stored already (those the insert did not name)."""
         wanted = _first_per_version(records)
-        present = {ident for row in conn.execute(_VERSIONS_OF_KEYS, {"keys": sorted({k for k, _ in wanted})})
-                   if (ident := (row.order_key, row.event_version)) in wanted}
-        fresh = [r for ident, r in wanted.items() if ident not in present]
-        if fresh:
-            conn.execute(_INSERT, [_row(r) for r in fresh])
-        return wanted, present
+        stored = conn.execute(_INSERT_NEW[self._dialect], [_row(r) for r in wanted.values()])
+        return wanted, set(wanted).difference((row.order_key, row.event_version) for row in stored)
 
     def latest(self, key: OrderKey) -> ScoreRecord | None:
         """The newest record of an order (highest event version)."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -59,3 +61,29 @@ def test_put_all_and_put_many_keep_the_first_record_of_each_version(order_log: O
     assert kept == {7: 56.5, 8: 10.0} and scores.count() == 2
     assert scores.put_many([record(event_version=8), record(event_version=9), record(event_version=9)]) == 1
     assert scores.count() == 3
+
+
+def test_two_writers_storing_overlapping_batches_each_answer_the_one_stored_record(order_log: OrderLog) -> None:
+    """Two processes (two engines) store batches sharing versions at the same moment: neither fails, every
+    version keeps one record, and both are answered with that record, whoever stored it."""
+    other = OrderLog.open(order_log.engine.url.render_as_string(hide_password=False))
+    try:
+        logs = (ScoreLog(order_log.engine), ScoreLog(other.engine))
+        for round_ in range(15):
+            versions = range(100 * round_, 100 * round_ + 6)
+            batches = ([record(event_version=v, score=1.0) for v in versions],
+                       [record(event_version=v, score=2.0) for v in reversed(versions)])
+            start = threading.Barrier(2)
+
+            def store(log: ScoreLog, batch: list[ScoreRecord], start: threading.Barrier = start) -> dict[int, float]:
+                start.wait()
+                return {r.event_version: r.score for r in log.put_all(batch)}
+
+            with ThreadPoolExecutor(2) as pool:
+                first, second = pool.map(store, logs, batches)
+            stored = {v: logs[0].get(OrderKey(Channel.DOUYIN, "123"), v) for v in versions}
+            assert first == second == {v: r.score for v, r in stored.items() if r is not None}
+            assert set(first) == set(versions)
+        assert logs[0].count() == 15 * 6
+    finally:
+        other.close()
