@@ -255,7 +255,9 @@ class ScoreLog:
         """Insert the first record of each order version that has none stored; return each version's first
         record and the versions that were stored already (those the insert did not name)."""
         wanted = _first_per_version(records)
-        stored = conn.execute(_INSERT_NEW[self._dialect], [_row(r) for r in wanted.values()])
+        # in key order: two PostgreSQL transactions inserting the same versions then wait on each other's rows in
+        # one order, where given orders could each hold a row the other waits on (a deadlock, found by a test)
+        stored = conn.execute(_INSERT_NEW[self._dialect], [_row(wanted[ident]) for ident in sorted(wanted)])
         return wanted, set(wanted).difference((row.order_key, row.event_version) for row in stored)
 
     def latest(self, key: OrderKey) -> ScoreRecord | None:
