@@ -25,7 +25,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
 
 from orderguard.ingest.orderlog import SCORE_RECORDS, connection_guard, redacted
 from orderguard.schema import OrderKey
@@ -191,7 +190,7 @@ class ScoreLog:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._dialect = engine.dialect.name
+        self._insert_new = _INSERT_NEW[engine.dialect.name]
 
     def _guard(self) -> AbstractContextManager[None]:
         # a lost database is a 503 the order system retries, as for the order log: the score route
@@ -208,15 +207,7 @@ class ScoreLog:
 
     def put(self, record: ScoreRecord) -> ScoreRecord:
         """Store ``record`` unless that order version has one already; return the stored one."""
-        try:
-            with self._guard(), self._engine.begin() as conn:
-                conn.execute(SCORE_RECORDS.insert().values(**_row(record)))
-        except IntegrityError:
-            existing = self.get(record.order_key, record.event_version)
-            if existing is None:
-                raise
-            return existing
-        return record
+        return self.put_all([record])[0]
 
     def put_all(self, records: Sequence[ScoreRecord]) -> list[ScoreRecord]:
         """Store each record unless its order version has one already, in one transaction; return the stored
@@ -257,7 +248,7 @@ class ScoreLog:
         wanted = _first_per_version(records)
         # in key order: two PostgreSQL transactions inserting the same versions then wait on each other's rows in
         # one order, where given orders could each hold a row the other waits on (a deadlock, found by a test)
-        stored = conn.execute(_INSERT_NEW[self._dialect], [_row(wanted[ident]) for ident in sorted(wanted)])
+        stored = conn.execute(self._insert_new, [_row(wanted[ident]) for ident in sorted(wanted)])
         return wanted, set(wanted).difference((row.order_key, row.event_version) for row in stored)
 
     def latest(self, key: OrderKey) -> ScoreRecord | None:
