@@ -203,6 +203,15 @@ class _Waiting:
     answer: asyncio.Future[Scored]
 
 
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """A batch whose append is on the writer: its requests, the append's future and when it was sent."""
+
+    batch: list[_Waiting]
+    appending: asyncio.Future[list[Outcome]]
+    started: float
+
+
 @dataclass(slots=True)
 class CommitStats:
     """How batches have formed since the start: the load the writer sees (``/metrics``-style counters)."""
@@ -263,31 +272,45 @@ class ScoreCommitter:
     async def run(self) -> None:
         """Write batches until closed and drained.
 
-        Batches overlap by a stage: once a batch's events are appended the writer is free, and
-        the next batch is taken and its append sent to the writer while the first is scored and
-        stored, up to ``in_flight`` batches at once. Each stage keeps the batches' order, since
-        the writer and the engine each run one call at a time in the order given, and a batch
-        still answers only once its own records are committed.
+        Batches overlap by a stage: once a batch's events are appended, the next batch (if one
+        is queued) is taken and its append sent to the writer *before* the first batch's
+        scoring starts, so the writer works on it while the engine scores, up to ``in_flight``
+        batches at once. The order is set here, not left to the loop's scheduling: the writer
+        runs its calls first come, first served, so the next append is ahead of this batch's
+        record transaction. Each stage keeps the batches' order, and a batch still answers
+        only once its own records are committed.
         """
         loop = asyncio.get_running_loop()
         running: set[asyncio.Task[None]] = set()
-        while not (self._closing and not self._queue):
-            await self._wake.wait()
-            batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
-            if not self._queue:
-                self._wake.clear()
-            if not batch:
+        sent: _Sent | None = None
+        while True:
+            if sent is None:
+                if self._closing and not self._queue:
+                    break
+                await self._wake.wait()
+                sent = self._send_next(loop)
                 continue
-            started = time.perf_counter()
-            appending = loop.run_in_executor(self._writer, append_batch, self.svc, [w.event for w in batch])
-            task = asyncio.create_task(self._commit(batch, appending, started))
+            await asyncio.wait([sent.appending])
+            following = self._send_next(loop) if len(running) + 1 < self.in_flight else None
+            task = asyncio.create_task(self._commit(sent))
             running.add(task)
             task.add_done_callback(running.discard)
-            await asyncio.wait([appending])
+            sent = following
             while len(running) >= self.in_flight:
                 await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
         if running:
             await asyncio.gather(*running)
+
+    def _send_next(self, loop: asyncio.AbstractEventLoop) -> _Sent | None:
+        """Take the queued requests (up to ``max_batch``) and send their append to the writer; None if none wait."""
+        batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+        if not self._queue:
+            self._wake.clear()
+        if not batch:
+            return None
+        started = time.perf_counter()
+        appending = loop.run_in_executor(self._writer, append_batch, self.svc, [w.event for w in batch])
+        return _Sent(batch, appending, started)
 
     async def close(self, task: asyncio.Task[None]) -> None:
         """Refuse new requests, answer the queued ones, then stop the writer thread."""
@@ -298,18 +321,15 @@ class ScoreCommitter:
         finally:
             self._writer.shutdown(wait=True)
 
-    async def _commit(self, batch: list[_Waiting], appending: asyncio.Future[list[Outcome]], started: float) -> None:
+    async def _commit(self, sent: _Sent) -> None:
         loop = asyncio.get_running_loop()
-        svc = self.svc
+        svc, batch, started = self.svc, sent.batch, sent.started
         self.stats.batches += 1
         self.stats.requests += len(batch)
         self.stats.largest = max(self.stats.largest, len(batch))
         stats, clock = self.stats, time.perf_counter
         try:
-            currents = await appending
-            # one turn of the loop first: :meth:`run` then sends the next batch's append to the writer before
-            # an engine that works on the loop itself (``serving.worker``) holds it for this batch's scores
-            await asyncio.sleep(0)
+            currents = await sent.appending
             appended = clock()
             answers = await svc.worker.run(score_batch, svc, currents)
             scored = clock()
