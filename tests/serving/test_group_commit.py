@@ -138,27 +138,29 @@ def test_a_closing_committer_answers_what_is_queued_and_refuses_what_comes_after
     assert isinstance(late, ServiceUnavailableError)
 
 
-def test_the_next_batch_is_appended_while_one_is_scored_and_each_answers_after_its_own_records(
-        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Batches overlap by a stage: the writer appends the next batch before it stores the one being scored,
-    and still no request is answered before its own record is stored."""
+def _writer_order(client: TestClient, monkeypatch: pytest.MonkeyPatch, *, in_flight: int) -> list[str]:
+    """The writer's jobs in the order it ran them, for six queued requests in batches of two; each request is
+    checked to be answered only once its own record is stored, and the answers to come back in order."""
     svc = _svc(client)
-    events = [parse_event(svc, "site", site_order(f"p{i}", minutes=i)["payload"]) for i in range(6)]
+    events = [parse_event(svc, "site", site_order(f"f{in_flight}-{i}", minutes=i)["payload"]) for i in range(6)]
     writes: list[str] = []
 
+    def number(order_id: str) -> str:
+        return order_id.rpartition("-")[2]
+
     def appending(s: Services, batch: list[Any]) -> Any:
-        writes.append("append " + ",".join(e.key.channel_order_id for e in batch))
+        writes.append("append " + ",".join(number(e.key.channel_order_id) for e in batch))
         return append_batch(s, batch)
 
     def storing(s: Services, answers: list[Any]) -> Any:
-        writes.append("store " + ",".join(a.record.order_key.channel_order_id for a in answers))
+        writes.append("store " + ",".join(number(a.record.order_key.channel_order_id) for a in answers))
         return store_new(s, answers)
 
     monkeypatch.setattr(group_commit, "append_batch", appending)  # the writer's two jobs, logged in its order
     monkeypatch.setattr(group_commit, "store_new", storing)
 
     async def run() -> list[Any]:
-        committer = ScoreCommitter(svc, max_batch=2)
+        committer = ScoreCommitter(svc, max_batch=2, in_flight=in_flight)
         task = asyncio.create_task(committer.run())
 
         async def answered(event: Any) -> Any:
@@ -172,9 +174,25 @@ def test_the_next_batch_is_appended_while_one_is_scored_and_each_answers_after_i
         return [w.result() for w in waiting]
 
     answers = _on_loop(client, run)
-    assert [a.record.order_key.channel_order_id for a in answers] == [f"p{i}" for i in range(6)]
-    assert writes[:3] == ["append p0,p1", "append p2,p3", "store p0,p1"], writes
-    assert [w for w in writes if w.startswith("store")] == ["store p0,p1", "store p2,p3", "store p4,p5"]
+    assert [number(a.record.order_key.channel_order_id) for a in answers] == [str(i) for i in range(6)]
+    return writes
+
+
+def test_the_next_batch_is_appended_while_one_is_scored_and_each_answers_after_its_own_records(
+        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches overlap by a stage: the writer appends the next batch before it stores the one being scored
+    (set by the committer, not by how the loop happens to schedule its tasks), and still no request is
+    answered before its own record is stored."""
+    writes = _writer_order(client, monkeypatch, in_flight=2)
+    assert writes[:3] == ["append 0,1", "append 2,3", "store 0,1"], writes
+    assert [w for w in writes if w.startswith("store")] == ["store 0,1", "store 2,3", "store 4,5"]
+
+
+def test_one_batch_in_flight_runs_each_batch_to_its_end_before_the_next(
+        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``in_flight=1`` turns the overlap off: append, store, append, store."""
+    assert _writer_order(client, monkeypatch, in_flight=1) == [
+        "append 0,1", "store 0,1", "append 2,3", "store 2,3", "append 4,5", "store 4,5"]
 
 
 def test_batch_route_items_join_one_commit_and_a_repeat_replays(client: TestClient) -> None:
