@@ -39,9 +39,10 @@ is charged for the requests it delayed (no coordinated omission); requests still
 unanswered 3 s after the last scheduled send are counted as timeouts and the run ends
 there. Each request to the real app is a different held-out order (scoring ingests it).
 Between runs the bench waits until the server answers a health check promptly. Then the
-maximum throughput of each, closed-loop with 64 connections. Each run prints the CPU each party used (cores busy, from
-``/proc``: the service's processes, Redis, PostgreSQL, the load generator, the whole
-machine), which says what bounds it: the service's one core, or the machine.
+maximum throughput of each, closed-loop with 64 connections. Each run prints the CPU each
+party used (cores busy, from ``/proc``: the service's processes, Redis, PostgreSQL, the
+load generator, the whole machine), which says what bounds it: the service's one core,
+or the machine.
 
 **(c) Profile.** cProfile over ``Scorer.score`` and over the score route's work
 without the HTTP server (``serving.services.score_and_store`` inside the real app's
