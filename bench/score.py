@@ -104,7 +104,7 @@ from features.stores import MemoryStore
 from orderguard.access import KeyRing, Principal, Role, key_hash
 from orderguard.clock import SystemClock
 from orderguard.enrich import Gazetteer
-from orderguard.heap import release_heap, settle_heap
+from orderguard.heap import release_heap, settle_heap, settled_heap
 from orderguard.ingest import codec
 from orderguard.ingest.channels import get_adapter
 from orderguard.ingest.channels.kit import DocumentAdapter
@@ -819,14 +819,12 @@ def _collector_off() -> Iterator[None]:
     was sent or read; the ~60 requests then sent at once made that run's p99 220 ms (the server
     had been idle throughout). A run allocates a few thousand tasks; they wait for the end.
     """
-    gc.collect()
-    gc.freeze()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-        gc.unfreeze()
+    with settled_heap():  # collected and frozen as the service settles its own
+        gc.disable()
+        try:
+            yield
+        finally:
+            gc.enable()
 
 
 def load_job(port: int, bodies_file: str, first: int, count: int, rate: float | None, seconds: float,
